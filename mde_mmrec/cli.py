@@ -1,0 +1,57 @@
+"""`mde-mmrec`: the one command-line entry point.
+
+Each sub-command lives in its own module, which exposes ``register(subparsers)``; that function adds
+its parser(s) and sets ``func`` (called with the parsed ``args``, returns an exit code or None).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+from .errors import MdeMmrecError
+
+# module -> the sub-commands it registers
+COMMAND_MODULES = (
+    "installer",    # install, uninstall
+    "usergraph",    # user-graph
+    "synthetic",    # make-data
+    "demo",         # demo
+    "compare",      # compare
+    "grid",         # grid
+    "reproduce",    # reproduce
+    "bench",        # bench
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mde-mmrec", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mde-mmrec {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"mde_mmrec.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return int(args.func(args) or 0)
+    except MdeMmrecError as exc:
+        print(f"mde-mmrec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mde-mmrec {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
