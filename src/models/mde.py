@@ -1,0 +1,629 @@
+# coding: utf-8
+r"""MDE: Modality Discrimination Enhancement for Multi-modal Recommendation (Zhou, Wang, Zhan).
+
+A plugin model for MMRec (``python main.py -m MDE -d baby``). Section II of the paper, equation by equation:
+
+Inputs (eq. 1). Per modality :math:`m \in \{v, t\}` the item features :math:`E^i_m` are projected to ``d``
+(``embedding_size``) by a learned projection; the user features :math:`E^u_m` are free, Xavier-initialised.
+
+Heterogeneous graph (eq. 2-3), LightGCN over the symmetric-normalised user-item graph of the training data:
+
+.. math::
+    E_m^{l+1} = D^{-1/2} A D^{-1/2} E_m^l, \qquad E_m^0 = E_m^u \| E_m^i, \qquad
+    \bar H_m = \frac{1}{L+1} \sum_{l=0}^{L} E_m^l
+
+Homogeneous graphs (eq. 4): user-user co-occurrence (top ``user_knn_k``) and per-modality item-item cosine
+kNN (top ``item_knn_k``); one convolution, :math:`H^*_m = A_m \bar H_m` (plus :math:`\bar H_m` when
+``homogeneous_residual``, as DRAGON does).
+
+Fusion (eq. 5): :math:`P = \mathrm{softmax}(W)`, :math:`h = P_v H^*_v \| P_t H^*_t`,
+:math:`\hat y_{ui} = h_u^\top h_i`.
+
+Modality Difference Amplification (eq. 6), :math:`H_{diff} = -|H^*_v - H^*_t| \odot W_{diff}`; Modality
+Similarity Alignment (eq. 7), InfoNCE in both directions weighted by :math:`W_{cl}`; Node-Level Trade-off
+(eq. 8), :math:`W_{diff} = |P_v - P_t|`, :math:`W_{cl} = 1 - |P_v - P_t|`.
+
+Objective (eq. 9-11): :math:`L = L_g + L_v + L_t + L_{diff} + L_{cl} + \sigma_{reg} \|\Theta\|^2`.
+
+Where the paper is ambiguous the choice is a config switch; README's "Paper to code" table lists each.
+Everything here needs only torch, numpy and scipy, plus MMRec's ``common.abstract_recommender``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from dataclasses import dataclass, fields
+from typing import NamedTuple, Optional
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from common.abstract_recommender import GeneralRecommender
+
+logger = logging.getLogger(__name__)
+
+GRAPH_CACHE_VERSION = 1  # bump when graph construction changes, so old cache files are never reused
+
+
+# --------------------------------------------------------------------------------------------------
+# Hyperparameters: read from the config in one place
+# --------------------------------------------------------------------------------------------------
+
+_CHOICES = {
+    "tradeoff": ("preference", "independent"),
+    "diff_form": ("bounded", "literal"),
+    "cl_negatives": ("batch", "all"),
+    "user_graph_weighting": ("softmax", "mean"),
+    "feature_projection": ("linear", "mlp"),
+    "reg_scope": ("batch", "all_parameters"),
+}
+
+
+@dataclass(frozen=True)
+class MDEHyperParameters:
+    """Every MDE setting, with the paper's symbol where it has one (see MDE.yaml for the documentation)."""
+
+    embedding_size: int          # d
+    n_layers: int                # L, heterogeneous LightGCN layers
+    user_knn_k: int              # K for the user co-occurrence graph
+    item_knn_k: int              # K for the item similarity graphs
+    cl_weight: float             # sigma_cl
+    diff_weight: float           # sigma_diff
+    reg_weight: float            # sigma_reg
+    cl_temperature: float        # tau
+    use_mda: bool                # Table II: w/o MDA when False
+    use_msa: bool                # Table II: w/o MSA when False
+    use_nlt: bool                # Table II: w/o NLT when False (constant trade-off weights = 1)
+    fixed_text_weight: Optional[float]  # Fig. 2 variant A: P_t = w_t, P_v = 1 - w_t for every node
+    tradeoff: str                # "preference" (eq. 8) | "independent" (Fig. 2 variant B)
+    tradeoff_grad: bool          # let gradients flow from L_diff / L_cl into the preferences
+    diff_form: str               # "bounded" (stated intent, default) | "literal" (eq. 6 as printed)
+    cl_negatives: str            # "batch" (the batch's items) | "all" (every item, as printed)
+    align_users: bool            # apply MDA / MSA to the batch's users too (paper: items only)
+    homogeneous_residual: bool   # H* = H + A H (DRAGON) instead of H* = A H (eq. 4 as printed)
+    user_graph_weighting: str    # co-occurrence edge weights: "softmax" of counts (DRAGON) | "mean"
+    feature_projection: str      # "linear" | "mlp" (DRAGON's d_m -> 4d -> d)
+    reg_scope: str               # "batch": the batch's layer-0 embeddings | "all_parameters": ||Theta||^2
+    graph_cache: bool            # cache the homogeneous graphs on disk beside the dataset
+
+    @classmethod
+    def from_config(cls, config) -> "MDEHyperParameters":
+        values = {}
+        for field in fields(cls):
+            name = field.name
+            if name not in config:
+                raise ValueError(
+                    f"MDE: hyperparameter '{name}' is missing from the configuration "
+                    f"(src/configs/model/MDE.yaml); add it there (see mde-mmrec's MDE.yaml) or pass --{name}=VALUE")
+            values[name] = _coerce(name, config[name], field.type)
+        return cls(**values)
+
+    def __post_init__(self):
+        for name in ("embedding_size", "n_layers", "user_knn_k", "item_knn_k"):
+            if getattr(self, name) < (0 if name == "n_layers" else 1):
+                raise ValueError(f"MDE: '{name}' must be a positive integer, got {getattr(self, name)} (MDE.yaml)")
+        for name in ("cl_weight", "diff_weight", "reg_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"MDE: '{name}' must be >= 0, got {getattr(self, name)} (MDE.yaml)")
+        if self.cl_temperature <= 0:
+            raise ValueError(f"MDE: 'cl_temperature' must be > 0, got {self.cl_temperature} (MDE.yaml)")
+        if self.fixed_text_weight is not None and not 0.0 <= self.fixed_text_weight <= 1.0:
+            raise ValueError(f"MDE: 'fixed_text_weight' must be null or in [0, 1], got {self.fixed_text_weight}")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"MDE: '{name}' must be one of {choices}, got {getattr(self, name)!r} (MDE.yaml)")
+
+
+def _coerce(name, value, annotation):
+    """Check one config value against its declared type; grid lists that reached the model are an error."""
+    if isinstance(value, (list, tuple)):
+        raise ValueError(f"MDE: '{name}' is a list {value!r}; list it in hyper_parameters to grid-search it, "
+                         f"or give a single value (MDE.yaml or --{name}=VALUE)")
+    kind = str(annotation)
+    try:
+        if "Optional" in kind:
+            return None if value is None else float(value)
+        if kind in ("int", "<class 'int'>"):
+            if float(value) != int(value):
+                raise ValueError
+            return int(value)
+        if kind in ("float", "<class 'float'>"):
+            return float(value)
+        if kind in ("bool", "<class 'bool'>"):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError
+            return bool(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"MDE: hyperparameter '{name}' has an invalid value {value!r} "
+                         f"(expected {kind}); fix it in MDE.yaml or the --{name}= override") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Graph construction (numpy / scipy / torch on the CPU, once at model construction)
+# --------------------------------------------------------------------------------------------------
+
+def normalized_bipartite_adjacency(interactions: sp.spmatrix) -> sp.csr_matrix:
+    """Eq. 2: :math:`D^{-1/2} A D^{-1/2}` of the user-item graph, nodes ordered users then items."""
+    r = sp.csr_matrix(interactions, dtype=np.float32)
+    r.data[:] = 1.0
+    r.sum_duplicates()
+    r.data[:] = 1.0
+    adj = sp.bmat([[None, r], [r.T, None]], format="csr")
+    degree = np.asarray(adj.sum(axis=1)).ravel()
+    inv_sqrt = np.zeros_like(degree)
+    np.power(degree, -0.5, out=inv_sqrt, where=degree > 0)  # isolated nodes (users without items) keep 0
+    scale = sp.diags(inv_sqrt)
+    return (scale @ adj @ scale).tocsr().astype(np.float32)
+
+
+def _topk_per_row(block: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of each row of a CSR block; ties go to the smaller column id."""
+    block = block.tocsr()
+    block.sort_indices()
+    rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+    order = np.lexsort((block.indices, -block.data, rows))  # row, then value desc, then column asc
+    rows, cols, vals = rows[order], block.indices[order], block.data[order]
+    starts = np.searchsorted(rows, rows, side="left")
+    keep = (np.arange(len(rows)) - starts) < k
+    return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=block.shape)
+
+
+def cooccurrence_topk(interactions: sp.spmatrix, k: int, block_rows: int = 8192) -> sp.csr_matrix:
+    """Eq. 4 (users): number of common training items between users, top-k per user, no self-loops.
+
+    Computed as a sparse product :math:`R R^\\top` in row blocks, so no dense users x users matrix exists.
+    """
+    r = sp.csr_matrix(interactions, dtype=np.float32)
+    r.sum_duplicates()
+    r.data[:] = 1.0
+    rt = r.T.tocsr()
+    n_users = r.shape[0]
+    blocks = []
+    for start in range(0, n_users, block_rows):
+        stop = min(start + block_rows, n_users)
+        counts = (r[start:stop] @ rt).tocoo()
+        off_diagonal = counts.row + start != counts.col
+        counts = sp.csr_matrix((counts.data[off_diagonal], (counts.row[off_diagonal], counts.col[off_diagonal])),
+                               shape=counts.shape)
+        blocks.append(_topk_per_row(counts, k))
+    return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 0), dtype=np.float32)
+
+
+def cosine_knn(features: torch.Tensor, k: int, block_rows: int = 2048) -> sp.csr_matrix:
+    """Eq. 4 (items): top-k items by cosine similarity of the raw features, no self-loops, 0/1 entries.
+
+    Row blocks of the similarity matrix are computed and reduced to their top-k at once, so memory is
+    ``block_rows x n_items``. All-zero feature rows carry no similarity: they get no neighbours and are
+    nobody's neighbour. ``k`` larger than the number of candidates keeps every candidate.
+    """
+    x = features.detach().to("cpu", torch.float32)
+    norms = x.norm(dim=1, keepdim=True)
+    valid = norms.squeeze(1) > 0
+    x = x / norms.clamp_min(1e-12)
+    n = x.shape[0]
+    k_eff = min(k, int(valid.sum()) - 1)
+    if k_eff <= 0:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    rows, cols = [], []
+    invalid_cols = ~valid
+    for start in range(0, n, block_rows):
+        stop = min(start + block_rows, n)
+        sim = x[start:stop] @ x.T
+        sim[:, invalid_cols] = -float("inf")
+        sim[torch.arange(stop - start), torch.arange(start, stop)] = -float("inf")  # no self-loops
+        top = torch.topk(sim, k_eff, dim=1, sorted=True).indices
+        block_valid = valid[start:stop]
+        rows.append(torch.arange(start, stop)[block_valid].repeat_interleave(k_eff).numpy())
+        cols.append(top[block_valid].reshape(-1).numpy())
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n))
+
+
+def row_normalize(adjacency: sp.csr_matrix) -> sp.csr_matrix:
+    """Mean over each row's neighbours (DRAGON's normalisation of a k-regular kNN graph)."""
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    inv = np.zeros_like(degree)
+    np.divide(1.0, degree, out=inv, where=degree > 0)
+    return (sp.diags(inv) @ adjacency).tocsr().astype(np.float32)
+
+
+def row_softmax(adjacency: sp.csr_matrix) -> sp.csr_matrix:
+    """Softmax over each row's stored entries (DRAGON's weighting of co-occurrence counts)."""
+    a = adjacency.tocsr().astype(np.float64)
+    out = a.copy()
+    for_rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    if len(for_rows) == 0:
+        return out.astype(np.float32)
+    row_max = np.full(a.shape[0], -np.inf)
+    np.maximum.at(row_max, for_rows, a.data)
+    exp = np.exp(a.data - row_max[for_rows])
+    row_sum = np.bincount(for_rows, weights=exp, minlength=a.shape[0])
+    out.data = exp / row_sum[for_rows]
+    return out.astype(np.float32)
+
+
+class SparseGraph:
+    """A fixed sparse matrix ``A`` on a device, applied as ``A @ x`` with an exact, cheap backward.
+
+    The backward is ``A^T @ grad``, computed with a pre-built transpose; PyTorch's generic sparse autograd
+    is about 2.5x slower here.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix, device: torch.device, symmetric: bool = False):
+        self.shape = matrix.shape
+        self.matrix = _torch_csr(matrix, device)
+        self.transpose = self.matrix if symmetric else _torch_csr(matrix.T.tocsr(), device)
+
+    def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
+        return _SparseMatmul.apply(self.matrix, self.transpose, x)
+
+    def to(self, device: torch.device) -> "SparseGraph":
+        symmetric = self.transpose is self.matrix
+        self.matrix = self.matrix.to(device)
+        self.transpose = self.matrix if symmetric else self.transpose.to(device)
+        return self
+
+
+def _torch_csr(matrix: sp.csr_matrix, device) -> torch.Tensor:
+    matrix = matrix.tocsr()
+    matrix.sort_indices()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the operations used here are stable
+        warnings.simplefilter("ignore", UserWarning)
+        tensor = torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                         torch.from_numpy(matrix.indices.astype(np.int64)),
+                                         torch.from_numpy(matrix.data.astype(np.float32)),
+                                         size=matrix.shape, check_invariants=False)
+    return tensor.to(device)
+
+
+class _SparseMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, matrix, transpose, x):
+        ctx.transpose = transpose
+        return torch.sparse.mm(matrix, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, None, torch.sparse.mm(ctx.transpose, grad)
+
+
+# --------------------------------------------------------------------------------------------------
+# The equations, as small pure functions
+# --------------------------------------------------------------------------------------------------
+
+def layer_mean_propagation(graph: SparseGraph, e0: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """Eq. 2-3: mean of :math:`E^0 .. E^L` with :math:`E^{l+1} = \\hat A E^l`."""
+    total, e = e0, e0
+    for _ in range(n_layers):
+        e = graph @ e  # eq. 2
+        total = total + e
+    return total / (n_layers + 1)  # eq. 3
+
+
+def homogeneous_convolution(graph: SparseGraph, h: torch.Tensor, residual: bool) -> torch.Tensor:
+    """Eq. 4: :math:`H^* = A_m \\bar H_m` (``residual``: :math:`\\bar H_m + A_m \\bar H_m`)."""
+    out = graph @ h
+    return h + out if residual else out
+
+
+def preference(logits: torch.Tensor) -> torch.Tensor:
+    """Eq. 5: node-level modality preferences :math:`P = \\mathrm{softmax}(W)`, shape [n, M]."""
+    return torch.softmax(logits, dim=-1)
+
+
+def fuse(per_modality: torch.Tensor, prefs: torch.Tensor) -> torch.Tensor:
+    """Eq. 5: :math:`h = P_v h^*_v \\| P_t h^*_t` for ``per_modality`` [n, M, d] and ``prefs`` [n, M]."""
+    return (per_modality * prefs.unsqueeze(-1)).flatten(1)
+
+
+def tradeoff_weights(p_v: torch.Tensor, p_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 8: :math:`W_{diff} = |P_v - P_t|`, :math:`W_{cl} = 1 - |P_v - P_t|` (one weight per node)."""
+    gap = (p_v - p_t).abs()
+    return gap, 1.0 - gap
+
+
+def bpr_loss(users: torch.Tensor, pos_items: torch.Tensor, neg_items: torch.Tensor) -> torch.Tensor:
+    """Eq. 9 / 10: mean over the batch of :math:`-\\log \\sigma(h_u^\\top h_i - h_u^\\top h_{i'})`."""
+    margin = (users * pos_items).sum(-1) - (users * neg_items).sum(-1)
+    return F.softplus(-margin).mean()  # softplus(-x) = -log sigmoid(x), stable for large |x|
+
+
+def modality_gap_loss(h_v: torch.Tensor, h_t: torch.Tensor, w_diff: torch.Tensor, form: str = "bounded"
+                      ) -> torch.Tensor:
+    """Eq. 6, per node :math:`\\| -|h_v - h_t| \\odot w_{diff} \\|^2`, averaged over the nodes.
+
+    ``literal``: that quantity as printed. Minimising it pulls the modalities TOGETHER, the opposite of the
+    paper's stated aim. ``bounded`` (default): the stated aim on L2-normalised rows, the negative squared gap
+    :math:`-w^2 \\|\\hat h_v - \\hat h_t\\|^2 \\in [-4 w^2, 0]`, so minimising it pushes the modalities apart
+    and cannot diverge. The returned value is not yet multiplied by sigma_diff.
+    """
+    if form == "literal":
+        h_diff = -(h_v - h_t).abs() * w_diff.unsqueeze(-1)  # eq. 6, H_diff
+        return h_diff.pow(2).sum(-1).mean()
+    gap = F.normalize(h_v, dim=-1) - F.normalize(h_t, dim=-1)
+    return -(gap.pow(2).sum(-1) * w_diff.pow(2)).mean()
+
+
+def alignment_loss(anchors_v: torch.Tensor, anchors_t: torch.Tensor, w_cl: torch.Tensor, temperature: float,
+                   candidates_v: Optional[torch.Tensor] = None, candidates_t: Optional[torch.Tensor] = None,
+                   positive_index: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Eq. 7: :math:`L^{v \\to t}_{cl} + L^{t \\to v}_{cl}`, InfoNCE on cosine similarities over temperature.
+
+    Each anchor node i contributes :math:`w_{cl,i} \\cdot (-\\log \\frac{\\exp(s(h^i_v, h^i_t)/\\tau)}
+    {\\sum_{i'} \\exp(s(h^i_v, h^{i'}_t)/\\tau)})` and the symmetric t->v term; the result is the mean over
+    anchors. Candidates default to the anchors themselves (in-batch negatives); otherwise
+    ``positive_index[a]`` is the row of anchor ``a`` in the candidates (e.g. all items).
+    The returned value is not yet multiplied by sigma_cl.
+    """
+    a_v, a_t = F.normalize(anchors_v, dim=-1), F.normalize(anchors_t, dim=-1)
+    if candidates_v is None:
+        c_v, c_t = a_v, a_t
+        positive_index = torch.arange(a_v.shape[0], device=a_v.device)
+    else:
+        c_v, c_t = F.normalize(candidates_v, dim=-1), F.normalize(candidates_t, dim=-1)
+    v_to_t = F.cross_entropy(a_v @ c_t.T / temperature, positive_index, reduction="none")
+    t_to_v = F.cross_entropy(a_t @ c_v.T / temperature, positive_index, reduction="none")
+    return (w_cl * (v_to_t + t_to_v)).mean()
+
+
+class MDEEmbeddings(NamedTuple):
+    """Everything forward produces: per-modality H* [n, M, d], fused h [n, M*d], preferences P [n, M]."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    users_fused: torch.Tensor
+    items_fused: torch.Tensor
+    user_prefs: torch.Tensor
+    item_prefs: torch.Tensor
+
+
+# --------------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------------
+
+class MDE(GeneralRecommender):
+    """MDE for MMRec. ``calculate_loss`` returns ``(L_g, L_v, L_t, L_diff, L_cl, L_reg)`` (eq. 11's terms)."""
+
+    MODALITIES = (("v", "vision_feature_file"), ("t", "text_feature_file"))
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.hp = hp = MDEHyperParameters.from_config(config)
+        self.dataset_path = os.path.abspath(str(config["data_path"]) + str(config["dataset"]))
+        self.feature_files = {m: os.path.join(self.dataset_path, str(config[key])) for m, key in self.MODALITIES}
+
+        features = {m: f for m, f in (("v", self.v_feat), ("t", self.t_feat)) if f is not None}
+        for m, feat in features.items():
+            self._check_features(m, feat)
+        self.modalities = tuple(features)
+        self.two_modalities = len(self.modalities) == 2
+        if not self.two_modalities:
+            logger.warning("MDE: only the %s modality is available (%s missing); running as a single-modality "
+                           "model with MDA and MSA off", self.modalities[0],
+                           ", ".join(f for m, f in self.feature_files.items() if m not in features))
+        self.use_mda = hp.use_mda and self.two_modalities
+        self.use_msa = hp.use_msa and self.two_modalities
+        d, n_mod = hp.embedding_size, len(self.modalities)
+
+        # eq. 1: item feature projections and free user features, per modality
+        self.register_buffer("item_features_v", features.get("v"), persistent=False)
+        self.register_buffer("item_features_t", features.get("t"), persistent=False)
+        self.projections = nn.ModuleDict({m: self._projection(features[m].shape[1], d) for m in self.modalities})
+        self.user_features = nn.Parameter(torch.empty(self.n_users, n_mod * d))
+        nn.init.xavier_uniform_(self.user_features)
+
+        # eq. 5: preference logits W (absent in Fig. 2 variant A, where P is fixed)
+        if hp.fixed_text_weight is None and n_mod > 1:
+            self.user_pref_logits = nn.Parameter(nn.init.xavier_normal_(torch.empty(self.n_users, n_mod)))
+            self.item_pref_logits = nn.Parameter(nn.init.xavier_normal_(torch.empty(self.n_items, n_mod)))
+        # Fig. 2 variant B: trade-off weights learned independently of the preferences
+        if hp.tradeoff == "independent":
+            self.user_tradeoff_logits = nn.Parameter(torch.zeros(self.n_users))
+            self.item_tradeoff_logits = nn.Parameter(torch.zeros(self.n_items))
+
+        # eq. 2-4: graphs, built once here (and cached on disk)
+        interactions = dataset.inter_matrix(form="csr").astype(np.float32)
+        self.ui_graph = SparseGraph(normalized_bipartite_adjacency(interactions), self.device, symmetric=True)
+        user_graph = self._cached_graph("user_cooc", hp.user_knn_k, _hash_sparse(interactions),
+                                        lambda: cooccurrence_topk(interactions, hp.user_knn_k))
+        weighting = row_softmax if hp.user_graph_weighting == "softmax" else row_normalize
+        self.user_graph = SparseGraph(weighting(user_graph), self.device)
+        self.item_graphs = {}
+        for m in self.modalities:
+            knn = self._cached_graph(f"item_knn_{m}", hp.item_knn_k, _hash_tensor(features[m]),
+                                     lambda f=features[m]: cosine_knn(f, hp.item_knn_k))
+            self.item_graphs[m] = SparseGraph(row_normalize(knn), self.device)
+        self._eval_cache = None
+
+    # ---- construction helpers ----
+
+    def _check_features(self, modality: str, feat: torch.Tensor) -> None:
+        path = self.feature_files[modality]
+        if feat.dim() != 2 or feat.shape[0] != self.n_items:
+            raise ValueError(f"MDE: {path} has shape {tuple(feat.shape)}, expected ({self.n_items}, dim): one row per "
+                             f"item id 0..{self.n_items - 1} of the .inter file; regenerate the feature file")
+        if not torch.isfinite(feat).all():
+            bad = int((~torch.isfinite(feat)).any(dim=1).sum())
+            raise ValueError(f"MDE: {path} contains NaN or inf in {bad} item rows; replace them (e.g. with zeros) "
+                             f"and rerun")
+
+    def _projection(self, in_dim: int, d: int) -> nn.Module:
+        if self.hp.feature_projection == "mlp":  # DRAGON's projection
+            module = nn.Sequential(nn.Linear(in_dim, 4 * d), nn.LeakyReLU(), nn.Linear(4 * d, d))
+        else:
+            module = nn.Linear(in_dim, d)
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+        return module
+
+    def _cached_graph(self, kind: str, k: int, input_hash: str, build) -> sp.csr_matrix:
+        """Load a homogeneous graph from ``<dataset>/mde_graphs/`` or build and store it.
+
+        The key covers the graph kind (and modality), k, the cache version and a hash of every input.
+        """
+        key = hashlib.blake2b(f"{GRAPH_CACHE_VERSION}|{kind}|{k}|{input_hash}".encode(), digest_size=12).hexdigest()
+        path = os.path.join(self.dataset_path, "mde_graphs", f"{kind}_k{k}_{key}.npz")
+        if self.hp.graph_cache and os.path.isfile(path):
+            logger.info("MDE: loading %s graph from %s", kind, path)
+            return sp.load_npz(path).tocsr()
+        graph = build()
+        if self.hp.graph_cache:
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = path + f".tmp{os.getpid()}.npz"
+                sp.save_npz(tmp, graph, compressed=False)
+                os.replace(tmp, path)
+            except OSError as exc:
+                logger.warning("MDE: could not cache the %s graph at %s (%s); it will be rebuilt next time",
+                               kind, path, exc)
+        return graph
+
+    # ---- forward: eq. 1-5 ----
+
+    def _item_features(self, modality: str) -> torch.Tensor:
+        return self.item_features_v if modality == "v" else self.item_features_t
+
+    def _preferences(self, logits_name: str, n: int) -> torch.Tensor:
+        """Eq. 5's P for users or items, or the fixed preference of Fig. 2 variant A."""
+        if len(self.modalities) == 1:
+            return torch.ones(n, 1, device=self.user_features.device)
+        if self.hp.fixed_text_weight is not None:
+            w_t = self.hp.fixed_text_weight
+            return torch.tensor([1.0 - w_t, w_t], device=self.user_features.device).expand(n, 2)
+        return preference(getattr(self, logits_name))
+
+    def forward(self) -> MDEEmbeddings:
+        d, n_mod = self.hp.embedding_size, len(self.modalities)
+        item_e0 = torch.cat([self.projections[m](self._item_features(m)) for m in self.modalities], dim=1)  # eq. 1
+        e0 = torch.cat([self.user_features, item_e0], dim=0)
+        h_bar = layer_mean_propagation(self.ui_graph, e0, self.hp.n_layers)  # eq. 2-3, all modalities at once
+        users_bar, items_bar = h_bar[:self.n_users], h_bar[self.n_users:]
+        residual = self.hp.homogeneous_residual
+        users = homogeneous_convolution(self.user_graph, users_bar, residual)  # eq. 4, users
+        items = torch.cat([homogeneous_convolution(self.item_graphs[m], items_bar[:, j * d:(j + 1) * d], residual)
+                           for j, m in enumerate(self.modalities)], dim=1)  # eq. 4, items, per modality
+        users, items = users.view(-1, n_mod, d), items.view(-1, n_mod, d)
+        user_prefs = self._preferences("user_pref_logits", self.n_users)
+        item_prefs = self._preferences("item_pref_logits", self.n_items)
+        return MDEEmbeddings(users, items, fuse(users, user_prefs), fuse(items, item_prefs), user_prefs, item_prefs)
+
+    # ---- losses: eq. 6-11 ----
+
+    def _node_tradeoff(self, prefs: torch.Tensor, tradeoff_logits: Optional[torch.Tensor]
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 8 for some nodes (or the ablations: constant 1 without NLT; variant B's own weights)."""
+        if not self.hp.use_nlt:
+            ones = torch.ones(prefs.shape[0], device=prefs.device)
+            return ones, ones
+        if tradeoff_logits is not None:  # Fig. 2 variant B
+            w = torch.sigmoid(tradeoff_logits)
+            return w, 1.0 - w
+        if not self.hp.tradeoff_grad:
+            prefs = prefs.detach()
+        return tradeoff_weights(prefs[:, 0], prefs[:, 1])
+
+    def _discrimination_losses(self, emb: MDEEmbeddings, nodes: torch.Tensor, side: str
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """sigma_diff * L_diff (eq. 6) and sigma_cl * L_cl (eq. 7) for the given users or items."""
+        table, prefs = (emb.items, emb.item_prefs) if side == "items" else (emb.users, emb.user_prefs)
+        zero = table.new_zeros(())
+        if not (self.use_mda or self.use_msa):
+            return zero, zero
+        logits = getattr(self, f"{side[:-1]}_tradeoff_logits", None)
+        w_diff, w_cl = self._node_tradeoff(prefs[nodes], None if logits is None else logits[nodes])
+        h_v, h_t = table[nodes, 0], table[nodes, 1]
+        diff = self.hp.diff_weight * modality_gap_loss(h_v, h_t, w_diff, self.hp.diff_form) if self.use_mda else zero
+        if not self.use_msa:
+            return diff, zero
+        if self.hp.cl_negatives == "all":
+            cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, table[:, 0], table[:, 1], nodes)
+        else:
+            cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature)
+        return diff, self.hp.cl_weight * cl
+
+    def _regularization(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Eq. 11's :math:`\\sigma_{reg} \\|\\Theta\\|^2` (scope: see ``reg_scope``)."""
+        if self.hp.reg_weight == 0:
+            return self.user_features.new_zeros(())
+        if self.hp.reg_scope == "all_parameters":
+            return self.hp.reg_weight * sum(p.pow(2).sum() for p in self.parameters())
+        item_e0 = torch.cat([self.projections[m](self._item_features(m)[items]) for m in self.modalities], dim=1)
+        squares = self.user_features[users].pow(2).sum() + item_e0.pow(2).sum()
+        for name, nodes in (("user_pref_logits", users), ("item_pref_logits", items)):
+            if hasattr(self, name):
+                squares = squares + getattr(self, name)[nodes].pow(2).sum()
+        return self.hp.reg_weight * squares / users.shape[0]
+
+    def calculate_loss(self, interaction):
+        users, pos, neg = interaction[0], interaction[1], interaction[2]
+        emb = self.forward()
+        l_g = bpr_loss(emb.users_fused[users], emb.items_fused[pos], emb.items_fused[neg])  # eq. 9
+        l_modal = [bpr_loss(emb.users[users, j], emb.items[pos, j], emb.items[neg, j])  # eq. 10 (L_v, L_t)
+                   for j in range(len(self.modalities))]
+        zero = l_g.new_zeros(())
+        l_v = l_modal[self.modalities.index("v")] if "v" in self.modalities else zero
+        l_t = l_modal[self.modalities.index("t")] if "t" in self.modalities else zero
+        batch_items = torch.unique(torch.cat([pos, neg]))
+        l_diff, l_cl = self._discrimination_losses(emb, batch_items, "items")
+        if self.hp.align_users:
+            u_diff, u_cl = self._discrimination_losses(emb, torch.unique(users), "users")
+            l_diff, l_cl = l_diff + u_diff, l_cl + u_cl
+        l_reg = self._regularization(users, batch_items)
+        return l_g, l_v, l_t, l_diff, l_cl, l_reg  # eq. 11: MMRec sums and logs each
+
+    # ---- evaluation ----
+
+    def train(self, mode: bool = True):
+        self._eval_cache = None  # entering training (or re-entering eval) never reuses old embeddings
+        return super().train(mode)
+
+    def _parameters_version(self) -> tuple:
+        return tuple(p._version for p in self.parameters())
+
+    def full_sort_predict(self, interaction):
+        """Scores :math:`h_u^\\top h_i` of the given users for all items; embeddings computed once per pass."""
+        version = self._parameters_version()
+        if self._eval_cache is None or self._eval_cache[0] != version:
+            with torch.no_grad():
+                emb = self.forward()
+            self._eval_cache = (version, emb.users_fused, emb.items_fused)
+        _, users_fused, items_fused = self._eval_cache
+        return users_fused[interaction[0]] @ items_fused.T
+
+    def _apply(self, fn, *args, **kwargs):
+        """Move the sparse graphs along with the parameters on ``.to(device)``."""
+        result = super()._apply(fn, *args, **kwargs)
+        if not hasattr(self, "item_graphs"):  # still under construction
+            return result
+        device = self.user_features.device
+        for graph in (self.ui_graph, self.user_graph, *self.item_graphs.values()):
+            graph.to(device)
+        self.device = device
+        self._eval_cache = None
+        return result
+
+
+def _hash_sparse(matrix: sp.csr_matrix) -> str:
+    m = matrix.tocsr()
+    m.sort_indices()
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.asarray(m.shape, dtype=np.int64).tobytes())
+    h.update(m.indptr.astype(np.int64).tobytes())
+    h.update(m.indices.astype(np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _hash_tensor(t: torch.Tensor) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.asarray(t.shape, dtype=np.int64).tobytes())
+    h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()

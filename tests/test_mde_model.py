@@ -1,0 +1,298 @@
+"""Tier 1: the MDE model as MMRec drives it (constructed through our stand-in of MMRec's base class)."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from mde_support import batch_for, make_model, mde, toy_problem
+
+
+@pytest.fixture
+def toy():
+    return toy_problem()
+
+
+def _model(tmp_path, toy, **overrides):
+    users, items, n_users, n_items, v, t = toy
+    return make_model(tmp_path, users, items, n_users, n_items, v, t, **overrides)[0]
+
+
+def _losses(model, toy, seed=0):
+    users, items, _, n_items, _, _ = toy
+    return model.calculate_loss(batch_for(users, items, n_items, seed=seed))
+
+
+def test_total_loss_equals_independent_recomputation(tmp_path, toy):
+    model = _model(tmp_path, toy, cl_weight=0.3, diff_weight=0.2, reg_weight=0.01)
+    users, items, _, n_items, _, _ = toy
+    batch = batch_for(users, items, n_items)
+    l_g, l_v, l_t, l_diff, l_cl, l_reg = model.calculate_loss(batch)
+    emb = model.forward()
+    u, i, j = batch
+    assert l_g.item() == pytest.approx(mde.bpr_loss(emb.users_fused[u], emb.items_fused[i], emb.items_fused[j]).item())
+    assert l_v.item() == pytest.approx(mde.bpr_loss(emb.users[u, 0], emb.items[i, 0], emb.items[j, 0]).item())
+    assert l_t.item() == pytest.approx(mde.bpr_loss(emb.users[u, 1], emb.items[i, 1], emb.items[j, 1]).item())
+    nodes = torch.unique(torch.cat([i, j]))
+    p = emb.item_prefs[nodes]
+    w_diff, w_cl = (p[:, 0] - p[:, 1]).abs(), 1 - (p[:, 0] - p[:, 1]).abs()
+    h_v, h_t = emb.items[nodes, 0], emb.items[nodes, 1]
+    assert l_diff.item() == pytest.approx(0.2 * mde.modality_gap_loss(h_v, h_t, w_diff).item(), rel=1e-5)
+    assert l_cl.item() == pytest.approx(0.3 * mde.alignment_loss(h_v, h_t, w_cl, 0.2).item(), rel=1e-5)
+    assert l_reg.item() > 0
+
+
+def test_fused_embedding_is_preference_weighted_concatenation(tmp_path, toy):
+    model = _model(tmp_path, toy)
+    emb = model.forward()
+    p = torch.softmax(model.item_pref_logits, dim=1)
+    expected = torch.cat([p[:, :1] * emb.items[:, 0], p[:, 1:] * emb.items[:, 1]], dim=1)
+    torch.testing.assert_close(emb.items_fused, expected)
+
+
+def test_forward_matches_dense_reference(tmp_path, toy):
+    """Eq. 1-4 recomputed with dense matrices from the model's own parameters and graphs."""
+    model = _model(tmp_path, toy)
+    users, items, n_users, n_items, v, t = toy
+    dense = lambda g: g.matrix.to_dense().double()  # noqa: E731
+    e_items = torch.cat([model.projections["v"](torch.from_numpy(v)), model.projections["t"](torch.from_numpy(t))], 1)
+    e0 = torch.cat([model.user_features, e_items]).double()
+    a = dense(model.ui_graph)
+    h_bar = (e0 + a @ e0 + a @ a @ e0) / 3
+    hu, hi = h_bar[:n_users], h_bar[n_users:]
+    users_star = hu + dense(model.user_graph) @ hu
+    items_v = hi[:, :64] + dense(model.item_graphs["v"]) @ hi[:, :64]
+    emb = model.forward()
+    torch.testing.assert_close(emb.users.reshape(n_users, -1).double(), users_star, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(emb.items[:, 0].double(), items_v, rtol=1e-4, atol=1e-5)
+
+
+def test_gradients_reach_every_parameter(tmp_path, toy):
+    model = _model(tmp_path, toy, tradeoff_grad=True)
+    sum(_losses(model, toy)).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_independent_tradeoff_weights_get_gradients(tmp_path, toy):
+    model = _model(tmp_path, toy, tradeoff="independent")
+    sum(_losses(model, toy)).backward()
+    assert model.item_tradeoff_logits.grad.abs().sum() > 0
+
+
+def test_stop_gradient_keeps_tradeoff_losses_out_of_preferences(tmp_path, toy):
+    model = _model(tmp_path, toy, tradeoff_grad=False)
+    _, _, _, l_diff, l_cl, _ = _losses(model, toy)
+    (l_diff + l_cl).backward()
+    assert model.item_pref_logits.grad is None or model.item_pref_logits.grad.abs().sum() == 0
+    model.zero_grad()
+    model2 = _model(tmp_path, toy, tradeoff_grad=True)
+    _, _, _, l_diff, l_cl, _ = _losses(model2, toy)
+    (l_diff + l_cl).backward()
+    assert model2.item_pref_logits.grad.abs().sum() > 0
+
+
+def test_full_sort_predict_equals_fused_dot_products(tmp_path, toy):
+    model = _model(tmp_path, toy)
+    model.eval()
+    user_ids = torch.tensor([0, 3, 7])
+    scores = model.full_sort_predict((user_ids,))
+    emb = model.forward()
+    torch.testing.assert_close(scores, emb.users_fused[user_ids] @ emb.items_fused.T)
+    assert scores.shape == (3, toy[3])
+
+
+def test_evaluation_cache_is_reused_and_never_stale(tmp_path, toy):
+    model = _model(tmp_path, toy)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    model.eval()
+    calls = []
+    original = model.forward
+    model.forward = lambda: calls.append(1) or original()
+    first = model.full_sort_predict((torch.tensor([0, 1]),)).clone()
+    model.full_sort_predict((torch.tensor([2, 3]),))
+    assert len(calls) == 1  # computed once per evaluation pass
+    model.train()
+    sum(_losses(model, toy)).backward()
+    optimizer.step()
+    model.eval()
+    after = model.full_sort_predict((torch.tensor([0, 1]),))
+    assert not torch.allclose(first, after)
+    optimizer.step()  # a parameter update while in eval mode also invalidates the cache
+    again = model.full_sort_predict((torch.tensor([0, 1]),))
+    assert not torch.allclose(after, again)
+
+
+def test_same_seed_gives_identical_results(tmp_path, toy):
+    def run(seed):
+        model = _model(tmp_path, toy, seed=seed)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        for step in range(3):
+            optimizer.zero_grad()
+            loss = sum(_losses(model, toy, seed=step))
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        return loss.item(), model.full_sort_predict((torch.arange(5),))
+    a, b, c = run(1), run(1), run(2)
+    assert a[0] == b[0] and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
+
+
+# ---- switches: each changes what it should and nothing else ----
+
+def _parts(tmp_path, toy, **overrides):
+    model = _model(tmp_path, toy, cl_weight=0.5, diff_weight=0.5, reg_weight=0.01, **overrides)
+    return [x.item() for x in _losses(model, toy)], model
+
+
+def test_use_mda_false_zeroes_only_l_diff(tmp_path, toy):
+    base, _ = _parts(tmp_path, toy)
+    off, _ = _parts(tmp_path, toy, use_mda=False)
+    assert base[3] != 0 and off[3] == 0
+    assert off[:3] == pytest.approx(base[:3]) and off[4:] == pytest.approx(base[4:])
+
+
+def test_use_msa_false_zeroes_only_l_cl(tmp_path, toy):
+    base, _ = _parts(tmp_path, toy)
+    off, _ = _parts(tmp_path, toy, use_msa=False)
+    assert base[4] != 0 and off[4] == 0
+    assert off[:4] == pytest.approx(base[:4]) and off[5] == pytest.approx(base[5])
+
+
+def test_use_nlt_false_uses_constant_tradeoff_weights(tmp_path, toy):
+    base, _ = _parts(tmp_path, toy)
+    off, model = _parts(tmp_path, toy, use_nlt=False)
+    emb = model.forward()
+    users, items, _, n_items, _, _ = toy
+    u, i, j = batch_for(users, items, n_items)
+    nodes = torch.unique(torch.cat([i, j]))
+    ones = torch.ones(len(nodes))
+    expected = 0.5 * mde.alignment_loss(emb.items[nodes, 0], emb.items[nodes, 1], ones, 0.2).item()
+    assert off[4] == pytest.approx(expected, rel=1e-5)
+    assert off[:3] == pytest.approx(base[:3]) and off[3] != pytest.approx(base[3])
+
+
+def test_fixed_text_weight_fixes_preferences_everywhere(tmp_path, toy):
+    _, model = _parts(tmp_path, toy, fixed_text_weight=0.7)
+    emb = model.forward()
+    assert not hasattr(model, "item_pref_logits")
+    torch.testing.assert_close(emb.item_prefs, torch.tensor([0.3, 0.7]).expand(toy[3], 2))
+    torch.testing.assert_close(emb.user_prefs, torch.tensor([0.3, 0.7]).expand(toy[2], 2))
+
+
+def test_literal_diff_form_is_positive_and_bounded_is_not(tmp_path, toy):
+    literal, _ = _parts(tmp_path, toy, diff_form="literal", use_msa=False)
+    bounded, _ = _parts(tmp_path, toy, use_msa=False)
+    assert literal[3] > 0 and bounded[3] <= 0
+    assert literal[:3] == pytest.approx(bounded[:3])
+
+
+def test_cl_negatives_all_changes_only_l_cl(tmp_path, toy):
+    base, _ = _parts(tmp_path, toy)
+    alln, _ = _parts(tmp_path, toy, cl_negatives="all")
+    assert alln[4] != pytest.approx(base[4])
+    assert alln[:4] == pytest.approx(base[:4]) and alln[5] == pytest.approx(base[5])
+
+
+def test_align_users_adds_user_terms(tmp_path, toy):
+    base, _ = _parts(tmp_path, toy, tradeoff_grad=True)
+    both, _ = _parts(tmp_path, toy, tradeoff_grad=True, align_users=True)
+    assert both[4] != pytest.approx(base[4]) and both[:3] == pytest.approx(base[:3])
+
+
+@pytest.mark.parametrize("key,value", [("homogeneous_residual", False), ("user_graph_weighting", "mean"),
+                                       ("feature_projection", "mlp")])
+def test_embedding_switches_change_the_embeddings(tmp_path, toy, key, value):
+    base_model = _model(tmp_path, toy)
+    other = _model(tmp_path, toy, **{key: value})
+    assert not torch.allclose(base_model.forward().users_fused, other.forward().users_fused)
+    assert np.isfinite([x.item() for x in _losses(other, toy)]).all()
+
+
+def test_reg_scope_all_parameters_is_sum_of_squares(tmp_path, toy):
+    parts, model = _parts(tmp_path, toy, reg_scope="all_parameters")
+    expected = 0.01 * sum(p.detach().pow(2).sum().item() for p in model.parameters())
+    assert parts[5] == pytest.approx(expected, rel=1e-5)
+
+
+# ---- bad and unusual input ----
+
+def test_feature_rows_mismatch_names_file_and_fix(tmp_path, toy):
+    users, items, n_users, n_items, v, t = toy
+    with pytest.raises(ValueError, match=r"image_feat\.npy has shape \(19, 12\).*one row per item"):
+        make_model(tmp_path, users, items, n_users, n_items, v[:-1], t)
+
+
+def test_nan_features_are_rejected(tmp_path, toy):
+    users, items, n_users, n_items, v, t = toy
+    t = t.copy()
+    t[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"text_feat\.npy contains NaN or inf in 1 item rows"):
+        make_model(tmp_path, users, items, n_users, n_items, v, t)
+
+
+def test_missing_hyperparameter_names_key_and_file(tmp_path, toy):
+    users, items, n_users, n_items, v, t = toy
+    import mde_support
+    original = mde_support.default_hyperparameters
+    mde_support.default_hyperparameters = lambda: {k: x for k, x in original().items() if k != "cl_temperature"}
+    try:
+        with pytest.raises(ValueError, match=r"'cl_temperature' is missing.*MDE\.yaml"):
+            make_model(tmp_path, users, items, n_users, n_items, v, t)
+    finally:
+        mde_support.default_hyperparameters = original
+
+
+def test_list_value_outside_grid_is_a_clear_error(tmp_path, toy):
+    with pytest.raises(ValueError, match=r"'cl_weight' is a list.*hyper_parameters"):
+        _model(tmp_path, toy, cl_weight=[0.1, 0.2])
+
+
+def test_invalid_choice_is_rejected(tmp_path, toy):
+    with pytest.raises(ValueError, match=r"'diff_form' must be one of"):
+        _model(tmp_path, toy, diff_form="sideways")
+
+
+def test_single_modality_runs_with_mda_msa_off_and_one_warning(tmp_path, toy, caplog):
+    users, items, n_users, n_items, v, _ = toy
+    with caplog.at_level(logging.WARNING):
+        model, _ = make_model(tmp_path, users, items, n_users, n_items, v, None)
+    warnings = [r for r in caplog.records if "single-modality" in r.getMessage()]
+    assert len(warnings) == 1
+    parts = model.calculate_loss(batch_for(users, items, n_items))
+    assert parts[2].item() == 0 and parts[3].item() == 0 and parts[4].item() == 0
+    assert all(np.isfinite(x.item()) for x in parts)
+    model.eval()
+    assert model.full_sort_predict((torch.arange(3),)).shape == (3, n_items)
+
+
+def test_degenerate_inputs_give_finite_losses(tmp_path):
+    users, items, n_users, n_items, v, t = toy_problem(n_users=12, n_items=8, per_user=2)
+    users, items = users[users != 5], items[users != 5]   # user 5 has no training items
+    v[2] = 0.0                                             # an all-zero feature row
+    model, _ = make_model(tmp_path, users, items, n_users, n_items, v, t, item_knn_k=50, user_knn_k=100)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for step in range(5):
+        parts = model.calculate_loss(batch_for(users, items, n_items, seed=step))
+        assert all(np.isfinite(x.item()) for x in parts)
+        optimizer.zero_grad()
+        sum(parts).backward()
+        optimizer.step()
+    model.eval()
+    assert torch.isfinite(model.full_sort_predict((torch.arange(n_users),))).all()
+
+
+# ---- graph cache ----
+
+def test_graphs_are_cached_on_disk_and_keyed_by_their_inputs(tmp_path, toy, monkeypatch):
+    users, items, n_users, n_items, v, t = toy
+    make_model(tmp_path, users, items, n_users, n_items, v, t)
+    cached = sorted(p.name for p in (tmp_path / "data" / "toy" / "mde_graphs").iterdir())
+    assert len(cached) == 3  # user co-occurrence, image kNN, text kNN
+    monkeypatch.setattr(mde, "cosine_knn", lambda *a, **k: pytest.fail("rebuilt a cached graph"))
+    monkeypatch.setattr(mde, "cooccurrence_topk", lambda *a, **k: pytest.fail("rebuilt a cached graph"))
+    make_model(tmp_path, users, items, n_users, n_items, v, t)
+    with pytest.raises(pytest.fail.Exception):  # changed features must not reuse the stale graph
+        make_model(tmp_path, users, items, n_users, n_items, v + 1.0, t)
