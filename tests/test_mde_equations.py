@@ -106,12 +106,29 @@ def test_row_normalize_and_row_softmax():
     np.testing.assert_allclose(s[2], [1, 0, 0])
 
 
-def test_homogeneous_convolution_replace_or_residual():
-    a = sp.csr_matrix(np.array([[0, 1.0], [0.5, 0.5]], dtype=np.float32))
-    g = mde.SparseGraph(a, torch.device("cpu"))
-    h = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    np.testing.assert_allclose(mde.homogeneous_convolution(g, h, residual=False).numpy(), [[3, 4], [2, 3]])
-    np.testing.assert_allclose(mde.homogeneous_convolution(g, h, residual=True).numpy(), [[4, 6], [5, 7]])
+def test_neighbour_lists_pad_and_keep_weights():
+    a = sp.csr_matrix(np.array([[0, .25, .75], [0, 0, 0], [1.0, 0, 0]], dtype=np.float32))
+    lists = mde.neighbour_lists(a)
+    np.testing.assert_array_equal(lists.index.numpy(), [[1, 2], [1, 1], [0, 2]])
+    np.testing.assert_allclose(lists.weight.numpy(), [[.25, .75], [0, 0], [1, 0]])
+
+
+def test_homogeneous_convolution_replace_or_residual_for_selected_rows():
+    a = sp.csr_matrix(np.array([[0, 1.0, 0], [0.5, 0, 0.5], [0, 0, 0]], dtype=np.float32))
+    graph = mde.neighbour_lists(a)
+    h = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    rows = torch.tensor([0, 1, 2])
+    np.testing.assert_allclose(mde.homogeneous_convolution(h, graph, rows, residual=False).numpy(),
+                               a.toarray() @ h.numpy())
+    np.testing.assert_allclose(mde.homogeneous_convolution(h, graph, rows, residual=True).numpy(),
+                               h.numpy() + a.toarray() @ h.numpy())
+    h.requires_grad_(True)
+    some = mde.homogeneous_convolution(h, graph, torch.tensor([2, 0]), residual=True)
+    np.testing.assert_allclose(some.detach().numpy(), (h.detach().numpy() + a.toarray() @ h.detach().numpy())[[2, 0]])
+    w = torch.tensor([[1.0, -1.0], [2.0, 0.5]])
+    (some * w).sum().backward()
+    dense = np.eye(3)[[2, 0]] + a.toarray()[[2, 0]]  # d out / d h
+    np.testing.assert_allclose(h.grad.numpy(), dense.T @ w.numpy(), rtol=1e-6)
 
 
 def test_preference_and_fusion():

@@ -34,13 +34,23 @@ def test_total_loss_equals_independent_recomputation(tmp_path, toy):
     assert l_g.item() == pytest.approx(mde.bpr_loss(emb.users_fused[u], emb.items_fused[i], emb.items_fused[j]).item())
     assert l_v.item() == pytest.approx(mde.bpr_loss(emb.users[u, 0], emb.items[i, 0], emb.items[j, 0]).item())
     assert l_t.item() == pytest.approx(mde.bpr_loss(emb.users[u, 1], emb.items[i, 1], emb.items[j, 1]).item())
-    nodes = torch.unique(torch.cat([i, j]))
+    nodes = torch.unique(i)  # anchors of eq. 6-7: the batch's positive items
     p = emb.item_prefs[nodes]
     w_diff, w_cl = (p[:, 0] - p[:, 1]).abs(), 1 - (p[:, 0] - p[:, 1]).abs()
     h_v, h_t = emb.items[nodes, 0], emb.items[nodes, 1]
     assert l_diff.item() == pytest.approx(0.2 * mde.modality_gap_loss(h_v, h_t, w_diff).item(), rel=1e-5)
     assert l_cl.item() == pytest.approx(0.3 * mde.alignment_loss(h_v, h_t, w_cl, 0.2).item(), rel=1e-5)
     assert l_reg.item() > 0
+
+
+def test_batch_rows_equal_the_full_forward(tmp_path, toy):
+    model = _model(tmp_path, toy)
+    full = model.forward()
+    users, items = torch.tensor([4, 0, 9]), torch.tensor([7, 1])
+    part = model.forward(users, items)
+    torch.testing.assert_close(part.users_fused, full.users_fused[users])
+    torch.testing.assert_close(part.items_fused, full.items_fused[items])
+    torch.testing.assert_close(part.item_e0, full.item_e0[items])
 
 
 def test_fused_embedding_is_preference_weighted_concatenation(tmp_path, toy):
@@ -55,14 +65,18 @@ def test_forward_matches_dense_reference(tmp_path, toy):
     """Eq. 1-4 recomputed with dense matrices from the model's own parameters and graphs."""
     model = _model(tmp_path, toy)
     users, items, n_users, n_items, v, t = toy
-    dense = lambda g: g.matrix.to_dense().double()  # noqa: E731
+    def dense(name, n):
+        lists = model.neighbours(name)
+        out = torch.zeros(n, n, dtype=torch.float64)
+        out.scatter_add_(1, lists.index, lists.weight.double())
+        return out
     e_items = torch.cat([model.projections["v"](torch.from_numpy(v)), model.projections["t"](torch.from_numpy(t))], 1)
     e0 = torch.cat([model.user_features, e_items]).double()
-    a = dense(model.ui_graph)
+    a = model.ui_graph.matrix.to_dense().double()
     h_bar = (e0 + a @ e0 + a @ a @ e0) / 3
     hu, hi = h_bar[:n_users], h_bar[n_users:]
-    users_star = hu + dense(model.user_graph) @ hu
-    items_v = hi[:, :64] + dense(model.item_graphs["v"]) @ hi[:, :64]
+    users_star = hu + dense("user_graph", n_users) @ hu
+    items_v = hi[:, :64] + dense("item_graph_v", n_items) @ hi[:, :64]
     emb = model.forward()
     torch.testing.assert_close(emb.users.reshape(n_users, -1).double(), users_star, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(emb.items[:, 0].double(), items_v, rtol=1e-4, atol=1e-5)
@@ -109,10 +123,11 @@ def test_evaluation_cache_is_reused_and_never_stale(tmp_path, toy):
     model.eval()
     calls = []
     original = model.forward
-    model.forward = lambda: calls.append(1) or original()
+    model.forward = lambda *rows: calls.append(1) or original(*rows)
     first = model.full_sort_predict((torch.tensor([0, 1]),)).clone()
     model.full_sort_predict((torch.tensor([2, 3]),))
     assert len(calls) == 1  # computed once per evaluation pass
+    calls.clear()
     model.train()
     sum(_losses(model, toy)).backward()
     optimizer.step()
@@ -167,7 +182,7 @@ def test_use_nlt_false_uses_constant_tradeoff_weights(tmp_path, toy):
     emb = model.forward()
     users, items, _, n_items, _, _ = toy
     u, i, j = batch_for(users, items, n_items)
-    nodes = torch.unique(torch.cat([i, j]))
+    nodes = torch.unique(i)
     ones = torch.ones(len(nodes))
     expected = 0.5 * mde.alignment_loss(emb.items[nodes, 0], emb.items[nodes, 1], ones, 0.2).item()
     assert off[4] == pytest.approx(expected, rel=1e-5)

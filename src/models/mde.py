@@ -274,13 +274,8 @@ class SparseGraph:
 def _torch_csr(matrix: sp.csr_matrix, device) -> torch.Tensor:
     matrix = matrix.tocsr()
     matrix.sort_indices()
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": the operations used here are stable
-        warnings.simplefilter("ignore", UserWarning)
-        tensor = torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
-                                         torch.from_numpy(matrix.indices.astype(np.int64)),
-                                         torch.from_numpy(matrix.data.astype(np.float32)),
-                                         size=matrix.shape, check_invariants=False)
-    return tensor.to(device)
+    return _csr(torch.from_numpy(matrix.indptr.astype(np.int64)), torch.from_numpy(matrix.indices.astype(np.int64)),
+                torch.from_numpy(matrix.data.astype(np.float32)), matrix.shape).to(device)
 
 
 class _SparseMatmul(torch.autograd.Function):
@@ -307,10 +302,73 @@ def layer_mean_propagation(graph: SparseGraph, e0: torch.Tensor, n_layers: int) 
     return total / (n_layers + 1)  # eq. 3
 
 
-def homogeneous_convolution(graph: SparseGraph, h: torch.Tensor, residual: bool) -> torch.Tensor:
-    """Eq. 4: :math:`H^* = A_m \\bar H_m` (``residual``: :math:`\\bar H_m + A_m \\bar H_m`)."""
-    out = graph @ h
-    return h + out if residual else out
+class NeighbourLists(NamedTuple):
+    """A homogeneous top-k graph as padded neighbour lists: row r's neighbours ``index[r]`` with ``weight[r]``.
+
+    Rows with fewer than K neighbours are padded with their own id and weight 0. This form lets eq. 4 be
+    computed for just the rows a batch needs.
+    """
+
+    index: torch.Tensor   # [n, K] long
+    weight: torch.Tensor  # [n, K] float
+
+
+def neighbour_lists(adjacency: sp.csr_matrix) -> NeighbourLists:
+    """Convert a (row-normalised) top-k CSR graph to padded neighbour lists on the CPU."""
+    a = adjacency.tocsr()
+    n, counts = a.shape[0], np.diff(a.indptr)
+    width = max(int(counts.max(initial=0)), 1)
+    rows = np.repeat(np.arange(n), counts)
+    slots = np.arange(a.nnz) - np.repeat(a.indptr[:-1], counts)
+    index = np.repeat(np.arange(n, dtype=np.int64)[:, None], width, axis=1)
+    weight = np.zeros((n, width), dtype=np.float32)
+    index[rows, slots] = a.indices
+    weight[rows, slots] = a.data
+    return NeighbourLists(torch.from_numpy(index), torch.from_numpy(weight))
+
+
+def homogeneous_convolution(h: torch.Tensor, graph: NeighbourLists, rows: torch.Tensor, residual: bool
+                            ) -> torch.Tensor:
+    """Eq. 4 for ``rows``: :math:`(A_m \bar H_m)[rows]` (``residual``: plus :math:`\bar H_m[rows]`)."""
+    index, weight = graph.index.index_select(0, rows), graph.weight.index_select(0, rows)
+    if residual:  # the node itself as one more neighbour of weight 1
+        index = torch.cat([rows.unsqueeze(1), index], dim=1)
+        weight = torch.cat([torch.ones_like(weight[:, :1]), weight], dim=1)
+    return _NeighbourSum.apply(h, index, weight)
+
+
+class _NeighbourSum(torch.autograd.Function):
+    """``out[r] = sum_k weight[r, k] * h[index[r, k]]`` as a sparse product, with a sparse backward.
+
+    Both directions are CSR products, which are parallel and deterministic on the CPU (a scatter-add
+    backward, as plain indexing has, is neither fast nor deterministic there).
+    """
+
+    @staticmethod
+    def forward(ctx, h, index, weight):
+        rows, width = index.shape
+        ctx.save_for_backward(index, weight)
+        ctx.n_source = h.shape[0]
+        crow = torch.arange(0, rows * width + 1, width, device=h.device)
+        return torch.sparse.mm(_csr(crow, index.reshape(-1), weight.reshape(-1), (rows, h.shape[0])), h)
+
+    @staticmethod
+    def backward(ctx, grad):
+        index, weight = ctx.saved_tensors
+        rows, width = index.shape
+        cols = index.reshape(-1)
+        order = torch.argsort(cols, stable=True)
+        crow = torch.zeros(ctx.n_source + 1, dtype=torch.long, device=grad.device)
+        crow[1:] = torch.cumsum(torch.bincount(cols, minlength=ctx.n_source), 0)
+        source_rows = torch.arange(rows, device=grad.device).repeat_interleave(width)[order]
+        transpose = _csr(crow, source_rows, weight.reshape(-1)[order], (ctx.n_source, rows))
+        return torch.sparse.mm(transpose, grad), None, None
+
+
+def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size) -> torch.Tensor:
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the operations used here are stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
 
 
 def preference(logits: torch.Tensor) -> torch.Tensor:
@@ -374,14 +432,15 @@ def alignment_loss(anchors_v: torch.Tensor, anchors_t: torch.Tensor, w_cl: torch
 
 
 class MDEEmbeddings(NamedTuple):
-    """Everything forward produces: per-modality H* [n, M, d], fused h [n, M*d], preferences P [n, M]."""
+    """What forward produces for the requested rows (all users / items unless rows were given)."""
 
-    users: torch.Tensor
-    items: torch.Tensor
-    users_fused: torch.Tensor
-    items_fused: torch.Tensor
-    user_prefs: torch.Tensor
-    item_prefs: torch.Tensor
+    users: torch.Tensor          # H*_u per modality [b_u, M, d]
+    items: torch.Tensor          # H*_i per modality [b_i, M, d]
+    users_fused: torch.Tensor    # h_u [b_u, M*d] (eq. 5)
+    items_fused: torch.Tensor    # h_i [b_i, M*d]
+    user_prefs: torch.Tensor     # P_u [b_u, M]
+    item_prefs: torch.Tensor     # P_i [b_i, M]
+    item_e0: torch.Tensor        # projected item features E^0_i [b_i, M*d] (eq. 1), for the regulariser
 
 
 # --------------------------------------------------------------------------------------------------
@@ -428,18 +487,17 @@ class MDE(GeneralRecommender):
             self.user_tradeoff_logits = nn.Parameter(torch.zeros(self.n_users))
             self.item_tradeoff_logits = nn.Parameter(torch.zeros(self.n_items))
 
-        # eq. 2-4: graphs, built once here (and cached on disk)
+        # eq. 2-4: graphs, built once here (the homogeneous ones cached on disk)
         interactions = dataset.inter_matrix(form="csr").astype(np.float32)
         self.ui_graph = SparseGraph(normalized_bipartite_adjacency(interactions), self.device, symmetric=True)
         user_graph = self._cached_graph("user_cooc", hp.user_knn_k, _hash_sparse(interactions),
                                         lambda: cooccurrence_topk(interactions, hp.user_knn_k))
         weighting = row_softmax if hp.user_graph_weighting == "softmax" else row_normalize
-        self.user_graph = SparseGraph(weighting(user_graph), self.device)
-        self.item_graphs = {}
+        self._register_neighbours("user_graph", weighting(user_graph))
         for m in self.modalities:
             knn = self._cached_graph(f"item_knn_{m}", hp.item_knn_k, _hash_tensor(features[m]),
                                      lambda f=features[m]: cosine_knn(f, hp.item_knn_k))
-            self.item_graphs[m] = SparseGraph(row_normalize(knn), self.device)
+            self._register_neighbours(f"item_graph_{m}", row_normalize(knn))
         self._eval_cache = None
 
     # ---- construction helpers ----
@@ -464,6 +522,15 @@ class MDE(GeneralRecommender):
                 nn.init.xavier_uniform_(layer.weight)
                 nn.init.zeros_(layer.bias)
         return module
+
+    def _register_neighbours(self, name: str, adjacency: sp.csr_matrix) -> None:
+        lists = neighbour_lists(adjacency)
+        self.register_buffer(f"{name}_index", lists.index.to(self.device), persistent=False)
+        self.register_buffer(f"{name}_weight", lists.weight.to(self.device), persistent=False)
+
+    def neighbours(self, name: str) -> NeighbourLists:
+        """The homogeneous graph ``user_graph`` or ``item_graph_<m>`` as neighbour lists."""
+        return NeighbourLists(getattr(self, f"{name}_index"), getattr(self, f"{name}_weight"))
 
     def _cached_graph(self, kind: str, k: int, input_hash: str, build) -> sp.csr_matrix:
         """Load a homogeneous graph from ``<dataset>/mde_graphs/`` or build and store it.
@@ -492,29 +559,36 @@ class MDE(GeneralRecommender):
     def _item_features(self, modality: str) -> torch.Tensor:
         return self.item_features_v if modality == "v" else self.item_features_t
 
-    def _preferences(self, logits_name: str, n: int) -> torch.Tensor:
-        """Eq. 5's P for users or items, or the fixed preference of Fig. 2 variant A."""
+    def _preferences(self, logits_name: str, rows: torch.Tensor) -> torch.Tensor:
+        """Eq. 5's P for some users or items, or the fixed preference of Fig. 2 variant A."""
         if len(self.modalities) == 1:
-            return torch.ones(n, 1, device=self.user_features.device)
+            return torch.ones(len(rows), 1, device=rows.device)
         if self.hp.fixed_text_weight is not None:
             w_t = self.hp.fixed_text_weight
-            return torch.tensor([1.0 - w_t, w_t], device=self.user_features.device).expand(n, 2)
-        return preference(getattr(self, logits_name))
+            return torch.tensor([1.0 - w_t, w_t], device=rows.device).expand(len(rows), 2)
+        return preference(getattr(self, logits_name).index_select(0, rows))
 
-    def forward(self) -> MDEEmbeddings:
+    def forward(self, user_rows: Optional[torch.Tensor] = None, item_rows: Optional[torch.Tensor] = None
+                ) -> MDEEmbeddings:
+        """Eq. 1-5. The graph propagation is full; eq. 4 and 5 are computed only for the requested rows."""
         d, n_mod = self.hp.embedding_size, len(self.modalities)
+        device = self.user_features.device
+        user_rows = torch.arange(self.n_users, device=device) if user_rows is None else user_rows
+        item_rows = torch.arange(self.n_items, device=device) if item_rows is None else item_rows
         item_e0 = torch.cat([self.projections[m](self._item_features(m)) for m in self.modalities], dim=1)  # eq. 1
         e0 = torch.cat([self.user_features, item_e0], dim=0)
         h_bar = layer_mean_propagation(self.ui_graph, e0, self.hp.n_layers)  # eq. 2-3, all modalities at once
         users_bar, items_bar = h_bar[:self.n_users], h_bar[self.n_users:]
         residual = self.hp.homogeneous_residual
-        users = homogeneous_convolution(self.user_graph, users_bar, residual)  # eq. 4, users
-        items = torch.cat([homogeneous_convolution(self.item_graphs[m], items_bar[:, j * d:(j + 1) * d], residual)
-                           for j, m in enumerate(self.modalities)], dim=1)  # eq. 4, items, per modality
+        users = homogeneous_convolution(users_bar, self.neighbours("user_graph"), user_rows, residual)  # eq. 4
+        items = torch.cat([homogeneous_convolution(items_bar[:, j * d:(j + 1) * d], self.neighbours(f"item_graph_{m}"),
+                                                   item_rows, residual)
+                           for j, m in enumerate(self.modalities)], dim=1)  # eq. 4, per modality
         users, items = users.view(-1, n_mod, d), items.view(-1, n_mod, d)
-        user_prefs = self._preferences("user_pref_logits", self.n_users)
-        item_prefs = self._preferences("item_pref_logits", self.n_items)
-        return MDEEmbeddings(users, items, fuse(users, user_prefs), fuse(items, item_prefs), user_prefs, item_prefs)
+        user_prefs = self._preferences("user_pref_logits", user_rows)
+        item_prefs = self._preferences("item_pref_logits", item_rows)
+        return MDEEmbeddings(users, items, fuse(users, user_prefs), fuse(items, item_prefs),  # eq. 5
+                             user_prefs, item_prefs, item_e0.index_select(0, item_rows))
 
     # ---- losses: eq. 6-11 ----
 
@@ -531,54 +605,74 @@ class MDE(GeneralRecommender):
             prefs = prefs.detach()
         return tradeoff_weights(prefs[:, 0], prefs[:, 1])
 
-    def _discrimination_losses(self, emb: MDEEmbeddings, nodes: torch.Tensor, side: str
+    def _discrimination_losses(self, table: torch.Tensor, prefs: torch.Tensor, anchors: torch.Tensor,
+                               tradeoff_logits: Optional[torch.Tensor], all_candidates: bool
                                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """sigma_diff * L_diff (eq. 6) and sigma_cl * L_cl (eq. 7) for the given users or items."""
-        table, prefs = (emb.items, emb.item_prefs) if side == "items" else (emb.users, emb.user_prefs)
+        """sigma_diff * L_diff (eq. 6) and sigma_cl * L_cl (eq. 7) for the ``anchors`` rows of ``table``."""
         zero = table.new_zeros(())
-        if not (self.use_mda or self.use_msa):
-            return zero, zero
-        logits = getattr(self, f"{side[:-1]}_tradeoff_logits", None)
-        w_diff, w_cl = self._node_tradeoff(prefs[nodes], None if logits is None else logits[nodes])
-        h_v, h_t = table[nodes, 0], table[nodes, 1]
+        w_diff, w_cl = self._node_tradeoff(prefs.index_select(0, anchors), tradeoff_logits)
+        anchor_rows = table.index_select(0, anchors)
+        h_v, h_t = anchor_rows[:, 0], anchor_rows[:, 1]
         diff = self.hp.diff_weight * modality_gap_loss(h_v, h_t, w_diff, self.hp.diff_form) if self.use_mda else zero
         if not self.use_msa:
             return diff, zero
-        if self.hp.cl_negatives == "all":
-            cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, table[:, 0], table[:, 1], nodes)
+        if all_candidates:
+            cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, table[:, 0], table[:, 1], anchors)
         else:
             cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature)
         return diff, self.hp.cl_weight * cl
 
-    def _regularization(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Eq. 11's :math:`\\sigma_{reg} \\|\\Theta\\|^2` (scope: see ``reg_scope``)."""
+    def _regularization(self, emb: MDEEmbeddings, users, pos, neg, i, j) -> torch.Tensor:
+        r"""Eq. 11's :math:`\sigma_{reg} \|\Theta\|^2` (scope: see ``reg_scope``).
+
+        ``batch`` (default): squared layer-0 embeddings and preference logits of the batch's (user, positive,
+        negative) triples, divided by the batch size (LightGCN's convention). ``i``/``j`` index ``emb``'s rows.
+        """
         if self.hp.reg_weight == 0:
             return self.user_features.new_zeros(())
         if self.hp.reg_scope == "all_parameters":
             return self.hp.reg_weight * sum(p.pow(2).sum() for p in self.parameters())
-        item_e0 = torch.cat([self.projections[m](self._item_features(m)[items]) for m in self.modalities], dim=1)
-        squares = self.user_features[users].pow(2).sum() + item_e0.pow(2).sum()
-        for name, nodes in (("user_pref_logits", users), ("item_pref_logits", items)):
-            if hasattr(self, name):
-                squares = squares + getattr(self, name)[nodes].pow(2).sum()
-        return self.hp.reg_weight * squares / users.shape[0]
+        def squares(table: torch.Tensor, *index: torch.Tensor) -> torch.Tensor:
+            return sum(table.index_select(0, rows).pow(2).sum() for rows in index)
+
+        total = squares(self.user_features, users) + squares(emb.item_e0, i, j)
+        if hasattr(self, "user_pref_logits"):
+            total = total + squares(self.user_pref_logits, users) + squares(self.item_pref_logits, pos, neg)
+        return self.hp.reg_weight * total / users.shape[0]
 
     def calculate_loss(self, interaction):
         users, pos, neg = interaction[0], interaction[1], interaction[2]
-        emb = self.forward()
-        l_g = bpr_loss(emb.users_fused[users], emb.items_fused[pos], emb.items_fused[neg])  # eq. 9
-        l_modal = [bpr_loss(emb.users[users, j], emb.items[pos, j], emb.items[neg, j])  # eq. 10 (L_v, L_t)
-                   for j in range(len(self.modalities))]
+        batch = users.shape[0]
+        user_rows, u = torch.unique(users, return_inverse=True)
+        if self.use_msa and self.hp.cl_negatives == "all":
+            item_rows, ij = torch.arange(self.n_items, device=pos.device), torch.cat([pos, neg])
+        else:
+            item_rows, ij = torch.unique(torch.cat([pos, neg]), return_inverse=True)
+        i, j = ij[:batch], ij[batch:]
+        emb = self.forward(user_rows, item_rows)
+        # index_select rather than t[idx]: its backward is deterministic on multi-threaded CPUs
+        hu, hi, hj = emb.users_fused.index_select(0, u), emb.items_fused.index_select(0, i), emb.items_fused.index_select(0, j)
+        l_g = bpr_loss(hu, hi, hj)  # eq. 9
+        mu, mi, mj = emb.users.index_select(0, u), emb.items.index_select(0, i), emb.items.index_select(0, j)
+        l_modal = {m: bpr_loss(mu[:, k], mi[:, k], mj[:, k])  # eq. 10 (L_v, L_t)
+                   for k, m in enumerate(self.modalities)}
         zero = l_g.new_zeros(())
-        l_v = l_modal[self.modalities.index("v")] if "v" in self.modalities else zero
-        l_t = l_modal[self.modalities.index("t")] if "t" in self.modalities else zero
-        batch_items = torch.unique(torch.cat([pos, neg]))
-        l_diff, l_cl = self._discrimination_losses(emb, batch_items, "items")
-        if self.hp.align_users:
-            u_diff, u_cl = self._discrimination_losses(emb, torch.unique(users), "users")
-            l_diff, l_cl = l_diff + u_diff, l_cl + u_cl
-        l_reg = self._regularization(users, batch_items)
-        return l_g, l_v, l_t, l_diff, l_cl, l_reg  # eq. 11: MMRec sums and logs each
+        l_diff = l_cl = zero
+        if self.use_mda or self.use_msa:
+            anchors = torch.unique(i)  # the batch's positive items
+            logits = getattr(self, "item_tradeoff_logits", None)
+            l_diff, l_cl = self._discrimination_losses(
+                emb.items, emb.item_prefs, anchors, None if logits is None else logits.index_select(0, item_rows[anchors]),
+                all_candidates=self.hp.cl_negatives == "all")
+            if self.hp.align_users:
+                logits = getattr(self, "user_tradeoff_logits", None)
+                anchors = torch.arange(len(user_rows), device=users.device)
+                u_diff, u_cl = self._discrimination_losses(
+                    emb.users, emb.user_prefs, anchors, None if logits is None else logits.index_select(0, user_rows),
+                    all_candidates=False)
+                l_diff, l_cl = l_diff + u_diff, l_cl + u_cl
+        l_reg = self._regularization(emb, users, pos, neg, i, j)
+        return l_g, l_modal.get("v", zero), l_modal.get("t", zero), l_diff, l_cl, l_reg  # eq. 11: MMRec sums
 
     # ---- evaluation ----
 
@@ -590,7 +684,7 @@ class MDE(GeneralRecommender):
         return tuple(p._version for p in self.parameters())
 
     def full_sort_predict(self, interaction):
-        """Scores :math:`h_u^\\top h_i` of the given users for all items; embeddings computed once per pass."""
+        """Scores :math:`h_u^\top h_i` of the given users for all items; embeddings computed once per pass."""
         version = self._parameters_version()
         if self._eval_cache is None or self._eval_cache[0] != version:
             with torch.no_grad():
@@ -600,15 +694,12 @@ class MDE(GeneralRecommender):
         return users_fused[interaction[0]] @ items_fused.T
 
     def _apply(self, fn, *args, **kwargs):
-        """Move the sparse graphs along with the parameters on ``.to(device)``."""
+        """Move the sparse user-item graph along with the parameters and buffers on ``.to(device)``."""
         result = super()._apply(fn, *args, **kwargs)
-        if not hasattr(self, "item_graphs"):  # still under construction
-            return result
-        device = self.user_features.device
-        for graph in (self.ui_graph, self.user_graph, *self.item_graphs.values()):
-            graph.to(device)
-        self.device = device
-        self._eval_cache = None
+        if hasattr(self, "ui_graph"):
+            self.ui_graph.to(self.user_features.device)
+            self.device = self.user_features.device
+            self._eval_cache = None
         return result
 
 
