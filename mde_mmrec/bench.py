@@ -1,0 +1,224 @@
+"""`mde-mmrec bench`: MDE against FREEDOM and DRAGON on a synthetic preset, measured side by side.
+
+For each model, one MMRec run (MMRec's own trainer, a fixed number of epochs, one seed) gives seconds per
+training epoch, seconds per evaluation (valid + test), model construction time and peak RSS. In this process
+the MDE graphs are built from nothing and loaded from MDE's disk cache, and each model's share of an
+evaluation pass (its ``full_sort_predict`` calls for the valid and test users) is timed. The table goes to
+``bench/results/<preset>-<date>.md`` and the output ends with one ``RATIO`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import gc
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import compare, mmrec, report, synthetic
+from .errors import MdeMmrecError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODELS = ("MDE", "FREEDOM", "DRAGON")
+
+
+def dataset_name(preset: str) -> str:
+    """Synthetic presets live under their own names, never over MMRec's real ``baby`` etc."""
+    return f"synthetic_{preset}"
+
+
+@contextlib.contextmanager
+def inside_checkout(checkout: Path):
+    """Import MMRec's modules from CHECKOUT/src with it as the working directory (as main.py runs)."""
+    src = str(Path(checkout) / "src")
+    old_cwd, old_path = os.getcwd(), list(sys.path)
+    os.chdir(src)
+    sys.path.insert(0, src)
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        sys.path[:] = old_path
+
+
+def _timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def mde_graph_seconds(checkout: Path, dataset: str) -> dict:
+    """Build MDE's three homogeneous graphs from nothing, as the model does; then load its cached copies."""
+    with inside_checkout(checkout):
+        import torch
+        from models import mde  # the installed copy of src/models/mde.py
+        cfg = compare.merged_config(checkout, "MDE", dataset)
+        data_dir = Path(cfg.get("data_path", "../data/")) / dataset
+        inter = pd.read_csv(data_dir / cfg["inter_file_name"], sep="\t")
+        train = inter[inter[cfg["inter_splitting_label"]] == 0]
+        shape = (int(inter[cfg["USER_ID_FIELD"]].max()) + 1, int(inter[cfg["ITEM_ID_FIELD"]].max()) + 1)
+        import scipy.sparse as sp
+        r = sp.csr_matrix((np.ones(len(train), dtype=np.float32),
+                           (train[cfg["USER_ID_FIELD"]].values, train[cfg["ITEM_ID_FIELD"]].values)), shape=shape)
+        seconds = {}
+        seconds["user_cooc"], _ = _timed(lambda: mde.cooccurrence_topk(r, int(cfg["user_knn_k"])))
+        for name, key in (("item_knn_v", "vision_feature_file"), ("item_knn_t", "text_feature_file")):
+            feat = torch.from_numpy(np.load(data_dir / cfg[key]))
+            seconds[name], _ = _timed(lambda: mde.cosine_knn(feat, int(cfg["item_knn_k"])))
+        cached = sorted((data_dir / "mde_graphs").glob("*.npz"))
+        load = _timed(lambda: [sp.load_npz(p) for p in cached])[0] if cached else float("nan")
+    return {"build_s": sum(seconds.values()), "parts": seconds, "load_s": load, "cached_files": len(cached)}
+
+
+def model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int = 3) -> float:
+    """The model's share of one evaluation pass: full_sort_predict for every valid and every test user."""
+    with inside_checkout(checkout):
+        import torch
+        from utils.configurator import Config
+        from utils.dataloader import TrainDataLoader
+        from utils.dataset import RecDataset
+        from utils.utils import get_model, init_seed
+        config = Config(model_name, dataset, {"gpu_id": 0})
+        for key in config["hyper_parameters"]:  # one grid point: the first value of each list
+            if isinstance(config[key], list):
+                config[key] = config[key][0]
+        init_seed(config["seed"])
+        train, valid, test = RecDataset(config).split()
+        train_data = TrainDataLoader(config, train, batch_size=config["train_batch_size"], shuffle=True)
+        model = get_model(model_name)(config, train_data).to(config["device"])
+        if hasattr(model, "pre_epoch_processing"):
+            model.pre_epoch_processing()
+        model.eval()
+        uid = config["USER_ID_FIELD"]
+        splits = [torch.tensor(np.unique(s.df[uid].values)).to(config["device"]) for s in (valid, test)]
+        size = int(config["eval_batch_size"])
+        times = []
+        with torch.no_grad():
+            for _ in range(repeats):
+                model.train()
+                model.eval()
+                start = time.perf_counter()
+                for users in splits:
+                    for part in users.split(size):
+                        model.full_sort_predict((part,))
+                times.append(time.perf_counter() - start)
+        del model, train_data
+        gc.collect()
+    return float(min(times))
+
+
+def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed: int, out_dir: Path,
+              echo=print) -> tuple[Path, str]:
+    dataset = dataset_name(preset)
+    echo(f"== bench: preset {preset} (data set {dataset}), models {' '.join(models)}, {epochs} epoch(s)")
+    synthetic.make_dataset(checkout, dataset, preset=preset, seed=0)
+    graphs = {}
+    if "MDE" in models:
+        echo("== MDE graphs from nothing (in this process)")
+        graphs = mde_graph_seconds(checkout, dataset)
+        echo(f"   built in {graphs['build_s']:.2f}s " + ", ".join(f"{k} {v:.2f}s" for k, v in graphs["parts"].items()))
+        for cache in (Path(checkout) / "data" / dataset / "mde_graphs").glob("*.npz"):
+            cache.unlink()  # so that the MMRec run's model construction also builds from nothing
+    run_dir = Path(out_dir) / "runs" / f"{preset}-{datetime.date.today().isoformat()}"
+    configs = [compare.RunConfig(m, m) for m in models]
+    records, status = compare.run_configs(checkout, dataset, configs, [seed], run_dir, epochs=epochs,
+                                          echo=echo)
+    by_model = {r["label"]: r for r in records}
+    if "MDE" in models:
+        graphs = dict(graphs, load_s=mde_graph_seconds(checkout, dataset)["load_s"])
+    rows = []
+    for m in models:
+        r = by_model.get(m)
+        if r is None:
+            rows.append([m, "-", "-", "-", "-", "-", "-", status.get(m, "not run")])
+            continue
+        echo(f"== {m}: timing its share of an evaluation pass")
+        share = model_eval_seconds(checkout, dataset, m)
+        build = graphs.get("build_s") if m == "MDE" else None
+        rows.append([m, _fmt(r.get("model_init_s")), _fmt(r.get("s_per_epoch")), _fmt(r.get("eval_s")),
+                     _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0), _fmt(r["best_valid"].get("recall@20"), 4),
+                     "ok" if build is None else f"graphs built in {build:.2f}s, loaded in {graphs['load_s']:.3f}s"])
+    ratio = _ratio_line(by_model, graphs)
+    md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio)
+    return md, ratio
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _ratio_line(by_model: dict, graphs: dict) -> str:
+    def ratio(a: str, b: str, key: str) -> str:
+        if a in by_model and b in by_model and by_model[b].get(key):
+            return f"{by_model[a][key] / by_model[b][key]:.3f}"
+        return "nan"
+    build = graphs.get("build_s")
+    return (f"RATIO mde/freedom_epoch={ratio('MDE', 'FREEDOM', 's_per_epoch')} "
+            f"mde/dragon_epoch={ratio('MDE', 'DRAGON', 's_per_epoch')} "
+            f"mde_graph_build_s={'nan' if build is None else f'{build:.2f}'} "
+            f"mde/freedom_rss={ratio('MDE', 'FREEDOM', 'peak_rss_mb')}")
+
+
+def machine_description() -> str:
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+
+
+def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: int, rows, ratio: str) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{preset}-{datetime.date.today().isoformat()}.md"
+    header = ["model", "model construction s", "train s/epoch", "eval s (valid+test)",
+              "model's eval share s", "peak RSS MB", "valid Recall@20", "notes"]
+    text = (f"# Benchmark: synthetic `{preset}` preset\n\n"
+            f"Machine: {machine_description()}.\n\n"
+            f"Command: `mde-mmrec bench --mmrec MMREC --preset {preset} --epochs {epochs} "
+            f"--models {' '.join(models)}`; data set `{dataset}` (seed 0), one MMRec run per model, MMRec's "
+            f"first grid point, {epochs} epoch(s), all measured in the same run.\n\n"
+            + report.markdown_table(header, rows) + "\n\n"
+            "Model construction includes graph building (MDE: from nothing, its cache was emptied first). "
+            "The model's eval share is the time of all `full_sort_predict` calls for the valid and test users "
+            "(best of 3); eval s is MMRec's whole evaluation, metrics included.\n\n"
+            f"`{ratio}`\n")
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    checkout = mmrec.find_checkout(args.mmrec)
+    if args.preset not in synthetic.PRESETS:
+        raise MdeMmrecError(f"unknown preset {args.preset!r}: choose one of {', '.join(synthetic.PRESETS)}")
+    md, ratio = run_bench(checkout, args.preset, args.models, args.epochs, args.seed, Path(args.out))
+    print(md.read_text(encoding="utf-8"))
+    print(f"written to {md}")
+    print(ratio)
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="time MDE against FREEDOM and DRAGON on a synthetic preset",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout")
+    p.add_argument("--preset", default="baby", help=f"synthetic preset ({', '.join(synthetic.PRESETS)})")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    p.add_argument("--epochs", type=int, default=2, help="training epochs per model (default 2)")
+    p.add_argument("--seed", type=int, default=999)
+    p.add_argument("--out", default="bench/results", help="folder for the Markdown result")
+    p.set_defaults(func=_cmd_bench)

@@ -1,0 +1,368 @@
+"""`mde-mmrec compare`: several models, several seeds, the same data, through MMRec; one table.
+
+Each configuration (a model plus config overrides) runs as ONE MMRec process whose grid is the list of
+seeds (``--seed=[s1,s2,...] --hyper_parameters=[seed]``): MMRec's own loop re-seeds, rebuilds and trains
+the model per seed, and the plugin's patches append one JSON line per finished seed to
+``OUT/runs/<label>.jsonl`` (``--results_file``, with ``--resume=True``: a rerun skips finished seeds).
+The other list-valued keys of the model's grid are pinned to one value each (``--set MODEL:key=value``,
+else the first value; a warning says which).
+
+``run_configs`` is the one function that runs a set of configurations over seeds; ``grid`` and
+``reproduce`` reuse it (and its checks and progress display).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from . import mmrec, report
+from .errors import MdeMmrecError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 999                              # MMRec's configs/overall.yaml seed
+MULTIMODAL_NEEDS_USER_GRAPH = ("DRAGON", "DualGNN")
+
+
+@dataclass
+class RunConfig:
+    """One configuration to run over seeds: a model and the config overrides that make it."""
+    label: str                                  # its name in tables and file names ("MDE w/o MDA")
+    model: str
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.label).strip("_")
+
+
+# ----------------------------------------------------------------------------------- reading configs
+def load_yaml(path: Path) -> dict:
+    """A config file read with MMRec's YAML loader (1e-3 is a float); {} when absent."""
+    if not path.is_file():
+        return {}
+    loader = mmrec.plugin_module("cli_overrides").MMRecLoader
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=loader) or {}
+
+
+def merged_config(checkout: Path, model: str, dataset: str) -> dict:
+    """overall.yaml, then the dataset's, then the model's yaml, with hyper_parameters concatenated (as
+    MMRec's Config reads them, before command-line overrides)."""
+    configs = Path(checkout) / "src" / "configs"
+    merged, grid = {}, []
+    for path in (configs / "overall.yaml", configs / "dataset" / f"{dataset}.yaml",
+                 configs / "model" / f"{model}.yaml"):
+        data = load_yaml(path)
+        grid += list(data.get("hyper_parameters") or [])
+        merged.update(data)
+    merged["hyper_parameters"] = grid
+    return merged
+
+
+def available(checkout: Path, kind: str) -> list[str]:
+    return sorted(p.stem for p in (Path(checkout) / "src" / "configs" / kind).glob("*.yaml"))
+
+
+def check_model(checkout: Path, model: str) -> None:
+    if not (Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml").is_file():
+        raise MdeMmrecError(f"unknown model {model!r}: no src/configs/model/{model}.yaml in {checkout} "
+                            f"(models there: {', '.join(available(checkout, 'model'))}; names are case-sensitive)")
+    if not (Path(checkout) / "src" / "models" / f"{model.lower()}.py").is_file():
+        raise MdeMmrecError(f"model {model!r}: src/models/{model.lower()}.py is missing in {checkout}")
+
+
+def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> None:
+    """The data set's yaml, interaction file and (for a multimodal model) feature files exist."""
+    checkout = Path(checkout)
+    yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
+    if not yaml_path.is_file():
+        raise MdeMmrecError(f"unknown data set {dataset!r}: no {yaml_path} (data sets there: "
+                            f"{', '.join(available(checkout, 'dataset'))}); make a synthetic one with "
+                            f"`mde-mmrec make-data {dataset} --mmrec {checkout}`")
+    cfg = merged_config(checkout, model or "", dataset)
+    data_dir = (checkout / "src" / cfg.get("data_path", "../data/") / dataset).resolve()
+    inter = data_dir / str(cfg.get("inter_file_name") or f"{dataset}.inter")
+    if not inter.is_file():
+        raise MdeMmrecError(f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
+                            f"{yaml_path}); put the data there or run `mde-mmrec make-data {dataset} --mmrec "
+                            f"{checkout} --force`")
+    if model is None or cfg.get("is_multimodal_model"):
+        for key in ("vision_feature_file", "text_feature_file"):
+            name = cfg.get(key)
+            if name and not (data_dir / name).is_file():
+                raise MdeMmrecError(f"data set {dataset!r}: feature file {data_dir / name} is missing ({key} "
+                                    f"in {yaml_path}); multimodal models need both image and text features")
+
+
+def parse_sets(items: list[str] | None) -> dict[str | None, dict]:
+    """``["MDE:cl_weight=0.1", "epochs=3"]`` -> ``{"MDE": {"cl_weight": 0.1}, None: {"epochs": 3}}``
+    (None: every model). Values are read like main.py reads them."""
+    out: dict[str | None, dict] = {}
+    parse_value = mmrec.plugin_module("cli_overrides").parse_value
+    for item in items or []:
+        head, sep, text = item.partition("=")
+        if not sep or not head:
+            raise MdeMmrecError(f"--set {item!r}: write --set MODEL:key=value or --set key=value")
+        model, _, key = head.rpartition(":")
+        try:
+            value = parse_value(text)
+        except Exception as exc:                                 # OverrideError: a malformed value
+            raise MdeMmrecError(f"--set {item!r}: {exc}") from None
+        out.setdefault(model or None, {})[key] = value
+    return out
+
+
+def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
+    """Overrides that leave only the seed in the grid: every other grid key with a list value takes the
+    value from ``sets``, else its first value. Returns (overrides incl. ``sets``, warnings)."""
+    overrides, warnings = dict(sets), []
+    for key in file_config.get("hyper_parameters") or []:
+        if key == "seed" or key in sets:
+            continue
+        value = file_config.get(key)
+        if isinstance(value, list):
+            overrides[key] = value[0] if value else None
+            if len(value) > 1:
+                warnings.append(f"{key}={value[0]!r} (first of {value}; choose with --set {file_config.get('model', 'MODEL')}:{key}=VALUE)")
+    return overrides, warnings
+
+
+def check_keys(file_config: dict, overrides: dict, where: str) -> None:
+    unknown = [k for k in overrides if k not in file_config]
+    if unknown:
+        raise MdeMmrecError(f"{where}: unknown config key(s) {', '.join(unknown)} (not in configs/overall.yaml, "
+                            "the data set's or the model's yaml)")
+
+
+# ----------------------------------------------------------------------------------------- progress
+_GRID_LINE = re.compile(r"=========(\d+)/(\d+): Parameters:(.*)=======")
+_EPOCH_LINE = re.compile(r"epoch (\d+) training \[time: ([\d.]+)s")
+_EVAL_LINE = re.compile(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([-\d.e]+)\]")
+_ERROR_LINE = re.compile(r"(Error|Exception|error:)")
+
+
+class Progress:
+    """Turns MMRec's log lines into one progress line per epoch: configuration, seed (grid point), epoch,
+    elapsed time, and an estimate of the time left (from the mean wall time per epoch so far; an upper
+    bound, since early stopping may end a seed sooner)."""
+
+    def __init__(self, n_configs: int, epochs: int, echo: Callable[[str], None] = print):
+        self.n_configs, self.epochs, self.echo = n_configs, epochs, echo
+        self.start = time.time()
+        self.config_index, self.label = 0, ""
+        self.point, self.n_points = 0, 1
+        self.epoch_times: list[float] = []
+        self.last_epoch_end = None
+        self.tail: list[str] = []
+
+    def begin(self, index: int, label: str, n_points: int) -> None:
+        self.config_index, self.label, self.n_points, self.point = index, label, n_points, 0
+        self.echo(f"[{index + 1}/{self.n_configs}] {label}: {n_points} run(s) to go")
+        self.last_epoch_end = time.time()
+        self.tail = []
+
+    def __call__(self, line: str) -> None:
+        self.tail = (self.tail + [line])[-40:]
+        if m := _GRID_LINE.search(line):
+            self.point = int(m.group(1))
+            self.n_points = int(m.group(2))
+            self.echo(f"  {self.label}: run {self.point}/{self.n_points} {m.group(3)}")
+            self.last_epoch_end = time.time()
+        elif m := _EVAL_LINE.search(line):
+            now = time.time()
+            self.epoch_times.append(now - (self.last_epoch_end or now))
+            self.last_epoch_end = now
+            epoch = int(m.group(1)) + 1
+            per_epoch = sum(self.epoch_times[-20:]) / len(self.epoch_times[-20:])
+            left_epochs = (self.epochs - epoch) + (self.n_points - max(self.point, 1)) * self.epochs
+            left = per_epoch * left_epochs
+            more = self.n_configs - self.config_index - 1
+            self.echo(f"  {self.label} run {max(self.point, 1)}/{self.n_points} epoch {epoch}/{self.epochs} "
+                      f"valid {float(m.group(3)):.4f} | elapsed {_hms(now - self.start)} | this model ≤ {_hms(left)} "
+                      f"left" + (f" (+{more} more configuration(s))" if more else ""))
+        elif "skipping grid point" in line:
+            self.echo("  skipping" + line.split("skipping", 1)[1])
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+# ------------------------------------------------------------------------------------------- running
+def ensure_user_graph(checkout: Path, dataset: str) -> None:
+    """DRAGON and DualGNN read data/D/user_graph_dict.npy: build it (fast, sparse) when missing."""
+    cfg = merged_config(checkout, "DRAGON", dataset)
+    path = (Path(checkout) / "src" / cfg.get("data_path", "../data/") / dataset
+            / str(cfg.get("user_graph_dict_file") or "user_graph_dict.npy")).resolve()
+    if path.is_file():
+        return
+    from . import usergraph
+    log.info("building the user graph %s (needed by DRAGON / DualGNN)", path)
+    usergraph.write_user_graph(checkout, dataset)
+    if not path.is_file():
+        raise MdeMmrecError(f"user graph {path} was not written; build it with "
+                            f"`mde-mmrec user-graph --mmrec {checkout} -d {dataset}`")
+
+
+def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], out_dir: Path,
+            epochs: int | None = None, common: dict | None = None) -> list[tuple[RunConfig, dict, list[str]]]:
+    """Check everything before any training: checkout, models, data set, override keys. Returns, per
+    configuration, the overrides main.py gets and warnings about pinned grid keys."""
+    checkout = Path(checkout)
+    if not seeds:
+        raise MdeMmrecError("no seeds to run (use --seeds N with N >= 1)")
+    runs = []
+    for cfg in configs:
+        check_model(checkout, cfg.model)
+        check_dataset(checkout, dataset, cfg.model)
+        file_config = merged_config(checkout, cfg.model, dataset)
+        file_config.setdefault("model", cfg.model)
+        extra = dict(common or {}, **cfg.overrides)
+        check_keys(file_config, extra, f"configuration {cfg.label!r}")
+        overrides, warnings = pin_grid(file_config, extra)
+        overrides.update({"seed": list(seeds), "hyper_parameters": ["seed"],
+                          "results_file": str((Path(out_dir) / "runs" / f"{cfg.slug}.jsonl").resolve()),
+                          "resume": True})
+        if epochs:
+            overrides["epochs"] = int(epochs)
+        runs.append((cfg, overrides, warnings))
+    labels = [c.label for c in configs]
+    if len(set(labels)) != len(labels):
+        raise MdeMmrecError(f"configuration labels must differ: {labels}")
+    return runs
+
+
+def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], out_dir,
+                epochs: int | None = None, common: dict | None = None, runner=None,
+                echo: Callable[[str], None] = print) -> tuple[list[dict], dict[str, str]]:
+    """Run each configuration over ``seeds`` through MMRec (one process each), resumably.
+
+    Returns (records with ``label`` added, status per label: "ok" or why it failed). Results accumulate in
+    ``OUT/runs/<label>.jsonl``; logs in ``OUT/logs/<label>.log``; all records also in ``OUT/results.jsonl``.
+    ``runner`` defaults to ``mmrec.run_main`` (tests pass a fake one with the same signature).
+    """
+    runner = runner or mmrec.run_main
+    checkout, out_dir = Path(checkout), Path(out_dir)
+    runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+    if any(c.model in MULTIMODAL_NEEDS_USER_GRAPH for c in configs):
+        ensure_user_graph(checkout, dataset)
+    n_epochs = int(epochs or merged_config(checkout, configs[0].model, dataset).get("epochs") or 1000)
+    progress = Progress(len(runs), n_epochs, echo)
+    status = {}
+    for index, (cfg, overrides, warnings) in enumerate(runs):
+        for w in warnings:
+            echo(f"  note: {cfg.label}: pinned {w}")
+        results_file = Path(overrides["results_file"])
+        done = {r.get("seed") for r in mmrec.read_results(results_file)}
+        todo = [s for s in seeds if s not in done]
+        if not todo:
+            echo(f"[{index + 1}/{len(runs)}] {cfg.label}: all {len(seeds)} seed(s) already in {results_file}, skipped")
+            status[cfg.label] = "ok"
+            continue
+        if done & set(seeds):
+            echo(f"  {cfg.label}: seed(s) {sorted(done & set(seeds))} already done, skipped")
+        progress.begin(index, cfg.label, len(todo))
+        log_path = out_dir / "logs" / f"{cfg.slug}.log"
+        code = runner(checkout, cfg.model, dataset, overrides, log_path=log_path, on_line=progress)
+        if code != 0:
+            tail = "\n".join("    " + l for l in progress.tail[-15:])
+            status[cfg.label] = f"failed (exit {code}; see {log_path})"
+            echo(f"  {cfg.label} FAILED with exit code {code}; last lines of {log_path}:\n{tail}")
+        else:
+            status[cfg.label] = "ok"
+    records = collect(out_dir, [r[0] for r in runs], seeds)
+    return records, status
+
+
+def collect(out_dir: Path, configs: list[RunConfig], seeds: list[int]) -> list[dict]:
+    """The records of these configurations and seeds (label added), also written to OUT/results.jsonl."""
+    import json
+    records = []
+    for cfg in configs:
+        for r in mmrec.read_results(Path(out_dir) / "runs" / f"{cfg.slug}.jsonl"):
+            if r.get("seed") in seeds:
+                records.append(dict(r, label=cfg.label))
+    with open(Path(out_dir) / "results.jsonl", "w", encoding="utf-8") as handle:
+        for r in records:
+            handle.write(json.dumps(r) + "\n")
+    return records
+
+
+def write_comparison(records: list[dict], status: dict[str, str], out_dir: Path, title: str,
+                     command: str = "", chart: bool = True) -> Path:
+    """summary.md / summary.csv (mean ± std over seeds) and chart.png; returns the Markdown path."""
+    order = list(status)
+    notes = [f"{label}: {s}" for label, s in status.items() if s != "ok"]
+    if command:
+        notes.append(f"command: `{command}`")
+    if not records:
+        raise MdeMmrecError("no configuration finished a run: " + "; ".join(notes or ["no results"]))
+    summary = report.summarize(records, order=order)
+    md, _ = report.write_summary(summary, out_dir, title=title, notes=notes)
+    if chart:
+        report.bar_chart(summary, Path(out_dir) / "chart.png", title=title)
+    return md
+
+
+def seed_list(n: int | None, values: list[int] | None) -> list[int]:
+    if values:
+        return list(dict.fromkeys(values))
+    return [DEFAULT_SEED + i for i in range(n or 1)]
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def add_common_args(p: argparse.ArgumentParser, out_default: str) -> None:
+    p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout (mde-mmrec install)")
+    p.add_argument("-d", "--dataset", required=True, help="data set name (src/configs/dataset/NAME.yaml)")
+    p.add_argument("--out", default=None, help=f"results folder (default: {out_default})")
+    p.add_argument("--epochs", type=int, default=None, help="maximum epochs per run (quick runs)")
+    p.add_argument("--set", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
+                   help="config override for one model (MODEL:key=value) or all (key=value); repeatable")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    checkout = mmrec.find_checkout(args.mmrec)
+    sets = parse_sets(args.set)
+    unknown = [m for m in sets if m is not None and m not in args.models]
+    if unknown:
+        raise MdeMmrecError(f"--set names model(s) {unknown} that are not in -m {' '.join(args.models)}")
+    configs = [RunConfig(m, m, dict(sets.get(m, {}))) for m in args.models]
+    seeds = seed_list(args.seeds, args.seed_values)
+    out = Path(args.out or f"results/compare-{args.dataset}")
+    records, status = run_configs(checkout, args.dataset, configs, seeds, out, args.epochs,
+                                  common=sets.get(None))
+    command = command_line()
+    md = write_comparison(records, status, out, f"{args.dataset}: {', '.join(args.models)}, "
+                          f"{len(seeds)} seed(s)", command)
+    print(md.read_text(encoding="utf-8"))
+    print(f"results in {out}/ (summary.md, summary.csv, chart.png, results.jsonl, logs/)")
+    return 0 if all(s == "ok" for s in status.values()) else 1
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("compare", help="run models side by side over seeds; table and chart",
+                              description=__doc__.split("\n\n")[0])
+    add_common_args(p, "results/compare-DATASET")
+    p.add_argument("-m", "--models", nargs="+", required=True, help="models, e.g. MDE FREEDOM DRAGON")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (999, 1000, ...; default 3)")
+    p.add_argument("--seed-values", type=int, nargs="+", default=None, help="explicit seeds instead")
+    p.set_defaults(func=_cmd_compare)
+
+
+def command_line() -> str:
+    """The command as typed (for the notes under the tables)."""
+    import shlex
+    import sys
+    return "mde-mmrec " + " ".join(shlex.quote(a) for a in sys.argv[1:])

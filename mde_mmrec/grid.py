@@ -1,0 +1,239 @@
+"""`mde-mmrec grid`: MDE's sigma grid (or any model's grid) through MMRec's own grid loop; resumable,
+shardable, summarised.
+
+One MMRec process runs the whole grid (``--hyper_parameters=[seed,k1,k2,...]`` with a list per key). The
+plugin's patches append one JSON line per finished point to ``OUT/results.jsonl`` and, with
+``--resume=True``, skip the points already there; ``--grid_shard=i/n`` runs only points p (0-based, in
+MMRec's product order) with ``p % n == i-1``. This module computes the same point list beforehand
+(``grid_points`` / ``plan``: pure functions, tested against a fake runner) so it can say what will be
+skipped and what will run, and summarises the finished points: best point by validation, a table sorted by
+the validation metric, a heatmap per pair of grid keys. ``mde-mmrec grid-merge`` merges shards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+from . import compare, mmrec, report
+from .errors import MdeMmrecError
+
+VALID_METRIC = "recall@20"      # MMRec's default valid_metric, lower-cased as in the results
+
+
+# ------------------------------------------------------------------------------------- pure grid logic
+def grid_points(keys: list[str], values: dict[str, list]) -> list[dict]:
+    """Every grid point as {key: value}, in MMRec's order: itertools.product over ``keys`` (seed first)."""
+    if not keys or keys[0] != "seed":
+        raise ValueError("MMRec puts the seed first in every grid: keys must start with 'seed'")
+    missing = [k for k in keys if not isinstance(values.get(k), list) or not values[k]]
+    if missing:
+        raise MdeMmrecError(f"grid key(s) {', '.join(missing)} need a non-empty list of values")
+    plain = json.loads(json.dumps({k: values[k] for k in keys}))      # the form the results file holds
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(plain[k] for k in keys))]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """"i/n" -> (i, n), 1 <= i <= n."""
+    if text is None:
+        return None
+    try:
+        return mmrec.plugin_module("results_log").parse_shard(text)
+    except ValueError as exc:
+        raise MdeMmrecError(f"--shard: {exc}") from None
+
+
+def plan(points: list[dict], done: list[dict], shard: tuple[int, int] | None = None
+         ) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
+    """(to_run, skipped): the (index, point) pairs of this shard not yet done, and those already done.
+    ``done``: the params of finished records. Same selection as the patched MMRec grid loop."""
+    to_run, skipped = [], []
+    for index, point in enumerate(points):
+        if shard and index % shard[1] != shard[0] - 1:
+            continue
+        (skipped if point in done else to_run).append((index, point))
+    return to_run, skipped
+
+
+def done_params(records: list[dict], model: str, dataset: str) -> list[dict]:
+    return [r.get("params") for r in records if r.get("model") == model and r.get("dataset") == dataset]
+
+
+def _show(point: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+# --------------------------------------------------------------------------------------------- running
+def grid_spec(checkout: Path, model: str, dataset: str, sets: dict, seeds: list[int] | None
+              ) -> tuple[list[str], dict[str, list], dict]:
+    """(keys, values, plain overrides) of the grid to run: the model yaml's hyper_parameters (their lists),
+    changed or extended by list values in ``sets``; non-list ``sets`` are plain overrides. A key the model
+    yaml does not have is an error (before anything runs)."""
+    model_yaml = Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml"
+    model_cfg = compare.load_yaml(model_yaml)
+    merged = compare.merged_config(checkout, model, dataset)
+    keys = ["seed"] + [k for k in model_cfg.get("hyper_parameters") or [] if k != "seed"]
+    values = {k: merged.get(k) for k in keys}
+    plain = {}
+    for key, value in sets.items():
+        if key == "seed":
+            raise MdeMmrecError("choose seeds with --seeds N, not --set seed=...")
+        if isinstance(value, list):
+            if key not in model_cfg:
+                raise MdeMmrecError(f"grid key {key!r}: {model} has no such key in {model_yaml} (its keys: "
+                                    f"{', '.join(k for k in model_cfg if k != 'hyper_parameters')})")
+            if key not in keys:
+                keys.append(key)
+            values[key] = value
+        else:
+            if key not in merged:
+                raise MdeMmrecError(f"--set {key}: unknown config key (not in configs/overall.yaml, the data "
+                                    f"set's or {model_yaml.name})")
+            if key in keys:                                   # a single value pins a grid key
+                values[key] = [value]
+            else:
+                plain[key] = value
+    values["seed"] = list(seeds) if seeds else (merged.get("seed") if isinstance(merged.get("seed"), list)
+                                                 else [merged.get("seed", compare.DEFAULT_SEED)])
+    for key in keys:
+        if not isinstance(values[key], list):
+            values[key] = [values[key]]
+    return keys, values, plain
+
+
+def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, out_dir,
+             plain: dict | None = None, epochs: int | None = None, shard=None, runner=None,
+             echo=print) -> int:
+    """Run the grid (or this shard of it) through MMRec's grid loop, skipping finished points.
+    Returns main.py's exit code (0 when nothing was left to run)."""
+    runner = runner or mmrec.run_main
+    checkout, out_dir = Path(checkout), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results_file = (out_dir / "results.jsonl").resolve()
+    points = grid_points(keys, values)
+    to_run, skipped = plan(points, done_params(mmrec.read_results(results_file), model, dataset), shard)
+    where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+    echo(f"grid of {len(points)} point(s) over {', '.join(keys)}{where}: {len(skipped)} already done, "
+         f"{len(to_run)} to run")
+    for index, point in skipped:
+        echo(f"  skip {index + 1}/{len(points)}: {_show(point)} (in {results_file})")
+    for index, point in to_run:
+        echo(f"  run  {index + 1}/{len(points)}: {_show(point)}")
+    if not to_run:
+        return 0
+    overrides = dict(plain or {})
+    overrides.update({k: values[k] for k in keys})
+    overrides.update({"hyper_parameters": list(keys), "results_file": str(results_file), "resume": True})
+    if shard:
+        overrides["grid_shard"] = f"{shard[0]}/{shard[1]}"
+    if epochs:
+        overrides["epochs"] = int(epochs)
+    n_epochs = int(epochs or compare.merged_config(checkout, model, dataset).get("epochs") or 1000)
+    progress = compare.Progress(1, n_epochs, echo)
+    progress.begin(0, f"{model} grid", len(to_run))
+    code = runner(checkout, model, dataset, overrides, log_path=out_dir / "grid.log", on_line=progress)
+    if code != 0:
+        tail = "\n".join("    " + l for l in progress.tail[-15:])
+        echo(f"MMRec exited with code {code}; finished points are kept in {results_file} (rerun to resume). "
+             f"Last lines of {out_dir / 'grid.log'}:\n{tail}")
+    return code
+
+
+def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,
+              valid_metric: str = VALID_METRIC, charts: bool = True) -> Path:
+    """summary.md / summary.csv (all points, best first) and heatmap_<a>_<b>.png per pair of grid keys."""
+    if not records:
+        raise MdeMmrecError(f"no finished grid points to summarise in {out_dir}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sigma_keys = [k for k in keys if k != "seed"]
+    table = report.grid_table(records, sigma_keys, valid_metric)
+    best = report.best_by_valid(records, valid_metric)
+    table.to_csv(out_dir / "summary.csv", index=False)
+    heat = report.heatmaps(table, sigma_keys, out_dir, f"valid {valid_metric}") if charts else []
+    text = (f"# {title}\n\n"
+            f"Best point by validation {valid_metric}: **{_show(best['params'])}** "
+            f"(valid {best['best_valid'].get(valid_metric, float('nan')):.4f}, test recall@20 "
+            f"{best['test'].get('recall@20', float('nan')):.4f}, ndcg@20 {best['test'].get('ndcg@20', float('nan')):.4f}, "
+            f"best epoch {best.get('best_epoch')})\n\n"
+            f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
+            f"{valid_metric}.\n\n" + report.grid_markdown(table, sigma_keys))
+    if heat:
+        text += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in heat) + "\n"
+    path = out_dir / "summary.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _grid_keys_of(records: list[dict]) -> list[str]:
+    keys = []
+    for r in records:
+        keys += [k for k in r.get("params", {}) if k not in keys]
+    return keys
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def _cmd_grid(args: argparse.Namespace) -> int:
+    checkout = mmrec.find_checkout(args.mmrec)
+    compare.check_model(checkout, args.model)
+    compare.check_dataset(checkout, args.dataset, args.model)
+    sets = compare.parse_sets(args.set)
+    if any(m not in (None, args.model) for m in sets):
+        raise MdeMmrecError(f"--set MODEL:key=value: only {args.model} runs here")
+    merged_sets = dict(sets.get(None, {}), **sets.get(args.model, {}))
+    seeds = compare.seed_list(args.seeds, args.seed_values) if (args.seeds or args.seed_values) else None
+    keys, values, plain = grid_spec(checkout, args.model, args.dataset, merged_sets, seeds)
+    shard = parse_shard(args.shard)
+    out = Path(args.out or f"results/grid-{args.model}-{args.dataset}")
+    code = run_grid(checkout, args.model, args.dataset, keys, values, out, plain, args.epochs, shard)
+    records = [r for r in mmrec.read_results(out / "results.jsonl")
+               if r.get("model") == args.model and r.get("dataset") == args.dataset]
+    if records:
+        md = summarize(records, keys, out, f"{args.model} grid on {args.dataset}")
+        print(md.read_text(encoding="utf-8"))
+        print(f"results in {out}/ (summary.md, summary.csv, heatmaps, results.jsonl, grid.log)")
+    return code
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    records, seen = [], set()
+    for folder in args.dirs:
+        path = Path(folder) / "results.jsonl"
+        if not path.is_file():
+            raise MdeMmrecError(f"{path}: no results file (give the --out folders of the grid shards)")
+        for r in mmrec.read_results(path):
+            key = (r.get("model"), r.get("dataset"), json.dumps(r.get("params"), sort_keys=True))
+            if key not in seen:                 # a point run by two shards counts once
+                seen.add(key)
+                records.append(r)
+    models = sorted({(r.get("model"), r.get("dataset")) for r in records})
+    if len(models) > 1:
+        raise MdeMmrecError(f"the folders hold grids of different models / data sets: {models}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "results.jsonl", "w", encoding="utf-8") as handle:
+        for r in records:
+            handle.write(json.dumps(r) + "\n")
+    model, dataset = models[0] if models else ("?", "?")
+    md = summarize(records, _grid_keys_of(records), out, f"{model} grid on {dataset} (merged)")
+    print(md.read_text(encoding="utf-8"))
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("grid", help="resumable, shardable grid search through MMRec's grid loop",
+                              description=__doc__.split("\n\n")[0])
+    compare.add_common_args(p, "results/grid-MODEL-DATASET")
+    p.add_argument("-m", "--model", default="MDE", help="model (default MDE)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per point (default: overall.yaml's seed)")
+    p.add_argument("--seed-values", type=int, nargs="+", default=None, help="explicit seeds")
+    p.add_argument("--shard", default=None, metavar="I/N", help="run every N-th point, starting at the I-th")
+    p.epilog = "grid values: --set cl_weight=[0.01,0.1] (a list is a grid dimension; a single value pins it)"
+    p.set_defaults(func=_cmd_grid)
+
+    m = subparsers.add_parser("grid-merge", help="merge the results folders of grid shards and summarise")
+    m.add_argument("dirs", nargs="+", help="the --out folders of the shards")
+    m.add_argument("--out", required=True, help="folder for the merged results and summary")
+    m.set_defaults(func=_cmd_merge)

@@ -1,0 +1,117 @@
+"""Working with a patched MMRec checkout: find it, run its main.py, read its results file.
+
+The plugin's own MMRec-side modules (repo ``src/utils/*.py``: overrides, results log, fast metrics) are
+loaded from this repository with ``plugin_module(name)``, so the tools and the checkout share one copy of
+that code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .errors import MdeMmrecError
+from .paths import PLUGIN_SRC
+
+# files that make a directory an MMRec checkout
+MMREC_MARKERS = ("src/main.py", "src/utils/quick_start.py", "src/utils/configurator.py",
+                 "src/common/abstract_recommender.py", "src/common/trainer.py", "src/configs/overall.yaml")
+INSTALL_MANIFEST = ".mde-mmrec-backup/manifest.json"   # written by `mde-mmrec install`
+
+_PLUGIN_PACKAGE = "mde_mmrec._plugin_utils"
+
+
+def plugin_module(name: str):
+    """Import repo ``src/utils/<name>.py`` (as ``mde_mmrec._plugin_utils.<name>``, so that it cannot clash
+    with MMRec's own ``utils`` package)."""
+    if _PLUGIN_PACKAGE not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(_PLUGIN_PACKAGE, None, is_package=True)
+        package = importlib.util.module_from_spec(spec)
+        package.__path__ = [str(PLUGIN_SRC / "utils")]
+        sys.modules[_PLUGIN_PACKAGE] = package
+    return importlib.import_module(f"{_PLUGIN_PACKAGE}.{name}")
+
+
+def format_override(value) -> str:
+    """A Python value as main.py reads it back (lists ``[0.1,0.01]``, ``True``, ``null``)."""
+    overrides = plugin_module("cli_overrides")
+    try:
+        return overrides.format_value(value)
+    except overrides.OverrideError as exc:
+        raise MdeMmrecError(str(exc)) from None
+
+
+def override_args(overrides: dict) -> list[str]:
+    """``{"epochs": 5, "reg_weight": [0.1, 0.01]}`` -> ``["--epochs=5", "--reg_weight=[0.1,0.01]"]``."""
+    return [f"--{key}={format_override(value)}" for key, value in overrides.items()]
+
+
+def is_mmrec(path: Path) -> bool:
+    return all((Path(path) / marker).is_file() for marker in MMREC_MARKERS)
+
+
+def find_checkout(path) -> Path:
+    """The root of a patched MMRec checkout (``path`` may also be its ``src/``); a clear error otherwise."""
+    root = Path(path).expanduser().resolve()
+    if root.name == "src" and is_mmrec(root.parent):
+        root = root.parent
+    if not root.is_dir():
+        raise MdeMmrecError(f"{root}: no such directory; give the path of your MMRec clone "
+                            "(git clone https://github.com/enoche/MMRec)")
+    if not is_mmrec(root):
+        missing = [m for m in MMREC_MARKERS if not (root / m).is_file()]
+        raise MdeMmrecError(f"{root} is not an MMRec checkout (missing {', '.join(missing)}); "
+                            "give the path of your MMRec clone")
+    if not (root / INSTALL_MANIFEST).is_file():
+        raise MdeMmrecError(f"{root}: the mde-mmrec plugin is not installed there "
+                            f"(no {INSTALL_MANIFEST}); run `mde-mmrec install {root}` first")
+    return root
+
+
+def main_command(model: str, dataset: str, overrides: dict | None = None) -> list[str]:
+    """The argv that runs one MMRec job with the current interpreter (cwd must be CHECKOUT/src)."""
+    return [sys.executable, "main.py", "-m", model, "-d", dataset, *override_args(overrides or {})]
+
+
+def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, log_path=None,
+             on_line: Callable[[str], None] | None = None, env: dict | None = None) -> int:
+    """Run ``python main.py -m MODEL -d DATASET --k=v ...`` in CHECKOUT/src; each output line (stdout and
+    stderr together) goes to ``on_line`` and, if given, to ``log_path``. Returns main.py's exit code.
+    A relative ``results_file`` is taken relative to the current directory (main.py runs in CHECKOUT/src)."""
+    src = Path(checkout) / "src"
+    overrides = dict(overrides or {})
+    if isinstance(overrides.get("results_file"), (str, Path)):
+        overrides["results_file"] = str(Path(overrides["results_file"]).expanduser().resolve())
+    command = main_command(model, dataset, overrides)
+    run_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    log = open(log_path, "a", encoding="utf-8") if log_path else None
+    try:
+        with subprocess.Popen(command, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              encoding="utf-8", errors="replace", bufsize=1, env=run_env) as process:
+            for line in process.stdout:
+                if log:
+                    log.write(line)
+                    log.flush()
+                if on_line:
+                    on_line(line.rstrip("\n"))
+            return process.wait()
+    finally:
+        if log:
+            log.close()
+
+
+def read_results(path) -> list[dict]:
+    """The records of a results file (JSON lines); a line cut off by a killed run is skipped."""
+    return plugin_module("results_log").read_results(path)
+
+
+def installed_info(checkout) -> dict:
+    """The installer's manifest of a patched checkout (version, MMRec commit, files)."""
+    return json.loads((Path(checkout) / INSTALL_MANIFEST).read_text(encoding="utf-8"))

@@ -1,0 +1,227 @@
+"""Tables and charts from results records (the JSON lines MMRec writes through the plugin's patches).
+
+Pure functions of the records, so they are tested without MMRec. A record is one finished grid point:
+``{"model", "dataset", "params", "seed", "best_epoch", "best_valid": {"recall@20": ...}, "test": {...},
+"s_per_epoch", ...}``; the workflow commands add ``"label"`` (the configuration's name, e.g. "MDE w/o MDA").
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import MdeMmrecError
+
+METRICS = ("recall", "ndcg", "precision", "map")
+KS = (5, 10, 20)
+METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "map": "MAP"}
+
+
+def metric_keys(metrics=METRICS, ks=KS) -> list[str]:
+    """["recall@5", "recall@10", ...] in the order tables show them."""
+    return [f"{m}@{k}" for m in metrics for k in ks]
+
+
+def label_of(record: dict) -> str:
+    return record.get("label") or record["model"]
+
+
+def records_frame(records: list[dict], split: str = "test") -> pd.DataFrame:
+    """One row per record: label, model, dataset, seed, every param (``p.<key>``), the metrics of ``split``
+    ("test" or "best_valid"), best_epoch, s_per_epoch, and the validation metric as ``valid.<metric>``."""
+    rows = []
+    for r in records:
+        row = {"label": label_of(r), "model": r.get("model"), "dataset": r.get("dataset"),
+               "seed": r.get("seed"), "best_epoch": r.get("best_epoch"), "epochs_run": r.get("epochs_run"),
+               "s_per_epoch": r.get("s_per_epoch"), "train_time_s": r.get("train_time_s")}
+        row.update({f"p.{k}": _hashable(v) for k, v in (r.get("params") or {}).items()})
+        row.update((r.get(split) or {}))
+        row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def summarize(records: list[dict], metrics=METRICS, ks=KS, split: str = "test",
+              order: list[str] | None = None) -> pd.DataFrame:
+    """Mean and standard deviation over seeds, one row per label (configuration).
+
+    Columns: label, model, n_seeds, ``<metric>@k mean`` / ``<metric>@k std`` for each metric and k,
+    best_epoch (mean), s_per_epoch (mean). ``std`` is the sample standard deviation (0 with one seed).
+    Rows follow ``order`` (labels) where given, else first appearance.
+    """
+    if not records:
+        raise MdeMmrecError("no results to summarise (the results file is empty or missing)")
+    frame = records_frame(records, split)
+    keys = metric_keys(metrics, ks)
+    missing = [k for k in keys if k not in frame.columns]
+    if missing:
+        raise MdeMmrecError(f"results lack the metrics {', '.join(missing)} (set topk/metrics in "
+                            "configs/overall.yaml to include them)")
+    labels = list(dict.fromkeys(frame["label"]))
+    if order:
+        labels = [l for l in order if l in labels] + [l for l in labels if l not in order]
+    rows = []
+    for label in labels:
+        g = frame[frame["label"] == label]
+        row = {"label": label, "model": g["model"].iloc[0], "n_seeds": int(g["seed"].nunique())}
+        for k in keys:
+            row[f"{k} mean"] = g[k].mean()
+            row[f"{k} std"] = g[k].std(ddof=1) if len(g) > 1 else 0.0
+        row["best_epoch"] = g["best_epoch"].mean()
+        row["s_per_epoch"] = g["s_per_epoch"].mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(value, digits=4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub Markdown table (cells formatted with 4 decimals for floats)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
+    """The comparison table: one row per configuration, ``mean ± std`` cells; the best mean per column
+    in bold."""
+    keys = metric_keys(metrics, ks)
+    header = ["model", "seeds"] + [f"{METRIC_NAMES.get(k.split('@')[0], k)}@{k.split('@')[1]}" for k in keys] \
+        + ["best epoch", "s/epoch"]
+    best = {k: summary[f"{k} mean"].max() for k in keys}
+    rows = []
+    for _, r in summary.iterrows():
+        cells = [r["label"], str(r["n_seeds"])]
+        for k in keys:
+            cell = f"{r[f'{k} mean']:.4f} ± {r[f'{k} std']:.4f}" if r["n_seeds"] > 1 else f"{r[f'{k} mean']:.4f}"
+            cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)
+        cells += [_fmt(r["best_epoch"], 1), _fmt(r["s_per_epoch"], 2)]
+        rows.append(cells)
+    return markdown_table(header, rows)
+
+
+def write_summary(summary: pd.DataFrame, out_dir: Path, stem: str = "summary", title: str | None = None,
+                  notes: list[str] | None = None, metrics=METRICS, ks=KS) -> tuple[Path, Path]:
+    """``summary.md`` (title, table, notes) and ``summary.csv`` (all columns, full precision)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, csv = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
+    text = (f"# {title}\n\n" if title else "") + summary_markdown(summary, metrics, ks)
+    if notes:
+        text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    md.write_text(text, encoding="utf-8")
+    summary.to_csv(csv, index=False)
+    return md, csv
+
+
+# ------------------------------------------------------------------------------------------------ charts
+def pyplot():
+    """matplotlib.pyplot with the file-only Agg backend, or a clear error."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MdeMmrecError("charts need matplotlib: pip install matplotlib "
+                            "(or pip install 'mde-mmrec[plots]')") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def bar_chart(summary: pd.DataFrame, path: Path, keys: list[str] | None = None, title: str = "") -> Path:
+    """Grouped bars (one group per metric, one bar per configuration) with std error bars."""
+    plt = pyplot()
+    keys = keys or [f"{m}@{k}" for m in ("recall", "ndcg") for k in KS]
+    n = len(summary)
+    width = 0.8 / max(n, 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(keys) + 0.4 * n), 4))
+    for i, (_, row) in enumerate(summary.iterrows()):
+        xs = [j + (i - (n - 1) / 2) * width for j in range(len(keys))]
+        ax.bar(xs, [row[f"{k} mean"] for k in keys], width, yerr=[row[f"{k} std"] for k in keys],
+               capsize=3, label=row["label"])
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([f"{METRIC_NAMES.get(k.split('@')[0], k)}@{k.split('@')[1]}" for k in keys])
+    ax.set_ylabel("test score (mean ± std over seeds)")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def best_by_valid(records: list[dict], valid_metric: str = "recall@20") -> dict:
+    """The record with the highest validation ``valid_metric``."""
+    if not records:
+        raise MdeMmrecError("no results to pick a best point from")
+    return max(records, key=lambda r: (r.get("best_valid") or {}).get(valid_metric, float("-inf")))
+
+
+def grid_table(records: list[dict], keys: list[str], valid_metric: str = "recall@20",
+               test_metrics=("recall@20", "ndcg@20")) -> pd.DataFrame:
+    """One row per grid point (seeds averaged), sorted by the mean validation metric, best first."""
+    frame = records_frame(records)
+    cols = [f"p.{k}" for k in keys]
+    agg = {f"valid.{valid_metric}": "mean", **{m: "mean" for m in test_metrics}, "seed": "nunique",
+           "best_epoch": "mean"}
+    table = frame.groupby(cols, dropna=False).agg(agg).reset_index()
+    table = table.rename(columns={**{f"p.{k}": k for k in keys}, f"valid.{valid_metric}": f"valid {valid_metric}",
+                                  **{m: f"test {m}" for m in test_metrics}, "seed": "n_seeds"})
+    table["n_seeds"] = table["n_seeds"].astype(int)
+    return table.sort_values(f"valid {valid_metric}", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def grid_markdown(table: pd.DataFrame, keys: list[str] = ()) -> str:
+    """Grid values written exactly (1e-05, not 0.0000); metrics with 4 decimals."""
+    rows = [[f"{v:g}" if c in keys and isinstance(v, float) else (str(v) if c in keys or c == "n_seeds" else v)
+             for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
+    return markdown_table(list(table.columns), rows)
+
+
+def heatmap_data(table: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFrame:
+    """``value`` over (y rows, x columns), taking the best (max) over the other grid keys."""
+    return table.pivot_table(index=y, columns=x, values=value, aggfunc="max").sort_index().sort_index(axis=1)
+
+
+def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) -> list[Path]:
+    """One PNG per pair of grid keys with more than one value: ``heatmap_<x>_<y>.png``."""
+    varying = [k for k in keys if table[k].nunique() > 1]
+    if len(varying) < 2:
+        return []
+    plt = pyplot()
+    paths = []
+    for x, y in itertools.combinations(varying, 2):
+        data = heatmap_data(table, x, y, value)
+        fig, ax = plt.subplots(figsize=(1.2 * data.shape[1] + 2.5, 0.8 * data.shape[0] + 2))
+        im = ax.imshow(data.values, cmap="viridis", aspect="auto", origin="lower")
+        ax.set_xticks(range(data.shape[1]))
+        ax.set_xticklabels([_fmt(v) if isinstance(v, float) else str(v) for v in data.columns])
+        ax.set_yticks(range(data.shape[0]))
+        ax.set_yticklabels([_fmt(v) if isinstance(v, float) else str(v) for v in data.index])
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        for (i, j), v in pd.DataFrame(data.values).stack().items():
+            ax.text(j, i, f"{v:.4f}", ha="center", va="center", color="w", fontsize="small")
+        others = [k for k in keys if k not in (x, y)]
+        ax.set_title(f"{value}" + (f" (best over {', '.join(others)})" if others else ""), fontsize="small")
+        fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        path = Path(out_dir) / f"heatmap_{x}_{y}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -1,0 +1,227 @@
+"""`mde-mmrec reproduce table1|table2|fig2`: the MDE paper's experiments on your data, in the paper's
+layout, beside the paper's own numbers (``mde_mmrec/data/paper_results.csv``, copied from the paper).
+
+* table1: MDE and the baselines of Table I, top-5 Recall / Precision / MAP / NDCG.
+* table2: MDE and its ablations w/o MDA, w/o MSA, w/o NLT (``use_mda`` / ``use_msa`` / ``use_nlt`` =
+  False), Recall@5.
+* fig2: the trade-off analysis: variant A, one fixed text preference w_t = 0.1 ... 0.9 for all nodes
+  (``fixed_text_weight``), variant B, node-level independent trade-off weights (``tradeoff=independent``),
+  and full MDE. The paper gives Fig. 2 only as a chart, so only measured values are reported.
+
+Every configuration runs through ``compare.run_configs`` (MMRec's own training loop, same seeds, resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from . import compare, mmrec, report
+from .errors import MdeMmrecError
+
+PAPER_CSV = "paper_results.csv"
+PAPER_DATASETS = ("baby", "sports", "clothing")
+TABLE1_MODELS = ("VBPR", "MMGCN", "GRCN", "DualGNN", "SLMRec", "BM3", "FREEDOM", "DRAGON", "MDE")
+TABLE1_METRICS = ("recall@5", "precision@5", "map@5", "ndcg@5")      # the paper's column order
+TABLE1_HEAD = ("REC", "PREC", "MAP", "NDCG")
+# models whose MMRec code calls .cuda() unconditionally: they cannot run without a GPU
+NEEDS_CUDA = {"GRCN": "MMRec's grcn.py calls .cuda() unconditionally (needs a GPU)"}
+# models that import a package this environment may lack
+NEEDS_MODULE = {"SLMRec": "torch_scatter"}
+FIG2_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+FIG2_METRICS = ("recall@20", "ndcg@20")
+
+
+def paper_results() -> pd.DataFrame:
+    """The paper's numbers (table, dataset, row, metric, value, source)."""
+    return pd.read_csv(Path(__file__).with_name("data") / PAPER_CSV)
+
+
+def experiment_configs(name: str, models: list[str] | None = None) -> list[compare.RunConfig]:
+    """The configurations an experiment runs."""
+    if name == "table1":
+        return [compare.RunConfig(m, m) for m in (models or TABLE1_MODELS)]
+    if name == "table2":
+        return [compare.RunConfig("w/o MDA", "MDE", {"use_mda": False}),
+                compare.RunConfig("w/o MSA", "MDE", {"use_msa": False}),
+                compare.RunConfig("w/o NLT", "MDE", {"use_nlt": False}),
+                compare.RunConfig("MDE", "MDE")]
+    if name == "fig2":
+        return ([compare.RunConfig(f"A: w_t={w}", "MDE", {"fixed_text_weight": w}) for w in FIG2_WEIGHTS]
+                + [compare.RunConfig("B: independent", "MDE", {"tradeoff": "independent"}),
+                   compare.RunConfig("MDE", "MDE")])
+    raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def runnable(configs: list[compare.RunConfig], cuda: bool) -> tuple[list[compare.RunConfig], dict[str, str]]:
+    """(configurations to run, {label: "not run: reason"} for the others)."""
+    import importlib.util
+    keep, skipped = [], {}
+    for c in configs:
+        module = NEEDS_MODULE.get(c.model)
+        if c.model in NEEDS_CUDA and not cuda:
+            skipped[c.label] = f"not run: {NEEDS_CUDA[c.model]}"
+        elif module and importlib.util.find_spec(module) is None:
+            skipped[c.label] = f"not run: MMRec's {c.model.lower()}.py needs {module} (pip install {module})"
+        else:
+            keep.append(c)
+    return keep, skipped
+
+
+def _cell(summary: pd.DataFrame, label: str, key: str):
+    row = summary[summary["label"] == label]
+    if row.empty:
+        return None, None
+    return row.iloc[0][f"{key} mean"], row.iloc[0][f"{key} std"]
+
+
+def _ours(summary, label, key, n_seeds) -> str:
+    mean, std = _cell(summary, label, key)
+    if mean is None:
+        return "-"
+    return f"{mean:.4f} ± {std:.4f}" if n_seeds > 1 else f"{mean:.4f}"
+
+
+def table1_markdown(summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str,
+                    paper_dataset: str, n_seeds: int) -> str:
+    """Rows: Table I's models; columns: ours (REC PREC MAP NDCG @5) then the paper's on paper_dataset."""
+    p = paper[(paper["table"] == "table1") & (paper["dataset"] == paper_dataset)]
+    header = ["model"] + [f"{h} (ours, {dataset})" for h in TABLE1_HEAD] + [f"{h} (paper, {paper_dataset})" for h in TABLE1_HEAD]
+    rows = []
+    for label in status:
+        ours = [_ours(summary, label, k, n_seeds) for k in TABLE1_METRICS]
+        if status[label] != "ok" and ours[0] == "-":
+            ours = [status[label]] + ["-"] * 3
+        theirs = [p[(p["row"] == label) & (p["metric"] == k)]["value"] for k in TABLE1_METRICS]
+        rows.append([label] + ours + [f"{v.iloc[0]:.4f}" if len(v) else "-" for v in theirs])
+    return report.markdown_table(header, rows)
+
+
+def table2_markdown(summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str,
+                    n_seeds: int) -> str:
+    p = paper[paper["table"] == "table2"]
+    header = ["components", f"R@5 (ours, {dataset})"] + [f"R@5 (paper, {d})" for d in PAPER_DATASETS]
+    rows = []
+    for label in status:
+        ours = _ours(summary, label, "recall@5", n_seeds)
+        if ours == "-" and status[label] != "ok":
+            ours = status[label]
+        theirs = [p[(p["row"] == label) & (p["dataset"] == d)]["value"] for d in PAPER_DATASETS]
+        rows.append([label, ours] + [f"{v.iloc[0]:.4f}" if len(v) else "-" for v in theirs])
+    return report.markdown_table(header, rows)
+
+
+def fig2_markdown(summary: pd.DataFrame, status: dict, n_seeds: int) -> str:
+    header = ["variant"] + [f"{k} (ours)" for k in FIG2_METRICS]
+    rows = [[label] + [_ours(summary, label, k, n_seeds) if status[label] == "ok" else status[label]
+                       for k in FIG2_METRICS] for label in status]
+    return report.markdown_table(header, rows)
+
+
+def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path:
+    """Bars: variant A over w_t; dotted line: variant B; solid line: MDE (one panel per metric)."""
+    plt = report.pyplot()
+    fig, axes = plt.subplots(1, len(FIG2_METRICS), figsize=(5 * len(FIG2_METRICS), 3.6))
+    a_labels = [f"A: w_t={w}" for w in FIG2_WEIGHTS]
+    for ax, key in zip(axes, FIG2_METRICS):
+        xs, ys, es = [], [], []
+        for w, label in zip(FIG2_WEIGHTS, a_labels):
+            mean, std = _cell(summary, label, key)
+            if mean is not None:
+                xs.append(str(w)), ys.append(mean), es.append(std)
+        ax.bar(xs, ys, yerr=es, capsize=3, color="#bbbbbb", label="A: fixed w_t")
+        for label, style, color in (("B: independent", ":", "tab:blue"), ("MDE", "-", "tab:red")):
+            mean, _ = _cell(summary, label, key)
+            if mean is not None:
+                ax.axhline(mean, linestyle=style, color=color, label=label)
+        ax.set_xlabel("w_t (text preference, variant A)")
+        ax.set_ylabel(key)
+        if ys:
+            lo, hi = min(ys), max(ys)
+            ax.set_ylim(max(0.0, lo - (hi - lo) - 0.1 * hi), None)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"Trade-off mechanisms on {dataset} (cf. the paper's Fig. 2, Baby)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir, epochs=None,
+              models=None, paper_dataset: str | None = None, common: dict | None = None, runner=None,
+              cuda: bool | None = None, echo=print) -> Path:
+    """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown."""
+    configs = experiment_configs(experiment, models)
+    configs, skipped = runnable(configs, _cuda_available() if cuda is None else cuda)
+    for label, why in skipped.items():
+        echo(f"{label}: {why}")
+    out_dir = Path(out_dir)
+    records, status = compare.run_configs(checkout, dataset, configs, seeds, out_dir, epochs,
+                                          common=common, runner=runner, echo=echo)
+    order = [c.label for c in experiment_configs(experiment, models)]
+    status = {label: status.get(label) or skipped.get(label) for label in order}
+    status = {k: (v if v == "ok" or v.startswith("not run") else f"not run: {v}") for k, v in status.items()}
+    summary = report.summarize(records, order=order) if records else pd.DataFrame(columns=["label"])
+    if records:
+        summary.to_csv(out_dir / "summary.csv", index=False)
+    n_seeds = len(seeds)
+    paper = paper_results()
+    runs = f"{n_seeds} seed(s) ({', '.join(map(str, seeds))})" + (f", at most {epochs} epochs" if epochs else "")
+    if experiment == "table1":
+        pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")
+        body = table1_markdown(summary, status, paper, dataset, pd_name, n_seeds)
+        title = f"Table I (top-5) on {dataset}: ours beside the paper's {pd_name}"
+    elif experiment == "table2":
+        body = table2_markdown(summary, status, paper, dataset, n_seeds)
+        title = f"Table II (ablations, R@5) on {dataset}: ours beside the paper's"
+    else:
+        body = fig2_markdown(summary, status, n_seeds)
+        title = f"Fig. 2 (trade-off mechanisms) on {dataset}"
+        if any(s == "ok" for s in status.values()):
+            fig2_chart(summary, out_dir / "fig2.png", dataset)
+            body += "\n![Fig. 2](fig2.png)\n"
+    notes = [f"ours: mean ± std over {runs}; test metrics at the best validation epoch (Recall@20)",
+             f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0] if experiment == 'table1' else paper['source'].iloc[-1]})"
+             if experiment != "fig2" else "the paper gives Fig. 2 only as a chart (Baby); no numbers to set beside ours",
+             f"command: `{compare.command_line()}`"]
+    text = f"# {title}\n\n{body}\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    path = out_dir / f"{experiment}.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    checkout = mmrec.find_checkout(args.mmrec)
+    sets = compare.parse_sets(args.set)
+    if any(m is not None for m in sets):
+        raise MdeMmrecError("reproduce takes --set key=value for all configurations (no MODEL: prefix)")
+    seeds = compare.seed_list(args.seeds, args.seed_values)
+    out = Path(args.out or f"results/{args.experiment}-{args.dataset}")
+    md = reproduce(args.experiment, checkout, args.dataset, seeds, out, args.epochs, args.models,
+                   args.paper_dataset, common=sets.get(None))
+    print(md.read_text(encoding="utf-8"))
+    print(f"results in {out}/")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("reproduce", help="the paper's Table I, Table II or Fig. 2 on your data",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("experiment", choices=["table1", "table2", "fig2"])
+    compare.add_common_args(p, "results/EXPERIMENT-DATASET")
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (default 1)")
+    p.add_argument("--seed-values", type=int, nargs="+", default=None, help="explicit seeds")
+    p.add_argument("--models", nargs="+", default=None, help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
+    p.add_argument("--paper-dataset", choices=PAPER_DATASETS, default=None,
+                   help="which of the paper's data sets to set beside ours (default: -d if it is one, else baby)")
+    p.set_defaults(func=_cmd_reproduce)

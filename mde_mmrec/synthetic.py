@@ -1,0 +1,399 @@
+"""Synthetic multimodal recommendation data in MMRec's format (`mde-mmrec make-data`).
+
+Lets anyone try MDE, FREEDOM, DRAGON ... at once, without downloading the Amazon data sets, on data whose
+structure is known. ``generate(preset, seed)`` is pure and vectorised; ``make_dataset(...)`` writes it
+into an MMRec checkout.
+
+The generative story (all draws from one ``numpy.random.Generator(seed)``)
+--------------------------------------------------------------------------
+Items.  Every item ``i`` has three latent parts, each ``D`` = 16-dimensional:
+
+* a *shared* part ``s_i`` (what both the image and the text show: the product category), drawn around one
+  of ``K`` category centres;
+* a *visual-only* part ``v_i`` (style, colour, shape: only the image shows it), drawn around one of ``K``
+  style centres chosen independently of the category;
+* a *text-only* part ``t_i`` (brand, size, material: only the text tells it), drawn around one of ``K``
+  topic centres, also independent.
+
+and a popularity ``pop_i`` (log-normal, so a few items are very popular: popularity skew).
+
+Features see the latents through noisy non-linear maps (random weights, fixed by the seed):
+
+* ``image_feat`` (4096-d, like a CNN's fc7 output: non-negative, sparse-ish)
+  ``= relu([s_i, v_i] @ W_img + b_img + noise)``
+* ``text_feat`` (384-d, like a sentence embedding: unit length)
+  ``= normalise(tanh([s_i, t_i] @ W_txt + noise))``
+
+so the image carries the shared and the visual-only part, the text the shared and the text-only part, and
+neither feature carries the other modality's private part.
+
+Users.  Every user ``u`` has a taste in each latent space (``a_u`` for the shared part, ``p_u`` visual,
+``q_u`` textual, each drawn around a centre the user likes) and a *modality preference*
+``w_u ~ Beta(1.2, 0.8)``: the weight of text versus image in their taste (the node-level modality
+preference that MDE is built on; on average text weighs more, as the paper finds for Baby). The affinity is
+
+    score(u, i) = a_u . s_i  +  (1 - w_u) * p_u . v_i  +  w_u * q_u . t_i  +  0.3 * log pop_i
+
+Interactions.  User activity ``n_u`` is 5 plus a geometric tail (5-core-like: every user has at least 5
+interactions), with a mean that matches the preset. User u picks ``n_u`` distinct items, a draw without
+replacement from ``prior_i * exp(score(u, i) / T)`` (temperature ``TEMPERATURE``), done as a Gumbel top-k;
+the prior is a popularity/uniform mixture (70/30). Catalogues up to ``FULL_SCORING_ITEMS`` items score every
+item; larger ones (Elec) score ``N_CANDIDATES`` candidates per user drawn from the prior.
+Items that end with fewer than 5 interactions get the missing ones from the best-matching users of a random
+sample (so every item id occurs: MMRec takes ``n_items`` as the largest id + 1). The total is therefore close
+to, not exactly, the preset's number.
+
+Timestamps are random within 2014-2018 and sorted per user; each user's interactions are split
+chronologically with MMRec's rule (``preprocessing/1splitting.ipynb``): with ``n < 10`` interactions,
+``n - 2`` train, 1 valid, 1 test; otherwise ``int(0.2 n)`` held out, half valid (rounded down), the rest
+test. ``x_label`` 0/1/2 = train/valid/test; every user has at least 3 training interactions.
+
+Why a multimodal model should beat plain CF here: the visual-only and text-only parts reach the users'
+choices only through their (modality-weighted) tastes, and each is visible only in one feature file, so the
+features carry information about unpopular items that a few interactions cannot; a model that fuses both
+modalities per node can use both private parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import MdeMmrecError
+
+log = logging.getLogger(__name__)
+
+IMAGE_DIM = 4096
+TEXT_DIM = 384
+LATENT_DIM = 16          # D: size of each latent part (shared, visual-only, text-only)
+MIN_PER_USER = 5         # 5-core-like activity
+MIN_PER_ITEM = 5
+TEMPERATURE = 0.75       # of the Gumbel top-k choice; lower = choices follow the taste more closely
+POP_WEIGHT = 0.3         # weight of log-popularity in the score
+FULL_SCORING_ITEMS = 30_000   # catalogues up to this size: every user scores every item
+N_CANDIDATES = 512            # larger catalogues (Elec): candidates per user, drawn from the prior
+T0, T1 = 1388534400, 1514764800   # timestamps within 2014-01-01 .. 2018-01-01 (UTC)
+
+
+@dataclass(frozen=True)
+class Preset:
+    n_users: int
+    n_items: int
+    n_interactions: int   # target; the generated total is close to it (see the module docstring)
+    n_clusters: int       # K: category / style / topic centres
+    note: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(300, 200, 3_000, 8, "trains in seconds; the default"),
+    "baby": Preset(19_445, 7_050, 160_792, 40, "shape of Amazon Baby"),
+    "sports": Preset(35_598, 18_357, 296_337, 60, "shape of Amazon Sports"),
+    "clothing": Preset(39_387, 23_033, 278_677, 60, "shape of Amazon Clothing"),
+    "elec": Preset(192_403, 63_001, 1_689_188, 100, "shape of Amazon Elec"),
+}
+
+INTER_COLUMNS = ["userID", "itemID", "rating", "timestamp", "x_label"]
+
+
+def get_preset(preset: str | Preset) -> Preset:
+    if isinstance(preset, Preset):
+        return preset
+    try:
+        return PRESETS[preset]
+    except KeyError:
+        raise MdeMmrecError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}") from None
+
+
+# --------------------------------------------------------------------------------------------- latents
+def _clustered(rng: np.random.Generator, n: int, centres: np.ndarray, spread: float) -> np.ndarray:
+    """n points, each around a random centre (rows of ``centres``); unit-variance-ish per dimension."""
+    which = rng.integers(0, len(centres), size=n)
+    pts = centres[which] + spread * rng.standard_normal((n, centres.shape[1]), dtype=np.float32)
+    return (pts / np.sqrt(1.0 + spread ** 2)).astype(np.float32)
+
+
+def _latents(rng: np.random.Generator, p: Preset) -> dict[str, np.ndarray]:
+    d, k = LATENT_DIM, p.n_clusters
+    centres = {name: rng.standard_normal((k, d), dtype=np.float32) for name in ("shared", "visual", "text")}
+    lat = {
+        "item_shared": _clustered(rng, p.n_items, centres["shared"], 0.6),
+        "item_visual": _clustered(rng, p.n_items, centres["visual"], 0.6),
+        "item_text": _clustered(rng, p.n_items, centres["text"], 0.6),
+        "item_log_pop": rng.normal(0.0, 1.0, size=p.n_items).astype(np.float32),
+        "user_shared": _clustered(rng, p.n_users, centres["shared"], 0.8),
+        "user_visual": _clustered(rng, p.n_users, centres["visual"], 0.8),
+        "user_text": _clustered(rng, p.n_users, centres["text"], 0.8),
+        "user_text_weight": rng.beta(1.2, 0.8, size=p.n_users).astype(np.float32),
+    }
+    return lat
+
+
+def affinity(lat: dict[str, np.ndarray], users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """score(u, i) of the module docstring for aligned arrays ``users``, ``items`` (any equal shapes)."""
+    scale = 1.0 / np.sqrt(LATENT_DIM)
+    w = lat["user_text_weight"][users]
+    s = np.einsum("...d,...d->...", lat["user_shared"][users], lat["item_shared"][items])
+    v = np.einsum("...d,...d->...", lat["user_visual"][users], lat["item_visual"][items])
+    t = np.einsum("...d,...d->...", lat["user_text"][users], lat["item_text"][items])
+    return (scale * (s + (1 - w) * v + w * t) + POP_WEIGHT * lat["item_log_pop"][items]).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------- interactions
+def _activity(rng: np.random.Generator, p: Preset) -> np.ndarray:
+    """Interactions per user: MIN_PER_USER + geometric tail, mean close to n_interactions / n_users."""
+    extra_mean = max(p.n_interactions / p.n_users - MIN_PER_USER, 0.1)
+    n = MIN_PER_USER + rng.geometric(1.0 / (1.0 + extra_mean), size=p.n_users) - 1
+    return np.minimum(n, max(MIN_PER_USER, p.n_items // 3)).astype(np.int64)
+
+
+def _user_item_vectors(lat: dict) -> tuple[np.ndarray, np.ndarray]:
+    """U [n_users, 3D], V [n_items, 3D] with U @ V.T + pop term = affinity (for block matrix products)."""
+    w = lat["user_text_weight"][:, None]
+    u = np.concatenate([lat["user_shared"], (1 - w) * lat["user_visual"], w * lat["user_text"]], axis=1)
+    v = np.concatenate([lat["item_shared"], lat["item_visual"], lat["item_text"]], axis=1)
+    return (u / np.sqrt(LATENT_DIM)).astype(np.float32), v.astype(np.float32)
+
+
+def _gumbel(rng: np.random.Generator, shape) -> np.ndarray:
+    u = rng.random(shape, dtype=np.float32)
+    np.clip(u, 1e-12, 1.0 - 1e-7, out=u)
+    return -np.log(-np.log(u))
+
+
+def _choose_items(rng: np.random.Generator, p: Preset, lat: dict, n_per_user: np.ndarray,
+                  max_cells: int = 16_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per user, n_u distinct items: Gumbel top-n_u of score / T + log prior (see the module docstring).
+
+    Scores all items when the catalogue is at most FULL_SCORING_ITEMS; beyond that (Elec) only
+    N_CANDIDATES candidates per user drawn from the prior, which approximates the same distribution at a
+    fraction of the cost (taste then weighs somewhat less against popularity than in the smaller presets).
+    """
+    pop = np.exp(lat["item_log_pop"].astype(np.float64))
+    prior = 0.7 * pop / pop.sum() + 0.3 / p.n_items
+    log_prior = np.log(prior).astype(np.float32)
+    u_vec, i_vec = _user_item_vectors(lat)
+    pop_term = POP_WEIGHT * lat["item_log_pop"]
+    full = p.n_items <= FULL_SCORING_ITEMS
+    order = np.argsort(n_per_user, kind="stable")          # similar activity in one block
+    n_cols = p.n_items if full else max(N_CANDIDATES, 4 * int(n_per_user.max()))
+    block = max(1, (max_cells if full else max_cells // 16) // n_cols)   # gathers are 48 wide: smaller blocks
+    users_out, items_out = [], []
+    for start in range(0, p.n_users, block):
+        users = order[start:start + block]
+        n_u = n_per_user[users]
+        if full:
+            cand = np.broadcast_to(np.arange(p.n_items), (len(users), p.n_items))
+            score = u_vec[users] @ i_vec.T
+            score += pop_term
+            score /= TEMPERATURE
+            score += log_prior
+        else:
+            cand = np.sort(rng.choice(p.n_items, size=(len(users), n_cols), p=prior), axis=1)
+            score = np.einsum("bd,bcd->bc", u_vec[users], i_vec[cand]) + pop_term[cand]
+            score /= TEMPERATURE
+            dup = np.zeros(cand.shape, dtype=bool)          # drop repeated candidates
+            dup[:, 1:] = cand[:, 1:] == cand[:, :-1]
+            score[dup] = -np.inf
+        score += _gumbel(rng, score.shape)
+        k = int(n_u.max())
+        top = np.argpartition(-score, k - 1, axis=1)[:, :k]
+        top_score = np.take_along_axis(score, top, axis=1)
+        top = np.take_along_axis(top, np.argsort(-top_score, axis=1, kind="stable"), axis=1)
+        chosen = np.take_along_axis(cand, top, axis=1)
+        keep = (np.arange(k)[None, :] < n_u[:, None]) & np.isfinite(np.take_along_axis(score, top, axis=1))
+        users_out.append(np.broadcast_to(users[:, None], chosen.shape)[keep])
+        items_out.append(chosen[keep])
+    return np.concatenate(users_out), np.concatenate(items_out)
+
+
+def _fill_rare_items(rng: np.random.Generator, p: Preset, lat: dict, users: np.ndarray,
+                     items: np.ndarray, n_probe: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Give every item at least MIN_PER_ITEM interactions: each missing one goes to the best-matching
+    user among ``n_probe`` random users who do not have the item yet."""
+    counts = np.bincount(items, minlength=p.n_items)
+    deficit = np.maximum(MIN_PER_ITEM - counts, 0)
+    if not deficit.any():
+        return users, items
+    need_items = np.repeat(np.arange(p.n_items), deficit)
+    probe = rng.integers(0, p.n_users, size=(len(need_items), n_probe))
+    score = affinity(lat, probe, np.broadcast_to(need_items[:, None], probe.shape))
+    rank = np.argsort(-score, axis=1, kind="stable")
+    probe = np.take_along_axis(probe, rank, axis=1)
+    existing = set(zip(users.tolist(), items.tolist()))
+    add_u, add_i = [], []
+    for row, item in enumerate(need_items.tolist()):      # only the few rare items: a short loop
+        for u in probe[row].tolist():
+            if (u, item) not in existing:
+                existing.add((u, item))
+                add_u.append(u)
+                add_i.append(item)
+                break
+    return (np.concatenate([users, np.asarray(add_u, dtype=users.dtype)]),
+            np.concatenate([items, np.asarray(add_i, dtype=items.dtype)]))
+
+
+def split_labels(user_sorted: np.ndarray) -> np.ndarray:
+    """x_label for rows already sorted by (user, time), with MMRec's per-user rule (1splitting.ipynb)."""
+    starts = np.flatnonzero(np.r_[True, user_sorted[1:] != user_sorted[:-1]])
+    sizes = np.diff(np.r_[starts, len(user_sorted)])
+    pos = np.arange(len(user_sorted)) - np.repeat(starts, sizes)        # position within the user
+    n = np.repeat(sizes, sizes)
+    held = np.where(n < 10, 2, (n * 0.2).astype(np.int64))
+    n_valid = np.where(n < 10, 1, held // 2)
+    n_train = n - held
+    return np.where(pos < n_train, 0, np.where(pos < n_train + n_valid, 1, 2)).astype(np.int64)
+
+
+def _interactions(rng: np.random.Generator, p: Preset, lat: dict) -> pd.DataFrame:
+    users, items = _choose_items(rng, p, lat, _activity(rng, p))
+    users, items = _fill_rare_items(rng, p, lat, users, items)
+    ts = rng.integers(T0, T1, size=len(users))
+    order = np.lexsort((items, ts, users))                 # by user, then time (items break ties)
+    users, items, ts = users[order], items[order], ts[order]
+    rating = rng.choice(np.array([3, 4, 5]), size=len(users), p=[0.15, 0.25, 0.6])
+    return pd.DataFrame({"userID": users.astype(np.int64), "itemID": items.astype(np.int64),
+                         "rating": rating.astype(np.int64), "timestamp": ts.astype(np.int64),
+                         "x_label": split_labels(users)}, columns=INTER_COLUMNS)
+
+
+# ------------------------------------------------------------------------------------------- features
+def _features(rng: np.random.Generator, p: Preset, lat: dict, block: int = 8192
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """image_feat [n_items, 4096] and text_feat [n_items, 384], float32, built in row blocks."""
+    d2 = 2 * LATENT_DIM
+    w_img = rng.standard_normal((d2, IMAGE_DIM), dtype=np.float32) / np.sqrt(d2)
+    b_img = rng.normal(-0.5, 0.3, size=IMAGE_DIM).astype(np.float32)    # negative bias: sparse after relu
+    w_txt = rng.standard_normal((d2, TEXT_DIM), dtype=np.float32) / np.sqrt(d2)
+    z_img = np.concatenate([lat["item_shared"], lat["item_visual"]], axis=1)
+    z_txt = np.concatenate([lat["item_shared"], lat["item_text"]], axis=1)
+    image = np.empty((p.n_items, IMAGE_DIM), dtype=np.float32)
+    text = np.empty((p.n_items, TEXT_DIM), dtype=np.float32)
+    for start in range(0, p.n_items, block):
+        rows = slice(start, min(start + block, p.n_items))
+        h = z_img[rows] @ w_img
+        h += b_img
+        h += 0.5 * rng.standard_normal(h.shape, dtype=np.float32)
+        np.maximum(h, 0.0, out=h)
+        image[rows] = h
+        t = np.tanh(z_txt[rows] @ w_txt + 0.3 * rng.standard_normal((h.shape[0], TEXT_DIM), dtype=np.float32))
+        t /= np.linalg.norm(t, axis=1, keepdims=True) + 1e-12
+        text[rows] = t
+    return image, text
+
+
+def generate(preset: str | Preset = "tiny", seed: int = 0, return_latents: bool = False):
+    """The synthetic data set: ``(inter, image_feat, text_feat)`` (plus the latents if asked).
+
+    ``inter``: DataFrame with columns userID itemID rating timestamp x_label, sorted by user and time, ids
+    dense from 0. Pure: the same (preset, seed) gives the same arrays.
+    """
+    p = get_preset(preset)
+    rng = np.random.default_rng(seed)
+    lat = _latents(rng, p)
+    inter = _interactions(rng, p, lat)
+    image, text = _features(rng, p, lat)
+    return (inter, image, text, lat) if return_latents else (inter, image, text)
+
+
+# ------------------------------------------------------------------------------------- MMRec on disk
+YAML_MARKER = "# Synthetic data set written by"
+DATASET_YAML = """\
+# Synthetic data set written by `mde-mmrec make-data {name} --preset {preset} --seed {seed}`
+# (mde_mmrec/synthetic.py documents how it is generated). Modelled on MMRec's baby.yaml; no list values,
+# so no model's grid search picks up a dimension from here.
+USER_ID_FIELD: userID
+ITEM_ID_FIELD: itemID
+TIME_FIELD: timestamp
+
+filter_out_cod_start_users: True
+
+inter_file_name: '{name}.inter'
+
+vision_feature_file: 'image_feat.npy'
+text_feature_file: 'text_feat.npy'
+user_graph_dict_file: 'user_graph_dict.npy'
+
+field_separator: "\\t"
+"""
+
+
+def _checkout_src(mmrec_root: Path) -> Path:
+    src = Path(mmrec_root) / "src"
+    if not (src / "main.py").is_file() or not (src / "configs" / "dataset").is_dir():
+        raise MdeMmrecError(f"{mmrec_root} is not an MMRec checkout (no src/main.py and src/configs/dataset/): "
+                            "pass the folder you cloned github.com/enoche/MMRec into with --mmrec")
+    return src
+
+
+def dataset_files(mmrec_root: str | Path, name: str) -> dict[str, Path]:
+    """Where make_dataset writes (and MMRec reads) the files of data set ``name``."""
+    root = Path(mmrec_root)
+    data = root / "data" / name
+    return {"inter": data / f"{name}.inter", "image": data / "image_feat.npy",
+            "text": data / "text_feat.npy", "yaml": root / "src" / "configs" / "dataset" / f"{name}.yaml"}
+
+
+def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: int = 0,
+                 force: bool = False) -> Path:
+    """Write data set ``name`` into the MMRec checkout; returns its data folder.
+
+    Existing files are kept unless ``force`` (an existing complete data set is reused as is).
+    Stale caches of a previous data set with this name (kNN graphs ``mm_adj_*.pt``, the user graph) are
+    removed when the data are rewritten, since MMRec's cache names do not depend on the features.
+    """
+    if not name or "/" in name or name.startswith("."):
+        raise MdeMmrecError(f"data set name {name!r} is not a plain folder name")
+    get_preset(preset)
+    _checkout_src(Path(mmrec_root))
+    files = dataset_files(mmrec_root, name)
+    data_dir = files["inter"].parent
+    if files["yaml"].is_file() and not files["yaml"].read_text(encoding="utf-8").startswith(YAML_MARKER):
+        raise MdeMmrecError(f"{files['yaml']} is not a synthetic data set's config (MMRec's own '{name}'?); "
+                            f"it is never overwritten: choose another name, e.g. synthetic_{name}")
+    if all(f.is_file() for f in files.values()) and not force:
+        log.info("data set %s already exists in %s (use --force to regenerate)", name, data_dir)
+        return data_dir
+    if files["inter"].is_file() and not force:
+        raise MdeMmrecError(f"{data_dir} holds an incomplete data set {name!r}: pass --force to regenerate it")
+    t = time.time()
+    inter, image, text = generate(preset, seed)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for stale in list(data_dir.glob("mm_adj*.pt")) + list(data_dir.glob("user_graph_dict*.npy")):
+        stale.unlink()
+    inter.to_csv(files["inter"], sep="\t", index=False)
+    np.save(files["image"], image)
+    np.save(files["text"], text)
+    files["yaml"].write_text(DATASET_YAML.format(name=name, preset=preset, seed=seed))
+    log.info("wrote data set %s (%s, seed %d): %d users, %d items, %d interactions in %.1fs -> %s",
+             name, preset, seed, inter.userID.max() + 1, inter.itemID.max() + 1, len(inter),
+             time.time() - t, data_dir)
+    return data_dir
+
+
+def _cmd_make_data(args: argparse.Namespace) -> int:
+    preset = args.preset or (args.name if args.name in PRESETS else "tiny")
+    print(make_dataset(args.mmrec, args.name, preset=preset, seed=args.seed, force=args.force))
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "make-data", help="write a synthetic multimodal data set into an MMRec checkout",
+        description="Write a synthetic data set in MMRec's format (data/NAME/NAME.inter, image_feat.npy "
+                    "4096-d, text_feat.npy 384-d, src/configs/dataset/NAME.yaml) with planted multimodal "
+                    "structure. Presets: " + "; ".join(f"{k}: {v.n_users} users, {v.n_items} items, "
+                                                       f"~{v.n_interactions} interactions ({v.note})"
+                                                       for k, v in PRESETS.items()))
+    p.add_argument("name", help="data set name (use with -d NAME); a preset name also picks that preset")
+    p.add_argument("--mmrec", required=True, help="path to the MMRec checkout")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="size preset (default: NAME if it is a preset name, else tiny)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="regenerate even if the files exist")
+    p.set_defaults(func=_cmd_make_data)

@@ -1,0 +1,238 @@
+"""`python main.py -m MODEL -d DATASET --key=value ...`: config overrides from the command line (mde-mmrec).
+
+Rules (applied by ``parse_overrides`` before any data is loaded):
+
+* ``--key=value`` or ``--key value``; the value is read with MMRec's YAML loader (the one
+  utils/configurator.py uses), so ``1e-3`` is a float, ``True`` a bool, ``null`` None, ``[0.1,0.01]`` a list.
+* The key must exist in the merged config files (configs/overall.yaml, dataset/<d>.yaml, model/<m>.yaml);
+  an unknown key is an error that lists the closest known keys.
+* A list value makes the key a grid dimension (it is appended to hyper_parameters), unless the key already
+  holds a list outside the grid (``topk``, ``metrics``, ``learning_rate_scheduler`` ...), where a list is
+  simply its value. A single value for a grid key runs just that value (it becomes a one-element list).
+* ``--hyper_parameters=[seed,reg_weight]`` replaces the grid keys. A key dropped from the grid that holds a
+  one-element list takes that element; one that holds several values is an error (pin it: ``--key=value``).
+* A value of another kind than the configured one (a string for a number, a number for a bool) is an error.
+* results_file / resume / grid_shard are checked here too (utils/results_log.py).
+
+``format_value`` writes a Python value so that it reads back identically; mde-mmrec uses it to build
+command lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+
+import yaml
+
+from . import results_log
+
+
+class OverrideError(ValueError):
+    """A command-line override that cannot be applied; the message names the argument and the fix."""
+
+
+# The float rule of utils/configurator.py (Config._build_yaml_loader): also reads 1e-3 and 1e+5 as floats.
+# main.py passes MMRec's own loader; this copy serves format_value() and code that runs outside MMRec.
+_FLOAT = re.compile(u'''^(?:
+     [-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*
+    |[-+]?\\.(?:inf|Inf|INF)
+    |\\.(?:nan|NaN|NAN))$''', re.X)
+
+
+class MMRecLoader(yaml.FullLoader):
+    """yaml.FullLoader plus MMRec's float rule (a subclass: the global FullLoader is left alone)."""
+
+
+MMRecLoader.add_implicit_resolver(u'tag:yaml.org,2002:float', _FLOAT, list(u'-+0123456789.'))
+
+# keys that -m/-d set, or that MMRec computes itself
+_RESERVED = {"model": "use -m MODEL", "dataset": "use -d DATASET",
+             "device": "set use_gpu / gpu_id instead", "valid_metric_bigger": "it follows valid_metric"}
+
+
+def parse_value(text: str, loader=MMRecLoader):
+    """One YAML scalar or flow list, as MMRec would read it from a config file."""
+    if text.strip() == "":
+        raise OverrideError("empty value")
+    try:
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise OverrideError(f"not valid YAML ({' '.join(str(exc).split())})") from None
+
+
+def format_value(value) -> str:
+    """A command-line value that ``parse_value`` reads back as ``value`` (None -> null, True -> True,
+    lists -> [a,b]); raises OverrideError for values that cannot round-trip."""
+    if value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, float):
+        text = ".nan" if math.isnan(value) else (".inf" if value == math.inf else
+                                                  "-.inf" if value == -math.inf else repr(value))
+    elif isinstance(value, str):
+        text = value
+        if not re.fullmatch(r"[A-Za-z0-9_./@:+\-]+", value) or _reads_as(value) != value:
+            text = "'" + value.replace("'", "''") + "'"
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ",".join(format_value(v) for v in value) + "]"
+    else:
+        raise OverrideError(f"cannot pass a {type(value).__name__} ({value!r}) on the command line")
+    if not _same(_reads_as(text), list(value) if isinstance(value, tuple) else value):
+        raise OverrideError(f"{value!r} does not survive the command line (it reads back as {_reads_as(text)!r})")
+    return text
+
+
+def _reads_as(text):
+    try:
+        return yaml.load(text, Loader=MMRecLoader)
+    except yaml.YAMLError:
+        return None
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def split_argv(argv):
+    """['--a=1', '--b', '2'] -> [('--a=1', 'a', '1'), ('--b 2', 'b', '2')]."""
+    pairs, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or len(arg) < 3 or arg.startswith("--="):
+            raise OverrideError(f"unexpected argument {arg!r}: overrides are written --key=value")
+        if "=" in arg:
+            key, text = arg[2:].split("=", 1)
+            pairs.append((arg, key, text))
+            i += 1
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            pairs.append((f"{arg} {argv[i + 1]}", arg[2:], argv[i + 1]))
+            i += 2
+        else:
+            raise OverrideError(f"{arg!r} has no value: write {arg}=VALUE")
+    return pairs
+
+
+def _kind(value):
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "a bool (True/False)"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "a mapping" if isinstance(value, dict) else type(value).__name__
+
+
+def _check_kind(arg, key, default, value, grid_default, grid_value):
+    """Each value given for ``key`` must be of the configured kind (int and float are both numbers); a key
+    configured as None takes anything. ``grid_default`` / ``grid_value``: compare list elements."""
+    defaults = default if grid_default and isinstance(default, list) else [default]
+    given = value if grid_value and isinstance(value, list) else [value]
+    expected = {_kind(d) for d in defaults} - {None}
+    for v in given:
+        if expected and _kind(v) is not None and _kind(v) not in expected:
+            raise OverrideError(f"{arg}: {key} expects {' or '.join(sorted(expected))} "
+                                f"(configured: {default!r}), got {_kind(v)} {v!r}")
+
+
+def parse_overrides(argv, file_config: dict, loader=MMRecLoader) -> dict:
+    """The config_dict entries for ``argv`` (main.py's arguments after -m/-d).
+
+    ``file_config``: the merged config files as Config reads them (``hyper_parameters`` concatenated over
+    the files), before overrides: ``Config.read_files(model, dataset)`` in the patched configurator.
+    """
+    pairs = split_argv(list(argv))
+    known = set(file_config)
+    values = {}
+    for arg, key, text in pairs:
+        if key in _RESERVED:
+            raise OverrideError(f"{arg}: {key} cannot be overridden ({_RESERVED[key]})")
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=4, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise OverrideError(f"{arg}: unknown config key {key!r} (not in configs/overall.yaml, the dataset "
+                                f"or the model yaml){hint}")
+        if key in values:
+            raise OverrideError(f"{arg}: {key} is given twice")
+        try:
+            values[key] = parse_value(text, loader)
+        except OverrideError as exc:
+            raise OverrideError(f"{arg}: {exc}") from None
+
+    file_grid = list(file_config.get("hyper_parameters") or [])
+    grid = list(file_grid)
+    if "hyper_parameters" in values:
+        grid = values.pop("hyper_parameters")
+        if not isinstance(grid, list) or not all(isinstance(k, str) for k in grid):
+            raise OverrideError(f"--hyper_parameters must be a list of config keys, like [seed,reg_weight]; "
+                                f"got {grid!r}")
+        for key in grid:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=4, cutoff=0.6)
+                raise OverrideError(f"--hyper_parameters: unknown config key {key!r}"
+                                    + (f"; did you mean {', '.join(close)}?" if close else ""))
+
+    if "seed" not in grid:
+        grid.insert(0, "seed")                       # MMRec puts the seed first in every grid
+
+    config_dict = {}
+    for arg, key, _ in pairs:
+        if key == "hyper_parameters":
+            continue
+        value, default = values[key], file_config.get(key)
+        if isinstance(value, dict):
+            raise OverrideError(f"{arg}: a mapping is not a config value here")
+        list_setting = isinstance(default, list) and key not in file_grid  # topk, metrics, ...
+        if isinstance(value, list) and not list_setting and key not in grid:
+            grid.append(key)                         # a list value makes the key a grid dimension
+        _check_kind(arg, key, default, value, grid_default=key in file_grid or key in grid,
+                    grid_value=key in grid)
+        if key in grid:
+            value = value if isinstance(value, list) else [value]
+            if not value:
+                raise OverrideError(f"{arg}: an empty list leaves no grid point to run")
+        config_dict[key] = value
+
+    for key in grid:                                 # a grid key configured with one value: one grid value
+        if key not in config_dict and not isinstance(file_config.get(key), list):
+            config_dict[key] = [file_config.get(key)]
+
+    # a key dropped from the grid must hold one value: MMRec would hand the model a list otherwise
+    unpinned = []
+    for key in dict.fromkeys(file_grid):
+        value = config_dict.get(key, file_config.get(key))
+        if key in grid or not isinstance(value, list):
+            continue
+        if len(value) == 1:
+            config_dict[key] = value[0]
+        else:
+            unpinned.append(f"{key} holds {value!r}")
+    if unpinned:
+        keys = [entry.split()[0] for entry in unpinned]
+        raise OverrideError(f"--hyper_parameters leaves {', '.join(keys)} out of the grid, but "
+                            f"{'; '.join(unpinned)}: pin one value each, e.g. "
+                            + " ".join(f"--{k}=VALUE" for k in keys))
+    if grid != file_grid:
+        config_dict["hyper_parameters"] = grid
+
+    merged = dict(file_config, **config_dict)
+    try:
+        results_log.check_settings(merged.get)
+    except results_log.ResultsConfigError as exc:
+        raise OverrideError(str(exc)) from None
+    return config_dict

@@ -1,0 +1,208 @@
+"""Machine-readable grid results for MMRec (added by mde-mmrec; called from the patched quick_start.py).
+
+Three config keys control it (patched into configs/overall.yaml, defaults shown):
+
+    results_file: null   # path (absolute, or relative to src/): every finished grid point appends one JSON line
+    resume: False        # True: skip grid points already in results_file (same model, dataset and params)
+    grid_shard: null     # "i/n" (1-based i): run only grid points p (0-based, product order) with p % n == i-1
+
+One line per finished grid point (appended, flushed and fsync'd, so a killed run leaves earlier lines
+intact; a line cut off by a kill is skipped by ``read_results`` with a warning):
+
+    {"model", "dataset", "params": {grid key: value}, "seed", "best_epoch", "epochs_run",
+     "best_valid": {"recall@20": ...}, "test": {... at the best valid epoch},
+     "train_time_s": wall time of trainer.fit (training and evaluation),
+     "s_per_epoch": mean training time per epoch (without evaluation),
+     "eval_s": mean time of one evaluation pass (valid + test),
+     "model_init_s": time to construct the model (graph building), "peak_rss_mb": the process's peak so far,
+     "mmrec_commit", "plugin_version", "finished_at"}
+
+This module imports nothing from MMRec, so the mde-mmrec tools (and its tests) can use it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# written by `mde-mmrec install` next to this file: {"mmrec_commit": ..., "plugin_version": ...}
+PLUGIN_INFO_FILE = Path(__file__).with_name("mde_plugin_info.json")
+
+_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+class ResultsConfigError(ValueError):
+    """A results_file / resume / grid_shard setting that cannot work; the message names the key and the fix."""
+
+
+def parse_shard(value):
+    """``"i/n"`` -> ``(i, n)`` with 1 <= i <= n; None -> None."""
+    if value is None:
+        return None
+    match = _SHARD.match(str(value))
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ResultsConfigError(
+            f"grid_shard={value!r} is not of the form i/n with 1 <= i <= n (for example --grid_shard=1/4)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def check_settings(get):
+    """Validate the three keys before any data is loaded; ``get(key)`` returns a setting or None."""
+    parse_shard(get("grid_shard"))
+    results_file, resume = get("results_file"), get("resume")
+    if resume not in (None, True, False):
+        raise ResultsConfigError(f"resume={resume!r} must be True or False")
+    if results_file is not None and not isinstance(results_file, str):
+        raise ResultsConfigError(f"results_file={results_file!r} must be a path (a string) or null")
+    if resume and not results_file:
+        raise ResultsConfigError("resume=True needs a results_file to read the finished grid points from "
+                                 "(set --results_file=PATH)")
+    if results_file:
+        folder = Path(results_file).resolve().parent
+        if not folder.is_dir():
+            raise ResultsConfigError(f"results_file={results_file!r}: folder {folder} does not exist; "
+                                     "create it or choose another path")
+
+
+def _plain(value):
+    """JSON-safe copy of a config value (numpy scalars and tuples become Python numbers and lists)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def params_of(hyper_keys, hyper_tuple) -> dict:
+    """The grid point as a dict, in grid order."""
+    return _plain(dict(zip(hyper_keys, hyper_tuple)))
+
+
+def read_results(path, warn=True) -> list:
+    """Every complete JSON line of a results file ([] when it does not exist); a truncated or corrupt line
+    (a run killed while writing) is skipped with a warning."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if warn:
+                    logging.getLogger().warning(f"{path}:{line_no}: skipping an incomplete results line")
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def append_record(path, record: dict) -> None:
+    """Append one JSON line and force it to disk. A previous line cut off by a kill is closed first, so the
+    new line stays readable."""
+    path = Path(path)
+    line = json.dumps(_plain(record), sort_keys=False) + "\n"
+    with open(path, "a+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+        handle.write(line.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def points_to_run(config, combinators):
+    """The grid points this run trains, as (0-based index in the full product, tuple): those of this
+    grid_shard, less those already in results_file when resume is on (each skip is logged)."""
+    logger = logging.getLogger()
+    check_settings(config.__getitem__)
+    shard = parse_shard(config["grid_shard"])
+    keys = config["hyper_parameters"]
+    done = []
+    if config["resume"]:
+        done = [r.get("params") for r in read_results(config["results_file"])
+                if r.get("model") == config["model"] and r.get("dataset") == config["dataset"]]
+    selected = []
+    for index, hyper_tuple in enumerate(combinators):
+        if shard and index % shard[1] != shard[0] - 1:
+            continue
+        params = params_of(keys, hyper_tuple)
+        if params in done:
+            logger.info(f"skipping grid point {index + 1}/{len(combinators)} {params}: "
+                        f"already in {config['results_file']}")
+            continue
+        selected.append((index, hyper_tuple))
+    if shard:
+        logger.info(f"grid_shard {shard[0]}/{shard[1]}: {len(selected)} of {len(combinators)} grid points to run")
+    return selected
+
+
+def plugin_info() -> dict:
+    """{"mmrec_commit", "plugin_version"} as recorded by the installer; the commit falls back to git."""
+    info = {"mmrec_commit": None, "plugin_version": None}
+    try:
+        info.update(json.loads(PLUGIN_INFO_FILE.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    if not info.get("mmrec_commit"):
+        try:
+            info["mmrec_commit"] = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                text=True, timeout=10, check=True).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return info
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far (MB), or None where the platform cannot tell."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS, KiB on Linux
+
+
+def _mean(values):
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def build_record(config, hyper_tuple, trainer, best_valid, best_test, model_init_s, train_time_s) -> dict:
+    """The results line of one finished grid point. ``trainer`` is the patched common.trainer.Trainer, which
+    records best_epoch, epoch_times and eval_times."""
+    info = plugin_info()
+    return {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "params": params_of(config["hyper_parameters"], hyper_tuple),
+        "seed": config["seed"],
+        "best_epoch": trainer.best_epoch,
+        "epochs_run": len(trainer.epoch_times),
+        "best_valid": dict(best_valid),
+        "test": dict(best_test),
+        "train_time_s": round(train_time_s, 3),
+        "s_per_epoch": _mean(trainer.epoch_times),
+        "eval_s": _mean(trainer.eval_times),
+        "model_init_s": round(model_init_s, 3),
+        "peak_rss_mb": peak_rss_mb(),
+        "mmrec_commit": info.get("mmrec_commit"),
+        "plugin_version": info.get("plugin_version"),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def record_point(config, hyper_tuple, trainer, best_valid, best_test, model_init_s, train_time_s):
+    """Append the grid point's line to results_file (if one is set) and return the record."""
+    record = build_record(config, hyper_tuple, trainer, best_valid, best_test, model_init_s, train_time_s)
+    if config["results_file"]:
+        append_record(config["results_file"], record)
+        logging.getLogger().info(f"results appended to {config['results_file']}")
+    return record

@@ -1,0 +1,179 @@
+"""Tier 2: where a patch replaces code, the old (pristine MMRec) and the new (patched) code give the same
+output on the same input; the series applies with `git apply` and with `patch -p1` alike; install and
+uninstall leave a real checkout as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from mde_mmrec import installer
+from mde_mmrec.paths import PATCHES_DIR
+
+from .mmrec_support import run_in_src
+
+pytestmark = pytest.mark.mmrec
+
+
+@pytest.fixture(scope="module")
+def pristine(pristine_mmrec):
+    return pristine_mmrec
+
+
+def tree_hashes(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and ".git" not in p.relative_to(root).parts
+            and "__pycache__" not in p.parts}
+
+
+# The old code's dok_matrix._update(dict) was dict.update: the same entries, stored in the dict's order.
+# scipy >= 1.13 has no _update, so the pristine code runs with that definition put back.
+ADJACENCY = """
+import importlib, inspect, sys
+import numpy as np, scipy.sparse as sp, torch
+if not hasattr(sp.dok_matrix, "_update"):
+    def _update(self, data):
+        for key, value in data.items():
+            self[key] = value
+    sp.dok_matrix._update = _update
+rng = np.random.default_rng(0)
+n_users, n_items, n = 60, 40, 500
+rows, cols = rng.integers(0, n_users, n), rng.integers(0, n_items, n)            # with duplicate pairs
+inter = sp.coo_matrix((np.ones(n, dtype=np.float32), (rows, cols)), shape=(n_users, n_items))
+out = {}
+for module, name in [("common.encoders", "LightGCN_Encoder"), ("models.freedom", "FREEDOM"),
+                     ("models.lightgcn", "LightGCN"), ("models.lgmrec", "LGMRec"), ("models.bm3", "BM3"),
+                     ("models.damrs", "DAMRS")]:
+    cls = getattr(importlib.import_module(module), name)
+    model = cls.__new__(cls)                    # only the attributes get_norm_adj_mat reads, no training setup
+    torch.nn.Module.__init__(model)
+    model.interaction_matrix, model.n_users, model.n_items = inter, n_users, n_items
+    model.n_nodes, model.device = n_users + n_items, torch.device("cpu")
+    args = [inter] if len(inspect.signature(cls.get_norm_adj_mat).parameters) == 2 else []
+    result = model.get_norm_adj_mat(*args)
+    parts = []
+    for part in (result if isinstance(result, tuple) else (result,)):     # LGMRec also returns the degrees
+        if isinstance(part, torch.Tensor) and part.is_sparse:
+            parts.append((part._indices().clone(), part._values().clone(), tuple(part.shape), part.dtype))
+        else:
+            parts.append(torch.as_tensor(np.asarray(part)))
+    out[name] = parts
+torch.save(out, sys.argv[1] if len(sys.argv) > 1 else "adjacency.pt")
+"""
+
+# the evaluator on random top-k lists (ties: equal ids in several users' lists; users with fewer
+# positives than k); np.float is put back for the pristine metrics (numpy < 1.24 had it, as float)
+EVALUATOR = """
+import sys
+import numpy as np, torch
+if not hasattr(np, "float"):
+    np.float = float
+from types import SimpleNamespace
+from utils.topk_evaluator import TopKEvaluator
+rng = np.random.default_rng(1)
+n_users, n_items, k = 500, 300, 50
+pos = [rng.choice(n_items, size=int(rng.integers(1, 70)), replace=True) for _ in range(n_users)]
+scores = torch.from_numpy(rng.integers(0, 20, size=(n_users, n_items)).astype(np.float32))   # many ties
+topk = [torch.topk(scores[i:i + 128], k, dim=-1).indices for i in range(0, n_users, 128)]
+data = SimpleNamespace(get_eval_items=lambda: pos, get_eval_len_list=lambda: np.array([len(p) for p in pos]),
+                       get_eval_users=lambda: torch.arange(n_users))
+config = {"metrics": ["Recall", "NDCG", "Precision", "MAP"], "topk": [5, 10, 20, 50],
+          "save_recommended_topk": False}
+evaluator = TopKEvaluator(config)
+seen = {}
+original = evaluator._calculate_metrics
+def spy(pos_len_list, hits):
+    seen["hits"] = np.asarray(hits).copy()
+    seen["raw"] = original(pos_len_list, hits)
+    return seen["raw"]
+evaluator._calculate_metrics = spy
+seen["metrics"] = evaluator.evaluate(topk, data)
+torch.save(seen, sys.argv[1] if len(sys.argv) > 1 else "evaluator.pt")
+"""
+
+
+def run_both(pristine, patched, code, tmp_path, name):
+    outputs = []
+    for label, checkout in (("old", pristine), ("new", patched)):
+        target = tmp_path / f"{name}-{label}.pt"
+        run_in_src(checkout, f"import sys; sys.argv = ['x', {str(target)!r}]\n" + code)
+        outputs.append(torch.load(target, weights_only=False))
+    return outputs
+
+
+def test_adjacency_is_identical(pristine, patched_mmrec, tmp_path):
+    old, new = run_both(pristine, patched_mmrec, ADJACENCY, tmp_path, "adjacency")
+    assert set(old) == set(new) and len(old) == 6
+    for name in old:
+        assert len(old[name]) == len(new[name]), name
+        for part_old, part_new in zip(old[name], new[name]):
+            if isinstance(part_old, tuple):                 # a sparse tensor: indices, values, shape, dtype
+                assert part_old[2:] == part_new[2:], name
+                assert torch.equal(part_old[0], part_new[0]) and torch.equal(part_old[1], part_new[1]), \
+                    f"{name}: adjacency differs"
+            else:
+                assert torch.equal(part_old, part_new), f"{name}: degrees differ"
+
+
+def test_evaluator_gives_identical_hits_and_metrics(pristine, patched_mmrec, tmp_path):
+    old, new = run_both(pristine, patched_mmrec, EVALUATOR, tmp_path, "evaluator")
+    assert old["hits"].dtype == new["hits"].dtype == bool
+    assert (old["hits"] == new["hits"]).all()
+    assert (old["raw"] == new["raw"]).all()          # before MMRec's rounding to 4 digits
+    assert old["metrics"] == new["metrics"]
+
+
+def test_our_yaml_loader_reads_values_as_mmrec_does(patched_mmrec):
+    samples = ["1e-3", "1E+5", "0.5", ".5", "-2", "1_000", "True", "false", "null", "~", "abc", "[0.1,1e-05]",
+               "'1e-3'", "[a, b]", "1:30", ".inf", "-.inf", "1.0e-4", "+3.5", "0x10", "0o7", "2026-01-01"]
+    run_in_src(patched_mmrec, f"""
+        import yaml
+        from utils.configurator import Config
+        from utils.cli_overrides import MMRecLoader
+        theirs = Config.read_files('BPR', 'baby')[1]
+        for text in {samples!r}:
+            a, b = yaml.load(text, Loader=theirs), yaml.load(text, Loader=MMRecLoader)
+            assert repr(a) == repr(b) and type(a) is type(b), (text, a, b)
+        """)
+
+
+def test_series_applies_with_git_apply_and_patch_alike(pristine, copy_mmrec, tmp_path):
+    trees = {}
+    for tool in ("git", "patch"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+        work = copy_mmrec(pristine, tmp_path / tool)
+        shutil.rmtree(work / ".git")
+        for name in installer.Series.load(PATCHES_DIR).names:
+            command = ["git", "apply", str(PATCHES_DIR / name)] if tool == "git" else \
+                ["patch", "-p1", "--batch", "--fuzz=0", "-i", str(PATCHES_DIR / name)]
+            result = subprocess.run(command, cwd=work, capture_output=True, text=True)
+            assert result.returncode == 0, f"{tool}: {name}: {result.stdout} {result.stderr}"
+        trees[tool] = tree_hashes(work)
+    assert trees["git"] == trees["patch"]
+    assert not [p for p in trees["patch"] if p.endswith((".orig", ".rej"))]
+
+
+def test_pristine_files_match_the_manifest_and_the_commit(pristine):
+    series = installer.Series.load(PATCHES_DIR)
+    assert installer.git_head(pristine) == series.mmrec_commit
+    for rel, digest in series.pristine.items():
+        assert hashlib.sha256((pristine / rel).read_bytes()).hexdigest() == digest, rel
+
+
+def test_install_is_idempotent_and_uninstall_restores_the_checkout(pristine, copy_mmrec, tmp_path):
+    work = copy_mmrec(pristine, tmp_path / "MMRec")
+    before = tree_hashes(work)
+    assert installer.install(work) == "installed"
+    assert installer.install(work) == "already installed"
+    result = subprocess.run(["git", "status", "--porcelain"], cwd=work, capture_output=True, text=True)
+    assert "src/utils/cli_overrides.py" in result.stdout and " M src/main.py" in result.stdout
+    assert installer.uninstall(work) == "uninstalled"
+    assert tree_hashes(work) == before
+    result = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=work, capture_output=True,
+                            text=True)
+    assert result.stdout.strip() == ""

@@ -1,0 +1,78 @@
+"""Tier 2: after `mde-mmrec install`, each model trains and evaluates on CPU through main.py, with
+torchvision and matplotlib unimportable, and writes its results line."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from mde_mmrec.mmrec import read_results, run_main
+from mde_mmrec.usergraph import write_user_graph
+
+from .mmrec_support import single_point
+
+pytestmark = pytest.mark.mmrec
+
+MODELS = ["BPR", "LightGCN", "FREEDOM", "DRAGON", "LGMRec", "BM3", "MDE"]
+EPOCHS = 2
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_trains_two_epochs(model, patched_mmrec, tiny_data, without_optional_packages, tmp_path):
+    if not (patched_mmrec / "src" / "models" / f"{model.lower()}.py").is_file():
+        pytest.skip(f"src/models/{model.lower()}.py is not in the plugin yet")
+    if model == "DRAGON":
+        write_user_graph(patched_mmrec, tiny_data)
+    results = tmp_path / "results.jsonl"
+    overrides = {**single_point(patched_mmrec, model, tiny_data), "epochs": EPOCHS,
+                 "results_file": str(results)}
+    lines = []
+    code = run_main(patched_mmrec, model, tiny_data, overrides, log_path=tmp_path / "run.log",
+                    on_line=lines.append, env=without_optional_packages)
+    output = "\n".join(lines)
+    assert code == 0, output[-4000:]
+    assert "Traceback" not in output
+    epoch_times = [float(t) for t in re.findall(r"epoch \d+ training \[time: ([\d.]+)s", output)]
+    assert len(epoch_times) == EPOCHS, output[-2000:]
+
+    [record] = read_results(results)
+    assert record["model"] == model and record["dataset"] == tiny_data
+    assert record["epochs_run"] == EPOCHS and record["best_epoch"] in range(EPOCHS)
+    assert set(record["params"]) >= {"seed"} | set(overrides) - {"epochs", "results_file"}
+    assert 0 <= record["test"]["recall@20"] <= 1 and "ndcg@50" in record["best_valid"]
+    assert record["mmrec_commit"] and record["plugin_version"]
+    print(f"\n{model}: s/epoch {record['s_per_epoch']}, eval {record['eval_s']}s, "
+          f"model init {record['model_init_s']}s, peak RSS {record['peak_rss_mb']} MB")
+    (tmp_path.parent / f"timing-{model}.json").write_text(json.dumps(record))
+
+
+def test_grid_resume_and_shards(patched_mmrec, tiny_data, tmp_path):
+    """A 2x2 grid in two shards, then a resumed run that finds everything done."""
+    results = tmp_path / "grid.jsonl"
+    base = {"epochs": 1, "reg_weight": [0.1, 0.01], "n_layers": [1, 2], "results_file": str(results)}
+    for shard in ("1/2", "2/2"):
+        assert run_main(patched_mmrec, "LightGCN", tiny_data, {**base, "grid_shard": shard}) == 0
+    records = read_results(results)
+    assert sorted((r["params"]["n_layers"], r["params"]["reg_weight"]) for r in records) == \
+        [(1, 0.01), (1, 0.1), (2, 0.01), (2, 0.1)]
+    lines = []
+    assert run_main(patched_mmrec, "LightGCN", tiny_data, {**base, "resume": True}, on_line=lines.append) == 0
+    assert sum("skipping grid point" in line for line in lines) == 4
+    assert len(read_results(results)) == 4
+
+
+@pytest.mark.parametrize("argument, message", [
+    ("--epocs=5", "unknown config key 'epocs'"),
+    ("--epochs=five", "epochs expects a number"),
+    ("--reg_weight=[0.1,", "not valid YAML"),
+])
+def test_bad_override_stops_main_before_loading_data(patched_mmrec, argument, message):
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "main.py", "-m", "BPR", "-d", "no_such_dataset", argument],
+                            cwd=patched_mmrec / "src", capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert message in result.stderr and "main.py: error:" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,101 @@
+"""Tier 2: the workflow commands against a real, patched MMRec (MMREC_HOME), on the synthetic 'tiny' set."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mde_mmrec import compare, grid, mmrec
+from mde_mmrec.errors import MdeMmrecError
+
+pytestmark = pytest.mark.mmrec
+
+
+def test_compare_two_models_two_seeds(patched_mmrec, tiny_data, tmp_path):
+    out = tmp_path / "cmp"
+    lines = []
+    configs = [compare.RunConfig("BPR", "BPR"), compare.RunConfig("LightGCN", "LightGCN")]
+    records, status = compare.run_configs(patched_mmrec, tiny_data, configs, [999, 1000], out, epochs=2,
+                                          echo=lines.append)
+    assert status == {"BPR": "ok", "LightGCN": "ok"}
+    assert sorted((r["label"], r["seed"]) for r in records) == [("BPR", 999), ("BPR", 1000),
+                                                                 ("LightGCN", 999), ("LightGCN", 1000)]
+    assert all(r["epochs_run"] == 2 and "recall@20" in r["test"] for r in records)
+    assert any("epoch 2/2" in l for l in lines)                          # progress was shown
+    assert any("pinned reg_weight" in l for l in lines)                  # grid keys pinned, and said so
+    md = compare.write_comparison(records, status, out, "tiny")
+    table = md.read_text()
+    assert "| BPR | 2 |" in table and "| LightGCN | 2 |" in table
+    assert (out / "summary.csv").is_file() and (out / "chart.png").is_file()
+    # a second run finds every seed done and trains nothing
+    lines.clear()
+    again, _ = compare.run_configs(patched_mmrec, tiny_data, configs, [999, 1000], out, epochs=2,
+                                   echo=lines.append)
+    assert len(again) == 4 and all("already in" in l for l in lines if l.startswith("["))
+
+
+def test_bad_inputs_fail_before_training(patched_mmrec, tiny_data, tmp_path):
+    with pytest.raises(MdeMmrecError, match="unknown model 'NoSuchModel'"):
+        compare.prepare(patched_mmrec, tiny_data, [compare.RunConfig("x", "NoSuchModel")], [1], tmp_path)
+    with pytest.raises(MdeMmrecError, match="unknown data set 'nodata'.*make-data"):
+        compare.prepare(patched_mmrec, "nodata", [compare.RunConfig("BPR", "BPR")], [1], tmp_path)
+    with pytest.raises(MdeMmrecError, match="unknown config key"):
+        compare.prepare(patched_mmrec, tiny_data, [compare.RunConfig("BPR", "BPR", {"nope": 1})], [1], tmp_path)
+    with pytest.raises(MdeMmrecError, match="not an MMRec checkout"):
+        mmrec.find_checkout(tmp_path)
+    from mde_mmrec.synthetic import make_dataset
+    make_dataset(patched_mmrec, "nofeat", preset="tiny")
+    (patched_mmrec / "data" / "nofeat" / "text_feat.npy").unlink()
+    with pytest.raises(MdeMmrecError, match="feature file .*text_feat.npy is missing"):
+        compare.prepare(patched_mmrec, "nofeat", [compare.RunConfig("FREEDOM", "FREEDOM")], [1], tmp_path)
+
+
+def test_grid_killed_half_way_resumes(patched_mmrec, tiny_data, tmp_path):
+    """Start a 4-point grid, kill MMRec once the first point is stored, resume: every point exactly once."""
+    out = tmp_path / "grid"
+    out.mkdir()
+    keys = ["seed", "reg_weight"]
+    values = {"seed": [999, 1000], "reg_weight": [0.1, 0.01]}
+    results = out / "results.jsonl"
+    overrides = {"reg_weight": values["reg_weight"], "seed": values["seed"], "hyper_parameters": keys,
+                 "results_file": str(results), "resume": True, "epochs": 3}
+    process = subprocess.Popen(mmrec.main_command("BPR", tiny_data, overrides), cwd=patched_mmrec / "src",
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not mmrec.read_results(results) and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    first = mmrec.read_results(results)
+    assert 1 <= len(first) < 4, "the kill should land after the first point and before the last"
+
+    lines = []
+    code = grid.run_grid(patched_mmrec, "BPR", tiny_data, keys, values, out, epochs=3, echo=lines.append)
+    assert code == 0
+    assert f"{len(first)} already done, {4 - len(first)} to run" in lines[0]
+    records = mmrec.read_results(results)
+    params = [json.dumps(r["params"], sort_keys=True) for r in records]
+    assert len(params) == 4 and len(set(params)) == 4                     # no point twice, none missing
+    log_text = (out / "grid.log").read_text()
+    assert log_text.count("skipping grid point") == len(first)            # MMRec itself skipped them
+    md = grid.summarize(records, keys, out, "BPR grid")
+    assert "Best point by validation recall@20" in md.read_text()
+
+
+def test_cli_compare_end_to_end(patched_mmrec, tiny_data, tmp_path):
+    out = tmp_path / "cli"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    run = subprocess.run([sys.executable, "-m", "mde_mmrec.cli", "compare", "--mmrec", str(patched_mmrec),
+                          "-d", tiny_data, "-m", "BPR", "--seeds", "1", "--epochs", "1", "--out", str(out)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| BPR | 1 |" in run.stdout
+    bad = subprocess.run([sys.executable, "-m", "mde_mmrec.cli", "grid", "--mmrec", str(patched_mmrec),
+                          "-d", tiny_data, "--set", "cl_wieght=[0.1,1.0]", "--out", str(tmp_path / "g")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "grid key 'cl_wieght'" in bad.stderr

@@ -1,0 +1,259 @@
+"""Tier 1: the installer against a fake MMRec checkout and a fake patch series, both made here."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mde_mmrec import installer
+from mde_mmrec.errors import MdeMmrecError
+from mde_mmrec.mmrec import MMREC_MARKERS, find_checkout, run_main
+from mde_mmrec.paths import PATCHES_DIR
+
+ORIGINAL = {marker: "".join(f"# {marker} line {n}\n" for n in range(1, 13)) for marker in MMREC_MARKERS}
+ORIGINAL["src/models/lightgcn.py"] = "".join(f"x{n} = {n}\n" for n in range(1, 13))
+
+
+def _diff(rel: str, old: str, new: str) -> str:
+    lines = difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{rel}", f"b/{rel}", n=2)
+    return f"diff --git a/{rel} b/{rel}\n" + "".join(lines)
+
+
+def _edit(text: str, line_no: int, new_line: str) -> str:
+    lines = text.splitlines(True)
+    lines[line_no - 1] = new_line
+    return "".join(lines)
+
+
+@pytest.fixture
+def fake(tmp_path):
+    """A fake checkout, plugin tree and two-patch series (the second patch changes a file the first one
+    changed too, so the series must be applied in order)."""
+    root = tmp_path / "MMRec"
+    for rel, text in ORIGINAL.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    plugin = tmp_path / "plugin_src"
+    (plugin / "models").mkdir(parents=True)
+    (plugin / "models" / "toy.py").write_text("class TOY:\n    pass\n")
+    (plugin / "utils").mkdir()
+    (plugin / "utils" / "helper.py").write_text("VALUE = 1\n")
+    (plugin / "utils" / "__pycache__").mkdir()
+    (plugin / "utils" / "__pycache__" / "helper.cpython-311.pyc").write_bytes(b"junk")
+
+    main, trainer, lightgcn = "src/main.py", "src/common/trainer.py", "src/models/lightgcn.py"
+    step1 = {main: _edit(ORIGINAL[main], 3, "# patched by 0001\n"),
+             lightgcn: _edit(ORIGINAL[lightgcn], 8, "x8 = 'patched'\n")}
+    step2 = {main: _edit(step1[main], 4, "# patched by 0002\n"),
+             trainer: _edit(ORIGINAL[trainer], 10, "# patched by 0002\n")}
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    (patches / "0001-first.patch").write_text("header: the first fix\n\n" + "".join(
+        _diff(rel, ORIGINAL[rel], new) for rel, new in step1.items()))
+    (patches / "0002-second.patch").write_text("header: the second fix\n\n" + _diff(main, step1[main], step2[main])
+                                              + _diff(trainer, ORIGINAL[trainer], step2[trainer]))
+    manifest = {"mmrec_commit": "0" * 40, "patches": ["0001-first.patch", "0002-second.patch"],
+                "pristine_sha256": {rel: hashlib.sha256(ORIGINAL[rel].encode()).hexdigest()
+                                    for rel in (main, trainer, lightgcn)}}
+    (patches / "manifest.json").write_text(json.dumps(manifest))
+    expected = {**step1, **step2}
+    return root, plugin, patches, expected
+
+
+def snapshot(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def run_install(fake, tool=None):
+    root, plugin, patches, _ = fake
+    return installer.install(root, plugin_src=plugin, patches_dir=patches, tool=tool)
+
+
+@pytest.mark.parametrize("tool", ["patch", "git"])
+def test_install_patches_adds_files_and_uninstall_restores(fake, tool):
+    if not shutil.which(tool):
+        pytest.skip(f"{tool} not on PATH")
+    root, _, _, expected = fake
+    before = snapshot(root)
+    assert run_install(fake, tool) == "installed"
+    for rel, text in expected.items():
+        assert (root / rel).read_text() == text
+    assert (root / "src/models/toy.py").read_text() == "class TOY:\n    pass\n"
+    assert (root / "src/utils/helper.py").is_file()
+    assert not (root / "src/utils/__pycache__").exists()          # caches are not copied
+    info = json.loads((root / installer.PLUGIN_INFO).read_text())
+    assert info["plugin_version"] and info["mmrec_commit"] == "0" * 40
+    for rel in expected:                                             # originals kept byte for byte
+        assert (root / ".mde-mmrec-backup/files" / rel).read_bytes() == before[rel]
+    assert find_checkout(root) == root.resolve()
+
+    assert installer.uninstall(root) == "uninstalled"
+    assert snapshot(root) == before
+    assert not (root / ".mde-mmrec-backup").exists()
+
+
+def test_second_install_changes_nothing(fake, caplog):
+    root = fake[0]
+    run_install(fake)
+    installed = snapshot(root)
+    mtimes = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    with caplog.at_level(logging.INFO):
+        assert run_install(fake) == "already installed"
+    assert "already installed" in caplog.text
+    assert snapshot(root) == installed
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == mtimes
+
+
+def count_writes(fake, monkeypatch) -> int:
+    calls = []
+    real = installer._write_bytes
+    monkeypatch.setattr(installer, "_write_bytes", lambda path, data: (calls.append(path), real(path, data)))
+    run_install(fake)
+    return len(calls)
+
+
+def test_failure_at_every_write_rolls_everything_back(fake, tmp_path_factory, monkeypatch):
+    probe = tmp_path_factory.mktemp("probe")
+    probe_fake = (shutil.copytree(fake[0], probe / "MMRec"), *fake[1:])
+    writes = count_writes(probe_fake, monkeypatch)
+    monkeypatch.undo()
+    assert writes >= 8          # backups, patched files, plugin files, info, manifest
+    root = fake[0]
+    before = snapshot(root)
+    real = installer._write_bytes
+    for fail_at in range(writes):
+        calls = []
+
+        def failing(path, data):
+            calls.append(path)
+            if len(calls) > fail_at:
+                raise OSError(28, "No space left on device", str(path))
+            real(path, data)
+
+        monkeypatch.setattr(installer, "_write_bytes", failing)
+        with pytest.raises(MdeMmrecError, match="rolled back") as error:
+            run_install(fake)
+        assert "No space left on device" in str(error.value)
+        assert snapshot(root) == before, f"not rolled back after a failure at write {fail_at + 1}"
+        assert not (root / ".mde-mmrec-backup").exists()
+        assert not (root / "src/models/toy.py").exists()
+
+
+def test_refuses_a_folder_that_is_not_mmrec(tmp_path, fake):
+    (tmp_path / "other" / "src").mkdir(parents=True)
+    (tmp_path / "other" / "src" / "main.py").write_text("print('hi')\n")
+    with pytest.raises(MdeMmrecError, match="not an MMRec checkout: missing src/utils/quick_start.py"):
+        installer.install(tmp_path / "other", plugin_src=fake[1], patches_dir=fake[2])
+    with pytest.raises(MdeMmrecError, match="no such directory"):
+        installer.install(tmp_path / "missing", plugin_src=fake[1], patches_dir=fake[2])
+
+
+def test_refuses_conflicting_local_edits_and_changes_nothing(fake):
+    root = fake[0]
+    trainer = root / "src/common/trainer.py"
+    trainer.write_text(_edit(ORIGINAL["src/common/trainer.py"], 10, "# my own line 10\n"))
+    before = snapshot(root)
+    with pytest.raises(MdeMmrecError) as error:
+        run_install(fake)
+    message = str(error.value)
+    assert "0002-second.patch" in message and "src/common/trainer.py" in message and "Nothing was changed" in message
+    assert snapshot(root) == before
+
+
+def test_accepts_local_edits_that_do_not_conflict(fake, caplog):
+    root = fake[0]
+    trainer = root / "src/common/trainer.py"
+    trainer.write_text(ORIGINAL["src/common/trainer.py"] + "# my own last line\n")
+    with caplog.at_level(logging.WARNING):
+        assert run_install(fake) == "installed"
+    assert "src/common/trainer.py differs from MMRec" in caplog.text
+    assert trainer.read_text().endswith("# patched by 0002\n" + "".join(
+        f"# src/common/trainer.py line {n}\n" for n in (11, 12)) + "# my own last line\n")
+    info = json.loads((root / installer.PLUGIN_INFO).read_text())
+    assert info["mmrec_commit"] is None          # not the known commit, and no git to say which
+
+
+def test_refuses_a_read_only_checkout(fake, monkeypatch):
+    root = fake[0]
+    before = snapshot(root)
+    if os.geteuid() == 0:       # root may write anywhere: simulate the read-only mount
+        monkeypatch.setattr(installer, "_writable", lambda path: False)
+    else:
+        for folder in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
+            folder.chmod(0o555)
+    try:
+        with pytest.raises(MdeMmrecError, match="read-only"):
+            run_install(fake)
+    finally:
+        for folder in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
+            folder.chmod(0o755)
+    assert snapshot(root) == before
+
+
+def test_update_after_plugin_change_and_uninstall_restores_originals(fake, caplog):
+    root, plugin, _, _ = fake
+    before = snapshot(root)
+    run_install(fake)
+    (plugin / "utils" / "helper.py").write_text("VALUE = 2\n")
+    (plugin / "models" / "toy.py").unlink()
+    assert run_install(fake) == "updated"
+    assert (root / "src/utils/helper.py").read_text() == "VALUE = 2\n"
+    assert not (root / "src/models/toy.py").exists()            # dropped by the new version
+    assert run_install(fake) == "already installed"
+    installer.uninstall(root)
+    assert snapshot(root) == before
+
+
+def test_uninstall_refuses_to_discard_edits_unless_forced(fake):
+    root = fake[0]
+    before = snapshot(root)
+    run_install(fake)
+    (root / "src/main.py").write_text("my edits\n")
+    with pytest.raises(MdeMmrecError, match="edited since.*src/main.py"):
+        installer.uninstall(root)
+    with pytest.raises(MdeMmrecError, match="edited since"):
+        run_install(fake)
+    installer.uninstall(root, force=True)
+    assert snapshot(root) == before
+
+
+def test_uninstall_of_a_clean_checkout_says_so(fake):
+    assert installer.uninstall(fake[0]) == "not installed"
+    with pytest.raises(MdeMmrecError, match="run `mde-mmrec install"):
+        find_checkout(fake[0])
+
+
+def test_the_real_series_is_complete_and_documented():
+    series = installer.Series.load(PATCHES_DIR)
+    assert series.names == sorted(series.names) and len(series.names) >= 10
+    touched = set()
+    for name in series.names:
+        text = (PATCHES_DIR / name).read_text()
+        header, _, body = text.partition("diff --git ")
+        assert header.startswith(f"mde-mmrec patch {name[:4]}:"), name       # says what it fixes ...
+        assert "Fixes:" in header or "Adds:" in header or "Speeds up:" in header
+        assert body, name
+        touched.update(installer.patched_files(text))
+    assert touched == set(series.pristine)
+
+
+def test_run_main_streams_lines_and_returns_the_exit_code(fake, tmp_path, monkeypatch):
+    root = fake[0]
+    (root / "src/main.py").write_text("import sys\nprint('args', sys.argv[1:])\n"
+                                      "print('to stderr', file=sys.stderr)\nsys.exit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    code = run_main(root, "MDE", "tiny", {"epochs": 2, "reg_weight": [0.1, 0.01], "results_file": "r.jsonl"},
+                    log_path=tmp_path / "run.log", on_line=lines.append)
+    assert code == 3
+    expected_args = ["-m", "MDE", "-d", "tiny", "--epochs=2", "--reg_weight=[0.1,0.01]",
+                     f"--results_file={tmp_path / 'r.jsonl'}"]
+    assert lines == [f"args {expected_args}", "to stderr"]
+    assert (tmp_path / "run.log").read_text().splitlines() == lines

@@ -1,0 +1,116 @@
+"""Tier 1: `main.py --key=value` overrides (src/utils/cli_overrides.py), good and bad values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mde_mmrec.errors import MdeMmrecError
+from mde_mmrec.mmrec import format_override, override_args, plugin_module
+
+co = plugin_module("cli_overrides")
+
+# the merged config files of a model with a grid, as Config.read_files returns them (shape of MMRec's
+# overall.yaml + a dataset yaml + DRAGON.yaml, shortened)
+FILE_CONFIG = {
+    "gpu_id": 0, "use_gpu": True, "seed": [999], "epochs": 1000, "stopping_step": 20, "learning_rate": 0.001,
+    "learner": "adam", "topk": [5, 10, 20, 50], "metrics": ["Recall", "NDCG"], "valid_metric": "Recall@20",
+    "learning_rate_scheduler": [1.0, 50], "weight_decay": 0.0, "end2end": False, "clip_grad_norm": None,
+    "results_file": None, "resume": False, "grid_shard": None,
+    "aggr_mode": ["add"], "reg_weight": [0.1, 0.01, 0.001], "dropout": [0.8, 0.9], "cl_weight": 2.0,
+    "hyper_parameters": ["seed", "aggr_mode", "reg_weight", "dropout"],
+}
+
+
+def parse(*argv):
+    return co.parse_overrides(list(argv), FILE_CONFIG)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], {}),
+    (["--epochs=5"], {"epochs": 5}),
+    (["--epochs", "5"], {"epochs": 5}),
+    (["--learning_rate=1e-3"], {"learning_rate": 0.001}),             # MMRec's float rule, not a string
+    (["--learning_rate=1E+2"], {"learning_rate": 100.0}),
+    (["--use_gpu=False"], {"use_gpu": False}),
+    (["--clip_grad_norm=null"], {"clip_grad_norm": None}),
+    (["--learner=sgd"], {"learner": "sgd"}),
+    (["--topk=[10,20]"], {"topk": [10, 20]}),                          # a list setting, not a grid
+    (["--reg_weight=[0.5,0.05]"], {"reg_weight": [0.5, 0.05]}),       # grid key: new grid values
+    (["--reg_weight=0.5"], {"reg_weight": [0.5]}),                     # grid key, one value: one point
+    (["--seed=[1,2,3]"], {"seed": [1, 2, 3]}),
+    (["--cl_weight=[0.1,0.2]"], {"cl_weight": [0.1, 0.2], "hyper_parameters":
+                                 ["seed", "aggr_mode", "reg_weight", "dropout", "cl_weight"]}),
+    (["--results_file=/tmp/r.jsonl", "--resume=True", "--grid_shard=2/3"],
+     {"results_file": "/tmp/r.jsonl", "resume": True, "grid_shard": "2/3"}),
+])
+def test_good_overrides(argv, expected):
+    assert parse(*argv) == expected
+
+
+def test_hyper_parameters_replaces_the_grid_and_unwraps_single_values():
+    result = parse("--hyper_parameters=[reg_weight]", "--dropout=0.8")
+    assert result == {"hyper_parameters": ["seed", "reg_weight"], "dropout": 0.8, "aggr_mode": "add"}
+
+
+def test_a_scalar_key_named_in_the_grid_becomes_a_one_value_list():
+    result = parse("--hyper_parameters=[seed,cl_weight,reg_weight,dropout]", "--aggr_mode=add")
+    assert result == {"hyper_parameters": ["seed", "cl_weight", "reg_weight", "dropout"], "cl_weight": [2.0],
+                      "aggr_mode": "add"}
+
+
+def test_hyper_parameters_requires_pinning_dropped_multi_value_keys():
+    with pytest.raises(co.OverrideError, match=r"leaves reg_weight, dropout out of the grid.*--reg_weight=VALUE --dropout=VALUE"):
+        parse("--hyper_parameters=[seed]")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epocs=5"], r"--epocs=5: unknown config key 'epocs'.*did you mean epochs"),
+    (["--no_such_key=1"], r"unknown config key 'no_such_key'"),
+    (["--epochs=abc"], r"--epochs=abc: epochs expects a number .*got a string 'abc'"),
+    (["--use_gpu=1"], r"use_gpu expects a bool"),
+    (["--reg_weight=[0.1,x]"], r"reg_weight expects a number.*'x'"),
+    (["--epochs=[1,2"], r"--epochs=\[1,2: not valid YAML"),
+    (["--epochs="], r"--epochs=: empty value"),
+    (["--epochs"], r"'--epochs' has no value"),
+    (["epochs=5"], r"unexpected argument 'epochs=5'"),
+    (["-x"], r"unexpected argument '-x'"),
+    (["--epochs=1", "--epochs=2"], r"epochs is given twice"),
+    (["--model=BPR"], r"use -m MODEL"),
+    (["--dataset=baby"], r"use -d DATASET"),
+    (["--reg_weight=[]"], r"empty list"),
+    (["--hyper_parameters=reg_weight"], r"must be a list of config keys"),
+    (["--hyper_parameters=[regweight]"], r"unknown config key 'regweight'.*reg_weight"),
+    (["--grid_shard=3/2"], r"grid_shard='3/2' is not of the form i/n"),
+    (["--grid_shard=half"], r"grid_shard='half'"),
+    (["--resume=True"], r"resume=True needs a results_file"),
+    (["--results_file=/no/such/folder/r.jsonl"], r"folder /no/such/folder does not exist"),
+    (["--epochs={a: 1}"], r"a mapping"),
+])
+def test_bad_overrides_are_errors(argv, message):
+    with pytest.raises(co.OverrideError, match=message):
+        parse(*argv)
+
+
+@pytest.mark.parametrize("value", [0, 5, -3, 0.1, 1e-05, 1e-12, 2.0, 1e20, -0.5, True, False, None, "sgd",
+                                   "Recall@20", "1e-3", "True", "null", "a b", "it's", "", "[x]", "1/4",
+                                   [0.1, 0.01], [1, 2], ["add"], [True, None], [], [[1, 2], [3]],
+                                   math.inf, -math.inf])
+def test_format_value_round_trips_through_the_loader(value):
+    text = format_override(value)
+    back = co.parse_value(text)
+    assert back == value and type(back) is type(value), (value, text, back)
+
+
+def test_format_value_nan_and_refusals():
+    assert math.isnan(co.parse_value(format_override(math.nan)))
+    with pytest.raises(MdeMmrecError, match="cannot pass a dict"):
+        format_override({"a": 1})
+    assert override_args({"epochs": 5, "reg_weight": [0.1, 0.01], "resume": True, "grid_shard": "1/2"}) == [
+        "--epochs=5", "--reg_weight=[0.1,0.01]", "--resume=True", "--grid_shard=1/2"]
+
+
+def test_formatted_overrides_parse_back_to_the_same_config():
+    wanted = {"learning_rate": 1e-4, "reg_weight": [0.1, 1e-05], "use_gpu": False, "learner": "sgd"}
+    assert parse(*override_args(wanted)) == wanted

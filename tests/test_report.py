@@ -1,0 +1,142 @@
+"""Tier 1: tables and charts from stored results records (no MMRec)."""
+
+import csv
+import math
+
+import pandas as pd
+import pytest
+
+from mde_mmrec import compare, report
+from mde_mmrec.errors import MdeMmrecError
+
+
+def _metrics(base):
+    return {f"{m}@{k}": base * k / 20 for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20, 50)}
+
+
+def _record(model, seed, base, label=None, epoch=3, spe=1.5):
+    r = {"model": model, "dataset": "tiny", "params": {"seed": seed}, "seed": seed, "best_epoch": epoch,
+         "epochs_run": epoch + 1, "best_valid": _metrics(base * 0.9), "test": _metrics(base), "s_per_epoch": spe}
+    if label:
+        r["label"] = label
+    return r
+
+
+RECORDS = [_record("MDE", 1, 0.10), _record("MDE", 2, 0.12, epoch=5), _record("BPR", 1, 0.05, spe=0.5),
+           _record("BPR", 2, 0.07, spe=0.7)]
+
+
+def test_summary_mean_std_over_seeds():
+    s = report.summarize(RECORDS)
+    assert list(s["label"]) == ["MDE", "BPR"]
+    mde = s.iloc[0]
+    assert mde["n_seeds"] == 2
+    assert mde["recall@20 mean"] == pytest.approx(0.11)
+    assert mde["recall@20 std"] == pytest.approx(pd.Series([0.10, 0.12]).std())
+    assert mde["recall@5 mean"] == pytest.approx(0.11 * 5 / 20)
+    assert mde["best_epoch"] == 4 and s.iloc[1]["s_per_epoch"] == pytest.approx(0.6)
+    assert "recall@50 mean" not in s.columns        # tables show 5, 10, 20
+
+
+def test_labels_keep_variants_of_one_model_apart_and_order():
+    recs = [_record("MDE", 1, 0.1, label="MDE"), _record("MDE", 1, 0.08, label="MDE w/o MDA")]
+    s = report.summarize(recs, order=["MDE w/o MDA", "MDE"])
+    assert list(s["label"]) == ["MDE w/o MDA", "MDE"]
+    assert s.iloc[0]["recall@20 std"] == 0.0          # one seed
+
+
+def test_markdown_and_csv(tmp_path):
+    s = report.summarize(RECORDS)
+    md, csv_path = report.write_summary(s, tmp_path, title="tiny", notes=["DRAGON: failed"])
+    text = md.read_text()
+    lines = text.splitlines()
+    assert lines[0] == "# tiny"
+    header = lines[2]
+    assert header.startswith("| model | seeds | Recall@5 | Recall@10 | Recall@20 | NDCG@5")
+    assert "MAP@20 | best epoch | s/epoch |" in header
+    mde_row = next(l for l in lines if l.startswith("| MDE "))
+    assert "**0.1100 ± 0.0141**" in mde_row           # best recall@20, bold, mean ± std
+    assert "- DRAGON: failed" in text
+    rows = list(csv.DictReader(open(csv_path)))
+    assert rows[1]["label"] == "BPR" and math.isclose(float(rows[1]["recall@20 mean"]), 0.06)
+
+
+def test_missing_metric_is_a_clear_error():
+    bad = [dict(_record("MDE", 1, 0.1), test={"recall@20": 0.1})]
+    with pytest.raises(MdeMmrecError, match="lack the metrics"):
+        report.summarize(bad)
+    with pytest.raises(MdeMmrecError, match="no results"):
+        report.summarize([])
+
+
+def test_bar_chart_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = report.bar_chart(report.summarize(RECORDS), tmp_path / "chart.png", title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _grid_records():
+    recs = []
+    for cl in (0.01, 0.1):
+        for diff in (0.01, 0.1):
+            for reg in (1e-4, 1e-3):
+                for seed in (1, 2):
+                    valid = cl + 2 * diff + reg * 10 + seed * 0.001
+                    recs.append({"model": "MDE", "dataset": "tiny", "seed": seed, "best_epoch": 1,
+                                 "params": {"seed": seed, "cl_weight": cl, "diff_weight": diff, "reg_weight": reg},
+                                 "best_valid": {"recall@20": valid}, "test": {"recall@20": valid / 2, "ndcg@20": valid / 3}})
+    return recs
+
+
+def test_grid_table_best_first_and_seeds_averaged():
+    recs = _grid_records()
+    table = report.grid_table(recs, ["cl_weight", "diff_weight", "reg_weight"])
+    assert len(table) == 8 and set(table["n_seeds"]) == {2}
+    top = table.iloc[0]
+    assert (top["cl_weight"], top["diff_weight"], top["reg_weight"]) == (0.1, 0.1, 1e-3)
+    assert top["valid recall@20"] == pytest.approx(0.1 + 0.2 + 0.01 + 0.0015)
+    assert table["valid recall@20"].is_monotonic_decreasing
+    best = report.best_by_valid(recs)
+    assert best["params"] == {"seed": 2, "cl_weight": 0.1, "diff_weight": 0.1, "reg_weight": 1e-3}
+
+
+def test_heatmap_marginalises_the_other_key_by_best(tmp_path):
+    table = report.grid_table(_grid_records(), ["cl_weight", "diff_weight", "reg_weight"])
+    data = report.heatmap_data(table, "cl_weight", "diff_weight", "valid recall@20")
+    assert data.shape == (2, 2)
+    assert data.loc[0.01, 0.01] == pytest.approx(0.01 + 0.02 + 0.01 + 0.0015)     # best reg_weight taken
+    pytest.importorskip("matplotlib")
+    paths = report.heatmaps(table, ["cl_weight", "diff_weight", "reg_weight"], tmp_path, "valid recall@20")
+    assert sorted(p.name for p in paths) == ["heatmap_cl_weight_diff_weight.png", "heatmap_cl_weight_reg_weight.png",
+                                             "heatmap_diff_weight_reg_weight.png"]
+
+
+def test_compare_pins_grid_keys_and_parses_sets():
+    file_config = {"model": "FREEDOM", "hyper_parameters": ["seed", "lambda_coeff", "reg_weight", "n_layers"],
+                   "lambda_coeff": [0.9], "reg_weight": [0.0, 1e-5, 1e-4], "n_layers": 1}
+    overrides, warnings = compare.pin_grid(file_config, {"n_layers": 2})
+    assert overrides == {"n_layers": 2, "lambda_coeff": 0.9, "reg_weight": 0.0}
+    assert len(warnings) == 1 and "reg_weight=0.0" in warnings[0]
+    sets = compare.parse_sets(["MDE:cl_weight=0.1", "epochs=3", "FREEDOM:reg_weight=1e-4"])
+    assert sets == {"MDE": {"cl_weight": 0.1}, None: {"epochs": 3}, "FREEDOM": {"reg_weight": 1e-4}}
+    with pytest.raises(MdeMmrecError):
+        compare.parse_sets(["noequals"])
+
+
+def test_progress_lines():
+    out = []
+    p = compare.Progress(n_configs=2, epochs=10, echo=out.append)
+    p.begin(0, "MDE", 2)
+    p("=========1/2: Parameters:['seed']=(999,)=======")
+    p("epoch 0 training [time: 0.50s, train loss: 12.3]")
+    p("epoch 0 evaluating [time: 0.10s, valid_score: 0.123400]")
+    assert out[-1].startswith("  MDE run 1/2 epoch 1/10 valid 0.1234 | elapsed 0:00:0")
+    assert "left (+1 more configuration(s))" in out[-1]
+
+
+def test_grid_markdown_writes_small_values_exactly():
+    recs = [{"model": "MDE", "dataset": "t", "seed": 1, "best_epoch": 2,
+             "params": {"seed": 1, "reg_weight": 1e-5}, "best_valid": {"recall@20": 0.2},
+             "test": {"recall@20": 0.1, "ndcg@20": 0.05}}]
+    text = report.grid_markdown(report.grid_table(recs, ["reg_weight"]), ["reg_weight"])
+    assert "| 1e-05 | 0.2000 | 0.1000 | 0.0500 | 1 |" in text

@@ -1,0 +1,99 @@
+"""Tier 1: the results file (src/utils/results_log.py): appending, reading after a kill, resume, shards."""
+
+from __future__ import annotations
+
+import json
+from itertools import product
+from types import SimpleNamespace
+
+import pytest
+
+from mde_mmrec.mmrec import plugin_module, read_results
+
+rl = plugin_module("results_log")
+
+
+class FakeConfig(dict):
+    """MMRec's Config answers None for a missing key."""
+
+    def __getitem__(self, key):
+        return self.get(key)
+
+
+def grid_config(tmp_path, **settings):
+    config = FakeConfig(model="MDE", dataset="tiny", hyper_parameters=["seed", "cl_weight", "reg_weight"],
+                        seed=999, results_file=str(tmp_path / "results.jsonl"))
+    config.update(settings)
+    return config
+
+
+COMBINATORS = list(product([999], [0.1, 0.01], [1e-4, 1e-3, 1e-2]))     # 6 points
+
+
+def record_for(config, point, **extra):
+    trainer = SimpleNamespace(best_epoch=3, epoch_times=[0.5, 0.7], eval_times=[0.2, 0.4])
+    return rl.build_record(config, point, trainer, {"recall@20": 0.1}, {"recall@20": 0.09},
+                           model_init_s=1.25, train_time_s=2.5)
+
+
+def test_record_has_the_documented_fields(tmp_path):
+    config = grid_config(tmp_path)
+    record = record_for(config, (999, 0.1, 1e-4))
+    assert record["params"] == {"seed": 999, "cl_weight": 0.1, "reg_weight": 1e-4}
+    assert (record["model"], record["dataset"], record["seed"]) == ("MDE", "tiny", 999)
+    assert (record["best_epoch"], record["epochs_run"]) == (3, 2)
+    assert record["s_per_epoch"] == 0.6 and record["eval_s"] == 0.3
+    assert record["train_time_s"] == 2.5 and record["model_init_s"] == 1.25
+    assert record["peak_rss_mb"] > 0
+    assert record["best_valid"] == {"recall@20": 0.1} and record["test"] == {"recall@20": 0.09}
+    assert set(record) >= {"mmrec_commit", "plugin_version", "finished_at"}
+    json.dumps(record)
+
+
+def test_append_survives_a_line_cut_off_by_a_kill(tmp_path):
+    path = tmp_path / "results.jsonl"
+    rl.append_record(path, {"n": 1})
+    with open(path, "a") as handle:
+        handle.write('{"n": 2, "best_va')                      # killed while writing
+    rl.append_record(path, {"n": 3})
+    assert [r["n"] for r in read_results(path)] == [1, 3]
+    assert read_results(tmp_path / "missing.jsonl") == []
+
+
+def test_points_to_run_honours_shards(tmp_path):
+    config = grid_config(tmp_path)
+    assert [i for i, _ in rl.points_to_run(config, COMBINATORS)] == list(range(6))
+    shards = [[i for i, _ in rl.points_to_run(grid_config(tmp_path, grid_shard=f"{k}/4"), COMBINATORS)]
+              for k in range(1, 5)]
+    assert shards == [[0, 4], [1, 5], [2], [3]]
+
+
+def test_resume_skips_finished_points_of_the_same_model_and_dataset(tmp_path, caplog):
+    config = grid_config(tmp_path, resume=True)
+    for point in (COMBINATORS[0], COMBINATORS[4]):
+        rl.append_record(config["results_file"], record_for(config, point))
+    other = grid_config(tmp_path, model="FREEDOM")
+    rl.append_record(config["results_file"], record_for(other, COMBINATORS[1]))
+    with caplog.at_level("INFO"):
+        todo = rl.points_to_run(config, COMBINATORS)
+    assert [i for i, _ in todo] == [1, 2, 3, 5]
+    assert "skipping grid point 1/6" in caplog.text and "skipping grid point 5/6" in caplog.text
+    config["resume"] = False
+    assert len(rl.points_to_run(config, COMBINATORS)) == 6
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"grid_shard": "0/3"}, "grid_shard"), ({"grid_shard": "a/b"}, "grid_shard"),
+    ({"resume": True, "results_file": None}, "needs a results_file"),
+    ({"resume": "yes"}, "True or False"), ({"results_file": 5}, "must be a path"),
+])
+def test_bad_settings(settings, message):
+    with pytest.raises(rl.ResultsConfigError, match=message):
+        rl.check_settings(FakeConfig(settings).__getitem__)
+
+
+def test_plugin_info_is_read_from_the_installed_file(tmp_path, monkeypatch):
+    info = tmp_path / "mde_plugin_info.json"
+    info.write_text(json.dumps({"mmrec_commit": "abc", "plugin_version": "9.9"}))
+    monkeypatch.setattr(rl, "PLUGIN_INFO_FILE", info)
+    assert rl.plugin_info() == {"mmrec_commit": "abc", "plugin_version": "9.9"}

@@ -1,0 +1,49 @@
+"""Tier 1: the sparse user graph equals the definition (MMRec's dualgnn-gen-u-u-matrix.py: shared-item
+counts, torch.topk of each dense row, at most 200 neighbours). Tier 2 runs the script itself
+(tests/integration/test_mmrec_usergraph.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mde_mmrec import usergraph
+from mde_mmrec.errors import MdeMmrecError
+
+
+def reference(users, items, n_users, cap):
+    """The original algorithm on a dense matrix: pairwise set intersections, then torch.topk per row."""
+    sets = {}
+    for u, i in zip(users.tolist(), items.tolist()):
+        sets.setdefault(u, set()).add(i)
+    dense = torch.zeros(n_users, n_users)
+    keys = sorted(sets)
+    for a_pos, a in enumerate(keys):
+        for b in keys[a_pos + 1:]:
+            shared = len(sets[a] & sets[b])
+            if shared:
+                dense[a][b] = dense[b][a] = shared
+    graph = {}
+    for u in range(n_users):
+        top = torch.topk(dense[u], min(len(torch.nonzero(dense[u])), cap))
+        graph[u] = [top.indices.numpy().tolist(), top.values.numpy().tolist()]
+    return graph
+
+
+@pytest.mark.parametrize("seed, cap", [(0, 200), (1, 200), (2, 7), (3, 1)])
+def test_same_dict_as_the_definition(seed, cap, monkeypatch):
+    rng = np.random.default_rng(seed)
+    n_users, n_items, n = 150, 40, 900
+    users = rng.integers(0, n_users - 5, n)           # the last users have no training interactions
+    items = rng.integers(0, n_items, n)               # with repeats: counted once
+    monkeypatch.setattr(usergraph, "BLOCK_BYTES", 4 * n_users * 16)   # several blocks of 16 rows
+    graph = usergraph.build_user_graph_dict(users, items, n_users, cap=cap)
+    assert graph == reference(users, items, n_users, cap)
+    assert graph[n_users - 1] == [[], []]
+    assert all(len(v[0]) <= cap for v in graph.values())
+
+
+def test_user_ids_must_be_dense():
+    with pytest.raises(MdeMmrecError, match="dense user ids"):
+        usergraph.build_user_graph_dict(np.array([0, 7]), np.array([1, 1]), n_users=2)
