@@ -224,3 +224,37 @@ def test_alignment_loss_all_items_matches_direct_computation():
     got = mde.alignment_loss(torch.tensor(all_v[nodes]), torch.tensor(all_t[nodes]), torch.tensor(w), 0.5,
                              torch.tensor(all_v), torch.tensor(all_t), torch.tensor(nodes)).item()
     assert got == pytest.approx(_direct_infonce(all_v[nodes], all_t[nodes], all_v, all_t, nodes, w, 0.5), rel=1e-6)
+
+
+def _brute_force_knn(x: np.ndarray, k: int) -> list:
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = unit.astype(np.float64) @ unit.T.astype(np.float64)
+    np.fill_diagonal(sim, -np.inf)
+    return [set(np.argsort(-row, kind="stable")[:k]) for row in sim]
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_cosine_knn_blocked_symmetric_pass_is_exact(monkeypatch, bf16):
+    monkeypatch.setattr(mde, "fast_cpu_bf16", lambda: bf16)
+    x = np.random.default_rng(5).normal(size=(300, 48)).astype(np.float32)
+    knn = mde.cosine_knn(torch.from_numpy(x), k=5, block_rows=64)
+    expected = _brute_force_knn(x, 5)
+    assert [set(np.flatnonzero(row)) for row in knn.toarray()] == expected
+
+
+def test_cosine_knn_bf16_pass_falls_back_to_exact_where_it_cannot_certify(monkeypatch):
+    """Near-duplicate items: similarities differ by less than bf16 can resolve, so every row is recomputed."""
+    monkeypatch.setattr(mde, "fast_cpu_bf16", lambda: True)
+    rng = np.random.default_rng(6)
+    base = rng.normal(size=64)
+    x = (base + 0.05 * rng.normal(size=(200, 64))).astype(np.float32)
+    calls = []
+    original = mde._knn_candidates
+    monkeypatch.setattr(mde, "_knn_candidates", lambda *a, **kw: calls.append(kw) or original(*a, **kw))
+    knn = mde.cosine_knn(torch.from_numpy(x), k=4, block_rows=50)
+    assert any(kw.get("only_rows") is not None for kw in calls)  # the exact fallback ran
+    unit = torch.nn.functional.normalize(torch.from_numpy(x), dim=1)
+    sim = unit @ unit.T  # the contract: the fp32 top-k
+    sim.fill_diagonal_(-float("inf"))
+    expected = [set(row.tolist()) for row in torch.topk(sim, 4).indices]
+    assert [set(np.flatnonzero(row)) for row in knn.toarray()] == expected

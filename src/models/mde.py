@@ -196,34 +196,109 @@ def cooccurrence_topk(interactions: sp.spmatrix, k: int, block_rows: int = 8192)
     return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 0), dtype=np.float32)
 
 
-def cosine_knn(features: torch.Tensor, k: int, block_rows: int = 2048) -> sp.csr_matrix:
+KNN_CANDIDATE_MARGIN = 10   # extra candidates per row kept by the fast bf16 pass, re-ranked exactly
+BF16_SIMILARITY_ERROR = 0.008  # bound on |bf16 cosine - exact cosine| for unit rows (2^-8 + 2^-9, rounded up)
+
+
+def cosine_knn(features: torch.Tensor, k: int, block_rows: int = 4096) -> sp.csr_matrix:
     """Eq. 4 (items): top-k items by cosine similarity of the raw features, no self-loops, 0/1 entries.
 
-    Row blocks of the similarity matrix are computed and reduced to their top-k at once, so memory is
-    ``block_rows x n_items``. All-zero feature rows carry no similarity: they get no neighbours and are
-    nobody's neighbour. ``k`` larger than the number of candidates keeps every candidate.
+    Exact, in row blocks (memory ``block_rows^2``, never items x items), each pair of blocks computed once
+    (the similarity is symmetric). On a CPU with fast bf16 matrix units the block products run in bf16 to
+    collect ``k + KNN_CANDIDATE_MARGIN`` candidates per row, which are then re-ranked with exact fp32
+    similarities; a row whose k-th exact similarity does not beat the best excluded candidate's by more than
+    the bf16 error bound is recomputed exactly, so the result equals the fp32 top-k. On CUDA (or without fast
+    bf16) the products are fp32. All-zero feature rows have no neighbours and are nobody's neighbour;
+    ``k`` larger than the number of candidates keeps every candidate.
     """
-    x = features.detach().to("cpu", torch.float32)
+    x = features.detach().float()
     norms = x.norm(dim=1, keepdim=True)
     valid = norms.squeeze(1) > 0
     x = x / norms.clamp_min(1e-12)
-    n = x.shape[0]
-    k_eff = min(k, int(valid.sum()) - 1)
+    n, n_valid = x.shape[0], int(valid.sum())
+    k_eff = min(k, n_valid - 1)
     if k_eff <= 0:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    rows, cols = [], []
-    invalid_cols = ~valid
-    for start in range(0, n, block_rows):
-        stop = min(start + block_rows, n)
-        sim = x[start:stop] @ x.T
-        sim[:, invalid_cols] = -float("inf")
-        sim[torch.arange(stop - start), torch.arange(start, stop)] = -float("inf")  # no self-loops
-        top = torch.topk(sim, k_eff, dim=1, sorted=True).indices
-        block_valid = valid[start:stop]
-        rows.append(torch.arange(start, stop)[block_valid].repeat_interleave(k_eff).numpy())
-        cols.append(top[block_valid].reshape(-1).numpy())
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
-    return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n))
+    width = min(k_eff + KNN_CANDIDATE_MARGIN, n_valid - 1)
+    low_precision = x.device.type == "cpu" and width < n_valid - 1 and fast_cpu_bf16()
+    candidates = _knn_candidates(x.bfloat16() if low_precision else x, valid, width, block_rows)
+    top_index, top_sim = _rerank(x, candidates.index, k_eff)
+    rows = torch.nonzero(valid).squeeze(1)
+    if low_precision:  # certify each row against the best candidate the bf16 pass left out
+        uncertain = rows[top_sim[rows, -1] <= candidates.sim[rows, -1] + BF16_SIMILARITY_ERROR]
+        if len(uncertain):
+            exact = _knn_candidates(x, valid, k_eff, block_rows, only_rows=uncertain)
+            top_index[uncertain] = exact.index[uncertain]
+    rows_np = rows.cpu().numpy().repeat(k_eff)
+    cols_np = top_index[rows].reshape(-1).cpu().numpy()
+    return sp.csr_matrix((np.ones(len(rows_np), dtype=np.float32), (rows_np, cols_np)), shape=(n, n))
+
+
+class _Candidates(NamedTuple):
+    sim: torch.Tensor    # [n, width] similarities, descending per row (-inf where fewer candidates)
+    index: torch.Tensor  # [n, width]
+
+
+def _knn_candidates(x: torch.Tensor, valid: torch.Tensor, width: int, block_rows: int,
+                    only_rows: Optional[torch.Tensor] = None) -> _Candidates:
+    """The ``width`` most similar other valid items of every row, by block products of ``x`` (any dtype)."""
+    n = x.shape[0]
+    best = _Candidates(torch.full((n, width), -float("inf"), device=x.device),
+                       torch.zeros((n, width), dtype=torch.long, device=x.device))
+    starts = list(range(0, n, block_rows))
+    if only_rows is not None:  # plain row blocks of the given rows against everything
+        for part in only_rows.split(block_rows):
+            sim = (x[part] @ x.T).float()
+            sim[:, ~valid] = -float("inf")
+            sim[torch.arange(len(part), device=x.device), part] = -float("inf")
+            _merge_candidates(best, part, sim, 0)
+        return best
+    for bi, a in enumerate(starts):
+        rows_a = torch.arange(a, min(a + block_rows, n), device=x.device)
+        for b in starts[bi:]:
+            rows_b = torch.arange(b, min(b + block_rows, n), device=x.device)
+            sim = (x[rows_a] @ x[rows_b].T).float()
+            sim[:, ~valid[rows_b]] = -float("inf")
+            sim[~valid[rows_a], :] = -float("inf")
+            if a == b:
+                sim.fill_diagonal_(-float("inf"))
+            _merge_candidates(best, rows_a, sim, b)
+            if a != b:
+                _merge_candidates(best, rows_b, sim.T, a)
+    return best
+
+
+def _merge_candidates(best: _Candidates, rows: torch.Tensor, sim: torch.Tensor, col_offset: int) -> None:
+    """Merge a block of similarities (rows x block columns) into the running top-width of those rows."""
+    width = best.sim.shape[1]
+    values, index = torch.topk(sim, min(width, sim.shape[1]), dim=1)
+    values = torch.cat([best.sim[rows], values], dim=1)
+    index = torch.cat([best.index[rows], index + col_offset], dim=1)
+    keep_values, keep = torch.topk(values, width, dim=1)
+    best.sim[rows] = keep_values
+    best.index[rows] = torch.gather(index, 1, keep)
+
+
+def _rerank(x: torch.Tensor, candidates: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact fp32 similarities of each row to its candidates (a sampled product, no gather of rows);
+    the top-k (index, similarity) per row."""
+    n, width = candidates.shape
+    cand = torch.sort(candidates, dim=1).values  # CSR column order
+    crow = torch.arange(0, n * width + 1, width, device=x.device)
+    pattern = _csr(crow, cand.reshape(-1), torch.zeros(n * width, device=x.device), (n, n))
+    exact = torch.sparse.sampled_addmm(pattern, x, x.T, beta=0.0).values().view(n, width)
+    top_sim, order = torch.topk(exact, k, dim=1)
+    return torch.gather(cand, 1, order), top_sim
+
+
+def fast_cpu_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX), where bf16 is ~2x fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def row_normalize(adjacency: sp.csr_matrix) -> sp.csr_matrix:
