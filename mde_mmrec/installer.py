@@ -37,8 +37,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import MdeMmrecError
-from .mmrec import INSTALL_MANIFEST, MMREC_MARKERS, is_mmrec
-from .paths import PATCHES_DIR, PLUGIN_SRC, require_plugin_sources
+from .mmrec import INSTALL_MANIFEST, mmrec_root
+from .paths import PATCHES_DIR, require_plugin_sources
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +100,6 @@ def fingerprint(series: Series, added: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------ the checkout
-def check_checkout(path) -> Path:
-    root = Path(path).expanduser().resolve()
-    if not root.is_dir():
-        raise MdeMmrecError(f"{root}: no such directory; give the path of your MMRec clone "
-                            "(git clone https://github.com/enoche/MMRec)")
-    if not is_mmrec(root):
-        missing = [m for m in MMREC_MARKERS if not (root / m).is_file()]
-        raise MdeMmrecError(f"{root} is not an MMRec checkout: missing {', '.join(missing)} "
-                            "(give the folder that contains MMRec's src/ and data/)")
-    return root
-
-
 def _writable(path: Path) -> bool:
     """A file this user may overwrite, or a folder this user may create files in (tried, not guessed)."""
     if not os.access(path, os.W_OK):
@@ -346,7 +334,7 @@ def install(path, plugin_src: Path | None = None, patches_dir: Path | None = Non
     """Install (or update) the plugin; returns "installed", "updated" or "already installed"."""
     plugin_src = Path(plugin_src) if plugin_src else require_plugin_sources()
     series = Series.load(Path(patches_dir) if patches_dir else PATCHES_DIR)
-    root = check_checkout(path)
+    root = mmrec_root(path)
     state = InstallState.read(root)
     added = plugin_files(plugin_src)
     if not added:
@@ -418,7 +406,7 @@ def install(path, plugin_src: Path | None = None, patches_dir: Path | None = Non
 
 def uninstall(path, force: bool = False) -> str:
     """Restore the original files; returns "uninstalled" or "not installed"."""
-    root = check_checkout(path)
+    root = mmrec_root(path)
     state = InstallState.read(root)
     if not state.installed:
         log.info(f"mde-mmrec is not installed in {root}; nothing changed")

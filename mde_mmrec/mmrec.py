@@ -57,8 +57,8 @@ def is_mmrec(path: Path) -> bool:
     return all((Path(path) / marker).is_file() for marker in MMREC_MARKERS)
 
 
-def find_checkout(path) -> Path:
-    """The root of a patched MMRec checkout (``path`` may also be its ``src/``); a clear error otherwise."""
+def mmrec_root(path) -> Path:
+    """The root of an MMRec checkout (``path`` may also be its ``src/``); a clear error otherwise."""
     root = Path(path).expanduser().resolve()
     if root.name == "src" and is_mmrec(root.parent):
         root = root.parent
@@ -67,8 +67,14 @@ def find_checkout(path) -> Path:
                             "(git clone https://github.com/enoche/MMRec)")
     if not is_mmrec(root):
         missing = [m for m in MMREC_MARKERS if not (root / m).is_file()]
-        raise MdeMmrecError(f"{root} is not an MMRec checkout (missing {', '.join(missing)}); "
-                            "give the path of your MMRec clone")
+        raise MdeMmrecError(f"{root} is not an MMRec checkout: missing {', '.join(missing)} "
+                            "(give the folder that contains MMRec's src/ and data/)")
+    return root
+
+
+def find_checkout(path) -> Path:
+    """The root of an MMRec checkout with the plugin installed; a clear error otherwise."""
+    root = mmrec_root(path)
     if not (root / INSTALL_MANIFEST).is_file():
         raise MdeMmrecError(f"{root}: the mde-mmrec plugin is not installed there "
                             f"(no {INSTALL_MANIFEST}); run `mde-mmrec install {root}` first")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import torch
 import yaml
 
 from .errors import MdeMmrecError
-from .installer import check_checkout
+from .mmrec import mmrec_root
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ def dataset_settings(root: Path, dataset: str) -> dict:
 
 def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
     """Build and save the user graph of ``dataset`` in checkout ``mmrec``; returns the file written."""
-    root = check_checkout(mmrec)
+    root = mmrec_root(mmrec)
     config = dataset_settings(root, dataset)
     data_dir = (root / "src" / config["data_path"] / dataset).resolve()
     inter_file = data_dir / config["inter_file_name"]

@@ -163,16 +163,32 @@ def normalized_bipartite_adjacency(interactions: sp.spmatrix) -> sp.csr_matrix:
     return (scale @ adj @ scale).tocsr().astype(np.float32)
 
 
-def _topk_per_row(block: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Keep the k largest entries of each row of a CSR block; ties go to the smaller column id."""
+def _top_counts_per_row(block: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the k largest entries of each row of a CSR block of positive integer counts; ties go to the
+    smaller column id. Linear time, no sort: per row, a count histogram gives the threshold count t (the
+    largest t with at least k entries >= t); entries above t are kept, and entries equal to t in column
+    order until the row has k."""
     block = block.tocsr()
     block.sort_indices()
-    rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-    order = np.lexsort((block.indices, -block.data, rows))  # row, then value desc, then column asc
-    rows, cols, vals = rows[order], block.indices[order], block.data[order]
-    starts = np.searchsorted(rows, rows, side="left")
-    keep = (np.arange(len(rows)) - starts) < k
-    return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=block.shape)
+    n_rows, nnz = block.shape[0], block.nnz
+    if nnz == 0:
+        return block
+    counts = block.data.astype(np.int64)
+    rows = np.repeat(np.arange(n_rows), np.diff(block.indptr))
+    levels = int(counts.max()) + 2
+    at_least = np.bincount(rows * levels + counts, minlength=n_rows * levels).reshape(n_rows, levels)
+    at_least = np.cumsum(at_least[:, ::-1], axis=1)[:, ::-1]          # at_least[r, t] = #entries >= t
+    threshold = (levels - 1) - np.argmax((at_least >= k)[:, ::-1], axis=1)
+    threshold[at_least[:, 1] < k] = 1                                   # short rows keep everything
+    above = np.take_along_axis(at_least, (threshold + 1)[:, None], axis=1).ravel()
+    t = threshold[rows]
+    tied = counts == t
+    tied_rank = np.cumsum(tied) - 1
+    first_tied = np.concatenate([[0], np.cumsum(tied)])[block.indptr[:-1]]
+    tied_rank -= first_tied[rows]
+    keep = (counts > t) | (tied & (tied_rank < (k - above)[rows]))
+    return sp.csr_matrix((block.data[keep], block.indices[keep], np.concatenate([[0], np.cumsum(
+        np.bincount(rows[keep], minlength=n_rows))])), shape=block.shape)
 
 
 def cooccurrence_topk(interactions: sp.spmatrix, k: int, block_rows: int = 8192) -> sp.csr_matrix:
@@ -188,11 +204,11 @@ def cooccurrence_topk(interactions: sp.spmatrix, k: int, block_rows: int = 8192)
     blocks = []
     for start in range(0, n_users, block_rows):
         stop = min(start + block_rows, n_users)
-        counts = (r[start:stop] @ rt).tocoo()
-        off_diagonal = counts.row + start != counts.col
-        counts = sp.csr_matrix((counts.data[off_diagonal], (counts.row[off_diagonal], counts.col[off_diagonal])),
-                               shape=counts.shape)
-        blocks.append(_topk_per_row(counts, k))
+        counts = (r[start:stop] @ rt).tocsr()
+        own = np.repeat(np.arange(start, stop), np.diff(counts.indptr))
+        counts.data[counts.indices == own] = 0  # no self-loops
+        counts.eliminate_zeros()
+        blocks.append(_top_counts_per_row(counts, k))
     return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 0), dtype=np.float32)
 
 

@@ -150,6 +150,12 @@ def _check_kind(arg, key, default, value, grid_default, grid_value):
                                 f"(configured: {default!r}), got {_kind(v)} {v!r}")
 
 
+def _unknown_key(arg, key, known) -> OverrideError:
+    close = difflib.get_close_matches(key, sorted(known), n=4, cutoff=0.6)
+    return OverrideError(f"{arg}: unknown config key {key!r} (not in configs/overall.yaml, the dataset or the "
+                         f"model yaml)" + (f"; did you mean {', '.join(close)}?" if close else ""))
+
+
 def parse_overrides(argv, file_config: dict, loader=MMRecLoader) -> dict:
     """The config_dict entries for ``argv`` (main.py's arguments after -m/-d).
 
@@ -163,10 +169,7 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader) -> dict:
         if key in _RESERVED:
             raise OverrideError(f"{arg}: {key} cannot be overridden ({_RESERVED[key]})")
         if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=4, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise OverrideError(f"{arg}: unknown config key {key!r} (not in configs/overall.yaml, the dataset "
-                                f"or the model yaml){hint}")
+            raise _unknown_key(arg, key, known)
         if key in values:
             raise OverrideError(f"{arg}: {key} is given twice")
         try:
@@ -183,9 +186,7 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader) -> dict:
                                 f"got {grid!r}")
         for key in grid:
             if key not in known:
-                close = difflib.get_close_matches(key, sorted(known), n=4, cutoff=0.6)
-                raise OverrideError(f"--hyper_parameters: unknown config key {key!r}"
-                                    + (f"; did you mean {', '.join(close)}?" if close else ""))
+                raise _unknown_key("--hyper_parameters", key, known)
 
     if "seed" not in grid:
         grid.insert(0, "seed")                       # MMRec puts the seed first in every grid

@@ -3,7 +3,6 @@ torchvision and matplotlib unimportable, and writes its results line."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -45,7 +44,6 @@ def test_model_trains_two_epochs(model, patched_mmrec, tiny_data, without_option
     assert record["mmrec_commit"] and record["plugin_version"]
     print(f"\n{model}: s/epoch {record['s_per_epoch']}, eval {record['eval_s']}s, "
           f"model init {record['model_init_s']}s, peak RSS {record['peak_rss_mb']} MB")
-    (tmp_path.parent / f"timing-{model}.json").write_text(json.dumps(record))
 
 
 def test_grid_resume_and_shards(patched_mmrec, tiny_data, tmp_path):
