@@ -696,12 +696,14 @@ class MDE(GeneralRecommender):
             prefs = prefs.detach()
         return tradeoff_weights(prefs[:, 0], prefs[:, 1])
 
-    def _discrimination_losses(self, table: torch.Tensor, prefs: torch.Tensor, anchors: torch.Tensor,
-                               tradeoff_logits: Optional[torch.Tensor], all_candidates: bool
-                               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """sigma_diff * L_diff (eq. 6) and sigma_cl * L_cl (eq. 7) for the ``anchors`` rows of ``table``."""
+    def _discrimination_losses(self, side: str, table: torch.Tensor, prefs: torch.Tensor, anchors: torch.Tensor,
+                               node_ids: torch.Tensor, all_candidates: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """sigma_diff * L_diff (eq. 6) and sigma_cl * L_cl (eq. 7) for the ``anchors`` rows of ``table``
+        (``side`` "user" or "item"; ``node_ids`` are the anchors' user / item ids)."""
         zero = table.new_zeros(())
-        w_diff, w_cl = self._node_tradeoff(prefs.index_select(0, anchors), tradeoff_logits)
+        logits = getattr(self, f"{side}_tradeoff_logits", None)
+        w_diff, w_cl = self._node_tradeoff(prefs.index_select(0, anchors),
+                                           None if logits is None else logits.index_select(0, node_ids))
         anchor_rows = table.index_select(0, anchors)
         h_v, h_t = anchor_rows[:, 0], anchor_rows[:, 1]
         diff = self.hp.diff_weight * modality_gap_loss(h_v, h_t, w_diff, self.hp.diff_form) if self.use_mda else zero
@@ -723,6 +725,7 @@ class MDE(GeneralRecommender):
             return self.user_features.new_zeros(())
         if self.hp.reg_scope == "all_parameters":
             return self.hp.reg_weight * sum(p.pow(2).sum() for p in self.parameters())
+
         def squares(table: torch.Tensor, *index: torch.Tensor) -> torch.Tensor:
             return sum(table.index_select(0, rows).pow(2).sum() for rows in index)
 
@@ -741,26 +744,22 @@ class MDE(GeneralRecommender):
             item_rows, ij = torch.unique(torch.cat([pos, neg]), return_inverse=True)
         i, j = ij[:batch], ij[batch:]
         emb = self.forward(user_rows, item_rows)
-        # index_select rather than t[idx]: its backward is deterministic on multi-threaded CPUs
-        hu, hi, hj = emb.users_fused.index_select(0, u), emb.items_fused.index_select(0, i), emb.items_fused.index_select(0, j)
-        l_g = bpr_loss(hu, hi, hj)  # eq. 9
-        mu, mi, mj = emb.users.index_select(0, u), emb.items.index_select(0, i), emb.items.index_select(0, j)
-        l_modal = {m: bpr_loss(mu[:, k], mi[:, k], mj[:, k])  # eq. 10 (L_v, L_t)
+        # index_select rather than t[idx] throughout: its backward is deterministic on multi-threaded CPUs
+        users_fused, items_fused = emb.users_fused.index_select(0, u), emb.items_fused.index_select(0, ij)
+        l_g = bpr_loss(users_fused, items_fused[:batch], items_fused[batch:])  # eq. 9
+        users_m, items_m = emb.users.index_select(0, u), emb.items.index_select(0, ij)
+        l_modal = {m: bpr_loss(users_m[:, k], items_m[:batch, k], items_m[batch:, k])  # eq. 10 (L_v, L_t)
                    for k, m in enumerate(self.modalities)}
         zero = l_g.new_zeros(())
         l_diff = l_cl = zero
         if self.use_mda or self.use_msa:
             anchors = torch.unique(i)  # the batch's positive items
-            logits = getattr(self, "item_tradeoff_logits", None)
-            l_diff, l_cl = self._discrimination_losses(
-                emb.items, emb.item_prefs, anchors, None if logits is None else logits.index_select(0, item_rows[anchors]),
-                all_candidates=self.hp.cl_negatives == "all")
+            l_diff, l_cl = self._discrimination_losses("item", emb.items, emb.item_prefs, anchors, item_rows[anchors],
+                                                       all_candidates=self.hp.cl_negatives == "all")
             if self.hp.align_users:
-                logits = getattr(self, "user_tradeoff_logits", None)
                 anchors = torch.arange(len(user_rows), device=users.device)
-                u_diff, u_cl = self._discrimination_losses(
-                    emb.users, emb.user_prefs, anchors, None if logits is None else logits.index_select(0, user_rows),
-                    all_candidates=False)
+                u_diff, u_cl = self._discrimination_losses("user", emb.users, emb.user_prefs, anchors, user_rows,
+                                                           all_candidates=False)
                 l_diff, l_cl = l_diff + u_diff, l_cl + u_cl
         l_reg = self._regularization(emb, users, pos, neg, i, j)
         return l_g, l_modal.get("v", zero), l_modal.get("t", zero), l_diff, l_cl, l_reg  # eq. 11: MMRec sums
