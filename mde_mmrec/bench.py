@@ -1,9 +1,11 @@
 """`mde-mmrec bench`: MDE against FREEDOM and DRAGON on a synthetic preset, measured side by side.
 
 For each model, one MMRec run (MMRec's own trainer, a fixed number of epochs, one seed) gives seconds per
-training epoch, seconds per evaluation (valid + test), model construction time and peak RSS. In this process
-the MDE graphs are built from nothing and loaded from MDE's disk cache, and each model's share of an
-evaluation pass (its ``full_sort_predict`` calls for the valid and test users) is timed. The table goes to
+training epoch, seconds per evaluation (valid + test), model construction time and peak RSS. In child
+processes the MDE graphs are built from nothing (timed, with their peak RSS) and loaded from MDE's disk
+cache, and each model's share of an evaluation pass (its ``full_sort_predict`` calls for the valid and test
+users) is timed. Every run and child is killed if its resident memory passes ``--max-rss-gb``, so models that
+build dense items x items matrices fail cleanly at Elec scale. The table goes to
 ``bench/results/<preset>-<date>.md`` and the output ends with one ``RATIO`` line.
 """
 
@@ -14,8 +16,10 @@ import contextlib
 import datetime
 import gc
 import logging
+import multiprocessing
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -29,6 +33,9 @@ from .errors import MdeMmrecError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = ("MDE", "FREEDOM", "DRAGON")
+# Grid keys pinned for the benchmark where the first grid value would be a poor setting (DRAGON's grid starts
+# at learning_rate 0.1); other models' grid keys take their first value (printed by the run).
+BENCH_SETTINGS = {"DRAGON": {"learning_rate": 0.001, "reg_weight": 0.001}}
 
 
 def dataset_name(preset: str) -> str:
@@ -50,14 +57,42 @@ def inside_checkout(checkout: Path):
         sys.path[:] = old_path
 
 
+def in_child(fn, *args, max_rss_mb: float | None = None):
+    """Run ``fn(*args)`` in a fresh process (spawned, so nothing is shared with this one) under a memory
+    guard; returns (result or None, error message or None, the child's peak RSS in MB)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_child_main, args=(queue, fn, args))
+    child.start()
+    guard = mmrec.MemoryGuard(child.pid, max_rss_mb) if max_rss_mb else None
+    child.join()
+    if guard:
+        guard.stop()
+    if guard and guard.killed:
+        return None, f"killed at {guard.peak_mb / 1024:.1f} GB resident memory", guard.peak_mb
+    if queue.empty():
+        return None, f"died with exit code {child.exitcode}", guard.peak_mb if guard else float("nan")
+    result, error, peak = queue.get()
+    return result, error, peak
+
+
+def _child_main(queue, fn, args) -> None:
+    try:
+        result, error = fn(*args), None
+    except Exception as exc:  # reported to the parent, which decides
+        result, error = None, f"{type(exc).__name__}: {exc}"
+    queue.put((result, error, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
 def _timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
 
 
-def mde_graph_seconds(checkout: Path, dataset: str) -> dict:
-    """Build MDE's three homogeneous graphs from nothing, as the model does; then load its cached copies."""
+def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> dict:
+    """Build MDE's three homogeneous graphs from nothing, as the model does (unless ``load_only``); then
+    load the copies that MDE cached beside the data set."""
     with inside_checkout(checkout):
         import torch
         from models import mde  # the installed copy of src/models/mde.py
@@ -70,17 +105,23 @@ def mde_graph_seconds(checkout: Path, dataset: str) -> dict:
         r = sp.csr_matrix((np.ones(len(train), dtype=np.float32),
                            (train[cfg["USER_ID_FIELD"]].values, train[cfg["ITEM_ID_FIELD"]].values)), shape=shape)
         seconds = {}
-        seconds["user_cooc"], _ = _timed(lambda: mde.cooccurrence_topk(r, int(cfg["user_knn_k"])))
-        for name, key in (("item_knn_v", "vision_feature_file"), ("item_knn_t", "text_feature_file")):
-            feat = torch.from_numpy(np.load(data_dir / cfg[key]))
-            seconds[name], _ = _timed(lambda: mde.cosine_knn(feat, int(cfg["item_knn_k"])))
+        if not load_only:
+            seconds["user_cooc"], _ = _timed(lambda: mde.cooccurrence_topk(r, int(cfg["user_knn_k"])))
+            for name, key in (("item_knn_v", "vision_feature_file"), ("item_knn_t", "text_feature_file")):
+                feat = torch.from_numpy(np.load(data_dir / cfg[key]))
+                seconds[name], _ = _timed(lambda: mde.cosine_knn(feat, int(cfg["item_knn_k"])))
         cached = sorted((data_dir / "mde_graphs").glob("*.npz"))
         load = _timed(lambda: [sp.load_npz(p) for p in cached])[0] if cached else float("nan")
     return {"build_s": sum(seconds.values()), "parts": seconds, "load_s": load, "cached_files": len(cached)}
 
 
 def model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int = 3) -> float:
-    """The model's share of one evaluation pass: full_sort_predict for every valid and every test user."""
+    """The model's share of one evaluation pass: full_sort_predict for every valid and every test user
+    (best of ``repeats``)."""
+    return _model_eval_seconds(checkout, dataset, model_name, repeats)
+
+
+def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int) -> float:
     with inside_checkout(checkout):
         import torch
         from utils.configurator import Config
@@ -92,7 +133,10 @@ def model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: i
             if isinstance(config[key], list):
                 config[key] = config[key][0]
         init_seed(config["seed"])
-        train, valid, test = RecDataset(config).split()
+        splits = RecDataset(config).split()
+        for split in splits:
+            str(split)  # MMRec computes a split's statistics (inter_num, used by its loaders) in __str__
+        train, valid, test = splits
         train_data = TrainDataLoader(config, train, batch_size=config["train_batch_size"], shuffle=True)
         model = get_model(model_name)(config, train_data).to(config["device"])
         if hasattr(model, "pre_epoch_processing"):
@@ -117,36 +161,42 @@ def model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: i
 
 
 def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed: int, out_dir: Path,
-              echo=print) -> tuple[Path, str]:
+              max_rss_mb: float | None = None, echo=print) -> tuple[Path, str]:
     dataset = dataset_name(preset)
     echo(f"== bench: preset {preset} (data set {dataset}), models {' '.join(models)}, {epochs} epoch(s)")
     synthetic.make_dataset(checkout, dataset, preset=preset, seed=0)
     graphs = {}
     if "MDE" in models:
-        echo("== MDE graphs from nothing (in this process)")
-        graphs = mde_graph_seconds(checkout, dataset)
-        echo(f"   built in {graphs['build_s']:.2f}s " + ", ".join(f"{k} {v:.2f}s" for k, v in graphs["parts"].items()))
+        echo("== MDE graphs from nothing (in a child process)")
+        result, error, peak = in_child(mde_graph_seconds, checkout, dataset, max_rss_mb=max_rss_mb)
+        graphs = dict(result or {}, error=error, peak_rss_mb=peak)
+        echo(f"   {error}" if error else f"   built in {graphs['build_s']:.2f}s ("
+             + ", ".join(f"{k} {v:.2f}s" for k, v in graphs["parts"].items()) + f"), peak RSS {peak:.0f} MB")
         for cache in (Path(checkout) / "data" / dataset / "mde_graphs").glob("*.npz"):
             cache.unlink()  # so that the MMRec run's model construction also builds from nothing
-    run_dir = Path(out_dir) / "runs" / f"{preset}-{datetime.date.today().isoformat()}"
-    configs = [compare.RunConfig(m, m) for m in models]
+    # a fresh folder per invocation: a benchmark measures, it never resumes earlier runs
+    run_dir = Path(out_dir) / "runs" / f"{preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    configs = [compare.RunConfig(m, m, dict(BENCH_SETTINGS.get(m, {}))) for m in models]
     records, status = compare.run_configs(checkout, dataset, configs, [seed], run_dir, epochs=epochs,
-                                          echo=echo)
+                                          echo=echo, max_rss_mb=max_rss_mb)
     by_model = {r["label"]: r for r in records}
-    if "MDE" in models:
-        graphs = dict(graphs, load_s=mde_graph_seconds(checkout, dataset)["load_s"])
+    if "MDE" in by_model and not graphs.get("error"):  # the MDE run has written MDE's graph cache
+        graphs["load_s"] = in_child(mde_graph_seconds, checkout, dataset, True)[0]["load_s"]
     rows = []
     for m in models:
         r = by_model.get(m)
         if r is None:
             rows.append([m, "-", "-", "-", "-", "-", "-", status.get(m, "not run")])
             continue
-        echo(f"== {m}: timing its share of an evaluation pass")
-        share = model_eval_seconds(checkout, dataset, m)
-        build = graphs.get("build_s") if m == "MDE" else None
+        echo(f"== {m}: timing its share of an evaluation pass (in a child process)")
+        repeats = 3 if synthetic.PRESETS[preset].n_users * synthetic.PRESETS[preset].n_items < 10 ** 9 else 1
+        share, error, _ = in_child(model_eval_seconds, checkout, dataset, m, repeats, max_rss_mb=max_rss_mb)
+        note = "ok" if m != "MDE" or graphs.get("error") else (
+            f"graphs built in {graphs['build_s']:.2f}s (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
+            f"loaded in {graphs.get('load_s', float('nan')):.3f}s")
         rows.append([m, _fmt(r.get("model_init_s")), _fmt(r.get("s_per_epoch")), _fmt(r.get("eval_s")),
-                     _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0), _fmt(r["best_valid"].get("recall@20"), 4),
-                     "ok" if build is None else f"graphs built in {build:.2f}s, loaded in {graphs['load_s']:.3f}s"])
+                     error or _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0),
+                     _fmt(r["best_valid"].get("recall@20"), 4), note])
     ratio = _ratio_line(by_model, graphs)
     md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio)
     return md, ratio
@@ -161,7 +211,7 @@ def _ratio_line(by_model: dict, graphs: dict) -> str:
         if a in by_model and b in by_model and by_model[b].get(key):
             return f"{by_model[a][key] / by_model[b][key]:.3f}"
         return "nan"
-    build = graphs.get("build_s")
+    build = graphs.get("build_s") if not graphs.get("error") else None
     return (f"RATIO mde/freedom_epoch={ratio('MDE', 'FREEDOM', 's_per_epoch')} "
             f"mde/dragon_epoch={ratio('MDE', 'DRAGON', 's_per_epoch')} "
             f"mde_graph_build_s={'nan' if build is None else f'{build:.2f}'} "
@@ -205,7 +255,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     checkout = mmrec.find_checkout(args.mmrec)
     if args.preset not in synthetic.PRESETS:
         raise MdeMmrecError(f"unknown preset {args.preset!r}: choose one of {', '.join(synthetic.PRESETS)}")
-    md, ratio = run_bench(checkout, args.preset, args.models, args.epochs, args.seed, Path(args.out))
+    md, ratio = run_bench(checkout, args.preset, args.models, args.epochs, args.seed, Path(args.out),
+                          max_rss_mb=args.max_rss_gb * 1024 if args.max_rss_gb else None)
     print(md.read_text(encoding="utf-8"))
     print(f"written to {md}")
     print(ratio)
@@ -221,4 +272,6 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=2, help="training epochs per model (default 2)")
     p.add_argument("--seed", type=int, default=999)
     p.add_argument("--out", default="bench/results", help="folder for the Markdown result")
+    p.add_argument("--max-rss-gb", type=float, default=20.0,
+                   help="kill a run whose resident memory passes this (default 20; 0 = no limit)")
     p.set_defaults(func=_cmd_bench)

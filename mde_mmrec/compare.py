@@ -244,12 +244,14 @@ def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], 
 
 def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], out_dir,
                 epochs: int | None = None, common: dict | None = None, runner=None,
-                echo: Callable[[str], None] = print) -> tuple[list[dict], dict[str, str]]:
+                echo: Callable[[str], None] = print, max_rss_mb: float | None = None
+                ) -> tuple[list[dict], dict[str, str]]:
     """Run each configuration over ``seeds`` through MMRec (one process each), resumably.
 
     Returns (records with ``label`` added, status per label: "ok" or why it failed). Results accumulate in
     ``OUT/runs/<label>.jsonl``; logs in ``OUT/logs/<label>.log``; all records also in ``OUT/results.jsonl``.
-    ``runner`` defaults to ``mmrec.run_main`` (tests pass a fake one with the same signature).
+    ``runner`` defaults to ``mmrec.run_main`` (tests pass a fake one with the same signature);
+    ``max_rss_mb`` kills a run whose resident memory passes it (status "killed: ... MB").
     """
     runner = runner or mmrec.run_main
     checkout, out_dir = Path(checkout), Path(out_dir)
@@ -275,8 +277,12 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
             echo(f"  {cfg.label}: seed(s) {sorted(done & set(seeds))} already done, skipped")
         progress.begin(index, cfg.label, len(todo))
         log_path = out_dir / "logs" / f"{cfg.slug}.log"
-        code = runner(checkout, cfg.model, dataset, overrides, log_path=log_path, on_line=progress)
-        if code != 0:
+        limits = {"max_rss_mb": max_rss_mb} if max_rss_mb else {}
+        code = runner(checkout, cfg.model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
+        if code == mmrec.MEMORY_LIMIT_EXIT and max_rss_mb:
+            status[cfg.label] = f"killed at the {max_rss_mb / 1024:.0f} GB memory limit (see {log_path})"
+            echo(f"  {cfg.label} killed: resident memory passed {max_rss_mb / 1024:.0f} GB")
+        elif code != 0:
             tail = "\n".join("    " + l for l in progress.tail[-15:])
             status[cfg.label] = f"failed (exit {code}; see {log_path})"
             echo(f"  {cfg.label} FAILED with exit code {code}; last lines of {log_path}:\n{tail}")

@@ -12,8 +12,10 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +28,7 @@ MMREC_MARKERS = ("src/main.py", "src/utils/quick_start.py", "src/utils/configura
 INSTALL_MANIFEST = ".mde-mmrec-backup/manifest.json"   # written by `mde-mmrec install`
 
 _PLUGIN_PACKAGE = "mde_mmrec._plugin_utils"
+MEMORY_LIMIT_EXIT = 137  # run_main's exit code for a run killed by its memory limit (as SIGKILL's 128 + 9)
 
 
 def plugin_module(name: str):
@@ -86,10 +89,60 @@ def main_command(model: str, dataset: str, overrides: dict | None = None) -> lis
     return [sys.executable, "main.py", "-m", model, "-d", dataset, *override_args(overrides or {})]
 
 
+class MemoryGuard:
+    """Kill a process whose resident memory passes ``max_rss_mb`` (checked every ``interval`` seconds), so a
+    model that builds a dense items x items matrix fails cleanly instead of taking the machine down."""
+
+    def __init__(self, pid: int, max_rss_mb: float, interval: float = 0.5):
+        self.pid, self.max_rss_mb, self.interval = pid, max_rss_mb, interval
+        self.peak_mb, self.killed = 0.0, False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            rss = rss_mb(self.pid)
+            self.peak_mb = max(self.peak_mb, rss)
+            if rss > self.max_rss_mb:
+                self.killed = True
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (MB), from /proc; 0 where /proc is unavailable."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{p}/status", encoding="ascii") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0) / 1024
+        except OSError:
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
 def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, log_path=None,
-             on_line: Callable[[str], None] | None = None, env: dict | None = None) -> int:
+             on_line: Callable[[str], None] | None = None, env: dict | None = None,
+             max_rss_mb: float | None = None) -> int:
     """Run ``python main.py -m MODEL -d DATASET --k=v ...`` in CHECKOUT/src; each output line (stdout and
-    stderr together) goes to ``on_line`` and, if given, to ``log_path``. Returns main.py's exit code.
+    stderr together) goes to ``on_line`` and, if given, to ``log_path``. Returns main.py's exit code, or
+    ``MEMORY_LIMIT_EXIT`` when ``max_rss_mb`` was passed and the run was killed for it.
     A relative ``results_file`` is taken relative to the current directory (main.py runs in CHECKOUT/src)."""
     src = Path(checkout) / "src"
     overrides = dict(overrides or {})
@@ -98,17 +151,30 @@ def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, 
     command = main_command(model, dataset, overrides)
     run_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     log = open(log_path, "a", encoding="utf-8") if log_path else None
+    guard = None
     try:
         with subprocess.Popen(command, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               encoding="utf-8", errors="replace", bufsize=1, env=run_env) as process:
+            if max_rss_mb:
+                guard = MemoryGuard(process.pid, max_rss_mb)
             for line in process.stdout:
                 if log:
                     log.write(line)
                     log.flush()
                 if on_line:
                     on_line(line.rstrip("\n"))
-            return process.wait()
+            code = process.wait()
+        if guard and guard.killed:
+            message = (f"mde-mmrec: killed {model} at {guard.peak_mb:.0f} MB resident memory "
+                       f"(limit {max_rss_mb:.0f} MB)")
+            for sink in (on_line, log.write if log else None):
+                if sink:
+                    sink(message + ("\n" if sink is not on_line else ""))
+            return MEMORY_LIMIT_EXIT
+        return code
     finally:
+        if guard:
+            guard.stop()
         if log:
             log.close()
 

@@ -311,3 +311,23 @@ def test_graphs_are_cached_on_disk_and_keyed_by_their_inputs(tmp_path, toy, monk
     make_model(tmp_path, users, items, n_users, n_items, v, t)
     with pytest.raises(pytest.fail.Exception):  # changed features must not reuse the stale graph
         make_model(tmp_path, users, items, n_users, n_items, v + 1.0, t)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine"))])
+def test_model_trains_on_the_configured_device_like_on_cpu(tmp_path, toy, device):
+    """Everything in forward and the loss runs on config['device']; results match the CPU's."""
+    users, items, n_users, n_items, v, t = toy
+    batch = batch_for(users, items, n_items)
+    cpu_model, _ = make_model(tmp_path, users, items, n_users, n_items, v, t, cl_negatives="all")
+    model, _ = make_model(tmp_path, users, items, n_users, n_items, v, t, cl_negatives="all",
+                          device=torch.device(device))
+    model = model.to(device)
+    parts = model.calculate_loss(batch.to(device))
+    sum(parts).backward()
+    assert all(p.grad is not None and p.grad.device.type == device for p in model.parameters())
+    expected = cpu_model.calculate_loss(batch)
+    torch.testing.assert_close(torch.stack(parts).cpu(), torch.stack(expected).detach(), rtol=1e-4, atol=1e-5)
+    model.eval()
+    scores = model.full_sort_predict((torch.arange(4, device=device),))
+    assert scores.device.type == device
