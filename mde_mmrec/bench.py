@@ -150,18 +150,26 @@ def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: 
             for _ in range(repeats):
                 model.train()
                 model.eval()
+                _synchronize(config["device"])
                 start = time.perf_counter()
                 for users in splits:
                     for part in users.split(size):
                         model.full_sort_predict((part,))
+                _synchronize(config["device"])  # CUDA runs asynchronously: wait before reading the clock
                 times.append(time.perf_counter() - start)
         del model, train_data
         gc.collect()
     return float(min(times))
 
 
+def _synchronize(device) -> None:
+    import torch
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
 def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed: int, out_dir: Path,
-              max_rss_mb: float | None = None, echo=print) -> tuple[Path, str]:
+              max_rss_mb: float | None = None, eval_share: bool = True, echo=print) -> tuple[Path, str]:
     dataset = dataset_name(preset)
     echo(f"== bench: preset {preset} (data set {dataset}), models {' '.join(models)}, {epochs} epoch(s)")
     synthetic.make_dataset(checkout, dataset, preset=preset, seed=0)
@@ -188,9 +196,12 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
         if r is None:
             rows.append([m, "-", "-", "-", "-", "-", "-", status.get(m, "not run")])
             continue
-        echo(f"== {m}: timing its share of an evaluation pass (in a child process)")
-        repeats = 3 if synthetic.PRESETS[preset].n_users * synthetic.PRESETS[preset].n_items < 10 ** 9 else 1
-        share, error, _ = in_child(model_eval_seconds, checkout, dataset, m, repeats, max_rss_mb=max_rss_mb)
+        share, error = None, None
+        if eval_share:
+            echo(f"== {m}: timing its share of an evaluation pass (in a child process)")
+            size = synthetic.PRESETS[preset].n_users * synthetic.PRESETS[preset].n_items
+            share, error, _ = in_child(model_eval_seconds, checkout, dataset, m, 3 if size < 10 ** 9 else 1,
+                                       max_rss_mb=max_rss_mb)
         note = "ok" if m != "MDE" or graphs.get("error") else (
             f"graphs built in {graphs['build_s']:.2f}s (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
             f"loaded in {graphs.get('load_s', float('nan')):.3f}s")
@@ -256,7 +267,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.preset not in synthetic.PRESETS:
         raise MdeMmrecError(f"unknown preset {args.preset!r}: choose one of {', '.join(synthetic.PRESETS)}")
     md, ratio = run_bench(checkout, args.preset, args.models, args.epochs, args.seed, Path(args.out),
-                          max_rss_mb=args.max_rss_gb * 1024 if args.max_rss_gb else None)
+                          max_rss_mb=args.max_rss_gb * 1024 if args.max_rss_gb else None,
+                          eval_share=not args.no_eval_share)
     print(md.read_text(encoding="utf-8"))
     print(f"written to {md}")
     print(ratio)
@@ -272,6 +284,8 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=2, help="training epochs per model (default 2)")
     p.add_argument("--seed", type=int, default=999)
     p.add_argument("--out", default="bench/results", help="folder for the Markdown result")
+    p.add_argument("--no-eval-share", action="store_true",
+                   help="skip timing each model's share of an evaluation pass (it rebuilds each model)")
     p.add_argument("--max-rss-gb", type=float, default=20.0,
                    help="kill a run whose resident memory passes this (default 20; 0 = no limit)")
     p.set_defaults(func=_cmd_bench)
