@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import mmrec
 from .errors import MdeMmrecError
 
 log = logging.getLogger(__name__)
@@ -323,14 +324,6 @@ field_separator: "\\t"
 """
 
 
-def _checkout_src(mmrec_root: Path) -> Path:
-    src = Path(mmrec_root) / "src"
-    if not (src / "main.py").is_file() or not (src / "configs" / "dataset").is_dir():
-        raise MdeMmrecError(f"{mmrec_root} is not an MMRec checkout (no src/main.py and src/configs/dataset/): "
-                            "pass the folder you cloned github.com/enoche/MMRec into with --mmrec")
-    return src
-
-
 def dataset_files(mmrec_root: str | Path, name: str) -> dict[str, Path]:
     """Where make_dataset writes (and MMRec reads) the files of data set ``name``."""
     root = Path(mmrec_root)
@@ -350,7 +343,7 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     if not name or "/" in name or name.startswith("."):
         raise MdeMmrecError(f"data set name {name!r} is not a plain folder name")
     get_preset(preset)
-    _checkout_src(Path(mmrec_root))
+    mmrec_root = mmrec.mmrec_root(mmrec_root)
     files = dataset_files(mmrec_root, name)
     data_dir = files["inter"].parent
     if files["yaml"].is_file() and not files["yaml"].read_text(encoding="utf-8").startswith(YAML_MARKER):

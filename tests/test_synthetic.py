@@ -142,8 +142,11 @@ def test_unknown_preset():
 
 
 def _fake_checkout(tmp_path: Path) -> Path:
-    (tmp_path / "src" / "configs" / "dataset").mkdir(parents=True)
-    (tmp_path / "src" / "main.py").write_text("")
+    from mde_mmrec.mmrec import MMREC_MARKERS
+    for marker in MMREC_MARKERS:  # a fake checkout: MMRec's marker files, empty
+        (tmp_path / marker).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / marker).write_text("")
+    (tmp_path / "src" / "configs" / "dataset").mkdir(parents=True, exist_ok=True)
     return tmp_path
 
 
@@ -195,8 +198,11 @@ def test_cli_make_data(tmp_path, capsys):
 def test_make_dataset_never_overwrites_a_real_dataset_config(tmp_path):
     from mde_mmrec.errors import MdeMmrecError
     from mde_mmrec.synthetic import make_dataset
-    (tmp_path / "src" / "configs" / "dataset").mkdir(parents=True)
-    (tmp_path / "src" / "main.py").write_text("")
+    from mde_mmrec.mmrec import MMREC_MARKERS
+    for marker in MMREC_MARKERS:  # a fake checkout: MMRec's marker files, empty
+        (tmp_path / marker).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / marker).write_text("")
+    (tmp_path / "src" / "configs" / "dataset").mkdir(parents=True, exist_ok=True)
     real = tmp_path / "src" / "configs" / "dataset" / "baby.yaml"
     real.write_text("USER_ID_FIELD: userID\n")
     with pytest.raises(MdeMmrecError, match="never overwritten.*synthetic_baby"):
