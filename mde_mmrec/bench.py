@@ -256,7 +256,8 @@ def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: in
             + report.markdown_table(header, rows) + "\n\n"
             "Model construction includes graph building (MDE: from nothing, its cache was emptied first). "
             "The model's eval share is the time of all `full_sort_predict` calls for the valid and test users "
-            "(best of 3); eval s is MMRec's whole evaluation, metrics included.\n\n"
+            "(best of 3; one pass for Elec-sized presets); eval s is MMRec's whole evaluation, metrics "
+            "included.\n\n"
             f"`{ratio}`\n")
     path.write_text(text, encoding="utf-8")
     return path

@@ -1,0 +1,32 @@
+"""Tier 1: the benchmark's pure parts (ratio line, Markdown table) and its child-process runner."""
+
+from mde_mmrec import bench
+
+
+def test_ratio_line_divides_mde_by_the_baselines_measured_in_the_same_run():
+    by_model = {"MDE": {"s_per_epoch": 5.0, "peak_rss_mb": 900.0},
+                "FREEDOM": {"s_per_epoch": 10.0, "peak_rss_mb": 1200.0},
+                "DRAGON": {"s_per_epoch": 40.0, "peak_rss_mb": 1500.0}}
+    line = bench._ratio_line(by_model, {"build_s": 2.5})
+    assert line == "RATIO mde/freedom_epoch=0.500 mde/dragon_epoch=0.125 mde_graph_build_s=2.50 mde/freedom_rss=0.750"
+
+
+def test_ratio_line_says_nan_for_what_was_not_measured():
+    line = bench._ratio_line({"MDE": {"s_per_epoch": 5.0}}, {"error": "killed"})
+    assert line == "RATIO mde/freedom_epoch=nan mde/dragon_epoch=nan mde_graph_build_s=nan mde/freedom_rss=nan"
+
+
+def test_markdown_report_holds_the_rows_and_the_ratio(tmp_path):
+    rows = [["MDE", "1.00", "5.00", "1.50", "0.900", "900", "0.1600", "ok"]]
+    path = bench._write_markdown(tmp_path, "tiny", "synthetic_tiny", ["MDE"], 2, rows, "RATIO x=1")
+    text = path.read_text()
+    assert path.name.startswith("tiny-") and "| MDE | 1.00 | 5.00 |" in text and "`RATIO x=1`" in text
+
+
+def _square(x):
+    return x * x
+
+
+def test_in_child_returns_the_result_and_the_child_peak_memory():
+    result, error, peak = bench.in_child(_square, 7, max_rss_mb=4096)
+    assert (result, error) == (49, None) and peak > 0
