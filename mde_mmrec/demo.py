@@ -60,7 +60,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           "(seed 999, best validation epoch):\n")
     print(demo_table(records))
     print("Next: `mde-mmrec compare --mmrec PATH -d tiny -m MDE FREEDOM DRAGON --seeds 3` "
-          "or a bigger data set: `mde-mmrec make-data baby --mmrec PATH`.")
+          "or a bigger data set: `mde-mmrec make-data synthetic_baby --preset baby --mmrec PATH`.")
     return 0
 
 

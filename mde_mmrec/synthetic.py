@@ -369,8 +369,16 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     return data_dir
 
 
+def default_preset(name: str) -> str:
+    """The preset a data set name implies: ``baby`` or ``synthetic_baby`` -> baby; anything else -> tiny."""
+    for candidate in (name, name.removeprefix("synthetic_")):
+        if candidate in PRESETS:
+            return candidate
+    return "tiny"
+
+
 def _cmd_make_data(args: argparse.Namespace) -> int:
-    preset = args.preset or (args.name if args.name in PRESETS else "tiny")
+    preset = args.preset or default_preset(args.name)
     print(make_dataset(args.mmrec, args.name, preset=preset, seed=args.seed, force=args.force))
     return 0
 
@@ -383,7 +391,7 @@ def register(subparsers) -> None:
                     "structure. Presets: " + "; ".join(f"{k}: {v.n_users} users, {v.n_items} items, "
                                                        f"~{v.n_interactions} interactions ({v.note})"
                                                        for k, v in PRESETS.items()))
-    p.add_argument("name", help="data set name (use with -d NAME); a preset name also picks that preset")
+    p.add_argument("name", help="data set name (use with -d NAME); a preset name, or synthetic_<preset>, also picks that preset")
     p.add_argument("--mmrec", required=True, help="path to the MMRec checkout")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="size preset (default: NAME if it is a preset name, else tiny)")

@@ -208,3 +208,9 @@ def test_make_dataset_never_overwrites_a_real_dataset_config(tmp_path):
     with pytest.raises(MdeMmrecError, match="never overwritten.*synthetic_baby"):
         make_dataset(tmp_path, "baby", preset="tiny", force=True)
     assert real.read_text() == "USER_ID_FIELD: userID\n"
+
+
+def test_default_preset_follows_the_name():
+    from mde_mmrec.synthetic import default_preset
+    assert default_preset("baby") == "baby" and default_preset("synthetic_elec") == "elec"
+    assert default_preset("mine") == "tiny"
