@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import compare, mmrec, report, synthetic
-from .errors import MdeMmrecError
+from .errors import MdeMmrecError, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def register(subparsers) -> None:
     p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout")
     p.add_argument("--preset", default="baby", help=f"synthetic preset ({', '.join(synthetic.PRESETS)})")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
-    p.add_argument("--epochs", type=int, default=2, help="training epochs per model (default 2)")
+    p.add_argument("--epochs", type=positive_int, default=2, help="training epochs per model (default 2)")
     p.add_argument("--seed", type=int, default=999)
     p.add_argument("--out", default="bench/results", help="folder for the Markdown result")
     p.add_argument("--no-eval-share", action="store_true",

@@ -24,7 +24,7 @@ from typing import Callable
 import yaml
 
 from . import mmrec, report
-from .errors import MdeMmrecError
+from .errors import MdeMmrecError, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +333,7 @@ def add_common_args(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout (mde-mmrec install)")
     p.add_argument("-d", "--dataset", required=True, help="data set name (src/configs/dataset/NAME.yaml)")
     p.add_argument("--out", default=None, help=f"results folder (default: {out_default})")
-    p.add_argument("--epochs", type=int, default=None, help="maximum epochs per run (quick runs)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs per run (quick runs)")
     p.add_argument("--set", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
                    help="config override for one model (MODEL:key=value) or all (key=value); repeatable")
 
@@ -362,7 +362,7 @@ def register(subparsers) -> None:
                               description=__doc__.split("\n\n")[0])
     add_common_args(p, "results/compare-DATASET")
     p.add_argument("-m", "--models", nargs="+", required=True, help="models, e.g. MDE FREEDOM DRAGON")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (999, 1000, ...; default 3)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (999, 1000, ...; default 3)")
     p.add_argument("--seed-values", type=int, nargs="+", default=None, help="explicit seeds instead")
     p.set_defaults(func=_cmd_compare)
 

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from . import compare, mmrec, report
-from .errors import MdeMmrecError
+from .errors import MdeMmrecError, positive_int
 from .synthetic import dataset_files, make_dataset
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="install if needed, make 'tiny', train MDE and a baseline briefly",
                               description=__doc__.split("\n\n")[1])
     p.add_argument("--mmrec", required=True, help="path to your MMRec clone")
-    p.add_argument("--epochs", type=int, default=5, help="epochs per model (default 5)")
+    p.add_argument("--epochs", type=positive_int, default=5, help="epochs per model (default 5)")
     p.add_argument("--baseline", default="LightGCN", help="baseline model (default LightGCN)")
     p.add_argument("--out", default=None, help="results folder (default results/demo)")
     p.set_defaults(func=_cmd_demo)

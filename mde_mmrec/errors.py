@@ -3,3 +3,22 @@
 
 class MdeMmrecError(Exception):
     """A user-facing error: the message names the file, the field and the fix."""
+
+
+
+def int_at_least(minimum: int):
+    """An argparse type for whole numbers >= ``minimum``, with a readable error otherwise."""
+    def parse(text: str) -> int:
+        import argparse
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1)        # epochs, numbers of seeds
+non_negative_int = int_at_least(0)    # seeds of numpy's generator

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from . import compare, mmrec, report
-from .errors import MdeMmrecError
+from .errors import MdeMmrecError, positive_int
 
 VALID_METRIC = "recall@20"      # MMRec's default valid_metric, lower-cased as in the results
 
@@ -227,7 +227,7 @@ def register(subparsers) -> None:
                               description=__doc__.split("\n\n")[0])
     compare.add_common_args(p, "results/grid-MODEL-DATASET")
     p.add_argument("-m", "--model", default="MDE", help="model (default MDE)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per point (default: overall.yaml's seed)")
+    p.add_argument("--seeds", type=positive_int, default=None, help="seeds per point (default: overall.yaml's seed)")
     p.add_argument("--seed-values", type=int, nargs="+", default=None, help="explicit seeds")
     p.add_argument("--shard", default=None, metavar="I/N", help="run every N-th point, starting at the I-th")
     p.epilog = "grid values: --set cl_weight=[0.01,0.1] (a list is a grid dimension; a single value pins it)"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import compare, mmrec, report
-from .errors import MdeMmrecError
+from .errors import MdeMmrecError, positive_int
 
 PAPER_CSV = "paper_results.csv"
 PAPER_DATASETS = ("baby", "sports", "clothing")
@@ -219,7 +219,7 @@ def register(subparsers) -> None:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("experiment", choices=["table1", "table2", "fig2"])
     compare.add_common_args(p, "results/EXPERIMENT-DATASET")
-    p.add_argument("--seeds", type=int, default=1, help="number of seeds (default 1)")
+    p.add_argument("--seeds", type=positive_int, default=1, help="number of seeds (default 1)")
     p.add_argument("--seed-values", type=int, nargs="+", default=None, help="explicit seeds")
     p.add_argument("--models", nargs="+", default=None, help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
     p.add_argument("--paper-dataset", choices=PAPER_DATASETS, default=None,

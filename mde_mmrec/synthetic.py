@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 
 from . import mmrec
-from .errors import MdeMmrecError
+from .errors import MdeMmrecError, non_negative_int
 
 log = logging.getLogger(__name__)
 
@@ -395,6 +395,6 @@ def register(subparsers) -> None:
     p.add_argument("--mmrec", required=True, help="path to the MMRec checkout")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="size preset (default: NAME if it is a preset name, else tiny)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--force", action="store_true", help="regenerate even if the files exist")
     p.set_defaults(func=_cmd_make_data)

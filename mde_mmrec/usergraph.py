@@ -116,7 +116,11 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
 
     graph = build_user_graph_dict(train[uid].to_numpy(), train[iid].to_numpy(), n_users, cap, progress)
     target = Path(output) if output else data_dir / config["user_graph_dict_file"]
-    np.save(target, graph, allow_pickle=True)
+    try:
+        np.save(target, graph, allow_pickle=True)
+    except OSError as exc:
+        raise MdeMmrecError(f"cannot write the user graph to {target}: {exc.strerror or exc}; "
+                            "choose a writable --output path") from None
     log.info("wrote %s: %d users, %d training interactions, %.1fs", target, n_users, len(train),
              time.time() - started)
     return target
