@@ -115,14 +115,3 @@ def test_formatted_overrides_parse_back_to_the_same_config():
     wanted = {"learning_rate": 1e-4, "reg_weight": [0.1, 1e-05], "use_gpu": False, "learner": "sgd"}
     assert parse(*override_args(wanted)) == wanted
 
-
-def test_cli_rejects_zero_epochs_and_negative_seeds_before_doing_anything(capsys):
-    import pytest as _pytest
-    from mde_mmrec.cli import main
-    for argv in (["compare", "--mmrec", "/nonexistent", "-d", "x", "-m", "MDE", "--epochs", "0"],
-                 ["make-data", "x", "--mmrec", "/nonexistent", "--seed", "-1"]):
-        with _pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "--epochs: must be at least 1, got 0" in err and "--seed: must be at least 0, got -1" in err

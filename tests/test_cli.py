@@ -1,0 +1,14 @@
+"""Tier 1: the `mde-mmrec` command line rejects bad arguments before doing anything."""
+
+import pytest
+
+
+def test_cli_rejects_zero_epochs_and_negative_seeds_before_doing_anything(capsys):
+    from mde_mmrec.cli import main
+    for argv in (["compare", "--mmrec", "/nonexistent", "-d", "x", "-m", "MDE", "--epochs", "0"],
+                 ["make-data", "x", "--mmrec", "/nonexistent", "--seed", "-1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--epochs: must be at least 1, got 0" in err and "--seed: must be at least 0, got -1" in err
