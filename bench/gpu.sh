@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One prepared GPU check (a machine with CUDA): seconds per epoch of MDE, FREEDOM and DRAGON at the Baby and
-# Elec shapes through `mde-mmrec bench`, MDE's CUDA tier-1 test, and a small learning-rate / sigma grid of
-# MDE on the Baby-shaped preset. Each step has its own time limit, so a slow step cannot hide the others.
+# One prepared GPU check (a machine with CUDA), sized for one 10-minute device call: MDE's CUDA tier-1 test,
+# then seconds per epoch at the Elec shape for FREEDOM and DRAGON (DRAGON's user graph built first, timed),
+# at the Baby shape for MDE, FREEDOM and DRAGON, and at the Elec shape for MDE, each through `mde-mmrec bench`.
+# Each step has its own time limit, so a slow step cannot hide the others; the most wanted numbers come first.
 #
-#   bench/gpu.sh PATH/TO/MMRec OUT_DIR      (OUT_DIR gets the Markdown tables, the grid summary and run logs)
+#   bench/gpu.sh PATH/TO/MMRec OUT_DIR      (OUT_DIR gets the Markdown tables)
 set -u
 MMREC=${1:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR}
 OUT=${2:-bench/results}
@@ -16,8 +17,8 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 step 60 python3 -m pytest -q -p no:cacheprovider tests/test_mde_model.py -k "configured_device or same_seed"
 step 30 $cli install "$MMREC"
-step 150 $cli bench --mmrec "$MMREC" --preset baby --epochs 2 --out "$OUT"
-step 200 $cli bench --mmrec "$MMREC" --preset elec --epochs 1 --out "$OUT"
-step 120 $cli grid --mmrec "$MMREC" -d synthetic_baby --epochs 15 --out "$OUT/grid" \
-    --set "learning_rate=[0.001,0.005]" --set "cl_weight=[0.01,0.1]" --set "diff_weight=[0.01,0.1]" \
-    --set "reg_weight=0.0001"
+step 60 $cli make-data --mmrec "$MMREC" synthetic_elec
+step 60 $cli user-graph --mmrec "$MMREC" -d synthetic_elec
+step 240 $cli bench --mmrec "$MMREC" --preset elec --epochs 1 --models FREEDOM DRAGON --no-eval-share --out "$OUT"
+step 120 $cli bench --mmrec "$MMREC" --preset baby --epochs 2 --out "$OUT"
+step 90 $cli bench --mmrec "$MMREC" --preset elec --epochs 1 --models MDE --no-eval-share --out "$OUT/elec-mde"

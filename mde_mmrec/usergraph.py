@@ -8,8 +8,10 @@ interacted with in training, in a Python loop over all pairs that fills a dense 
 Here the counts come from a sparse product ``R @ R.T`` (R: users x items, binary, training interactions),
 computed for a block of users at a time, so memory stays at one block of rows. To give exactly the same
 file, including the order of users with equal counts (which ``torch.topk`` does not define, and which
-decides who is kept at the cap), each user's row is expanded to a dense float32 row and passed to the same
-``torch.topk`` call as in the original script. The result, written with ``np.save`` like the original:
+decides who is kept at the cap), each user's row is expanded to a dense float32 row and ranked by
+``torch.topk`` with the script's k; rows that share a k go in one call (torch.topk ranks each row on its own,
+with the same code as for a single row; tests compare with the script, ties included), which lets torch
+use every core. The result, written with ``np.save`` like the original:
 
     {user: [[neighbour ids, by count descending], [counts as floats]]}   for every user 0 .. num_user-1
 
@@ -58,17 +60,28 @@ def build_user_graph_dict(users, items, n_users: int, cap: int = CAP, progress=N
     interactions = co_interaction_matrix(users, items, n_users)
     transposed = interactions.T.tocsr()
     block = max(1, min(n_users, BLOCK_BYTES // max(1, 4 * n_users)))
+    buffer = np.zeros((block, n_users), dtype=np.float32)   # one dense block of rows, zeroed again after use
     graph = {}
     for start in range(0, n_users, block):
         stop = min(n_users, start + block)
-        rows = np.arange(stop - start)
-        dense = (interactions[start:stop] @ transposed).toarray()          # shared items: the script's float32 rows
-        dense[rows, start + rows] = 0                                        # a user is not its own neighbour
-        neighbours = np.count_nonzero(dense, axis=1)
-        dense = torch.from_numpy(dense)
-        for row in range(stop - start):
-            top = torch.topk(dense[row], int(min(neighbours[row], cap)))
-            graph[start + row] = [top.indices.numpy().tolist(), top.values.numpy().tolist()]
+        counts = interactions[start:stop] @ transposed                      # shared items of each pair of users
+        owner = np.repeat(np.arange(stop - start), np.diff(counts.indptr))
+        other = counts.indices != start + owner                              # a user is not its own neighbour
+        owner, neighbour, shared = owner[other], counts.indices[other], counts.data[other]
+        keep = np.minimum(np.bincount(owner, minlength=stop - start), cap)  # the script's k: min(nonzeros, cap)
+        order = np.argsort(keep, kind="stable")            # the block's rows by k, so that rows sharing a k are
+        slot = np.empty_like(order)                        # one contiguous slice of the buffer
+        slot[order] = np.arange(len(order))
+        buffer[slot[owner], neighbour] = shared                             # the script's dense float32 rows
+        dense = torch.from_numpy(buffer)
+        lists = [None] * (stop - start)
+        ks, firsts = np.unique(keep[order], return_index=True)
+        for k, first, end in zip(ks, firsts, [*firsts[1:], len(order)]):
+            top = torch.topk(dense[first:end], int(k))  # torch.topk ranks each row alone, as the script's call
+            for row, indices, values in zip(order[first:end], top.indices.tolist(), top.values.tolist()):
+                lists[row] = [indices, values]
+        buffer[slot[owner], neighbour] = 0
+        graph.update(zip(range(start, stop), lists))
         if progress:
             progress(stop, n_users)
     return graph

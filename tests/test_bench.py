@@ -30,3 +30,28 @@ def _square(x):
 def test_in_child_returns_the_result_and_the_child_peak_memory():
     result, error, peak = bench.in_child(_square, 7, max_rss_mb=4096)
     assert (result, error) == (49, None) and peak > 0
+
+
+def test_children_get_the_environment_the_patched_main_py_sets():
+    """bench times MMRec code in spawned children; they must run with main.py's allocator setting (patch
+    0014), or the model's eval share would be measured under other conditions than the training runs."""
+    import re
+    from mde_mmrec.paths import PATCHES_DIR
+    patch = next(PATCHES_DIR.glob("0014-*.patch")).read_text()
+    set_by_main = dict(re.findall(r"^\+os\.environ\.setdefault\('(\w+)', '(\w+)'\)", patch, flags=re.M))
+    assert set_by_main and set_by_main == bench.MAIN_PY_ENVIRONMENT
+
+
+def _environment_value(key):
+    import os
+    return os.environ.get(key)
+
+
+def test_main_py_environment_reaches_the_child_and_a_users_choice_wins(monkeypatch):
+    key = next(iter(bench.MAIN_PY_ENVIRONMENT))
+    monkeypatch.delenv(key, raising=False)
+    assert bench.in_child(_environment_value, key)[0] == bench.MAIN_PY_ENVIRONMENT[key]
+    import os
+    assert key not in os.environ                       # the parent's environment is left as it was
+    monkeypatch.setenv(key, "0")
+    assert bench.in_child(_environment_value, key)[0] == "0"

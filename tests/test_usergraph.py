@@ -47,3 +47,21 @@ def test_same_dict_as_the_definition(seed, cap, monkeypatch):
 def test_user_ids_must_be_dense():
     with pytest.raises(MdeMmrecError, match="dense user ids"):
         usergraph.build_user_graph_dict(np.array([0, 7]), np.array([1, 1]), n_users=2)
+
+
+@pytest.mark.parametrize("cap", [20, 200])
+def test_long_rows_with_many_ties_equal_one_topk_per_row(cap, monkeypatch):
+    """Rows long enough for both of torch.topk's CPU strategies (partial sort when 64 k <= row length),
+    few items so that counts tie a lot: grouping rows by k gives each row's own torch.topk result."""
+    rng = np.random.default_rng(5)
+    n_users, n_items, n = 2500, 30, 9000
+    users, items = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    matrix = usergraph.co_interaction_matrix(users, items, n_users).toarray()
+    dense = torch.from_numpy(matrix @ matrix.T)
+    dense.fill_diagonal_(0)
+    expected = {}
+    for u in range(n_users):
+        top = torch.topk(dense[u], min(int(torch.count_nonzero(dense[u])), cap))
+        expected[u] = [top.indices.tolist(), top.values.tolist()]
+    monkeypatch.setattr(usergraph, "BLOCK_BYTES", 4 * n_users * 300)    # blocks of 300 rows
+    assert usergraph.build_user_graph_dict(users, items, n_users, cap=cap) == expected

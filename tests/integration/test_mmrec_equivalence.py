@@ -127,6 +127,66 @@ def test_evaluator_gives_identical_hits_and_metrics(pristine, patched_mmrec, tmp
     assert old["metrics"] == new["metrics"]
 
 
+# patch 0013: valid and test through one SharedTopk, as the patched Trainer.fit does, against MMRec's own
+# evaluate loop (quoted from common/trainer.py at e775373) on the real loaders of utils/quick_start.py; the
+# second test loader has a third of the users left out and the rest in another order
+SHARED_EVALUATION = """
+import torch
+from utils.configurator import Config
+from utils.dataset import RecDataset
+from utils.dataloader import TrainDataLoader, EvalDataLoader
+from utils.utils import init_seed, get_model, get_trainer
+from utils.shared_topk import SharedTopk
+config = Config("MDE", "tiny", {"gpu_id": 0})
+for key in config["hyper_parameters"]:
+    if isinstance(config[key], list):
+        config[key] = config[key][0]
+init_seed(config["seed"])
+splits = RecDataset(config).split()
+for split in splits:
+    str(split)
+train, valid, test = splits
+uid = config["USER_ID_FIELD"]
+other = test.copy(test.df[test.df[uid] % 3 != 0].sample(frac=1.0, random_state=0))
+str(other)
+loaders = [EvalDataLoader(config, s, additional_dataset=train, batch_size=37) for s in (valid, test, other)]
+model = get_model("MDE")(config, TrainDataLoader(config, train, batch_size=config["train_batch_size"]))
+trainer = get_trainer()(config, model)
+scored = []
+predict = model.full_sort_predict
+def counting(interaction):
+    scored.append(interaction[0].clone())
+    return predict(interaction)
+model.full_sort_predict = counting
+
+def mmrec_evaluate(eval_data):
+    model.eval()
+    batch_matrix_list = []
+    for batch_idx, batched_data in enumerate(eval_data):
+        scores = model.full_sort_predict(batched_data)
+        masked_items = batched_data[1]
+        scores[masked_items[0], masked_items[1]] = -1e10
+        _, topk_index = torch.topk(scores, max(config["topk"]), dim=-1)
+        batch_matrix_list.append(topk_index)
+    return trainer.evaluator.evaluate(batch_matrix_list, eval_data)
+
+with torch.no_grad():
+    expected = [mmrec_evaluate(loader) for loader in loaders]
+scored.clear()
+ranked = SharedTopk()
+got = [trainer.evaluate(loader, ranked=ranked) for loader in loaders]
+assert got == expected, (got, expected)
+users = torch.cat(scored).tolist()
+assert len(users) == len(set(users)) == len(set(valid.df[uid]) | set(test.df[uid])), len(users)
+print("valid", got[0]["recall@20"], "test", got[1]["recall@20"], "scored", len(users))
+"""
+
+
+def test_valid_and_test_in_one_scoring_pass_give_mmrecs_metrics(patched_mmrec, tiny_data):
+    result = run_in_src(patched_mmrec, SHARED_EVALUATION)
+    assert "scored" in result.stdout
+
+
 def test_our_yaml_loader_reads_values_as_mmrec_does(patched_mmrec):
     samples = ["1e-3", "1E+5", "0.5", ".5", "-2", "1_000", "True", "false", "null", "~", "abc", "[0.1,1e-05]",
                "'1e-3'", "[a, b]", "1:30", ".inf", "-.inf", "1.0e-4", "+3.5", "0x10", "0o7", "2026-01-01"]
