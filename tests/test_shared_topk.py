@@ -124,3 +124,11 @@ def test_mask_and_rank_never_recommends_a_training_item():
     scores = torch.arange(12, dtype=torch.float32).reshape(2, 6)
     lists = shared.mask_and_rank(scores, torch.tensor([[0, 0, 1], [5, 4, 5]]), 3)
     assert lists.tolist() == [[3, 2, 1], [4, 3, 2]]
+
+
+def test_an_empty_batch_gives_empty_lists_before_and_after_others():
+    model, ranked, source = ScoringModel(10, 8, 0, False), shared.SharedTopk(), object()
+    empty = [torch.zeros(0, dtype=torch.long), torch.zeros((2, 0), dtype=torch.long)]
+    assert ranked.topk(model, empty, source, 3).shape == (0, 3)
+    ranked.topk(model, [torch.tensor([1, 2]), torch.tensor([[0], [5]])], source, 3)
+    assert ranked.topk(model, empty, source, 3).shape == (0, 3)

@@ -50,6 +50,8 @@ class SharedTopk:
         """The ``k`` best items (training items masked) of each user of ``batched_data``: stored lists for
         users already ranked with the same history, ``model.full_sort_predict`` for the others."""
         users = batched_data[0]
+        if len(users) == 0:
+            return mask_and_rank(model.full_sort_predict(batched_data), batched_data[1], k)
         if self._history is not history_source or self._k != k:
             self._history, self._k, self._lists, self._ranked = history_source, k, None, None
         if self._ranked is None:
