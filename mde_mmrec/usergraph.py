@@ -61,6 +61,7 @@ def build_user_graph_dict(users, items, n_users: int, cap: int = CAP, progress=N
     transposed = interactions.T.tocsr()
     block = max(1, min(n_users, BLOCK_BYTES // max(1, 4 * n_users)))
     buffer = np.zeros((block, n_users), dtype=np.float32)   # one dense block of rows, zeroed again after use
+    dense = torch.from_numpy(buffer)                          # the same memory, for torch.topk
     graph = {}
     for start in range(0, n_users, block):
         stop = min(n_users, start + block)
@@ -73,7 +74,6 @@ def build_user_graph_dict(users, items, n_users: int, cap: int = CAP, progress=N
         slot = np.empty_like(order)                        # one contiguous slice of the buffer
         slot[order] = np.arange(len(order))
         buffer[slot[owner], neighbour] = shared                             # the script's dense float32 rows
-        dense = torch.from_numpy(buffer)
         lists = [None] * (stop - start)
         ks, firsts = np.unique(keep[order], return_index=True)
         for k, first, end in zip(ks, firsts, [*firsts[1:], len(order)]):

@@ -59,18 +59,13 @@ class SharedTopk:
         else:
             self._grow(int(users.max()) + 1)
             fresh = ~self._ranked[users]
-        if bool(fresh.all()):               # nothing stored for these users: exactly MMRec's call
-            lists = mask_and_rank(model.full_sort_predict(batched_data), batched_data[1], k)
-            self._store(users, lists)
-            return lists
-        lists = self._lists[users]
-        if bool(fresh.any()):
-            rows = fresh.nonzero().squeeze(1)
-            sub = select_rows(batched_data, rows)
-            new = mask_and_rank(model.full_sort_predict(sub), sub[1], k)
-            lists[rows] = new
-            self._store(sub[0], new)
-        return lists
+        if not bool(fresh.any()):
+            return self._lists[users]
+        everyone = bool(fresh.all())          # nothing stored for these users: exactly MMRec's call
+        sub = batched_data if everyone else select_rows(batched_data, fresh.nonzero().squeeze(1))
+        new = mask_and_rank(model.full_sort_predict(sub), sub[1], k)
+        self._store(sub[0], new)
+        return new if everyone else self._lists[users]
 
     def _store(self, users: torch.Tensor, lists: torch.Tensor) -> None:
         if self._lists is None:
