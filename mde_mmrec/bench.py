@@ -5,7 +5,8 @@ training epoch, seconds per evaluation (valid + test), model construction time a
 processes the MDE graphs are built from nothing (timed, with their peak RSS) and loaded from MDE's disk
 cache, and each model's share of an evaluation pass (its ``full_sort_predict`` calls for the valid and test
 users) is timed. Every run and child is killed if its resident memory passes ``--max-rss-gb``, so models that
-build dense items x items matrices fail cleanly at Elec scale. The table goes to
+build dense items x items matrices fail cleanly at Elec scale; ``--max-minutes`` stops a model's MMRec run
+that takes longer, and its row says how far it got. The table goes to
 ``bench/results/<preset>-<date>.md`` and the output ends with one ``RATIO`` line.
 """
 
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from . import compare, mmrec, report, synthetic
-from .errors import MdeMmrecError, positive_int
+from .errors import MdeMmrecError, non_negative_float, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def in_child(fn, *args, max_rss_mb: float | None = None):
     child = context.Process(target=_child_main, args=(queue, fn, args))
     with main_py_environment():
         child.start()
-    guard = mmrec.MemoryGuard(child.pid, max_rss_mb) if max_rss_mb else None
+    guard = mmrec.RunGuard(child.pid, max_rss_mb) if max_rss_mb else None
     child.join()
     if guard:
         guard.stop()
@@ -193,7 +194,8 @@ def _synchronize(device) -> None:
 
 
 def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed: int, out_dir: Path,
-              max_rss_mb: float | None = None, eval_share: bool = True, echo=print) -> tuple[Path, str]:
+              max_rss_mb: float | None = None, eval_share: bool = True, max_seconds: float | None = None,
+              echo=print) -> tuple[Path, str]:
     dataset = dataset_name(preset)
     echo(f"== bench: preset {preset} (data set {dataset}), models {' '.join(models)}, {epochs} epoch(s)")
     synthetic.make_dataset(checkout, dataset, preset=preset, seed=0)
@@ -210,7 +212,7 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
     run_dir = Path(out_dir) / "runs" / f"{preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     configs = [compare.RunConfig(m, m, dict(BENCH_SETTINGS.get(m, {}))) for m in models]
     records, status = compare.run_configs(checkout, dataset, configs, [seed], run_dir, epochs=epochs,
-                                          echo=echo, max_rss_mb=max_rss_mb)
+                                          echo=echo, max_rss_mb=max_rss_mb, max_seconds=max_seconds)
     by_model = {r["label"]: r for r in records}
     if "MDE" in by_model and not graphs.get("error"):  # the MDE run has written MDE's graph cache
         graphs["load_s"] = in_child(mde_graph_seconds, checkout, dataset, True)[0]["load_s"]
@@ -233,7 +235,10 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
                      error or _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0),
                      _fmt(r["best_valid"].get("recall@20"), 4), note])
     ratio = _ratio_line(by_model, graphs)
-    md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio)
+    limits = [f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
+    limits += [f"--max-minutes {max_seconds / 60:g}"] if max_seconds else []
+    limits += [] if eval_share else ["--no-eval-share"]
+    md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio, " ".join(limits))
     return md, ratio
 
 
@@ -266,7 +271,8 @@ def machine_description() -> str:
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 
-def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: int, rows, ratio: str) -> Path:
+def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: int, rows, ratio: str,
+                    flags: str = "") -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{preset}-{datetime.date.today().isoformat()}.md"
@@ -275,7 +281,7 @@ def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: in
     text = (f"# Benchmark: synthetic `{preset}` preset\n\n"
             f"Machine: {machine_description()}.\n\n"
             f"Command: `mde-mmrec bench --mmrec MMREC --preset {preset} --epochs {epochs} "
-            f"--models {' '.join(models)}`; data set `{dataset}` (seed 0), one MMRec run per model, MMRec's "
+            f"--models {' '.join(models)}{' ' + flags if flags else ''}`; data set `{dataset}` (seed 0), one MMRec run per model, MMRec's "
             f"first grid point, {epochs} epoch(s), all measured in the same run.\n\n"
             + report.markdown_table(header, rows) + "\n\n"
             "Model construction includes graph building (MDE: from nothing, its cache was emptied first). "
@@ -293,7 +299,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise MdeMmrecError(f"unknown preset {args.preset!r}: choose one of {', '.join(synthetic.PRESETS)}")
     md, ratio = run_bench(checkout, args.preset, args.models, args.epochs, args.seed, Path(args.out),
                           max_rss_mb=args.max_rss_gb * 1024 if args.max_rss_gb else None,
-                          eval_share=not args.no_eval_share)
+                          eval_share=not args.no_eval_share,
+                          max_seconds=args.max_minutes * 60 if args.max_minutes else None)
     print(md.read_text(encoding="utf-8"))
     print(f"written to {md}")
     print(ratio)
@@ -311,6 +318,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="bench/results", help="folder for the Markdown result")
     p.add_argument("--no-eval-share", action="store_true",
                    help="skip timing each model's share of an evaluation pass (it rebuilds each model)")
-    p.add_argument("--max-rss-gb", type=float, default=20.0,
+    p.add_argument("--max-rss-gb", type=non_negative_float, default=20.0,
                    help="kill a run whose resident memory passes this (default 20; 0 = no limit)")
+    p.add_argument("--max-minutes", type=non_negative_float, default=0.0,
+                   help="stop a model's MMRec run after this many minutes; the table says how far it got "
+                        "(construction, epochs, batches of the epoch). Default 0 = no limit")
     p.set_defaults(func=_cmd_bench)

@@ -145,15 +145,17 @@ def check_keys(file_config: dict, overrides: dict, where: str) -> None:
 
 # ----------------------------------------------------------------------------------------- progress
 _GRID_LINE = re.compile(r"=========(\d+)/(\d+): Parameters:(.*)=======")
+_CONSTRUCTED_LINE = re.compile(r"model constructed in ([\d.]+)s")                      # patch 0010
+_BATCHES_LINE = re.compile(r"epoch (\d+) training: (\d+)/(\d+) batches, ([\d.]+)s")   # patch 0015
 _EPOCH_LINE = re.compile(r"epoch (\d+) training \[time: ([\d.]+)s")
 _EVAL_LINE = re.compile(r"epoch (\d+) evaluating \[time: ([\d.]+)s, valid_score: ([-\d.e]+)\]")
-_ERROR_LINE = re.compile(r"(Error|Exception|error:)")
 
 
 class Progress:
-    """Turns MMRec's log lines into one progress line per epoch: configuration, seed (grid point), epoch,
-    elapsed time, and an estimate of the time left (from the mean wall time per epoch so far; an upper
-    bound, since early stopping may end a seed sooner)."""
+    """Turns MMRec's log lines into progress lines: model construction time, batches within long epochs,
+    and one line per epoch with configuration, seed (grid point), epoch, elapsed time, and an estimate of the
+    time left (from the mean wall time per epoch so far; an upper bound, since early stopping may end a seed
+    sooner). ``where()`` says how far the current run got (for a run stopped by a limit)."""
 
     def __init__(self, n_configs: int, epochs: int, echo: Callable[[str], None] = print):
         self.n_configs, self.epochs, self.echo = n_configs, epochs, echo
@@ -163,12 +165,19 @@ class Progress:
         self.epoch_times: list[float] = []
         self.last_epoch_end = None
         self.tail: list[str] = []
+        self._new_run()
+
+    def _new_run(self) -> None:
+        self.construction_s: float | None = None
+        self.epochs_done = 0
+        self.batches: tuple[int, int, int, float] | None = None   # epoch, batches done, of, seconds
 
     def begin(self, index: int, label: str, n_points: int) -> None:
         self.config_index, self.label, self.n_points, self.point = index, label, n_points, 0
         self.echo(f"[{index + 1}/{self.n_configs}] {label}: {n_points} run(s) to go")
         self.last_epoch_end = time.time()
         self.tail = []
+        self._new_run()
 
     def __call__(self, line: str) -> None:
         self.tail = (self.tail + [line])[-40:]
@@ -177,6 +186,19 @@ class Progress:
             self.n_points = int(m.group(2))
             self.echo(f"  {self.label}: run {self.point}/{self.n_points} {m.group(3)}")
             self.last_epoch_end = time.time()
+            self._new_run()
+        elif m := _CONSTRUCTED_LINE.search(line):
+            self.construction_s = float(m.group(1))
+            self.echo(f"  {self.label}: model constructed in {self.construction_s:.1f}s")
+            self.last_epoch_end = time.time()
+        elif m := _BATCHES_LINE.search(line):
+            epoch, done, total, seconds = int(m.group(1)), int(m.group(2)), int(m.group(3)), float(m.group(4))
+            self.batches = (epoch, done, total, seconds)
+            self.echo(f"  {self.label} epoch {epoch + 1}/{self.epochs}: {done}/{total} batches in "
+                      f"{_hms(seconds)} | elapsed {_hms(time.time() - self.start)}")
+        elif _EPOCH_LINE.search(line):
+            self.epochs_done += 1
+            self.batches = None
         elif m := _EVAL_LINE.search(line):
             now = time.time()
             self.epoch_times.append(now - (self.last_epoch_end or now))
@@ -191,6 +213,17 @@ class Progress:
                       f"left" + (f" (+{more} more configuration(s))" if more else ""))
         elif "skipping grid point" in line:
             self.echo("  skipping" + line.split("skipping", 1)[1])
+
+    def where(self) -> str:
+        """How far the current run got, from its log: construction, epochs trained, batches of the epoch."""
+        if self.construction_s is None:
+            return "while loading the data or constructing the model"
+        text = f"after model construction ({self.construction_s:.1f}s) and {self.epochs_done} training epoch(s)"
+        if self.batches:
+            epoch, done, total, seconds = self.batches
+            text += (f"; epoch {epoch + 1} had trained {done}/{total} batches in {seconds:.0f}s "
+                     f"(at that rate about {seconds / done * total:.0f}s per epoch)")
+        return text
 
 
 def _hms(seconds: float) -> str:
@@ -244,15 +277,15 @@ def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], 
 
 def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], out_dir,
                 epochs: int | None = None, common: dict | None = None, runner=None,
-                echo: Callable[[str], None] = print, max_rss_mb: float | None = None
-                ) -> tuple[list[dict], dict[str, str]]:
+                echo: Callable[[str], None] = print, max_rss_mb: float | None = None,
+                max_seconds: float | None = None) -> tuple[list[dict], dict[str, str]]:
     """Run each configuration over ``seeds`` through MMRec (one process each), resumably.
 
     Returns (records with ``label`` added, status per label: "ok" or why it failed). Results accumulate in
     ``OUT/runs/<label>.jsonl``; logs in ``OUT/logs/<label>.log``; all records also in ``OUT/results.jsonl``.
     ``runner`` defaults to ``mmrec.run_main`` (tests pass a fake one with the same signature);
-    ``max_rss_mb`` kills a run whose resident memory passes it (status "killed: ... MB").
-    """
+    ``max_rss_mb`` kills a run whose resident memory passes it (status "killed at the ... memory limit"),
+    ``max_seconds`` one that runs longer (status "stopped at the ...s time limit", with how far it got)."""
     runner = runner or mmrec.run_main
     checkout, out_dir = Path(checkout), Path(out_dir)
     runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
@@ -277,11 +310,14 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
             echo(f"  {cfg.label}: seed(s) {sorted(done & set(seeds))} already done, skipped")
         progress.begin(index, cfg.label, len(todo))
         log_path = out_dir / "logs" / f"{cfg.slug}.log"
-        limits = {"max_rss_mb": max_rss_mb} if max_rss_mb else {}
+        limits = {k: v for k, v in (("max_rss_mb", max_rss_mb), ("max_seconds", max_seconds)) if v}
         code = runner(checkout, cfg.model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
         if code == mmrec.MEMORY_LIMIT_EXIT and max_rss_mb:
             status[cfg.label] = f"killed at the {max_rss_mb / 1024:.0f} GB memory limit (see {log_path})"
             echo(f"  {cfg.label} killed: resident memory passed {max_rss_mb / 1024:.0f} GB")
+        elif code == mmrec.TIME_LIMIT_EXIT and max_seconds:
+            status[cfg.label] = f"stopped at the {max_seconds:.0f}s time limit {progress.where()} (see {log_path})"
+            echo(f"  {cfg.label} stopped: {status[cfg.label]}")
         elif code != 0:
             tail = "\n".join("    " + l for l in progress.tail[-15:])
             status[cfg.label] = f"failed (exit {code}; see {log_path})"

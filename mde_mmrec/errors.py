@@ -5,7 +5,6 @@ class MdeMmrecError(Exception):
     """A user-facing error: the message names the file, the field and the fix."""
 
 
-
 def int_at_least(minimum: int):
     """An argparse type for whole numbers >= ``minimum``, with a readable error otherwise."""
     def parse(text: str) -> int:
@@ -22,3 +21,16 @@ def int_at_least(minimum: int):
 
 positive_int = int_at_least(1)        # epochs, numbers of seeds
 non_negative_int = int_at_least(0)    # seeds of numpy's generator
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type for limits (GB, minutes) where 0 means none."""
+    import argparse
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or a positive number, got {text}")
+    return value

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +30,7 @@ INSTALL_MANIFEST = ".mde-mmrec-backup/manifest.json"   # written by `mde-mmrec i
 
 _PLUGIN_PACKAGE = "mde_mmrec._plugin_utils"
 MEMORY_LIMIT_EXIT = 137  # run_main's exit code for a run killed by its memory limit (as SIGKILL's 128 + 9)
+TIME_LIMIT_EXIT = 124    # ... and for a run stopped by its time limit (as timeout(1))
 
 
 def plugin_module(name: str):
@@ -89,28 +91,40 @@ def main_command(model: str, dataset: str, overrides: dict | None = None) -> lis
     return [sys.executable, "main.py", "-m", model, "-d", dataset, *override_args(overrides or {})]
 
 
-class MemoryGuard:
-    """Kill a process whose resident memory passes ``max_rss_mb`` (checked every ``interval`` seconds), so a
-    model that builds a dense items x items matrix fails cleanly instead of taking the machine down."""
+class RunGuard:
+    """Kill a process whose resident memory passes ``max_rss_mb`` or whose wall time passes ``max_seconds``
+    (each optional; checked every ``interval`` seconds), so a model that builds a dense items x items matrix,
+    or one that would train for hours, fails cleanly instead of taking the machine or the time budget.
+    ``reason`` says which limit stopped it ("memory" or "time"); None while it runs within both."""
 
-    def __init__(self, pid: int, max_rss_mb: float, interval: float = 0.5):
-        self.pid, self.max_rss_mb, self.interval = pid, max_rss_mb, interval
-        self.peak_mb, self.killed = 0.0, False
+    def __init__(self, pid: int, max_rss_mb: float | None = None, max_seconds: float | None = None,
+                 interval: float = 0.5):
+        self.pid, self.max_rss_mb, self.max_seconds, self.interval = pid, max_rss_mb, max_seconds, interval
+        self.deadline = time.monotonic() + max_seconds if max_seconds else None
+        self.peak_mb, self.reason = 0.0, None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
+
+    @property
+    def killed(self) -> bool:
+        return self.reason is not None
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval):
             rss = rss_mb(self.pid)
             self.peak_mb = max(self.peak_mb, rss)
-            if rss > self.max_rss_mb:
-                self.killed = True
-                try:
-                    os.kill(self.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                return
+            if self.max_rss_mb and rss > self.max_rss_mb:
+                self.reason = "memory"
+            elif self.deadline is not None and time.monotonic() >= self.deadline:
+                self.reason = "time"
+            else:
+                continue
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return
 
     def stop(self) -> None:
         self._stop.set()
@@ -139,11 +153,12 @@ def _children(pid: int) -> list[int]:
 
 def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, log_path=None,
              on_line: Callable[[str], None] | None = None, env: dict | None = None,
-             max_rss_mb: float | None = None) -> int:
+             max_rss_mb: float | None = None, max_seconds: float | None = None) -> int:
     """Run ``python main.py -m MODEL -d DATASET --k=v ...`` in CHECKOUT/src; each output line (stdout and
     stderr together) goes to ``on_line`` and, if given, to ``log_path``. Returns main.py's exit code, or
-    ``MEMORY_LIMIT_EXIT`` when ``max_rss_mb`` was passed and the run was killed for it.
-    A relative ``results_file`` is taken relative to the current directory (main.py runs in CHECKOUT/src)."""
+    ``MEMORY_LIMIT_EXIT`` / ``TIME_LIMIT_EXIT`` when the run was killed for passing ``max_rss_mb`` /
+    ``max_seconds``. A relative ``results_file`` is taken relative to the current directory (main.py runs in
+    CHECKOUT/src)."""
     src = Path(checkout) / "src"
     overrides = dict(overrides or {})
     if isinstance(overrides.get("results_file"), (str, Path)):
@@ -155,8 +170,8 @@ def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, 
     try:
         with subprocess.Popen(command, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               encoding="utf-8", errors="replace", bufsize=1, env=run_env) as process:
-            if max_rss_mb:
-                guard = MemoryGuard(process.pid, max_rss_mb)
+            if max_rss_mb or max_seconds:
+                guard = RunGuard(process.pid, max_rss_mb, max_seconds)
             for line in process.stdout:
                 if log:
                     log.write(line)
@@ -166,11 +181,12 @@ def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, 
             code = process.wait()
         if guard and guard.killed:
             message = (f"mde-mmrec: killed {model} at {guard.peak_mb:.0f} MB resident memory "
-                       f"(limit {max_rss_mb:.0f} MB)")
+                       f"(limit {max_rss_mb:.0f} MB)" if guard.reason == "memory" else
+                       f"mde-mmrec: stopped {model} at its time limit of {max_seconds:.0f} s")
             for sink in (on_line, log.write if log else None):
                 if sink:
                     sink(message + ("\n" if sink is not on_line else ""))
-            return MEMORY_LIMIT_EXIT
+            return MEMORY_LIMIT_EXIT if guard.reason == "memory" else TIME_LIMIT_EXIT
         return code
     finally:
         if guard:

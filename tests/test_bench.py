@@ -55,3 +55,21 @@ def test_main_py_environment_reaches_the_child_and_a_users_choice_wins(monkeypat
     assert key not in os.environ                       # the parent's environment is left as it was
     monkeypatch.setenv(key, "0")
     assert bench.in_child(_environment_value, key)[0] == "0"
+
+
+def test_markdown_report_names_the_limits_it_ran_under(tmp_path):
+    rows = [["DRAGON", "-", "-", "-", "-", "-", "-", "stopped at the 180s time limit ..."]]
+    path = bench._write_markdown(tmp_path, "elec", "synthetic_elec", ["DRAGON"], 1, rows, "RATIO x=1",
+                                 "--max-rss-gb 20 --max-minutes 3 --no-eval-share")
+    assert ("`mde-mmrec bench --mmrec MMREC --preset elec --epochs 1 --models DRAGON --max-rss-gb 20 "
+            "--max-minutes 3 --no-eval-share`") in path.read_text()
+
+
+def test_bench_rejects_negative_limits_before_doing_anything(capsys):
+    import pytest
+    from mde_mmrec.cli import main
+    for flag in ("--max-minutes", "--max-rss-gb"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["bench", "--mmrec", "/nonexistent", flag, "-1"])
+        assert exit_info.value.code == 2
+        assert f"{flag}: must be 0 (no limit) or a positive number, got -1" in capsys.readouterr().err

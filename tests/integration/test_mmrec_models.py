@@ -74,3 +74,22 @@ def test_bad_override_stops_main_before_loading_data(patched_mmrec, argument, me
     assert result.returncode != 0
     assert message in result.stderr and "main.py: error:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_long_run_logs_its_progress_and_stops_at_its_time_limit(patched_mmrec, tiny_data, tmp_path):
+    """Patch 0010's construction line and 0015's within-epoch progress lines reach the log, and a run that
+    passes its time limit is stopped with a status saying how far it got."""
+    from mde_mmrec import compare
+    echo = []
+    common = {"progress_every_s": 1e-9, "stopping_step": 10 ** 6}   # a progress line after every batch
+    records, status = compare.run_configs(patched_mmrec, tiny_data, [compare.RunConfig("MDE", "MDE", {})], [999],
+                                          tmp_path / "out", epochs=10 ** 6, common=common, echo=echo.append,
+                                          max_seconds=20)
+    assert records == []
+    assert status["MDE"].startswith("stopped at the 20s time limit after model construction ("), status
+    log = (tmp_path / "out" / "logs" / "MDE.log").read_text()
+    assert re.search(r"INFO model constructed in [\d.]+s", log)
+    n_batches = int(re.search(r"epoch 0 training: 1/(\d+) batches, [\d.]+s", log).group(1))
+    assert f"epoch 0 training: {n_batches}/{n_batches} batches" in log
+    assert "epoch 1 training [time: " in log and log.rstrip().endswith("at its time limit of 20 s")
+    assert any(line.startswith("  MDE: model constructed in ") for line in echo)

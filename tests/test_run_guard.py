@@ -1,0 +1,115 @@
+"""Tier 1: the guard that lets benchmarks run models which would exhaust the machine's memory or time budget,
+and how a run stopped by it is reported."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mde_mmrec import compare, mmrec
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+@linux_only
+def test_memory_limit_kills_a_process_past_it():
+    grow = "import time\nchunks = []\nwhile True:\n    chunks.append(bytearray(50 * 2**20))\n    time.sleep(0.05)\n"
+    process = subprocess.Popen([sys.executable, "-c", grow])
+    guard = mmrec.RunGuard(process.pid, max_rss_mb=300, interval=0.05)
+    code = process.wait(timeout=60)
+    guard.stop()
+    assert guard.reason == "memory" and code == -9
+    assert 300 < guard.peak_mb < 2000
+
+
+@linux_only
+def test_time_limit_kills_a_process_that_runs_longer():
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    start = time.monotonic()
+    guard = mmrec.RunGuard(process.pid, max_seconds=0.5, interval=0.05)
+    code = process.wait(timeout=30)
+    guard.stop()
+    assert guard.reason == "time" and code == -9
+    assert 0.5 <= time.monotonic() - start < 20
+
+
+@linux_only
+def test_guard_leaves_a_process_within_both_limits_alone():
+    process = subprocess.Popen([sys.executable, "-c", "x = bytearray(10 * 2**20)"])
+    guard = mmrec.RunGuard(process.pid, max_rss_mb=500, max_seconds=30, interval=0.05)
+    code = process.wait(timeout=60)
+    guard.stop()
+    assert code == 0 and not guard.killed and guard.reason is None
+
+
+@linux_only
+def test_run_main_reports_the_time_limit(tmp_path):
+    """run_main's exit code and log line for a run stopped by its time limit (main.py here only sleeps)."""
+    checkout = tmp_path / "MMRec"
+    (checkout / "src").mkdir(parents=True)
+    (checkout / "src" / "main.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    lines = []
+    code = mmrec.run_main(checkout, "MDE", "tiny", log_path=tmp_path / "run.log", on_line=lines.append,
+                          max_seconds=1)
+    assert code == mmrec.TIME_LIMIT_EXIT
+    assert lines == ["started", "mde-mmrec: stopped MDE at its time limit of 1 s"]
+    assert (tmp_path / "run.log").read_text().endswith("time limit of 1 s\n")
+
+
+MMREC_LOG = [  # the lines of a patched MMRec run that Progress reads (patches 0010, 0012, 0015)
+    "=========1/1: Parameters:['seed']=(999,)=======",
+    "27 Nov 02:00    INFO model constructed in 35.25s",
+    "27 Nov 02:01    INFO epoch 0 training: 300/830 batches, 60.1s",
+    "27 Nov 02:02    INFO epoch 0 training: 600/830 batches, 120.4s",
+    "27 Nov 02:03    INFO epoch 0 training [time: 166.70s, train loss: 9.1]",
+    "27 Nov 02:03    INFO epoch 0 evaluating [time: 5.10s, valid_score: 0.025400]",
+    "27 Nov 02:04    INFO epoch 1 training: 200/830 batches, 60.0s",
+]
+
+
+def test_progress_says_how_far_a_run_got():
+    out = []
+    p = compare.Progress(n_configs=1, epochs=2, echo=out.append)
+    p.begin(0, "DRAGON", 1)
+    assert p.where() == "while loading the data or constructing the model"
+    for line in MMREC_LOG[:2]:
+        p(line)
+    assert out[-1] == "  DRAGON: model constructed in 35.2s"
+    assert p.where() == "after model construction (35.2s) and 0 training epoch(s)"
+    for line in MMREC_LOG[2:]:
+        p(line)
+    assert any(l.startswith("  DRAGON epoch 1/2: 600/830 batches in 0:02:00") for l in out)
+    assert p.where() == ("after model construction (35.2s) and 1 training epoch(s); epoch 2 had trained "
+                         "200/830 batches in 60s (at that rate about 249s per epoch)")
+    p.begin(0, "MDE", 1)   # the next configuration starts from nothing
+    assert p.where() == "while loading the data or constructing the model"
+
+
+def test_run_configs_reports_where_a_run_hit_its_time_limit(tmp_path):
+    checkout = tmp_path / "MMRec"
+    cfg = checkout / "src" / "configs"
+    (cfg / "model").mkdir(parents=True)
+    (cfg / "dataset").mkdir()
+    (cfg / "overall.yaml").write_text("seed: [999]\nepochs: 1000\nhyper_parameters: ['seed']\n")
+    (cfg / "dataset" / "tiny.yaml").write_text("inter_file_name: 'tiny.inter'\n")
+    (cfg / "model" / "FREEDOM.yaml").write_text("hyper_parameters: ['reg_weight']\nreg_weight: [0.0]\n")
+    (checkout / "src" / "models").mkdir()
+    (checkout / "src" / "models" / "freedom.py").write_text("")
+    (checkout / "data" / "tiny").mkdir(parents=True)
+    (checkout / "data" / "tiny" / "tiny.inter").write_text("userID\titemID\tx_label\n")
+    calls = []
+
+    def stopped(checkout, model, dataset, overrides, log_path=None, on_line=None, **limits):
+        calls.append(limits)
+        for line in MMREC_LOG:
+            on_line(line)
+        return mmrec.TIME_LIMIT_EXIT
+
+    echo = []
+    records, status = compare.run_configs(checkout, "tiny", [compare.RunConfig("FREEDOM", "FREEDOM", {})], [999],
+                                          tmp_path / "out", epochs=2, runner=stopped, echo=echo.append,
+                                          max_seconds=240)
+    assert calls == [{"max_seconds": 240}] and records == []
+    assert status["FREEDOM"].startswith("stopped at the 240s time limit after model construction (35.2s) and 1 "
+                                        "training epoch(s); epoch 2 had trained 200/830 batches")
