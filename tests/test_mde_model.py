@@ -95,6 +95,21 @@ def test_independent_tradeoff_weights_get_gradients(tmp_path, toy):
     assert model.item_tradeoff_logits.grad.abs().sum() > 0
 
 
+def test_independent_tradeoff_drifts_towards_difference_under_bounded_form(tmp_path, toy):
+    """README, Fig. 2 B: with the bounded L_diff both trade-off losses fall as W_diff = sigmoid(t) rises, so
+    every trained node's logit gets a negative gradient (gradient descent raises it); with the literal form
+    L_diff rises with W_diff, so the two losses pull against each other and some gradients are positive."""
+    signs = {}
+    for form in ("bounded", "literal"):
+        model = _model(tmp_path, toy, tradeoff="independent", diff_form=form)
+        _, _, _, l_diff, l_cl, _ = _losses(model, toy)
+        (l_diff + l_cl).backward()
+        grad = model.item_tradeoff_logits.grad.flatten()
+        signs[form] = grad[grad != 0]
+    assert len(signs["bounded"]) > 0 and (signs["bounded"] < 0).all()
+    assert (signs["literal"] > 0).any()
+
+
 def test_stop_gradient_keeps_tradeoff_losses_out_of_preferences(tmp_path, toy):
     model = _model(tmp_path, toy, tradeoff_grad=False)
     _, _, _, l_diff, l_cl, _ = _losses(model, toy)
