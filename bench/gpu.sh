@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared GPU check (a machine with CUDA), sized for one 10-minute device call. In order of need:
-#   1. MDE's CUDA tier-1 test;
+#   1. the CUDA tier-1 tests (MDE on the configured device, peak GPU memory in the results line);
 #   2. seconds per epoch at the Elec shape for FREEDOM and DRAGON (data and DRAGON's user graph built first,
 #      timed), each MMRec run stopped after MINUTES (default 3) by `bench --max-minutes`: a run stopped
 #      mid-epoch is reported with its construction time and the batches it trained (the progress lines of
@@ -37,7 +37,8 @@ bench() {
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-step 60 python3 -m pytest -q -p no:cacheprovider tests/test_mde_model.py -k "configured_device or same_seed"
+step 60 python3 -m pytest -q -p no:cacheprovider tests/test_mde_model.py tests/test_results_log.py \
+    -k "configured_device or same_seed or peak_gpu"
 step 30 $cli install "$MMREC"
 step 90 $cli make-data --mmrec "$MMREC" synthetic_elec
 step 90 $cli user-graph --mmrec "$MMREC" -d synthetic_elec

@@ -220,7 +220,7 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
     for m in models:
         r = by_model.get(m)
         if r is None:
-            rows.append([m, "-", "-", "-", "-", "-", "-", status.get(m, "not run")])
+            rows.append([m, "-", "-", "-", "-", "-", "-", "-", status.get(m, "not run")])
             continue
         share, error = None, None
         if eval_share:
@@ -232,7 +232,7 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
             f"graphs built in {graphs['build_s']:.2f}s (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
             f"loaded in {graphs.get('load_s', float('nan')):.3f}s")
         rows.append([m, _fmt(r.get("model_init_s")), _fmt(r.get("s_per_epoch")), _fmt(r.get("eval_s")),
-                     error or _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0),
+                     error or _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0), _fmt(r.get("peak_gpu_mb"), 0),
                      _fmt(r["best_valid"].get("recall@20"), 4), note])
     ratio = _ratio_line(by_model, graphs)
     limits = [f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
@@ -277,7 +277,7 @@ def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: in
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{preset}-{datetime.date.today().isoformat()}.md"
     header = ["model", "model construction s", "train s/epoch", "eval s (valid+test)",
-              "model's eval share s", "peak RSS MB", "valid Recall@20", "notes"]
+              "model's eval share s", "peak RSS MB", "peak GPU MB", "valid Recall@20", "notes"]
     text = (f"# Benchmark: synthetic `{preset}` preset\n\n"
             f"Machine: {machine_description()}.\n\n"
             f"Command: `mde-mmrec bench --mmrec MMREC --preset {preset} --epochs {epochs} "

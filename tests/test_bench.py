@@ -17,7 +17,7 @@ def test_ratio_line_says_nan_for_what_was_not_measured():
 
 
 def test_markdown_report_holds_the_rows_and_the_ratio(tmp_path):
-    rows = [["MDE", "1.00", "5.00", "1.50", "0.900", "900", "0.1600", "ok"]]
+    rows = [["MDE", "1.00", "5.00", "1.50", "0.900", "900", "-", "0.1600", "ok"]]
     path = bench._write_markdown(tmp_path, "tiny", "synthetic_tiny", ["MDE"], 2, rows, "RATIO x=1")
     text = path.read_text()
     assert path.name.startswith("tiny-") and "| MDE | 1.00 | 5.00 |" in text and "`RATIO x=1`" in text
@@ -58,7 +58,7 @@ def test_main_py_environment_reaches_the_child_and_a_users_choice_wins(monkeypat
 
 
 def test_markdown_report_names_the_limits_it_ran_under(tmp_path):
-    rows = [["DRAGON", "-", "-", "-", "-", "-", "-", "stopped at the 180s time limit ..."]]
+    rows = [["DRAGON", "-", "-", "-", "-", "-", "-", "-", "stopped at the 180s time limit ..."]]
     path = bench._write_markdown(tmp_path, "elec", "synthetic_elec", ["DRAGON"], 1, rows, "RATIO x=1",
                                  "--max-rss-gb 20 --max-minutes 3 --no-eval-share")
     assert ("`mde-mmrec bench --mmrec MMREC --preset elec --epochs 1 --models DRAGON --max-rss-gb 20 "

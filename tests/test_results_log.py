@@ -44,7 +44,7 @@ def test_record_has_the_documented_fields(tmp_path):
     assert (record["best_epoch"], record["epochs_run"]) == (3, 2)
     assert record["s_per_epoch"] == 0.6 and record["eval_s"] == 0.3
     assert record["train_time_s"] == 2.5 and record["model_init_s"] == 1.25
-    assert record["peak_rss_mb"] > 0
+    assert record["peak_rss_mb"] > 0 and record["peak_gpu_mb"] is None     # the config's device is the CPU
     assert record["best_valid"] == {"recall@20": 0.1} and record["test"] == {"recall@20": 0.09}
     assert set(record) >= {"mmrec_commit", "plugin_version", "finished_at"}
     json.dumps(record)
@@ -97,3 +97,13 @@ def test_plugin_info_is_read_from_the_installed_file(tmp_path, monkeypatch):
     info.write_text(json.dumps({"mmrec_commit": "abc", "plugin_version": "9.9"}))
     monkeypatch.setattr(rl, "PLUGIN_INFO_FILE", info)
     assert rl.plugin_info() == {"mmrec_commit": "abc", "plugin_version": "9.9"}
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_record_has_the_peak_gpu_memory_on_cuda(tmp_path):
+    import torch
+    config = grid_config(tmp_path, device=torch.device("cuda"))
+    block = torch.empty(64 * 2 ** 20, dtype=torch.uint8, device="cuda")   # 64 MB
+    record = record_for(config, (999, 0.1, 1e-4))
+    del block
+    assert record["peak_gpu_mb"] >= 64

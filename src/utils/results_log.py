@@ -15,6 +15,7 @@ intact; a line cut off by a kill is skipped by ``read_results`` with a warning):
      "s_per_epoch": mean training time per epoch (without evaluation),
      "eval_s": mean time of one evaluation pass (valid + test),
      "model_init_s": time to construct the model (graph building), "peak_rss_mb": the process's peak so far,
+     "peak_gpu_mb": the most GPU memory PyTorch had allocated so far (null on the CPU),
      "mmrec_commit", "plugin_version", "finished_at"}
 
 This module imports nothing from MMRec, so the mde-mmrec tools (and its tests) can use it directly.
@@ -171,6 +172,17 @@ def peak_rss_mb():
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS, KiB on Linux
 
 
+def peak_gpu_mb(device):
+    """The most memory PyTorch's allocator has held on ``device`` in this process (MB), or None where the run
+    is not on a CUDA device."""
+    if "torch" not in sys.modules:      # the run imported no torch: nothing on a GPU
+        return None
+    import torch
+    if device is None or torch.device(device).type != "cuda" or not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
+
+
 def _mean(values):
     return round(sum(values) / len(values), 4) if values else None
 
@@ -193,6 +205,7 @@ def build_record(config, hyper_tuple, trainer, best_valid, best_test, model_init
         "eval_s": _mean(trainer.eval_times),
         "model_init_s": round(model_init_s, 3),
         "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": peak_gpu_mb(config["device"]),
         "mmrec_commit": info.get("mmrec_commit"),
         "plugin_version": info.get("plugin_version"),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
