@@ -14,6 +14,7 @@ else the first value; a warning says which).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import time
@@ -80,6 +81,13 @@ def check_model(checkout: Path, model: str) -> None:
         raise MdeMmrecError(f"model {model!r}: src/models/{model.lower()}.py is missing in {checkout}")
 
 
+def interaction_file(checkout: Path, dataset: str, model: str | None = None) -> Path:
+    """Where MMRec reads the data set's interactions (data_path and inter_file_name of the merged config)."""
+    cfg = merged_config(checkout, model or "", dataset)
+    data_dir = (Path(checkout) / "src" / cfg.get("data_path", "../data/") / dataset).resolve()
+    return data_dir / str(cfg.get("inter_file_name") or f"{dataset}.inter")
+
+
 def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> None:
     """The data set's yaml, interaction file and (for a multimodal model) feature files exist."""
     checkout = Path(checkout)
@@ -89,8 +97,8 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> Non
                             f"{', '.join(available(checkout, 'dataset'))}); make a synthetic one with "
                             f"`mde-mmrec make-data {dataset} --mmrec {checkout}`")
     cfg = merged_config(checkout, model or "", dataset)
-    data_dir = (checkout / "src" / cfg.get("data_path", "../data/") / dataset).resolve()
-    inter = data_dir / str(cfg.get("inter_file_name") or f"{dataset}.inter")
+    inter = interaction_file(checkout, dataset, model)
+    data_dir = inter.parent
     if not inter.is_file():
         raise MdeMmrecError(f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
                             f"{yaml_path}); put the data there or run `mde-mmrec make-data {dataset} --mmrec "
@@ -231,6 +239,71 @@ def _hms(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+# ------------------------------------------------------------------------------------------ settings
+# A results file is resumable: finished runs (seeds, grid points) are not run again. That is only right
+# when everything else that decides their numbers is the same, so each results file has a sidecar
+# (<name>.settings.json) with those settings, and a rerun with other settings is refused, not mixed in.
+_NOT_SETTINGS = ("seed", "results_file", "resume", "grid_shard")
+
+
+def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()) -> dict:
+    """What decides a run's numbers besides its seed (and the values of the ``varying`` grid keys): model,
+    data set (its interaction file's digest), config overrides, installed plugin and MMRec commit."""
+    import hashlib
+    try:
+        info = mmrec.installed_info(checkout)
+    except (OSError, ValueError):        # a checkout without the installer's manifest (tests' stand-ins)
+        info = {}
+    inter = interaction_file(checkout, dataset, model)
+    digest = hashlib.sha256(inter.read_bytes()).hexdigest() if inter.is_file() else None
+    kept = {k: v for k, v in sorted(overrides.items()) if k not in _NOT_SETTINGS and k not in varying}
+    return json.loads(json.dumps({"model": model, "dataset": dataset, "interactions_sha256": digest,
+                                  "overrides": kept, "plugin": info.get("fingerprint"),
+                                  "mmrec_commit": info.get("mmrec_commit")}))
+
+
+def settings_file(results_file) -> Path:
+    return Path(results_file).with_suffix(".settings.json")
+
+
+class OtherSettingsError(MdeMmrecError):
+    """A results file holds finished runs made with other settings (``files``: it and its sidecar)."""
+
+    def __init__(self, message: str, files: tuple[Path, Path]):
+        super().__init__(message)
+        self.files = files
+
+
+def check_settings(results_file, settings: dict) -> None:
+    """Refuse to resume a results file whose finished runs were made with other settings."""
+    if not mmrec.read_results(results_file):
+        return
+    sidecar = settings_file(results_file)
+    fix = (f"finished runs are reused only with identical settings: choose another --out, or delete "
+           f"{results_file} and {sidecar} to run them again")
+    if not sidecar.is_file():   # written by main.py itself, or by mde-mmrec before settings were recorded
+        log.warning("%s holds finished runs whose settings were not recorded (no %s): they are assumed to "
+                    "have been made with the current settings; if not, %s", results_file, sidecar.name, fix)
+        return
+    recorded = json.loads(sidecar.read_text(encoding="utf-8"))
+    if recorded != settings:
+        raise OtherSettingsError(f"{results_file} holds runs made with other settings ("
+                                 f"{_settings_difference(recorded, settings)}); {fix}", (Path(results_file), sidecar))
+
+
+def record_settings(results_file, settings: dict) -> None:
+    settings_file(results_file).write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+
+
+def _settings_difference(old: dict, new: dict) -> str:
+    flat = lambda d: {**{k: v for k, v in d.items() if k != "overrides"},
+                      **{f"--{k}": v for k, v in d.get("overrides", {}).items()}}
+    old, new = flat(old), flat(new)
+    missing = "(not set)"
+    return "; ".join(f"{k}: {old.get(k, missing)} -> {new.get(k, missing)}"
+                     for k in sorted(set(old) | set(new)) if old.get(k, missing) != new.get(k, missing))
+
+
 # ------------------------------------------------------------------------------------------- running
 def ensure_user_graph(checkout: Path, dataset: str) -> None:
     """DRAGON and DualGNN read data/D/user_graph_dict.npy: build it (fast, sparse) when missing."""
@@ -249,8 +322,9 @@ def ensure_user_graph(checkout: Path, dataset: str) -> None:
 
 def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], out_dir: Path,
             epochs: int | None = None, common: dict | None = None) -> list[tuple[RunConfig, dict, list[str]]]:
-    """Check everything before any training: checkout, models, data set, override keys. Returns, per
-    configuration, the overrides main.py gets and warnings about pinned grid keys."""
+    """Check everything before any training: checkout, models, data set, override keys, and that runs
+    already in OUT were made with the same settings. Returns, per configuration, the overrides main.py gets
+    and warnings about pinned grid keys."""
     checkout = Path(checkout)
     if not seeds:
         raise MdeMmrecError("no seeds to run (use --seeds N with N >= 1)")
@@ -268,6 +342,7 @@ def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], 
                           "resume": True})
         if epochs:
             overrides["epochs"] = int(epochs)
+        check_settings(overrides["results_file"], run_settings(checkout, cfg.model, dataset, overrides))
         runs.append((cfg, overrides, warnings))
     labels = [c.label for c in configs]
     if len(set(labels)) != len(labels):
@@ -309,6 +384,7 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
         if done & set(seeds):
             echo(f"  {cfg.label}: seed(s) {sorted(done & set(seeds))} already done, skipped")
         progress.begin(index, cfg.label, len(todo))
+        record_settings(results_file, run_settings(checkout, cfg.model, dataset, overrides))
         log_path = out_dir / "logs" / f"{cfg.slug}.log"
         limits = {k: v for k, v in (("max_rss_mb", max_rss_mb), ("max_seconds", max_seconds)) if v}
         code = runner(checkout, cfg.model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
@@ -330,7 +406,6 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
 
 def collect(out_dir: Path, configs: list[RunConfig], seeds: list[int]) -> list[dict]:
     """The records of these configurations and seeds (label added), also written to OUT/results.jsonl."""
-    import json
     records = []
     for cfg in configs:
         for r in mmrec.read_results(Path(out_dir) / "runs" / f"{cfg.slug}.jsonl"):

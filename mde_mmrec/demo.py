@@ -47,7 +47,14 @@ def run_demo(path, epochs: int = 5, baseline: str = "LightGCN", out=None, seed: 
         make_dataset(root, DEMO_DATASET, preset="tiny", seed=0)
     out = Path(out or "results/demo")
     configs = [compare.RunConfig("MDE", "MDE"), compare.RunConfig(baseline, baseline)]
-    records, status = compare.run_configs(root, DEMO_DATASET, configs, [seed], out, epochs=epochs, echo=echo)
+    try:
+        records, status = compare.run_configs(root, DEMO_DATASET, configs, [seed], out, epochs=epochs, echo=echo)
+    except compare.OtherSettingsError as stale:   # an earlier demo with other settings (or plugin): run anew
+        echo(f"earlier demo results in {stale.files[0].parent} were made with other settings; running again")
+        for runs in out.glob("runs/*.jsonl"):
+            for path in (runs, compare.settings_file(runs)):
+                path.unlink(missing_ok=True)
+        records, status = compare.run_configs(root, DEMO_DATASET, configs, [seed], out, epochs=epochs, echo=echo)
     failed = {k: v for k, v in status.items() if v != "ok"}
     if failed:
         raise MdeMmrecError("demo run failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))

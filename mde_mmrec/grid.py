@@ -112,6 +112,15 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
     checkout, out_dir = Path(checkout), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_file = (out_dir / "results.jsonl").resolve()
+    overrides = dict(plain or {})
+    overrides.update({k: values[k] for k in keys})
+    overrides.update({"hyper_parameters": list(keys), "results_file": str(results_file), "resume": True})
+    if shard:
+        overrides["grid_shard"] = f"{shard[0]}/{shard[1]}"
+    if epochs:
+        overrides["epochs"] = int(epochs)
+    settings = compare.run_settings(checkout, model, dataset, overrides, varying=keys)
+    compare.check_settings(results_file, settings)     # more values per grid key may join a finished grid
     points = grid_points(keys, values)
     to_run, skipped = plan(points, done_params(mmrec.read_results(results_file), model, dataset), shard)
     where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
@@ -123,13 +132,7 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
         echo(f"  run  {index + 1}/{len(points)}: {_show(point)}")
     if not to_run:
         return 0
-    overrides = dict(plain or {})
-    overrides.update({k: values[k] for k in keys})
-    overrides.update({"hyper_parameters": list(keys), "results_file": str(results_file), "resume": True})
-    if shard:
-        overrides["grid_shard"] = f"{shard[0]}/{shard[1]}"
-    if epochs:
-        overrides["epochs"] = int(epochs)
+    compare.record_settings(results_file, settings)
     n_epochs = int(epochs or compare.merged_config(checkout, model, dataset).get("epochs") or 1000)
     progress = compare.Progress(1, n_epochs, echo)
     progress.begin(0, f"{model} grid", len(to_run))

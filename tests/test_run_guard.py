@@ -9,6 +9,8 @@ import pytest
 
 from mde_mmrec import compare, mmrec
 
+from checkout_support import standin_checkout
+
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 
@@ -87,17 +89,7 @@ def test_progress_says_how_far_a_run_got():
 
 
 def test_run_configs_reports_where_a_run_hit_its_time_limit(tmp_path):
-    checkout = tmp_path / "MMRec"
-    cfg = checkout / "src" / "configs"
-    (cfg / "model").mkdir(parents=True)
-    (cfg / "dataset").mkdir()
-    (cfg / "overall.yaml").write_text("seed: [999]\nepochs: 1000\nhyper_parameters: ['seed']\n")
-    (cfg / "dataset" / "tiny.yaml").write_text("inter_file_name: 'tiny.inter'\n")
-    (cfg / "model" / "FREEDOM.yaml").write_text("hyper_parameters: ['reg_weight']\nreg_weight: [0.0]\n")
-    (checkout / "src" / "models").mkdir()
-    (checkout / "src" / "models" / "freedom.py").write_text("")
-    (checkout / "data" / "tiny").mkdir(parents=True)
-    (checkout / "data" / "tiny" / "tiny.inter").write_text("userID\titemID\tx_label\n")
+    checkout = standin_checkout(tmp_path / "MMRec", "FREEDOM", "hyper_parameters: ['reg_weight']\nreg_weight: [0.0]\n")
     calls = []
 
     def stopped(checkout, model, dataset, overrides, log_path=None, on_line=None, **limits):

@@ -99,3 +99,19 @@ def test_cli_compare_end_to_end(patched_mmrec, tiny_data, tmp_path):
                           "-d", tiny_data, "--set", "cl_wieght=[0.1,1.0]", "--out", str(tmp_path / "g")],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "grid key 'cl_wieght'" in bad.stderr
+
+
+def test_demo_trains_mde_and_a_baseline_and_reruns_after_a_settings_change(patched_mmrec, tmp_path):
+    """README's first command (`mde-mmrec demo`): MDE and LightGCN through MMRec; a second demo with the same
+    settings reuses the runs; one with other settings (here the epochs) runs again rather than mixing."""
+    from mde_mmrec import demo
+    out, lines = tmp_path / "demo", []
+    records = demo.run_demo(patched_mmrec, epochs=1, out=out, echo=lines.append)
+    assert sorted(r["label"] for r in records) == ["LightGCN", "MDE"] and all(r["epochs_run"] == 1 for r in records)
+    lines.clear()
+    assert len(demo.run_demo(patched_mmrec, epochs=1, out=out, echo=lines.append)) == 2
+    assert sum("already in" in line for line in lines) == 2
+    lines.clear()
+    records = demo.run_demo(patched_mmrec, epochs=2, out=out, echo=lines.append)
+    assert any("made with other settings; running again" in line for line in lines)
+    assert len(records) == 2 and all(r["epochs_run"] == 2 for r in records)
