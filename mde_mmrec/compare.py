@@ -25,7 +25,7 @@ from typing import Callable
 import yaml
 
 from . import mmrec, report
-from .errors import MdeMmrecError, positive_int
+from .errors import MdeMmrecError, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,18 @@ def parse_sets(items: list[str] | None) -> dict[str | None, dict]:
             raise MdeMmrecError(f"--set {item!r}: {exc}") from None
         out.setdefault(model or None, {})[key] = value
     return out
+
+
+def check_single_values(file_config: dict, sets: dict, label: str) -> None:
+    """One configuration is one setting: a list value would make its key a grid dimension in MMRec (see
+    src/utils/cli_overrides.py), and the configuration's row would average over the grid's points."""
+    file_grid = file_config.get("hyper_parameters") or []
+    lists = [f"{k}={v}" for k, v in sets.items() if isinstance(v, list) and k != "hyper_parameters"
+             and (k in file_grid or not isinstance(file_config.get(k), list))]
+    if lists:
+        raise MdeMmrecError(f"configuration {label!r}: {', '.join(lists)} would be a grid inside one row; give "
+                            f"one value per configuration (--set {label}:key=value), or search over values "
+                            "with `mde-mmrec grid`")
 
 
 def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
@@ -248,7 +260,8 @@ _NOT_SETTINGS = ("seed", "results_file", "resume", "grid_shard")
 
 def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()) -> dict:
     """What decides a run's numbers besides its seed (and the values of the ``varying`` grid keys): model,
-    data set (its interaction file's digest), config overrides, installed plugin and MMRec commit."""
+    data set (its interaction file's digest), the effective config (the checkout's config files with the
+    overrides applied), installed plugin and MMRec commit."""
     import hashlib
     try:
         info = mmrec.installed_info(checkout)
@@ -256,9 +269,10 @@ def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()
         info = {}
     inter = interaction_file(checkout, dataset, model)
     digest = hashlib.sha256(inter.read_bytes()).hexdigest() if inter.is_file() else None
-    kept = {k: v for k, v in sorted(overrides.items()) if k not in _NOT_SETTINGS and k not in varying}
+    config = {**merged_config(checkout, model, dataset), **overrides}
+    kept = {k: v for k, v in sorted(config.items()) if k not in _NOT_SETTINGS and k not in varying}
     return json.loads(json.dumps({"model": model, "dataset": dataset, "interactions_sha256": digest,
-                                  "overrides": kept, "plugin": info.get("fingerprint"),
+                                  "config": kept, "plugin": info.get("fingerprint"),
                                   "mmrec_commit": info.get("mmrec_commit")}))
 
 
@@ -288,16 +302,15 @@ def check_settings(results_file, settings: dict) -> None:
     recorded = json.loads(sidecar.read_text(encoding="utf-8"))
     if recorded != settings:
         raise OtherSettingsError(f"{results_file} holds runs made with other settings ("
-                                 f"{_settings_difference(recorded, settings)}); {fix}", (Path(results_file), sidecar))
+                                 f"{settings_difference(recorded, settings)}); {fix}", (Path(results_file), sidecar))
 
 
 def record_settings(results_file, settings: dict) -> None:
     settings_file(results_file).write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
 
 
-def _settings_difference(old: dict, new: dict) -> str:
-    flat = lambda d: {**{k: v for k, v in d.items() if k != "overrides"},
-                      **{f"--{k}": v for k, v in d.get("overrides", {}).items()}}
+def settings_difference(old: dict, new: dict) -> str:
+    flat = lambda d: {**{k: v for k, v in d.items() if k != "config"}, **d.get("config", {})}
     old, new = flat(old), flat(new)
     missing = "(not set)"
     return "; ".join(f"{k}: {old.get(k, missing)} -> {new.get(k, missing)}"
@@ -328,6 +341,9 @@ def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], 
     checkout = Path(checkout)
     if not seeds:
         raise MdeMmrecError("no seeds to run (use --seeds N with N >= 1)")
+    if any((Path(out_dir) / name).exists() for name in ("grid.log", "results.settings.json")):
+        raise MdeMmrecError(f"{out_dir} holds a grid search (grid.log / results.settings.json): a comparison "
+                            "there would overwrite the grid's results.jsonl; choose another --out")
     runs = []
     for cfg in configs:
         check_model(checkout, cfg.model)
@@ -336,6 +352,7 @@ def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], 
         file_config.setdefault("model", cfg.model)
         extra = dict(common or {}, **cfg.overrides)
         check_keys(file_config, extra, f"configuration {cfg.label!r}")
+        check_single_values(file_config, extra, cfg.label)
         overrides, warnings = pin_grid(file_config, extra)
         overrides.update({"seed": list(seeds), "hyper_parameters": ["seed"],
                           "results_file": str((Path(out_dir) / "runs" / f"{cfg.slug}.jsonl").resolve()),
@@ -474,7 +491,7 @@ def register(subparsers) -> None:
     add_common_args(p, "results/compare-DATASET")
     p.add_argument("-m", "--models", nargs="+", required=True, help="models, e.g. MDE FREEDOM DRAGON")
     p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (999, 1000, ...; default 3)")
-    p.add_argument("--seed-values", type=int, nargs="+", default=None, help="explicit seeds instead")
+    p.add_argument("--seed-values", type=non_negative_int, nargs="+", default=None, help="explicit seeds instead")
     p.set_defaults(func=_cmd_compare)
 
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 from pathlib import Path
 
 from . import compare, mmrec, report
-from .errors import MdeMmrecError, positive_int
+from .errors import MdeMmrecError, non_negative_int, positive_int
+
+log = logging.getLogger(__name__)
 
 VALID_METRIC = "recall@20"      # MMRec's default valid_metric, lower-cased as in the results
 
@@ -110,6 +113,9 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
     Returns main.py's exit code (0 when nothing was left to run)."""
     runner = runner or mmrec.run_main
     checkout, out_dir = Path(checkout), Path(out_dir)
+    if any((out_dir / "runs").glob("*.jsonl")):
+        raise MdeMmrecError(f"{out_dir} holds a comparison (runs/*.jsonl), whose results.jsonl a grid would "
+                            "mix with its own; choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     results_file = (out_dir / "results.jsonl").resolve()
     overrides = dict(plain or {})
@@ -153,14 +159,14 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,
     out_dir.mkdir(parents=True, exist_ok=True)
     sigma_keys = [k for k in keys if k != "seed"]
     table = report.grid_table(records, sigma_keys, valid_metric)
-    best = report.best_by_valid(records, valid_metric)
+    best = table.iloc[0]            # the table's first row: best by the mean over the point's seeds
     table.to_csv(out_dir / "summary.csv", index=False)
     heat = report.heatmaps(table, sigma_keys, out_dir, f"valid {valid_metric}") if charts else []
     text = (f"# {title}\n\n"
-            f"Best point by validation {valid_metric}: **{_show(best['params'])}** "
-            f"(valid {best['best_valid'].get(valid_metric, float('nan')):.4f}, test recall@20 "
-            f"{best['test'].get('recall@20', float('nan')):.4f}, ndcg@20 {best['test'].get('ndcg@20', float('nan')):.4f}, "
-            f"best epoch {best.get('best_epoch')})\n\n"
+            f"Best point by validation {valid_metric} (mean over its {int(best['n_seeds'])} seed(s)): "
+            f"**{_show({k: best[k] for k in sigma_keys})}** (valid {best[f'valid {valid_metric}']:.4f}, "
+            f"test recall@20 {best['test recall@20']:.4f}, ndcg@20 {best['test ndcg@20']:.4f}, "
+            f"best epoch {best['best_epoch']:.1f})\n\n"
             f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
             f"{valid_metric}.\n\n" + report.grid_markdown(table, sigma_keys))
     if heat:
@@ -200,6 +206,26 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     return code
 
 
+def _same_settings(results_files: list[Path]) -> dict | None:
+    """The shards' common settings (their sidecars); an error naming the difference where they differ,
+    None (with a warning) where a shard's settings were not recorded."""
+    recorded = {}
+    for path in results_files:
+        sidecar = compare.settings_file(path)
+        if not sidecar.is_file():
+            log.warning("%s has no %s: cannot check that it ran with the other shards' settings", path.parent,
+                        sidecar.name)
+            return None
+        recorded[path] = json.loads(sidecar.read_text(encoding="utf-8"))
+    (first, settings), *rest = recorded.items()
+    for path, other in rest:
+        if other != settings:
+            raise MdeMmrecError(f"{path.parent} ran with other settings than {first.parent} ("
+                                f"{compare.settings_difference(settings, other)}): merging would rank points "
+                                "of different runs in one table; rerun the shard with the same settings")
+    return settings
+
+
 def _cmd_merge(args: argparse.Namespace) -> int:
     records, seen = [], set()
     for folder in args.dirs:
@@ -214,8 +240,11 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     models = sorted({(r.get("model"), r.get("dataset")) for r in records})
     if len(models) > 1:
         raise MdeMmrecError(f"the folders hold grids of different models / data sets: {models}")
+    settings = _same_settings([Path(folder) / "results.jsonl" for folder in args.dirs])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if settings is not None:
+        compare.record_settings(out / "results.jsonl", settings)
     with open(out / "results.jsonl", "w", encoding="utf-8") as handle:
         for r in records:
             handle.write(json.dumps(r) + "\n")
@@ -231,7 +260,7 @@ def register(subparsers) -> None:
     compare.add_common_args(p, "results/grid-MODEL-DATASET")
     p.add_argument("-m", "--model", default="MDE", help="model (default MDE)")
     p.add_argument("--seeds", type=positive_int, default=None, help="seeds per point (default: overall.yaml's seed)")
-    p.add_argument("--seed-values", type=int, nargs="+", default=None, help="explicit seeds")
+    p.add_argument("--seed-values", type=non_negative_int, nargs="+", default=None, help="explicit seeds")
     p.add_argument("--shard", default=None, metavar="I/N", help="run every N-th point, starting at the I-th")
     p.epilog = "grid values: --set cl_weight=[0.01,0.1] (a list is a grid dimension; a single value pins it)"
     p.set_defaults(func=_cmd_grid)

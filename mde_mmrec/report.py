@@ -164,13 +164,6 @@ def bar_chart(summary: pd.DataFrame, path: Path, keys: list[str] | None = None, 
     return path
 
 
-def best_by_valid(records: list[dict], valid_metric: str = "recall@20") -> dict:
-    """The record with the highest validation ``valid_metric``."""
-    if not records:
-        raise MdeMmrecError("no results to pick a best point from")
-    return max(records, key=lambda r: (r.get("best_valid") or {}).get(valid_metric, float("-inf")))
-
-
 def grid_table(records: list[dict], keys: list[str], valid_metric: str = "recall@20",
                test_metrics=("recall@20", "ndcg@20")) -> pd.DataFrame:
     """One row per grid point (seeds averaged), sorted by the mean validation metric, best first."""

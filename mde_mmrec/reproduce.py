@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import compare, mmrec, report
-from .errors import MdeMmrecError, positive_int
+from .errors import MdeMmrecError, non_negative_int, positive_int
 
 PAPER_CSV = "paper_results.csv"
 PAPER_DATASETS = ("baby", "sports", "clothing")
@@ -86,10 +86,13 @@ def _cell(summary: pd.DataFrame, label: str, key: str):
 
 
 def _ours(summary, label, key, n_seeds) -> str:
+    """``mean ± std`` over the label's finished seeds, saying so where fewer than the ``n_seeds`` asked for."""
     mean, std = _cell(summary, label, key)
     if mean is None:
         return "-"
-    return f"{mean:.4f} ± {std:.4f}" if n_seeds > 1 else f"{mean:.4f}"
+    done = int(summary[summary["label"] == label].iloc[0]["n_seeds"])
+    text = f"{mean:.4f} ± {std:.4f}" if done > 1 else f"{mean:.4f}"
+    return text if done >= n_seeds else f"{text} ({done} of {n_seeds} seeds)"
 
 
 def table1_markdown(summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str,
@@ -159,8 +162,9 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path:
 
 def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir, epochs=None,
               models=None, paper_dataset: str | None = None, common: dict | None = None, runner=None,
-              cuda: bool | None = None, echo=print) -> Path:
-    """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown."""
+              cuda: bool | None = None, echo=print) -> tuple[Path, dict[str, str]]:
+    """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown and the
+    configurations that failed (label: why; configurations skipped by design, e.g. needing CUDA, are not)."""
     configs = experiment_configs(experiment, models)
     configs, skipped = runnable(configs, _cuda_available() if cuda is None else cuda)
     for label, why in skipped.items():
@@ -169,8 +173,7 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
     records, status = compare.run_configs(checkout, dataset, configs, seeds, out_dir, epochs,
                                           common=common, runner=runner, echo=echo)
     order = [c.label for c in experiment_configs(experiment, models)]
-    status = {label: status.get(label) or skipped.get(label) for label in order}
-    status = {k: (v if v == "ok" or v.startswith("not run") else f"not run: {v}") for k, v in status.items()}
+    status = {label: status.get(label) or skipped[label] for label in order}   # "ok", a failure, "not run: ..."
     summary = report.summarize(records, order=order) if records else pd.DataFrame(columns=["label"])
     if records:
         summary.to_csv(out_dir / "summary.csv", index=False)
@@ -197,7 +200,8 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
     text = f"# {title}\n\n{body}\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     path = out_dir / f"{experiment}.md"
     path.write_text(text, encoding="utf-8")
-    return path
+    failed = {label: s for label, s in status.items() if s != "ok" and not s.startswith("not run")}
+    return path, failed
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -207,11 +211,13 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise MdeMmrecError("reproduce takes --set key=value for all configurations (no MODEL: prefix)")
     seeds = compare.seed_list(args.seeds, args.seed_values)
     out = Path(args.out or f"results/{args.experiment}-{args.dataset}")
-    md = reproduce(args.experiment, checkout, args.dataset, seeds, out, args.epochs, args.models,
-                   args.paper_dataset, common=sets.get(None))
+    md, failed = reproduce(args.experiment, checkout, args.dataset, seeds, out, args.epochs, args.models,
+                           args.paper_dataset, common=sets.get(None))
     print(md.read_text(encoding="utf-8"))
     print(f"results in {out}/")
-    return 0
+    for label, why in failed.items():
+        print(f"FAILED {label}: {why}")
+    return 1 if failed else 0
 
 
 def register(subparsers) -> None:
@@ -220,7 +226,7 @@ def register(subparsers) -> None:
     p.add_argument("experiment", choices=["table1", "table2", "fig2"])
     compare.add_common_args(p, "results/EXPERIMENT-DATASET")
     p.add_argument("--seeds", type=positive_int, default=1, help="number of seeds (default 1)")
-    p.add_argument("--seed-values", type=int, nargs="+", default=None, help="explicit seeds")
+    p.add_argument("--seed-values", type=non_negative_int, nargs="+", default=None, help="explicit seeds")
     p.add_argument("--models", nargs="+", default=None, help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
     p.add_argument("--paper-dataset", choices=PAPER_DATASETS, default=None,
                    help="which of the paper's data sets to set beside ours (default: -d if it is one, else baby)")

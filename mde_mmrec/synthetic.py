@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,6 +305,17 @@ def generate(preset: str | Preset = "tiny", seed: int = 0, return_latents: bool 
 
 # ------------------------------------------------------------------------------------- MMRec on disk
 YAML_MARKER = "# Synthetic data set written by"
+# caches that MMRec models write beside the data under names that do not depend on the data: FREEDOM, DRAGON,
+# BM3... (mm_adj*), LATTICE, MGCN, SMORE... (image_adj_*, text_adj_*), DRAGON / DualGNN (user_graph_dict*,
+# item_graph_dict*)
+STALE_CACHES = ("mm_adj*.pt", "image_adj_*.pt", "text_adj_*.pt", "user_graph_dict*.npy", "item_graph_dict*.npy")
+
+
+def _made_with(yaml_path: Path) -> tuple[str, int] | tuple[None, None]:
+    """(preset, seed) from a synthetic data set's first yaml line, as DATASET_YAML writes it."""
+    first = yaml_path.read_text(encoding="utf-8").split("\n", 1)[0]
+    m = re.search(r"--preset (\S+) --seed (\d+)`", first)
+    return (m.group(1), int(m.group(2))) if m else (None, None)
 DATASET_YAML = """\
 # Synthetic data set written by `mde-mmrec make-data {name} --preset {preset} --seed {seed}`
 # (mde_mmrec/synthetic.py documents how it is generated). Modelled on MMRec's baby.yaml; no list values,
@@ -337,8 +349,9 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     """Write data set ``name`` into the MMRec checkout; returns its data folder.
 
     Existing files are kept unless ``force`` (an existing complete data set is reused as is).
-    Stale caches of a previous data set with this name (kNN graphs ``mm_adj_*.pt``, the user graph) are
-    removed when the data are rewritten, since MMRec's cache names do not depend on the features.
+    Stale caches of a previous data set with this name (``STALE_CACHES``: MMRec models' kNN graphs, the user
+    graph) are removed when the data are rewritten, since MMRec's cache names do not depend on the features.
+    An existing data set made with another preset or seed is an error unless ``force``.
     """
     if not name or "/" in name or name.startswith("."):
         raise MdeMmrecError(f"data set name {name!r} is not a plain folder name")
@@ -350,6 +363,11 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
         raise MdeMmrecError(f"{files['yaml']} is not a synthetic data set's config (MMRec's own '{name}'?); "
                             f"it is never overwritten: choose another name, e.g. synthetic_{name}")
     if all(f.is_file() for f in files.values()) and not force:
+        made_with = _made_with(files["yaml"])
+        if made_with != (preset, seed):
+            raise MdeMmrecError(f"data set {name!r} in {data_dir} was made with preset {made_with[0]}, seed "
+                                f"{made_with[1]} (first line of {files['yaml']}), not preset {preset}, seed "
+                                f"{seed}: pass --force to regenerate it, or choose another name")
         log.info("data set %s already exists in %s (use --force to regenerate)", name, data_dir)
         return data_dir
     if files["inter"].is_file() and not force:
@@ -357,8 +375,9 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     t = time.time()
     inter, image, text = generate(preset, seed)
     data_dir.mkdir(parents=True, exist_ok=True)
-    for stale in list(data_dir.glob("mm_adj*.pt")) + list(data_dir.glob("user_graph_dict*.npy")):
-        stale.unlink()
+    for pattern in STALE_CACHES:
+        for stale in data_dir.glob(pattern):
+            stale.unlink()
     inter.to_csv(files["inter"], sep="\t", index=False)
     np.save(files["image"], image)
     np.save(files["text"], text)

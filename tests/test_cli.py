@@ -12,3 +12,12 @@ def test_cli_rejects_zero_epochs_and_negative_seeds_before_doing_anything(capsys
         assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--epochs: must be at least 1, got 0" in err and "--seed: must be at least 0, got -1" in err
+
+
+def test_negative_seed_values_are_rejected_before_doing_anything(capsys):
+    from mde_mmrec.cli import main
+    for command in (["compare", "-d", "x"], ["grid", "-d", "x"], ["reproduce", "table2", "-d", "x"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(command + ["--mmrec", "/nonexistent", "--seed-values", "1", "-2"])
+        assert exit_info.value.code == 2
+        assert "--seed-values: must be at least 0, got -2" in capsys.readouterr().err

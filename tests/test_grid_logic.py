@@ -131,7 +131,8 @@ def test_shards_share_a_grid_and_merge(tmp_path, capsys):
     records = mmrec.read_results(merged / "results.jsonl")
     assert len(records) == 12
     summary = (merged / "summary.md").read_text()
-    assert "Best point by validation recall@20: **seed=999, cl_weight=0.1, diff_weight=1.0" in summary
+    assert ("Best point by validation recall@20 (mean over its 2 seed(s)): **cl_weight=0.1, diff_weight=1.0, "
+            "reg_weight=0.0001** (valid 0.0105") in summary
     assert (merged / "summary.csv").is_file()
     assert (merged / "heatmap_cl_weight_diff_weight.png").is_file()
 
@@ -177,3 +178,13 @@ def test_grid_key_mde_does_not_have(tmp_path):
         grid.grid_spec(checkout, "MDE", "tiny", {"cl_wieght": [0.1, 1.0]}, None)
     with pytest.raises(MdeMmrecError, match="unknown config key"):
         grid.grid_spec(checkout, "MDE", "tiny", {"nonsense": 1}, None)
+
+
+def test_best_point_is_the_best_mean_over_seeds_not_one_lucky_seed(tmp_path):
+    metrics = lambda v: {f"{m}@{k}": v for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20, 50)}
+    runs = [(0.001, 999, 0.50), (0.001, 1000, 0.46), (0.01, 999, 0.49), (0.01, 1000, 0.49)]   # means .48 / .49
+    records = [{"model": "MDE", "dataset": "tiny", "seed": seed, "best_epoch": 1,
+                "params": {"seed": seed, "cl_weight": cl}, "best_valid": metrics(v), "test": metrics(v)}
+               for cl, seed, v in runs]
+    text = grid.summarize(records, ["seed", "cl_weight"], tmp_path, "t", charts=False).read_text()
+    assert "(mean over its 2 seed(s)): **cl_weight=0.01** (valid 0.4900" in text

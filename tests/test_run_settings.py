@@ -16,6 +16,9 @@ from checkout_support import standin_checkout
 results_log = mmrec.plugin_module("results_log")
 
 
+METRICS = {f"{m}@{k}": 0.1 for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20, 50)}
+
+
 class FakeRunner:
     """Appends one results line per seed still to run (as the patched MMRec does) and counts its calls."""
 
@@ -32,7 +35,7 @@ class FakeRunner:
             params = results_log.params_of(keys, combo)
             results_log.append_record(overrides["results_file"], {
                 "model": model, "dataset": dataset, "params": params, "seed": params["seed"],
-                "best_epoch": 0, "epochs_run": 1, "best_valid": {"recall@20": 0.1}, "test": {"recall@20": 0.1}})
+                "best_epoch": 0, "epochs_run": 1, "best_valid": METRICS, "test": METRICS})
         return 0
 
 
@@ -51,8 +54,8 @@ def test_compare_reuses_finished_seeds_only_under_the_same_settings(tmp_path):
     again = FakeRunner()
     assert len(_compare(checkout, out, again)[0]) == 2 and again.calls == []     # same settings: reused
 
-    for epochs, overrides, difference in ((3, None, "--epochs: 1 -> 3"),
-                                          (1, {"reg_weight": 0.5}, "--reg_weight: 0.1 -> 0.5")):
+    for epochs, overrides, difference in ((3, None, "epochs: 1 -> 3"),
+                                          (1, {"reg_weight": 0.5}, "reg_weight: 0.1 -> 0.5")):
         other = FakeRunner()
         with pytest.raises(MdeMmrecError) as error:
             _compare(checkout, out, other, epochs=epochs, overrides=overrides)
@@ -91,7 +94,60 @@ def test_grid_takes_more_values_but_refuses_other_fixed_settings(tmp_path):
                          epochs=2, runner=more, echo=lambda line: None) == 0
     assert len(mmrec.read_results(out / "results.jsonl")) == 2               # the new point only was added
     other = FakeRunner()
-    with pytest.raises(MdeMmrecError, match="--epochs: 2 -> 5"):
+    with pytest.raises(MdeMmrecError, match="epochs: 2 -> 5"):
         grid.run_grid(checkout, "BPR", "tiny", keys, {"seed": [999], "reg_weight": [0.1]}, out, epochs=5,
                       runner=other, echo=lambda line: None)
     assert other.calls == []
+
+
+def test_compare_refuses_a_list_that_would_make_a_grid_inside_one_row(tmp_path):
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
+    runner = FakeRunner()
+    with pytest.raises(MdeMmrecError, match=r"'BPR': reg_weight=\[0.1, 1.0\] would be a grid inside one row"):
+        _compare(checkout, out, runner, overrides={"reg_weight": [0.1, 1.0]})
+    assert runner.calls == []
+    (checkout / "src" / "configs" / "overall.yaml").write_text(
+        "seed: [999]\nepochs: 1000\nhyper_parameters: ['seed']\ntopk: [10, 20]\n")
+    _compare(checkout, out, runner, overrides={"topk": [20, 50]})    # a list-valued key outside the grid
+    assert len(runner.calls) == 1
+
+
+def test_an_edited_config_file_counts_as_other_settings(tmp_path):
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
+    _compare(checkout, out, FakeRunner())
+    model_yaml = checkout / "src" / "configs" / "model" / "BPR.yaml"
+    model_yaml.write_text(model_yaml.read_text() + "learning_rate: 0.05\n")
+    with pytest.raises(MdeMmrecError, match=r"learning_rate: \(not set\) -> 0.05"):
+        _compare(checkout, out, FakeRunner())
+
+
+def test_compare_and_grid_keep_out_of_each_others_folders(tmp_path):
+    checkout = standin_checkout(tmp_path / "MMRec")
+    grid_out, compare_out = tmp_path / "grid", tmp_path / "cmp"
+    grid.run_grid(checkout, "BPR", "tiny", ["seed", "reg_weight"], {"seed": [999], "reg_weight": [0.1]},
+                  grid_out, runner=FakeRunner(), echo=lambda line: None)
+    with pytest.raises(MdeMmrecError, match="holds a grid search"):
+        _compare(checkout, grid_out, FakeRunner())
+    assert len(mmrec.read_results(grid_out / "results.jsonl")) == 1          # the grid's results untouched
+    _compare(checkout, compare_out, FakeRunner())
+    with pytest.raises(MdeMmrecError, match="holds a comparison"):
+        grid.run_grid(checkout, "BPR", "tiny", ["seed", "reg_weight"], {"seed": [999], "reg_weight": [0.1]},
+                      compare_out, runner=FakeRunner(), echo=lambda line: None)
+
+
+def test_grid_merge_refuses_shards_run_with_other_settings(tmp_path):
+    import argparse
+    checkout = standin_checkout(tmp_path / "MMRec")
+    keys, values = ["seed", "reg_weight"], {"seed": [999], "reg_weight": [0.1, 0.01]}
+    for shard, epochs in ((1, 1), (2, 4)):
+        grid.run_grid(checkout, "BPR", "tiny", keys, values, tmp_path / f"s{shard}", epochs=epochs,
+                      shard=(shard, 2), runner=FakeRunner(), echo=lambda line: None)
+    with pytest.raises(MdeMmrecError, match=r"s2 ran with other settings than .*s1 \(epochs: 1 -> 4\)"):
+        grid._cmd_merge(argparse.Namespace(dirs=[str(tmp_path / "s1"), str(tmp_path / "s2")],
+                                           out=str(tmp_path / "merged")))
+    assert not (tmp_path / "merged").exists()
+    grid.run_grid(checkout, "BPR", "tiny", keys, values, tmp_path / "s3", epochs=1, shard=(2, 2),
+                  runner=FakeRunner(), echo=lambda line: None)
+    grid._cmd_merge(argparse.Namespace(dirs=[str(tmp_path / "s1"), str(tmp_path / "s3")], out=str(tmp_path / "m")))
+    assert len(mmrec.read_results(tmp_path / "m" / "results.jsonl")) == 2
+    assert compare.settings_file(tmp_path / "m" / "results.jsonl").is_file()   # the merged grid resumes too

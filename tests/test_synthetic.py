@@ -169,14 +169,20 @@ def test_make_dataset_writes_mmrec_layout(tmp_path):
 def test_make_dataset_reuses_and_force_regenerates(tmp_path):
     root = _fake_checkout(tmp_path)
     d = make_dataset(root, "t", seed=0)
-    stale = d / "mm_adj_freedomdsp_10_1.pt"
-    stale.write_text("old graph")
+    caches = [d / name for name in ("mm_adj_freedomdsp_10_1.pt", "image_adj_10_True.pt", "text_adj_10.pt",
+                                    "user_graph_dict.npy", "item_graph_dict.npy")]
+    for cache in caches:
+        cache.write_text("a graph of the old features")
     before = (d / "t.inter").read_text()
-    make_dataset(root, "t", seed=1)                   # exists: kept as is
-    assert (d / "t.inter").read_text() == before and stale.exists()
+    make_dataset(root, "t", seed=0)                   # exists, made with the same preset and seed: kept
+    assert (d / "t.inter").read_text() == before and all(c.exists() for c in caches)
+    for preset, seed in (("tiny", 1), ("baby", 0)):
+        with pytest.raises(MdeMmrecError, match=f"made with preset tiny, seed 0 .*not preset {preset}, seed {seed}: pass --force"):
+            make_dataset(root, "t", preset=preset, seed=seed)   # never silently the other data
     make_dataset(root, "t", seed=1, force=True)
     assert (d / "t.inter").read_text() != before
-    assert not stale.exists()                         # cached kNN graph of the old features removed
+    assert not any(c.exists() for c in caches)        # every model's cached graphs of the old data removed
+    make_dataset(root, "t", seed=1)                   # now made with seed 1: kept
 
 
 def test_make_dataset_rejects_non_checkout(tmp_path):
