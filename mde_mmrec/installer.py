@@ -225,6 +225,9 @@ class Transaction:
 
     def _remember(self, rel: str) -> Path:
         path = self.root / rel
+        if path.exists() and not path.is_file():     # never replaced, never removed on rollback
+            raise MdeMmrecError(f"{path} is not a regular file (a folder?); the plugin writes a file there: "
+                                "move it away and run again")
         if rel not in self.saved:
             self.saved[rel] = path.read_bytes() if path.is_file() else None
         return path

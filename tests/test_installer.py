@@ -167,6 +167,17 @@ def test_refuses_conflicting_local_edits_and_changes_nothing(fake):
     assert snapshot(root) == before
 
 
+def test_a_folder_where_the_plugin_writes_a_file_is_refused_and_left_alone(fake):
+    root = fake[0]
+    (root / "src/utils/helper.py").mkdir(parents=True)          # the user's folder, named like a plugin file
+    before = snapshot(root)
+    with pytest.raises(MdeMmrecError, match=r"src/utils/helper.py is not a regular file .*move it away.*"
+                                            r"every change was rolled back"):
+        run_install(fake)
+    assert snapshot(root) == before and (root / "src/utils/helper.py").is_dir()
+    assert not (root / ".mde-mmrec-backup").exists()
+
+
 def test_accepts_local_edits_that_do_not_conflict(fake, caplog):
     root = fake[0]
     trainer = root / "src/common/trainer.py"
