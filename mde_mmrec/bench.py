@@ -235,7 +235,7 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
                      error or _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0), _fmt(r.get("peak_gpu_mb"), 0),
                      _fmt(r["best_valid"].get("recall@20"), 4), note])
     ratio = _ratio_line(by_model, graphs)
-    limits = [f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
+    limits = [f"--seed {seed}", f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
     limits += [f"--max-minutes {max_seconds / 60:g}"] if max_seconds else []
     limits += [] if eval_share else ["--no-eval-share"]
     md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio, " ".join(limits))
@@ -281,7 +281,7 @@ def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: in
     text = (f"# Benchmark: synthetic `{preset}` preset\n\n"
             f"Machine: {machine_description()}.\n\n"
             f"Command: `mde-mmrec bench --mmrec MMREC --preset {preset} --epochs {epochs} "
-            f"--models {' '.join(models)}{' ' + flags if flags else ''}`; data set `{dataset}` (seed 0), one MMRec run per model, MMRec's "
+            f"--models {' '.join(models)}{' ' + flags if flags else ''}`; data set `{dataset}` (data seed 0), one MMRec run per model, MMRec's "
             f"first grid point, {epochs} epoch(s), all measured in the same run.\n\n"
             + report.markdown_table(header, rows) + "\n\n"
             "Model construction includes graph building (MDE: from nothing, its cache was emptied first). "
@@ -311,7 +311,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="time MDE against FREEDOM and DRAGON on a synthetic preset",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout")
-    p.add_argument("--preset", default="baby", help=f"synthetic preset ({', '.join(synthetic.PRESETS)})")
+    p.add_argument("--preset", default="baby", help=f"synthetic preset ({', '.join(synthetic.PRESETS)}; default baby)")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     p.add_argument("--epochs", type=positive_int, default=2, help="training epochs per model (default 2)")
     p.add_argument("--seed", type=int, default=999)

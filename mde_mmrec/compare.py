@@ -417,16 +417,23 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
             echo(f"  {cfg.label} FAILED with exit code {code}; last lines of {log_path}:\n{tail}")
         else:
             status[cfg.label] = "ok"
+    for cfg, overrides, _ in runs:   # a run that exited 0 but has seeds without a result (NaN loss)
+        failed = [r for r in mmrec.read_results(overrides["results_file"]) if r.get("failed") and r.get("seed") in seeds]
+        if failed and status.get(cfg.label) == "ok":
+            status[cfg.label] = (f"failed for seed(s) {', '.join(str(r['seed']) for r in failed)}: "
+                                 f"{failed[0]['failed']}")
+            echo(f"  {cfg.label}: {status[cfg.label]}")
     records = collect(out_dir, [r[0] for r in runs], seeds)
     return records, status
 
 
 def collect(out_dir: Path, configs: list[RunConfig], seeds: list[int]) -> list[dict]:
-    """The records of these configurations and seeds (label added), also written to OUT/results.jsonl."""
+    """The finished records of these configurations and seeds (label added; runs without a result left
+    out), also written to OUT/results.jsonl."""
     records = []
     for cfg in configs:
         for r in mmrec.read_results(Path(out_dir) / "runs" / f"{cfg.slug}.jsonl"):
-            if r.get("seed") in seeds:
+            if r.get("seed") in seeds and not r.get("failed"):
                 records.append(dict(r, label=cfg.label))
     with open(Path(out_dir) / "results.jsonl", "w", encoding="utf-8") as handle:
         for r in records:

@@ -153,6 +153,8 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
 def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,
               valid_metric: str = VALID_METRIC, charts: bool = True) -> Path:
     """summary.md / summary.csv (all points, best first) and heatmap_<a>_<b>.png per pair of grid keys."""
+    failed = [r for r in records if r.get("failed")]          # no result (NaN loss): listed, not ranked
+    records = [r for r in records if not r.get("failed")]
     if not records:
         raise MdeMmrecError(f"no finished grid points to summarise in {out_dir}")
     out_dir = Path(out_dir)
@@ -169,6 +171,9 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,
             f"best epoch {best['best_epoch']:.1f})\n\n"
             f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
             f"{valid_metric}.\n\n" + report.grid_markdown(table, sigma_keys))
+    if failed:
+        text += "\nWithout a result (not ranked):\n" + "".join(
+            f"- {_show(r.get('params', {}))}: {r['failed']}\n" for r in failed)
     if heat:
         text += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in heat) + "\n"
     path = out_dir / "summary.md"

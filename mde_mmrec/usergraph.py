@@ -97,8 +97,12 @@ def _read_yaml(path: Path) -> dict:
 def dataset_settings(root: Path, dataset: str) -> dict:
     """overall.yaml + dataset/<dataset>.yaml of the checkout (the keys this command needs)."""
     configs = root / "src" / "configs"
-    config = {**_read_yaml(configs / "overall.yaml"), **_read_yaml(configs / "dataset" / f"{dataset}.yaml")}
-    for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_file_name", "user_graph_dict_file", "data_path"):
+    yaml_path = configs / "dataset" / f"{dataset}.yaml"
+    if not yaml_path.is_file():
+        raise MdeMmrecError(f"unknown data set {dataset!r}: no {yaml_path} (create one with "
+                            f"`mde-mmrec make-data {dataset} --mmrec {root}`)")
+    config = {**_read_yaml(configs / "overall.yaml"), **_read_yaml(yaml_path)}
+    for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_file_name", "data_path"):
         if not config.get(key):
             raise MdeMmrecError(f"{configs / 'dataset' / (dataset + '.yaml')}: no {key!r} (MMRec's dataset configs "
                                 "set USER_ID_FIELD, ITEM_ID_FIELD, inter_file_name and user_graph_dict_file)")
@@ -106,9 +110,15 @@ def dataset_settings(root: Path, dataset: str) -> dict:
 
 
 def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
-    """Build and save the user graph of ``dataset`` in checkout ``mmrec``; returns the file written."""
+    """Build and save the user graph of ``dataset`` in checkout ``mmrec``; returns the file written
+    (``output`` exactly as given, else data/DATASET/<user_graph_dict_file>)."""
     root = mmrec_root(mmrec)
     config = dataset_settings(root, dataset)
+    if output is None and not config.get("user_graph_dict_file"):
+        raise MdeMmrecError(f"{root / 'src' / 'configs' / 'dataset' / (dataset + '.yaml')}: no 'user_graph_dict_file' "
+                            "(where DRAGON / DualGNN read the graph); add it, or give --output")
+    if output is not None and Path(output).is_dir():
+        raise MdeMmrecError(f"--output {output} is a folder; give the file to write, e.g. {Path(output) / 'user_graph_dict.npy'}")
     data_dir = (root / "src" / config["data_path"] / dataset).resolve()
     inter_file = data_dir / config["inter_file_name"]
     if not inter_file.is_file():
@@ -130,7 +140,8 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
     graph = build_user_graph_dict(train[uid].to_numpy(), train[iid].to_numpy(), n_users, cap, progress)
     target = Path(output) if output else data_dir / config["user_graph_dict_file"]
     try:
-        np.save(target, graph, allow_pickle=True)
+        with open(target, "wb") as handle:       # np.save on a path would append .npy to one without it
+            np.save(handle, graph, allow_pickle=True)
     except OSError as exc:
         raise MdeMmrecError(f"cannot write the user graph to {target}: {exc.strerror or exc}; "
                             "choose a writable --output path") from None

@@ -280,6 +280,24 @@ def test_list_value_outside_grid_is_a_clear_error(tmp_path, toy):
         _model(tmp_path, toy, cl_weight=[0.1, 0.2])
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("cl_temperature", float("nan"), "'cl_temperature' must be a finite number, got nan"),
+    ("cl_weight", float("inf"), "'cl_weight' must be a finite number, got inf"),
+    ("reg_weight", float("nan"), "'reg_weight' must be a finite number"),
+    ("embedding_size", True, "'embedding_size' is a boolean"),
+    ("fixed_text_weight", True, "'fixed_text_weight' is a boolean"),
+])
+def test_non_finite_or_boolean_numbers_are_rejected(tmp_path, toy, key, value, message):
+    with pytest.raises(ValueError, match=message):
+        _model(tmp_path, toy, **{key: value})
+
+
+def test_feature_file_without_columns_is_rejected(tmp_path, toy):
+    users, items, n_users, n_items, v, t = toy
+    with pytest.raises(ValueError, match=r"text_feat\.npy has shape \(20, 0\), expected \(20, dim >= 1\)"):
+        make_model(tmp_path, users, items, n_users, n_items, v, t[:, :0])
+
+
 def test_invalid_choice_is_rejected(tmp_path, toy):
     with pytest.raises(ValueError, match=r"'diff_form' must be one of"):
         _model(tmp_path, toy, diff_form="sideways")

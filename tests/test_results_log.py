@@ -107,3 +107,13 @@ def test_record_has_the_peak_gpu_memory_on_cuda(tmp_path):
     record = record_for(config, (999, 0.1, 1e-4))
     del block
     assert record["peak_gpu_mb"] >= 64
+
+
+def test_a_point_where_no_epoch_finished_is_recorded_as_failed(tmp_path):
+    """MMRec's trainer stops at a NaN loss in the first epoch and returns all-zero metrics; the line says so."""
+    config = grid_config(tmp_path)
+    trainer = SimpleNamespace(best_epoch=None, epoch_times=[], eval_times=[])
+    record = rl.build_record(config, (999, 0.1, 1e-4), trainer, {"recall@20": 0.0}, {"recall@20": 0.0},
+                             model_init_s=1.0, train_time_s=0.1)
+    assert record["failed"] == rl.NO_EPOCH_FINISHED and record["epochs_run"] == 0
+    assert record_for(config, (999, 0.1, 1e-4))["failed"] is None

@@ -1,6 +1,7 @@
-"""Tier 1: finished runs are reused only under the settings they were made with (compare, demo, reproduce
-and grid resume from their results files; a rerun with other settings into the same folder is refused with
-what differs, never mixed in silently). Against a fake MMRec runner in a stand-in checkout."""
+"""Tier 1: the bookkeeping of finished runs. They are reused only under the settings they were made with
+(compare, demo, reproduce and grid resume from their results files; a rerun with other settings into the
+same folder is refused with what differs, never mixed in silently), and a run without a result (NaN loss)
+is a failure, never a row of zeros. Against a fake MMRec runner in a stand-in checkout."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ METRICS = {f"{m}@{k}": 0.1 for m in ("recall", "ndcg", "precision", "map") for k
 class FakeRunner:
     """Appends one results line per seed still to run (as the patched MMRec does) and counts its calls."""
 
-    def __init__(self):
+    def __init__(self, failed_seeds=()):
         self.calls = []
+        self.failed_seeds = set(failed_seeds)
 
     def __call__(self, checkout, model, dataset, overrides, log_path=None, on_line=None, **limits):
         self.calls.append(dict(overrides))
@@ -35,7 +37,8 @@ class FakeRunner:
             params = results_log.params_of(keys, combo)
             results_log.append_record(overrides["results_file"], {
                 "model": model, "dataset": dataset, "params": params, "seed": params["seed"],
-                "best_epoch": 0, "epochs_run": 1, "best_valid": METRICS, "test": METRICS})
+                "best_epoch": 0, "epochs_run": 1, "best_valid": METRICS, "test": METRICS,
+                "failed": results_log.NO_EPOCH_FINISHED if params["seed"] in self.failed_seeds else None})
         return 0
 
 
@@ -151,3 +154,20 @@ def test_grid_merge_refuses_shards_run_with_other_settings(tmp_path):
     grid._cmd_merge(argparse.Namespace(dirs=[str(tmp_path / "s1"), str(tmp_path / "s3")], out=str(tmp_path / "m")))
     assert len(mmrec.read_results(tmp_path / "m" / "results.jsonl")) == 2
     assert compare.settings_file(tmp_path / "m" / "results.jsonl").is_file()   # the merged grid resumes too
+
+
+def test_a_seed_without_a_result_fails_the_configuration_and_stays_out_of_the_table(tmp_path):
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
+    records, status = _compare(checkout, out, FakeRunner(failed_seeds={1000}))
+    assert [r["seed"] for r in records] == [999]
+    assert status["BPR"] == f"failed for seed(s) 1000: {results_log.NO_EPOCH_FINISHED}"
+
+
+def test_grid_summary_lists_points_without_a_result_instead_of_ranking_them(tmp_path):
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "grid"
+    grid.run_grid(checkout, "BPR", "tiny", ["seed", "reg_weight"], {"seed": [999, 1000], "reg_weight": [0.1]},
+                  out, runner=FakeRunner(failed_seeds={1000}), echo=lambda line: None)
+    records = mmrec.read_results(out / "results.jsonl")
+    text = grid.summarize(records, ["seed", "reg_weight"], out, "t", charts=False).read_text()
+    assert "(mean over its 1 seed(s)): **reg_weight=0.1**" in text
+    assert f"- seed=1000, reg_weight=0.1: {results_log.NO_EPOCH_FINISHED}" in text

@@ -65,3 +65,22 @@ def test_long_rows_with_many_ties_equal_one_topk_per_row(cap, monkeypatch):
         expected[u] = [top.indices.tolist(), top.values.tolist()]
     monkeypatch.setattr(usergraph, "BLOCK_BYTES", 4 * n_users * 300)    # blocks of 300 rows
     assert usergraph.build_user_graph_dict(users, items, n_users, cap=cap) == expected
+
+
+def test_write_user_graph_writes_exactly_the_output_asked_for(tmp_path):
+    from mde_mmrec.mmrec import MMREC_MARKERS
+    from mde_mmrec.synthetic import make_dataset
+    root = tmp_path / "MMRec"
+    for marker in MMREC_MARKERS:                      # a stand-in checkout: MMRec's marker files
+        (root / marker).parent.mkdir(parents=True, exist_ok=True)
+        (root / marker).write_text("")
+    (root / "src" / "configs" / "overall.yaml").write_text("data_path: '../data/'\n")
+    (root / "src" / "configs" / "dataset").mkdir()
+    make_dataset(root, "tiny", preset="tiny", seed=0)
+    target = tmp_path / "graph_without_suffix"
+    assert usergraph.write_user_graph(root, "tiny", target) == target
+    assert not target.with_suffix(".npy").exists() and len(np.load(target, allow_pickle=True).item()) > 0
+    with pytest.raises(MdeMmrecError, match="is a folder; give the file to write"):
+        usergraph.write_user_graph(root, "tiny", tmp_path)
+    with pytest.raises(MdeMmrecError, match="unknown data set 'nosuch'.*make-data"):
+        usergraph.write_user_graph(root, "nosuch")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass, fields
@@ -106,8 +107,13 @@ class MDEHyperParameters:
 
     def __post_init__(self):
         for name in ("embedding_size", "n_layers", "user_knn_k", "item_knn_k"):
-            if getattr(self, name) < (0 if name == "n_layers" else 1):
-                raise ValueError(f"MDE: '{name}' must be a positive integer, got {getattr(self, name)} (MDE.yaml)")
+            least = 0 if name == "n_layers" else 1
+            if getattr(self, name) < least:
+                raise ValueError(f"MDE: '{name}' must be an integer >= {least}, got {getattr(self, name)} (MDE.yaml)")
+        for name in ("cl_weight", "diff_weight", "reg_weight", "cl_temperature", "fixed_text_weight"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):   # NaN passes every < / <= check below
+                raise ValueError(f"MDE: '{name}' must be a finite number, got {value} (MDE.yaml or --{name}=)")
         for name in ("cl_weight", "diff_weight", "reg_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"MDE: '{name}' must be >= 0, got {getattr(self, name)} (MDE.yaml)")
@@ -126,6 +132,9 @@ def _coerce(name, value, annotation):
         raise ValueError(f"MDE: '{name}' is a list {value!r}; list it in hyper_parameters to grid-search it, "
                          f"or give a single value (MDE.yaml or --{name}=VALUE)")
     kind = str(annotation)
+    if isinstance(value, (bool, np.bool_)) and "bool" not in kind:     # True would read as 1
+        raise ValueError(f"MDE: hyperparameter '{name}' is a boolean ({value}) where a number is expected; "
+                         f"fix it in MDE.yaml or the --{name}= override")
     try:
         if "Optional" in kind:
             return None if value is None else float(value)
@@ -542,6 +551,7 @@ class MDE(GeneralRecommender):
     """MDE for MMRec. ``calculate_loss`` returns ``(L_g, L_v, L_t, L_diff, L_cl, L_reg)`` (eq. 11's terms)."""
 
     MODALITIES = (("v", "vision_feature_file"), ("t", "text_feature_file"))
+    MODALITY_NAMES = {"v": "image", "t": "text"}
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -555,9 +565,11 @@ class MDE(GeneralRecommender):
         self.modalities = tuple(features)
         self.two_modalities = len(self.modalities) == 2
         if not self.two_modalities:
-            logger.warning("MDE: only the %s modality is available (%s missing); running as a single-modality "
-                           "model with MDA and MSA off", self.modalities[0],
-                           ", ".join(f for m, f in self.feature_files.items() if m not in features))
+            missing = [m for m, _ in self.MODALITIES if m not in features]
+            logger.warning("MDE: only the %s modality is available (%s); running as a single-modality model with "
+                           "MDA and MSA off (fixed_text_weight and tradeoff have no effect)",
+                           self.MODALITY_NAMES[self.modalities[0]],
+                           ", ".join(self._missing_feature_text(m, config) for m in missing))
         self.use_mda = hp.use_mda and self.two_modalities
         self.use_msa = hp.use_msa and self.two_modalities
         d, n_mod = hp.embedding_size, len(self.modalities)
@@ -593,11 +605,17 @@ class MDE(GeneralRecommender):
 
     # ---- construction helpers ----
 
+    def _missing_feature_text(self, modality: str, config) -> str:
+        key = dict(self.MODALITIES)[modality]
+        if not config[key]:
+            return f"no {key} in the data set's yaml"
+        return f"{self.feature_files[modality]} missing"
+
     def _check_features(self, modality: str, feat: torch.Tensor) -> None:
         path = self.feature_files[modality]
-        if feat.dim() != 2 or feat.shape[0] != self.n_items:
-            raise ValueError(f"MDE: {path} has shape {tuple(feat.shape)}, expected ({self.n_items}, dim): one row per "
-                             f"item id 0..{self.n_items - 1} of the .inter file; regenerate the feature file")
+        if feat.dim() != 2 or feat.shape[0] != self.n_items or feat.shape[1] == 0:
+            raise ValueError(f"MDE: {path} has shape {tuple(feat.shape)}, expected ({self.n_items}, dim >= 1): one row "
+                             f"per item id 0..{self.n_items - 1} of the .inter file; regenerate the feature file")
         if not torch.isfinite(feat).all():
             bad = int((~torch.isfinite(feat)).any(dim=1).sum())
             raise ValueError(f"MDE: {path} contains NaN or inf in {bad} item rows; replace them (e.g. with zeros) "

@@ -16,7 +16,8 @@ intact; a line cut off by a kill is skipped by ``read_results`` with a warning):
      "eval_s": mean time of one evaluation pass (valid + test),
      "model_init_s": time to construct the model (graph building), "peak_rss_mb": the process's peak so far,
      "peak_gpu_mb": the most GPU memory PyTorch had allocated so far (null on the CPU),
-     "mmrec_commit", "plugin_version", "finished_at"}
+     "mmrec_commit", "plugin_version", "finished_at",
+     "failed": null, or why the point has no result (no epoch finished: the loss was NaN or inf)}
 
 This module imports nothing from MMRec, so the mde-mmrec tools (and its tests) can use it directly.
 """
@@ -209,12 +210,19 @@ def build_record(config, hyper_tuple, trainer, best_valid, best_test, model_init
         "mmrec_commit": info.get("mmrec_commit"),
         "plugin_version": info.get("plugin_version"),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # MMRec's trainer stops at a NaN / inf loss; with no epoch evaluated its metrics are only zeros
+        "failed": None if trainer.best_epoch is not None else NO_EPOCH_FINISHED,
     }
+
+
+NO_EPOCH_FINISHED = "no epoch finished: the loss was NaN or inf in the first epoch (see the log)"
 
 
 def record_point(config, hyper_tuple, trainer, best_valid, best_test, model_init_s, train_time_s):
     """Append the grid point's line to results_file (if one is set) and return the record."""
     record = build_record(config, hyper_tuple, trainer, best_valid, best_test, model_init_s, train_time_s)
+    if record["failed"]:
+        logging.getLogger().error(f"grid point {record['params']}: {record['failed']}")
     if config["results_file"]:
         append_record(config["results_file"], record)
         logging.getLogger().info(f"results appended to {config['results_file']}")

@@ -37,3 +37,29 @@ def test_mde_trains_through_main_and_beats_random_ranking(patched_mmrec, tiny_da
     assert record["best_valid"]["ndcg@20"] > 0
     # all six loss terms are logged, as MMRec does for a tuple loss
     assert any("train_loss6" in line for line in lines)
+
+
+@pytest.mark.parametrize("how", ["file missing", "key missing"])
+def test_mde_runs_on_one_modality(patched_mmrec, tiny_data, tmp_path, how):
+    """README: one modality only (a data set without text features, whether its yaml still names the file or
+    not; patch 0016 for the latter) trains with MDA and MSA off and one warning."""
+    import shutil
+    name = "tiny_image_only_" + how.split()[0]
+    data = patched_mmrec / "data" / name
+    shutil.copytree(patched_mmrec / "data" / tiny_data, data, dirs_exist_ok=True)
+    (data / f"{tiny_data}.inter").rename(data / f"{name}.inter")
+    (data / "text_feat.npy").unlink()
+    yaml_text = (patched_mmrec / "src" / "configs" / "dataset" / f"{tiny_data}.yaml").read_text()
+    yaml_text = yaml_text.replace(f"{tiny_data}.inter", f"{name}.inter")
+    if how == "key missing":
+        yaml_text = "\n".join(l for l in yaml_text.splitlines() if not l.startswith("text_feature_file"))
+    (patched_mmrec / "src" / "configs" / "dataset" / f"{name}.yaml").write_text(yaml_text)
+    results, lines = tmp_path / "one.jsonl", []
+    code = run_main(patched_mmrec, "MDE", name, {"epochs": 1, "hyper_parameters": ["seed"], "cl_weight": 0.01,
+                                                  "diff_weight": 0.1, "reg_weight": 0.0001,
+                                                  "results_file": str(results)}, on_line=lines.append)
+    assert code == 0, "\n".join(lines[-30:])
+    [warning] = [line for line in lines if "only the image modality is available" in line]
+    assert ("no text_feature_file in the data set's yaml" if how == "key missing" else "text_feat.npy missing") in warning
+    [record] = read_results(results)
+    assert record["failed"] is None and record["test"]["recall@20"] > 0
