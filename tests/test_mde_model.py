@@ -364,3 +364,14 @@ def test_model_trains_on_the_configured_device_like_on_cpu(tmp_path, toy, device
     model.eval()
     scores = model.full_sort_predict((torch.arange(4, device=device),))
     assert scores.device.type == device
+
+
+def test_check_grid_finds_a_bad_value_at_any_grid_point_up_front():
+    from mde_support import default_hyperparameters
+    config = {**default_hyperparameters(), "hyper_parameters": ["seed", "cl_weight", "cl_temperature"],
+              "seed": [999], "cl_weight": [0.01, 0.1], "cl_temperature": [0.2, 0.5]}
+    mde.check_grid(config.get)                                      # every point valid: silent
+    config["cl_temperature"] = [0.2, 0.0]
+    with pytest.raises(ValueError, match=r"'cl_temperature' must be > 0, got 0.0 .*grid point "
+                                         r"\{'cl_weight': 0.01, 'cl_temperature': 0.0\}"):
+        mde.check_grid(config.get)

@@ -32,6 +32,7 @@ Everything here needs only torch, numpy and scipy, plus MMRec's ``common.abstrac
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -124,6 +125,24 @@ class MDEHyperParameters:
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"MDE: '{name}' must be one of {choices}, got {getattr(self, name)!r} (MDE.yaml)")
+
+
+def check_grid(get) -> None:
+    """Check the hyperparameters of every grid point before any data is loaded (MMRec's patched quick_start
+    calls this through utils/results_log.py); ``get(key)`` reads the config. Keys missing from the config are
+    left to the model's own check at construction."""
+    names = [f.name for f in fields(MDEHyperParameters)]
+    base = {n: get(n) for n in names if get(n) is not None}
+    base.setdefault("fixed_text_weight", None)
+    if set(base) != set(names):
+        return
+    keys = [k for k in (get("hyper_parameters") or []) if k in base and isinstance(base[k], list)]
+    for combo in itertools.product(*(base[k] for k in keys)):
+        point = dict(zip(keys, combo))
+        try:
+            MDEHyperParameters.from_config({**base, **point})
+        except ValueError as exc:
+            raise ValueError(f"{exc} [grid point {point}; checked before loading any data]") from None
 
 
 def _coerce(name, value, annotation):

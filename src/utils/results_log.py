@@ -55,7 +55,9 @@ def parse_shard(value):
 
 
 def check_settings(get):
-    """Validate the three keys before any data is loaded; ``get(key)`` returns a setting or None."""
+    """Validate the three keys, and the model's grid if its module can (see ``check_model_grid``), before any
+    data is loaded; ``get(key)`` returns a setting or None."""
+    check_model_grid(get)
     parse_shard(get("grid_shard"))
     results_file, resume = get("results_file"), get("resume")
     if resume not in (None, True, False):
@@ -70,6 +72,19 @@ def check_settings(get):
         if not folder.is_dir():
             raise ResultsConfigError(f"results_file={results_file!r}: folder {folder} does not exist; "
                                      "create it or choose another path")
+
+
+def check_model_grid(get):
+    """A model module may define ``check_grid(get)`` to check every grid point's hyperparameters before any data
+    is loaded (MDE does), so that a bad value at the last point of a long grid fails at once, not hours in."""
+    import importlib
+    try:
+        module = importlib.import_module(f"models.{str(get('model')).lower()}")
+    except Exception:        # not importable here (tests, tools; a missing package): MMRec's own import of the
+        return               # model raises it again, and the model checks itself when constructed
+    hook = getattr(module, "check_grid", None)
+    if hook is not None:
+        hook(get)
 
 
 def _plain(value):

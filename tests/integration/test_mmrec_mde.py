@@ -63,3 +63,14 @@ def test_mde_runs_on_one_modality(patched_mmrec, tiny_data, tmp_path, how):
     assert ("no text_feature_file in the data set's yaml" if how == "key missing" else "text_feat.npy missing") in warning
     [record] = read_results(results)
     assert record["failed"] is None and record["test"]["recall@20"] > 0
+
+
+def test_a_bad_value_anywhere_in_the_grid_stops_main_before_loading_data(patched_mmrec, tiny_data, tmp_path):
+    lines = []
+    code = run_main(patched_mmrec, "MDE", tiny_data, {"epochs": 1, "cl_temperature": [0.2, 0.0],
+                                                       "results_file": str(tmp_path / "r.jsonl")},
+                    on_line=lines.append)
+    output = "\n".join(lines)
+    assert code != 0
+    assert "'cl_temperature' must be > 0, got 0.0" in output and "checked before loading any data" in output
+    assert "training [time" not in output and not (tmp_path / "r.jsonl").exists()
