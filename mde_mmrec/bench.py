@@ -235,10 +235,10 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
                      error or _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0), _fmt(r.get("peak_gpu_mb"), 0),
                      _fmt(r["best_valid"].get("recall@20"), 4), note])
     ratio = _ratio_line(by_model, graphs)
-    limits = [f"--seed {seed}", f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
-    limits += [f"--max-minutes {max_seconds / 60:g}"] if max_seconds else []
-    limits += [] if eval_share else ["--no-eval-share"]
-    md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio, " ".join(limits))
+    flags = [f"--seed {seed}", f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
+    flags += [f"--max-minutes {max_seconds / 60:g}"] if max_seconds else []
+    flags += [] if eval_share else ["--no-eval-share"]
+    md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio, " ".join(flags))
     return md, ratio
 
 

@@ -14,6 +14,8 @@ else the first value; a warning says which).
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import logging
 import re
@@ -262,18 +264,23 @@ def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()
     """What decides a run's numbers besides its seed (and the values of the ``varying`` grid keys): model,
     data set (its interaction file's digest), the effective config (the checkout's config files with the
     overrides applied), installed plugin and MMRec commit."""
-    import hashlib
     try:
         info = mmrec.installed_info(checkout)
     except (OSError, ValueError):        # a checkout without the installer's manifest (tests' stand-ins)
         info = {}
     inter = interaction_file(checkout, dataset, model)
-    digest = hashlib.sha256(inter.read_bytes()).hexdigest() if inter.is_file() else None
+    digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
     config = {**merged_config(checkout, model, dataset), **overrides}
     kept = {k: v for k, v in sorted(config.items()) if k not in _NOT_SETTINGS and k not in varying}
     return json.loads(json.dumps({"model": model, "dataset": dataset, "interactions_sha256": digest,
                                   "config": kept, "plugin": info.get("fingerprint"),
                                   "mmrec_commit": info.get("mmrec_commit")}))
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: Path, mtime_ns: int, size: int) -> str:
+    """A file's digest, read once per version of the file (several configurations share a data set)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def settings_file(results_file) -> Path:
@@ -334,10 +341,11 @@ def ensure_user_graph(checkout: Path, dataset: str) -> None:
 
 
 def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], out_dir: Path,
-            epochs: int | None = None, common: dict | None = None) -> list[tuple[RunConfig, dict, list[str]]]:
+            epochs: int | None = None, common: dict | None = None
+            ) -> list[tuple[RunConfig, dict, list[str], dict]]:
     """Check everything before any training: checkout, models, data set, override keys, and that runs
-    already in OUT were made with the same settings. Returns, per configuration, the overrides main.py gets
-    and warnings about pinned grid keys."""
+    already in OUT were made with the same settings. Returns, per configuration, the overrides main.py gets,
+    warnings about pinned grid keys and its settings (``run_settings``)."""
     checkout = Path(checkout)
     if not seeds:
         raise MdeMmrecError("no seeds to run (use --seeds N with N >= 1)")
@@ -359,8 +367,9 @@ def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], 
                           "resume": True})
         if epochs:
             overrides["epochs"] = int(epochs)
-        check_settings(overrides["results_file"], run_settings(checkout, cfg.model, dataset, overrides))
-        runs.append((cfg, overrides, warnings))
+        settings = run_settings(checkout, cfg.model, dataset, overrides)
+        check_settings(overrides["results_file"], settings)
+        runs.append((cfg, overrides, warnings, settings))
     labels = [c.label for c in configs]
     if len(set(labels)) != len(labels):
         raise MdeMmrecError(f"configuration labels must differ: {labels}")
@@ -388,7 +397,7 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
     n_epochs = int(epochs or merged_config(checkout, configs[0].model, dataset).get("epochs") or 1000)
     progress = Progress(len(runs), n_epochs, echo)
     status = {}
-    for index, (cfg, overrides, warnings) in enumerate(runs):
+    for index, (cfg, overrides, warnings, settings) in enumerate(runs):
         for w in warnings:
             echo(f"  note: {cfg.label}: pinned {w}")
         results_file = Path(overrides["results_file"])
@@ -401,7 +410,7 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
         if done & set(seeds):
             echo(f"  {cfg.label}: seed(s) {sorted(done & set(seeds))} already done, skipped")
         progress.begin(index, cfg.label, len(todo))
-        record_settings(results_file, run_settings(checkout, cfg.model, dataset, overrides))
+        record_settings(results_file, settings)
         log_path = out_dir / "logs" / f"{cfg.slug}.log"
         limits = {k: v for k, v in (("max_rss_mb", max_rss_mb), ("max_seconds", max_seconds)) if v}
         code = runner(checkout, cfg.model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
@@ -417,7 +426,7 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
             echo(f"  {cfg.label} FAILED with exit code {code}; last lines of {log_path}:\n{tail}")
         else:
             status[cfg.label] = "ok"
-    for cfg, overrides, _ in runs:   # a run that exited 0 but has seeds without a result (NaN loss)
+    for cfg, overrides, _, _ in runs:   # a run that exited 0 but has seeds without a result (NaN loss)
         failed = [r for r in mmrec.read_results(overrides["results_file"]) if r.get("failed") and r.get("seed") in seeds]
         if failed and status.get(cfg.label) == "ok":
             status[cfg.label] = (f"failed for seed(s) {', '.join(str(r['seed']) for r in failed)}: "

@@ -316,6 +316,8 @@ def _made_with(yaml_path: Path) -> tuple[str, int] | tuple[None, None]:
     first = yaml_path.read_text(encoding="utf-8").split("\n", 1)[0]
     m = re.search(r"--preset (\S+) --seed (\d+)`", first)
     return (m.group(1), int(m.group(2))) if m else (None, None)
+
+
 DATASET_YAML = """\
 # Synthetic data set written by `mde-mmrec make-data {name} --preset {preset} --seed {seed}`
 # (mde_mmrec/synthetic.py documents how it is generated). Modelled on MMRec's baby.yaml; no list values,

@@ -132,7 +132,7 @@ def check_grid(get) -> None:
     calls this through utils/results_log.py); ``get(key)`` reads the config. Keys missing from the config are
     left to the model's own check at construction."""
     names = [f.name for f in fields(MDEHyperParameters)]
-    base = {n: get(n) for n in names if get(n) is not None}
+    base = {n: value for n in names if (value := get(n)) is not None}
     base.setdefault("fixed_text_weight", None)
     if set(base) != set(names):
         return
