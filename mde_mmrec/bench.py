@@ -7,7 +7,7 @@ cache, and each model's share of an evaluation pass (its ``full_sort_predict`` c
 users) is timed. Every run and child is killed if its resident memory passes ``--max-rss-gb``, so models that
 build dense items x items matrices fail cleanly at Elec scale; ``--max-minutes`` stops a model's MMRec run
 that takes longer, and its row says how far it got. The table goes to
-``bench/results/<preset>-<date>.md`` and the output ends with one ``RATIO`` line.
+``bench/results/<preset>-<date>.md`` (``-2``, ``-3``... for later runs that day) and the output ends with one ``RATIO`` line.
 """
 
 from __future__ import annotations
@@ -271,11 +271,20 @@ def machine_description() -> str:
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 
+def _unused_path(out_dir: Path, stem: str) -> Path:
+    """``<stem>.md``, or ``<stem>-2.md``, ``-3`` ... when an earlier run wrote that file (results are never
+    overwritten)."""
+    path, n = out_dir / f"{stem}.md", 2
+    while path.exists():
+        path, n = out_dir / f"{stem}-{n}.md", n + 1
+    return path
+
+
 def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: int, rows, ratio: str,
                     flags: str = "") -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{preset}-{datetime.date.today().isoformat()}.md"
+    path = _unused_path(out_dir, f"{preset}-{datetime.date.today().isoformat()}")
     header = ["model", "model construction s", "train s/epoch", "eval s (valid+test)",
               "model's eval share s", "peak RSS MB", "peak GPU MB", "valid Recall@20", "notes"]
     text = (f"# Benchmark: synthetic `{preset}` preset\n\n"

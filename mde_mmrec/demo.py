@@ -34,7 +34,7 @@ def ensure_installed(path) -> Path:
 
 
 def demo_table(records: list[dict]) -> str:
-    header = ["model"] + DEMO_KEYS + ["best epoch", "s/epoch"]
+    header = ["model"] + DEMO_KEYS + ["best epoch (from 0)", "s/epoch"]
     rows = [[report.label_of(r)] + [r["test"].get(k) for k in DEMO_KEYS] + [r.get("best_epoch"), r.get("s_per_epoch")]
             for r in records]
     return report.markdown_table(header, rows)

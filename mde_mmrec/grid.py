@@ -168,7 +168,7 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,
             f"Best point by validation {valid_metric} (mean over its {int(best['n_seeds'])} seed(s)): "
             f"**{_show({k: best[k] for k in sigma_keys})}** (valid {best[f'valid {valid_metric}']:.4f}, "
             f"test recall@20 {best['test recall@20']:.4f}, ndcg@20 {best['test ndcg@20']:.4f}, "
-            f"best epoch {best['best_epoch']:.1f})\n\n"
+            f"best epoch {best['best_epoch']:.1f}, counted from 0 as in MMRec's log)\n\n"
             f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
             f"{valid_metric}.\n\n" + report.grid_markdown(table, sigma_keys))
     if failed:

@@ -101,7 +101,7 @@ def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
     in bold."""
     keys = metric_keys(metrics, ks)
     header = ["model", "seeds"] + [f"{METRIC_NAMES.get(k.split('@')[0], k)}@{k.split('@')[1]}" for k in keys] \
-        + ["best epoch", "s/epoch"]
+        + ["best epoch (from 0)", "s/epoch"]
     best = {k: summary[f"{k} mean"].max() for k in keys}
     rows = []
     for _, r in summary.iterrows():

@@ -23,6 +23,15 @@ def test_markdown_report_holds_the_rows_and_the_ratio(tmp_path):
     assert path.name.startswith("tiny-") and "| MDE | 1.00 | 5.00 |" in text and "`RATIO x=1`" in text
 
 
+def test_a_second_run_on_the_same_day_gets_its_own_file(tmp_path):
+    rows = [["MDE", "1.00", "5.00", "1.50", "0.900", "900", "-", "0.1600", "ok"]]
+    first = bench._write_markdown(tmp_path, "tiny", "synthetic_tiny", ["MDE"], 2, rows, "RATIO x=1")
+    second = bench._write_markdown(tmp_path, "tiny", "synthetic_tiny", ["MDE"], 2, rows, "RATIO x=2")
+    third = bench._write_markdown(tmp_path, "tiny", "synthetic_tiny", ["MDE"], 2, rows, "RATIO x=3")
+    assert second.name == first.name.replace(".md", "-2.md") and third.name == first.name.replace(".md", "-3.md")
+    assert "`RATIO x=1`" in first.read_text() and "`RATIO x=2`" in second.read_text()
+
+
 def _square(x):
     return x * x
 

@@ -131,6 +131,21 @@ def test_homogeneous_convolution_replace_or_residual_for_selected_rows():
     np.testing.assert_allclose(h.grad.numpy(), dense.T @ w.numpy(), rtol=1e-6)
 
 
+def test_homogeneous_convolution_gradient_on_a_random_graph_with_unreferenced_nodes():
+    # nodes 7-9 are nobody's neighbour and not among the rows: their gradient rows must be exactly zero
+    rng = np.random.default_rng(3)
+    dense = rng.random((10, 10)).astype(np.float32) * (rng.random((10, 10)) < 0.4)
+    dense[:, 7:] = 0
+    graph = mde.neighbour_lists(sp.csr_matrix(dense))
+    rows = torch.tensor([4, 0, 4, 6, 2])  # repeated rows too
+    h = torch.tensor(rng.standard_normal((10, 3)), dtype=torch.float32, requires_grad=True)
+    w = torch.tensor(rng.standard_normal((5, 3)), dtype=torch.float32)
+    (mde.homogeneous_convolution(h, graph, rows, residual=True) * w).sum().backward()
+    d_out_d_h = np.eye(10)[rows.numpy()] + dense[rows.numpy()]
+    np.testing.assert_allclose(h.grad.numpy(), d_out_d_h.T @ w.numpy(), rtol=1e-5, atol=1e-6)
+    assert not h.grad[7:].any()
+
+
 def test_preference_and_fusion():
     logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
     p = mde.preference(logits)

@@ -53,7 +53,7 @@ def test_markdown_and_csv(tmp_path):
     assert lines[0] == "# tiny"
     header = lines[2]
     assert header.startswith("| model | seeds | Recall@5 | Recall@10 | Recall@20 | NDCG@5")
-    assert "MAP@20 | best epoch | s/epoch |" in header
+    assert "MAP@20 | best epoch (from 0) | s/epoch |" in header
     mde_row = next(l for l in lines if l.startswith("| MDE "))
     assert "**0.1100 ± 0.0141**" in mde_row           # best recall@20, bold, mean ± std
     assert "- DRAGON: failed" in text

@@ -476,9 +476,9 @@ class _NeighbourSum(torch.autograd.Function):
         index, weight = ctx.saved_tensors
         rows, width = index.shape
         cols = index.reshape(-1)
-        order = torch.argsort(cols, stable=True)
-        crow = torch.zeros(ctx.n_source + 1, dtype=torch.long, device=grad.device)
-        crow[1:] = torch.cumsum(torch.bincount(cols, minlength=ctx.n_source), 0)
+        sorted_cols, order = torch.sort(cols, stable=True)
+        # row pointers of the transpose; searchsorted (unlike bincount) needs no device-to-host sync on CUDA
+        crow = torch.searchsorted(sorted_cols, torch.arange(ctx.n_source + 1, device=grad.device))
         source_rows = torch.arange(rows, device=grad.device).repeat_interleave(width)[order]
         transpose = _csr(crow, source_rows, weight.reshape(-1)[order], (ctx.n_source, rows))
         return torch.sparse.mm(transpose, grad), None, None
