@@ -14,8 +14,10 @@ else the first value; a warning says which).
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import re
@@ -26,7 +28,7 @@ from typing import Callable
 
 import yaml
 
-from . import mmrec, report
+from . import mmrec, report, synthetic
 from .errors import MdeMmrecError, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
@@ -75,12 +77,40 @@ def available(checkout: Path, kind: str) -> list[str]:
     return sorted(p.stem for p in (Path(checkout) / "src" / "configs" / kind).glob("*.yaml"))
 
 
+# MMRec models that cannot run on every machine (unpatched: their code is MMRec's): .cuda() called
+# unconditionally, or a package that is not among MMRec's requirements
+NEEDS_CUDA = ("DAMRS", "GRCN", "LATTICE", "MGCN", "SMORE")
+NEEDS_MODULE = {"SLMRec": "torch_scatter", "PGL": "sparsesvd"}
+BROKEN = {"LayerGCN": "MMRec's layergcn.py imports models.common, which MMRec does not have (its common/ is "
+                      "src/common)"}
+
+
+def cuda_available() -> bool:
+    import torch
+    return bool(torch.cuda.is_available())
+
+
+def why_not_runnable(model: str, cuda: bool | None = None) -> str | None:
+    """Why MMRec's ``model`` cannot run here (None if it can); ``cuda`` defaults to ``cuda_available()``."""
+    if model in BROKEN:
+        return BROKEN[model]
+    module = NEEDS_MODULE.get(model)
+    if module and importlib.util.find_spec(module) is None:
+        return f"MMRec's {model.lower()}.py imports {module}, which is not installed (pip install {module})"
+    if model in NEEDS_CUDA and not (cuda_available() if cuda is None else cuda):
+        return f"MMRec's {model.lower()}.py calls .cuda() unconditionally, and this machine has no CUDA GPU"
+    return None
+
+
 def check_model(checkout: Path, model: str) -> None:
     if not (Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml").is_file():
         raise MdeMmrecError(f"unknown model {model!r}: no src/configs/model/{model}.yaml in {checkout} "
                             f"(models there: {', '.join(available(checkout, 'model'))}; names are case-sensitive)")
     if not (Path(checkout) / "src" / "models" / f"{model.lower()}.py").is_file():
         raise MdeMmrecError(f"model {model!r}: src/models/{model.lower()}.py is missing in {checkout}")
+    reason = why_not_runnable(model)
+    if reason:
+        raise MdeMmrecError(f"model {model!r} cannot run here: {reason}; choose another model")
 
 
 def interaction_file(checkout: Path, dataset: str, model: str | None = None) -> Path:
@@ -96,15 +126,14 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> Non
     yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
         raise MdeMmrecError(f"unknown data set {dataset!r}: no {yaml_path} (data sets there: "
-                            f"{', '.join(available(checkout, 'dataset'))}); make a synthetic one with "
-                            f"`mde-mmrec make-data {dataset} --mmrec {checkout}`")
+                            f"{', '.join(available(checkout, 'dataset'))}); "
+                            f"{synthetic.missing_data_hint(checkout, dataset)}")
     cfg = merged_config(checkout, model or "", dataset)
     inter = interaction_file(checkout, dataset, model)
     data_dir = inter.parent
     if not inter.is_file():
         raise MdeMmrecError(f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
-                            f"{yaml_path}); put the data there or run `mde-mmrec make-data {dataset} --mmrec "
-                            f"{checkout} --force`")
+                            f"{yaml_path}); {synthetic.missing_data_hint(checkout, dataset)}")
     if model is None or cfg.get("is_multimodal_model"):
         for key in ("vision_feature_file", "text_feature_file"):
             name = cfg.get(key)
@@ -127,7 +156,10 @@ def parse_sets(items: list[str] | None) -> dict[str | None, dict]:
             value = parse_value(text)
         except Exception as exc:                                 # OverrideError: a malformed value
             raise MdeMmrecError(f"--set {item!r}: {exc}") from None
-        out.setdefault(model or None, {})[key] = value
+        scope = out.setdefault(model or None, {})
+        if key in scope:
+            raise MdeMmrecError(f"--set {item!r}: {head} is set twice; give each key once")
+        scope[key] = value
     return out
 
 
@@ -158,11 +190,19 @@ def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
     return overrides, warnings
 
 
+def unknown_keys_error(where: str, unknown: list[str], known,
+                       why: str = "not in configs/overall.yaml, the data set's or the model's yaml") -> MdeMmrecError:
+    """The error for config keys that the config files lack, with the closest known keys."""
+    hints = [f"{k} -> {', '.join(close)}?" for k in unknown
+             if (close := difflib.get_close_matches(k, sorted(known), n=3, cutoff=0.6))]
+    return MdeMmrecError(f"{where}: unknown config key(s) {', '.join(unknown)} ({why})"
+                         + (f"; did you mean {'; '.join(hints)}" if hints else ""))
+
+
 def check_keys(file_config: dict, overrides: dict, where: str) -> None:
     unknown = [k for k in overrides if k not in file_config]
     if unknown:
-        raise MdeMmrecError(f"{where}: unknown config key(s) {', '.join(unknown)} (not in configs/overall.yaml, "
-                            "the data set's or the model's yaml)")
+        raise unknown_keys_error(where, unknown, file_config)
 
 
 # ----------------------------------------------------------------------------------------- progress
@@ -387,9 +427,12 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
     ``runner`` defaults to ``mmrec.run_main`` (tests pass a fake one with the same signature);
     ``max_rss_mb`` kills a run whose resident memory passes it (status "killed at the ... memory limit"),
     ``max_seconds`` one that runs longer (status "stopped at the ...s time limit", with how far it got)."""
-    runner = runner or mmrec.run_main
     checkout, out_dir = Path(checkout), Path(out_dir)
     runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
+    if runner is None:   # MMRec itself runs them: main.py's own checks of every configuration first
+        mmrec.check_commands(checkout, [(f"configuration {cfg.label!r}", cfg.model, dataset, overrides)
+                                        for cfg, overrides, _, _ in runs])
+        runner = mmrec.run_main
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     if any(c.model in MULTIMODAL_NEEDS_USER_GRAPH for c in configs):

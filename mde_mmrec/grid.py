@@ -44,8 +44,9 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         return None
     try:
         return mmrec.plugin_module("results_log").parse_shard(text)
-    except ValueError as exc:
-        raise MdeMmrecError(f"--shard: {exc}") from None
+    except ValueError:
+        raise MdeMmrecError(f"--shard {text}: write i/n with 1 <= i <= n, e.g. --shard 1/4 (the first of four "
+                            "shards)") from None
 
 
 def plan(points: list[dict], done: list[dict], shard: tuple[int, int] | None = None
@@ -85,15 +86,14 @@ def grid_spec(checkout: Path, model: str, dataset: str, sets: dict, seeds: list[
             raise MdeMmrecError("choose seeds with --seeds N, not --set seed=...")
         if isinstance(value, list):
             if key not in model_cfg:
-                raise MdeMmrecError(f"grid key {key!r}: {model} has no such key in {model_yaml} (its keys: "
-                                    f"{', '.join(k for k in model_cfg if k != 'hyper_parameters')})")
+                raise compare.unknown_keys_error(f"--set {key}", [key], [k for k in model_cfg if k != "hyper_parameters"],
+                                                 f"a grid key must be one of {model}'s keys in {model_yaml}")
             if key not in keys:
                 keys.append(key)
             values[key] = value
         else:
             if key not in merged:
-                raise MdeMmrecError(f"--set {key}: unknown config key (not in configs/overall.yaml, the data "
-                                    f"set's or {model_yaml.name})")
+                raise compare.unknown_keys_error(f"--set {key}", [key], merged)
             if key in keys:                                   # a single value pins a grid key
                 values[key] = [value]
             else:
@@ -111,7 +111,6 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
              echo=print) -> int:
     """Run the grid (or this shard of it) through MMRec's grid loop, skipping finished points.
     Returns main.py's exit code (0 when nothing was left to run)."""
-    runner = runner or mmrec.run_main
     checkout, out_dir = Path(checkout), Path(out_dir)
     if any((out_dir / "runs").glob("*.jsonl")):
         raise MdeMmrecError(f"{out_dir} holds a comparison (runs/*.jsonl), whose results.jsonl a grid would "
@@ -127,6 +126,9 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
         overrides["epochs"] = int(epochs)
     settings = compare.run_settings(checkout, model, dataset, overrides, varying=keys)
     compare.check_settings(results_file, settings)     # more values per grid key may join a finished grid
+    if runner is None:   # MMRec itself runs it: main.py's own checks (every grid point's values) first
+        mmrec.check_commands(checkout, [(f"{model} grid", model, dataset, overrides)])
+        runner = mmrec.run_main
     points = grid_points(keys, values)
     to_run, skipped = plan(points, done_params(mmrec.read_results(results_file), model, dataset), shard)
     where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
@@ -168,7 +170,7 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,
             f"Best point by validation {valid_metric} (mean over its {int(best['n_seeds'])} seed(s)): "
             f"**{_show({k: best[k] for k in sigma_keys})}** (valid {best[f'valid {valid_metric}']:.4f}, "
             f"test recall@20 {best['test recall@20']:.4f}, ndcg@20 {best['test ndcg@20']:.4f}, "
-            f"best epoch {best['best_epoch']:.1f}, counted from 0 as in MMRec's log)\n\n"
+            f"best validation after {best['epochs_to_best']:.1f} epochs)\n\n"
             f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
             f"{valid_metric}.\n\n" + report.grid_markdown(table, sigma_keys))
     if failed:

@@ -403,7 +403,8 @@ def install(path, plugin_src: Path | None = None, patches_dir: Path | None = Non
     _run(root, action)
     verb = "updated" if state.installed else "installed"
     log.info(f"mde-mmrec {__version__} {verb} in {root}: {len(series.names)} patches applied to "
-           f"{len(changed)} MMRec files, {len(added)} plugin files added; originals saved in {root / BACKUP_DIR}")
+           f"{len(changed)} MMRec files, {len(manifest['added'])} plugin files added; originals saved in "
+           f"{root / BACKUP_DIR}")
     return verb
 
 
@@ -441,7 +442,23 @@ def uninstall(path, force: bool = False) -> str:
             _remove_empty_dir(folder)
     shutil.rmtree(root / BACKUP_DIR, ignore_errors=True)
     log.info(f"mde-mmrec uninstalled from {root}: {len(modified)} files restored, {len(added)} removed")
+    left = _data_left_behind(root)
+    if left:
+        log.info("left in place (your data; delete them by hand if you no longer need them): " + "; ".join(left))
     return "uninstalled"
+
+
+def _data_left_behind(root: Path) -> list[str]:
+    """What mde-mmrec's commands wrote beside MMRec's own files: synthetic data sets (make-data) and MDE's
+    graph caches (data/*/mde_graphs)."""
+    from .synthetic import YAML_MARKER
+    configs = sorted(p for p in (root / "src" / "configs" / "dataset").glob("*.yaml")
+                     if p.read_text(encoding="utf-8", errors="replace").startswith(YAML_MARKER))
+    left = [f"synthetic data set {p.stem} (data/{p.stem}/, src/configs/dataset/{p.name})" for p in configs]
+    synthetic_names = {p.stem for p in configs}
+    left += [f"MDE's graph cache {p.relative_to(root)}/" for p in sorted((root / "data").glob("*/mde_graphs"))
+             if p.parent.name not in synthetic_names]
+    return left
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -460,7 +477,11 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", help="the MMRec checkout (git clone https://github.com/enoche/MMRec)")
     p.set_defaults(func=_cmd_install)
-    p = subparsers.add_parser("uninstall", help="restore an MMRec checkout's original files")
+    p = subparsers.add_parser("uninstall", help="restore an MMRec checkout's original files",
+                              description="Restore every MMRec file the install patched (from CHECKOUT/"
+                              ".mde-mmrec-backup/) and remove the files it added. Files edited since the install "
+                              "are not discarded without --force. Data sets made by make-data and MDE's graph "
+                              "caches are left in place (listed at the end).")
     p.add_argument("path", help="the MMRec checkout")
     p.add_argument("--force", action="store_true", help="also when installed files were edited since")
     p.set_defaults(func=_cmd_uninstall)

@@ -91,6 +91,42 @@ def main_command(model: str, dataset: str, overrides: dict | None = None) -> lis
     return [sys.executable, "main.py", "-m", model, "-d", dataset, *override_args(overrides or {})]
 
 
+# Runs in CHECKOUT/src with the checkout's own (patched) code: main.py's checks of -m, -d and the overrides
+# (utils/cli_overrides.py, patch 0009), the model's grid check included, for several command lines at once.
+_CHECK_COMMANDS = """
+import json, sys
+from utils.configurator import Config
+from utils.cli_overrides import parse_overrides
+errors = []
+for name, model, dataset, argv in json.load(sys.stdin):
+    try:
+        parse_overrides(argv, *Config.read_files(model, dataset), model=model, dataset=dataset)
+    except ValueError as exc:
+        errors.append([name, str(exc)])
+print(json.dumps(errors))
+"""
+
+
+def check_commands(checkout, jobs: list[tuple[str, str, str, dict]]) -> None:
+    """Check ``(name, model, dataset, overrides)`` jobs as main.py will check them when each one starts, all in
+    one process before the first runs: a bad value in the last configuration fails now, not hours in.
+    Raises MdeMmrecError naming each failing job and main.py's reason."""
+    ours = ("results_file", "resume")   # written by mde-mmrec into folders it creates when the run starts
+    payload = json.dumps([[name, model, dataset, override_args({k: v for k, v in overrides.items() if k not in ours})]
+                          for name, model, dataset, overrides in jobs])
+    proc = subprocess.run([sys.executable, "-c", _CHECK_COMMANDS], cwd=Path(checkout) / "src", input=payload,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise MdeMmrecError(f"could not check the runs with the code in {checkout}/src ({detail}); "
+                            f"is the plugin installed there? (`mde-mmrec install {checkout}`)")
+    errors = json.loads(lines[-1])
+    if errors:
+        raise MdeMmrecError("checked before any run, as main.py will check it: " + "; ".join(
+            f"{name}: {message}" for name, message in errors))
+
+
 class RunGuard:
     """Kill a process whose resident memory passes ``max_rss_mb`` or whose wall time passes ``max_seconds``
     (each optional; checked every ``interval`` seconds), so a model that builds a dense items x items matrix,

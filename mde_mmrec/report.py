@@ -31,17 +31,26 @@ def label_of(record: dict) -> str:
 
 def records_frame(records: list[dict], split: str = "test") -> pd.DataFrame:
     """One row per record: label, model, dataset, seed, every param (``p.<key>``), the metrics of ``split``
-    ("test" or "best_valid"), best_epoch, s_per_epoch, and the validation metric as ``valid.<metric>``."""
+    ("test" or "best_valid"), epochs_to_best, s_per_epoch, and the validation metric as ``valid.<metric>``.
+
+    ``epochs_to_best``: the epochs trained when the best validation score was reached, ``best_epoch + 1``
+    (a results line keeps MMRec's epoch index, which counts from 0 as MMRec's log does)."""
     rows = []
     for r in records:
         row = {"label": label_of(r), "model": r.get("model"), "dataset": r.get("dataset"),
-               "seed": r.get("seed"), "best_epoch": r.get("best_epoch"), "epochs_run": r.get("epochs_run"),
+               "seed": r.get("seed"), "epochs_to_best": epochs_to_best(r), "epochs_run": r.get("epochs_run"),
                "s_per_epoch": r.get("s_per_epoch"), "train_time_s": r.get("train_time_s")}
         row.update({f"p.{k}": _hashable(v) for k, v in (r.get("params") or {}).items()})
         row.update((r.get(split) or {}))
         row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def epochs_to_best(record: dict):
+    """The epochs trained when the best validation score was reached (MMRec's best epoch index + 1)."""
+    index = record.get("best_epoch")
+    return None if index is None else index + 1
 
 
 def _hashable(value):
@@ -53,7 +62,7 @@ def summarize(records: list[dict], metrics=METRICS, ks=KS, split: str = "test",
     """Mean and standard deviation over seeds, one row per label (configuration).
 
     Columns: label, model, n_seeds, ``<metric>@k mean`` / ``<metric>@k std`` for each metric and k,
-    best_epoch (mean), s_per_epoch (mean). ``std`` is the sample standard deviation (0 with one seed).
+    epochs_to_best (mean), s_per_epoch (mean). ``std`` is the sample standard deviation (0 with one seed).
     Rows follow ``order`` (labels) where given, else first appearance.
     """
     if not records:
@@ -74,7 +83,7 @@ def summarize(records: list[dict], metrics=METRICS, ks=KS, split: str = "test",
         for k in keys:
             row[f"{k} mean"] = g[k].mean()
             row[f"{k} std"] = g[k].std(ddof=1) if len(g) > 1 else 0.0
-        row["best_epoch"] = g["best_epoch"].mean()
+        row["epochs_to_best"] = g["epochs_to_best"].mean()
         row["s_per_epoch"] = g["s_per_epoch"].mean()
         rows.append(row)
     return pd.DataFrame(rows)
@@ -101,7 +110,7 @@ def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
     in bold."""
     keys = metric_keys(metrics, ks)
     header = ["model", "seeds"] + [f"{METRIC_NAMES.get(k.split('@')[0], k)}@{k.split('@')[1]}" for k in keys] \
-        + ["best epoch (from 0)", "s/epoch"]
+        + ["epochs to best", "s/epoch"]
     best = {k: summary[f"{k} mean"].max() for k in keys}
     rows = []
     for _, r in summary.iterrows():
@@ -109,7 +118,7 @@ def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
         for k in keys:
             cell = f"{r[f'{k} mean']:.4f} ± {r[f'{k} std']:.4f}" if r["n_seeds"] > 1 else f"{r[f'{k} mean']:.4f}"
             cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)
-        cells += [_fmt(r["best_epoch"], 1), _fmt(r["s_per_epoch"], 2)]
+        cells += [_fmt(r["epochs_to_best"], 1), _fmt(r["s_per_epoch"], 2)]
         rows.append(cells)
     return markdown_table(header, rows)
 
@@ -170,7 +179,7 @@ def grid_table(records: list[dict], keys: list[str], valid_metric: str = "recall
     frame = records_frame(records)
     cols = [f"p.{k}" for k in keys]
     agg = {f"valid.{valid_metric}": "mean", **{m: "mean" for m in test_metrics}, "seed": "nunique",
-           "best_epoch": "mean"}
+           "epochs_to_best": "mean"}
     table = frame.groupby(cols, dropna=False).agg(agg).reset_index()
     table = table.rename(columns={**{f"p.{k}": k for k in keys}, f"valid.{valid_metric}": f"valid {valid_metric}",
                                   **{m: f"test {m}" for m in test_metrics}, "seed": "n_seeds"})

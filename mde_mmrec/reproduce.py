@@ -26,10 +26,6 @@ PAPER_DATASETS = ("baby", "sports", "clothing")
 TABLE1_MODELS = ("VBPR", "MMGCN", "GRCN", "DualGNN", "SLMRec", "BM3", "FREEDOM", "DRAGON", "MDE")
 TABLE1_METRICS = ("recall@5", "precision@5", "map@5", "ndcg@5")      # the paper's column order
 TABLE1_HEAD = ("REC", "PREC", "MAP", "NDCG")
-# models whose MMRec code calls .cuda() unconditionally: they cannot run without a GPU
-NEEDS_CUDA = {"GRCN": "MMRec's grcn.py calls .cuda() unconditionally (needs a GPU)"}
-# models that import a package this environment may lack
-NEEDS_MODULE = {"SLMRec": "torch_scatter"}
 FIG2_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 FIG2_METRICS = ("recall@20", "ndcg@20")
 
@@ -55,24 +51,13 @@ def experiment_configs(name: str, models: list[str] | None = None) -> list[compa
     raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
 
 
-def _cuda_available() -> bool:
-    try:
-        import torch
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
-
-
 def runnable(configs: list[compare.RunConfig], cuda: bool) -> tuple[list[compare.RunConfig], dict[str, str]]:
-    """(configurations to run, {label: "not run: reason"} for the others)."""
-    import importlib.util
+    """(configurations to run, {label: "not run: reason"} for those that cannot run here)."""
     keep, skipped = [], {}
     for c in configs:
-        module = NEEDS_MODULE.get(c.model)
-        if c.model in NEEDS_CUDA and not cuda:
-            skipped[c.label] = f"not run: {NEEDS_CUDA[c.model]}"
-        elif module and importlib.util.find_spec(module) is None:
-            skipped[c.label] = f"not run: MMRec's {c.model.lower()}.py needs {module} (pip install {module})"
+        reason = compare.why_not_runnable(c.model, cuda)
+        if reason:
+            skipped[c.label] = f"not run: {reason}"
         else:
             keep.append(c)
     return keep, skipped
@@ -141,8 +126,9 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path:
         for w, label in zip(FIG2_WEIGHTS, a_labels):
             mean, std = _cell(summary, label, key)
             if mean is not None:
-                xs.append(str(w)), ys.append(mean), es.append(std)
-        ax.bar(xs, ys, yerr=es, capsize=3, color="#bbbbbb", label="A: fixed w_t")
+                xs.append(w), ys.append(mean), es.append(std)
+        ax.bar(xs, ys, width=0.08, yerr=es, capsize=3, color="#bbbbbb", label="A: fixed w_t")
+        ax.set_xticks(FIG2_WEIGHTS)
         for label, style, color in (("B: independent", ":", "tab:blue"), ("MDE", "-", "tab:red")):
             mean, _ = _cell(summary, label, key)
             if mean is not None:
@@ -166,7 +152,7 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
     """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown and the
     configurations that failed (label: why; configurations skipped by design, e.g. needing CUDA, are not)."""
     configs = experiment_configs(experiment, models)
-    configs, skipped = runnable(configs, _cuda_available() if cuda is None else cuda)
+    configs, skipped = runnable(configs, compare.cuda_available() if cuda is None else cuda)
     for label, why in skipped.items():
         echo(f"{label}: {why}")
     out_dir = Path(out_dir)
@@ -205,6 +191,8 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    if args.models and args.experiment != "table1":
+        raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
     checkout = mmrec.find_checkout(args.mmrec)
     sets = compare.parse_sets(args.set)
     if any(m is not None for m in sets):

@@ -338,6 +338,23 @@ field_separator: "\\t"
 """
 
 
+MMREC_DATA_README = "MMRec's data/README.md (a Google Drive folder with Baby, Sports, Elec)"
+
+
+def missing_data_hint(mmrec_root: str | Path, name: str) -> str:
+    """What to do about data set ``name`` whose files are missing: MMRec's own data sets (a config that
+    make-data did not write) are downloaded; a synthetic one is (re)generated."""
+    root = Path(mmrec_root)
+    yaml_path = dataset_files(root, name)["yaml"]
+    if yaml_path.is_file() and not yaml_path.read_text(encoding="utf-8").startswith(YAML_MARKER):
+        like = name if name in PRESETS else "baby"
+        return (f"'{name}' is one of MMRec's own data sets, downloaded separately: see {MMREC_DATA_README}, "
+                f"unpack it into {root / 'data' / name}; or use synthetic data of its shape: "
+                f"`mde-mmrec make-data synthetic_{like} --mmrec {root}`, then -d synthetic_{like}")
+    force = " --force" if yaml_path.is_file() else ""
+    return f"create a synthetic data set with `mde-mmrec make-data {name} --mmrec {root}{force}`"
+
+
 def dataset_files(mmrec_root: str | Path, name: str) -> dict[str, Path]:
     """Where make_dataset writes (and MMRec reads) the files of data set ``name``."""
     root = Path(mmrec_root)
@@ -409,9 +426,10 @@ def register(subparsers) -> None:
         "make-data", help="write a synthetic multimodal data set into an MMRec checkout",
         description="Write a synthetic data set in MMRec's format (data/NAME/NAME.inter, image_feat.npy "
                     "4096-d, text_feat.npy 384-d, src/configs/dataset/NAME.yaml) with planted multimodal "
-                    "structure. Presets: " + "; ".join(f"{k}: {v.n_users} users, {v.n_items} items, "
-                                                       f"~{v.n_interactions} interactions ({v.note})"
-                                                       for k, v in PRESETS.items()))
+                    "structure. Presets (users, items, target interactions; the generated count is within a "
+                    "few percent of the target, e.g. 164,585 for baby): "
+                    + "; ".join(f"{k}: {v.n_users:,} users, {v.n_items:,} items, {v.n_interactions:,} "
+                                f"interactions ({v.note})" for k, v in PRESETS.items()))
     p.add_argument("name", help="data set name (use with -d NAME); a preset name, or synthetic_<preset>, also picks that preset")
     p.add_argument("--mmrec", required=True, help="path to the MMRec checkout")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,

@@ -32,6 +32,7 @@ import torch
 import yaml
 
 from .errors import MdeMmrecError
+from . import synthetic
 from .mmrec import mmrec_root
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,7 @@ def dataset_settings(root: Path, dataset: str) -> dict:
     configs = root / "src" / "configs"
     yaml_path = configs / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
-        raise MdeMmrecError(f"unknown data set {dataset!r}: no {yaml_path} (create one with "
-                            f"`mde-mmrec make-data {dataset} --mmrec {root}`)")
+        raise MdeMmrecError(f"unknown data set {dataset!r}: no {yaml_path}; {synthetic.missing_data_hint(root, dataset)}")
     config = {**_read_yaml(configs / "overall.yaml"), **_read_yaml(yaml_path)}
     for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_file_name", "data_path"):
         if not config.get(key):
@@ -122,8 +122,7 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
     data_dir = (root / "src" / config["data_path"] / dataset).resolve()
     inter_file = data_dir / config["inter_file_name"]
     if not inter_file.is_file():
-        raise MdeMmrecError(f"{inter_file} does not exist: put the data set there (or create one with "
-                            f"`mde-mmrec make-data {dataset} --mmrec {root}`)")
+        raise MdeMmrecError(f"{inter_file} does not exist; {synthetic.missing_data_hint(root, dataset)}")
     uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
     label = config.get("inter_splitting_label", "x_label")
     frame = pd.read_csv(inter_file, sep=config.get("field_separator", "\t"))

@@ -174,7 +174,8 @@ def test_grid_spec_from_yaml_and_overrides(tmp_path):
 
 def test_grid_key_mde_does_not_have(tmp_path):
     checkout = _fake_checkout(tmp_path, MDE_YAML)
-    with pytest.raises(MdeMmrecError, match="grid key 'cl_wieght'.*no such key"):
+    with pytest.raises(MdeMmrecError, match=r"--set cl_wieght: unknown config key\(s\) cl_wieght \(a grid key must be one "
+                                            r"of MDE's keys.*did you mean cl_wieght -> cl_weight, "):
         grid.grid_spec(checkout, "MDE", "tiny", {"cl_wieght": [0.1, 1.0]}, None)
     with pytest.raises(MdeMmrecError, match="unknown config key"):
         grid.grid_spec(checkout, "MDE", "tiny", {"nonsense": 1}, None)
@@ -188,3 +189,9 @@ def test_best_point_is_the_best_mean_over_seeds_not_one_lucky_seed(tmp_path):
                for cl, seed, v in runs]
     text = grid.summarize(records, ["seed", "cl_weight"], tmp_path, "t", charts=False).read_text()
     assert "(mean over its 2 seed(s)): **cl_weight=0.01** (valid 0.4900" in text
+
+
+def test_a_bad_shard_is_explained_in_grids_own_spelling():
+    assert grid.parse_shard("2/4") == (2, 4)
+    with pytest.raises(MdeMmrecError, match=r"--shard 3/2: write i/n with 1 <= i <= n, e.g. --shard 1/4"):
+        grid.parse_shard("3/2")

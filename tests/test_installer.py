@@ -268,3 +268,19 @@ def test_run_main_streams_lines_and_returns_the_exit_code(fake, tmp_path, monkey
                      f"--results_file={tmp_path / 'r.jsonl'}"]
     assert lines == [f"args {expected_args}", "to stderr"]
     assert (tmp_path / "run.log").read_text().splitlines() == lines
+
+
+def test_install_and_uninstall_count_the_same_files_and_name_the_data_left_behind(fake, caplog):
+    root = fake[0]
+    (root / "src" / "configs" / "dataset").mkdir(parents=True, exist_ok=True)
+    with caplog.at_level(logging.INFO):
+        run_install(fake)
+        added = json.loads((root / installer.INSTALL_MANIFEST).read_text())["added"]
+        assert f"{len(added)} plugin files added" in caplog.text
+        from mde_mmrec.synthetic import YAML_MARKER
+        (root / "src" / "configs" / "dataset" / "syn.yaml").write_text(YAML_MARKER + " ...\n")
+        (root / "data" / "real" / "mde_graphs").mkdir(parents=True)
+        caplog.clear()
+        installer.uninstall(root)
+    assert f"{len(added)} removed" in caplog.text
+    assert "synthetic data set syn (data/syn/" in caplog.text and "graph cache data/real/mde_graphs/" in caplog.text

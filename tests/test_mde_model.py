@@ -372,6 +372,11 @@ def test_check_grid_finds_a_bad_value_at_any_grid_point_up_front():
               "seed": [999], "cl_weight": [0.01, 0.1], "cl_temperature": [0.2, 0.5]}
     mde.check_grid(config.get)                                      # every point valid: silent
     config["cl_temperature"] = [0.2, 0.0]
-    with pytest.raises(ValueError, match=r"'cl_temperature' must be > 0, got 0.0 .*grid point "
+    with pytest.raises(ValueError, match=r"'cl_temperature' must be > 0, got 0.0; .*--set MDE:cl_temperature=VALUE.*grid point "
                                          r"\{'cl_weight': 0.01, 'cl_temperature': 0.0\}"):
         mde.check_grid(config.get)
+    config["cl_temperature"], config["tradeoff"] = [0.2, 0.5], "preferenc"   # wrong at every point
+    with pytest.raises(ValueError) as error:
+        mde.check_grid(config.get)
+    assert "'tradeoff' must be one of preference, independent, got 'preferenc'" in str(error.value)
+    assert "grid point" not in str(error.value)   # not a grid point's fault

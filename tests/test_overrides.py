@@ -14,7 +14,7 @@ co = plugin_module("cli_overrides")
 # the merged config files of a model with a grid, as Config.read_files returns them (shape of MMRec's
 # overall.yaml + a dataset yaml + DRAGON.yaml, shortened)
 FILE_CONFIG = {
-    "gpu_id": 0, "use_gpu": True, "seed": [999], "epochs": 1000, "stopping_step": 20, "learning_rate": 0.001,
+    "gpu_id": 0, "use_gpu": True, "seed": [999], "epochs": 1000, "train_batch_size": 2048, "stopping_step": 20, "learning_rate": 0.001,
     "learner": "adam", "topk": [5, 10, 20, 50], "metrics": ["Recall", "NDCG"], "valid_metric": "Recall@20",
     "learning_rate_scheduler": [1.0, 50], "weight_decay": 0.0, "end2end": False, "clip_grad_norm": None,
     "results_file": None, "resume": False, "grid_shard": None,
@@ -87,6 +87,12 @@ def test_hyper_parameters_requires_pinning_dropped_multi_value_keys():
     (["--resume=True"], r"resume=True needs a results_file"),
     (["--results_file=/no/such/folder/r.jsonl"], r"folder /no/such/folder does not exist"),
     (["--epochs={a: 1}"], r"a mapping"),
+    (["--epochs=-1"], r"epochs=-1 must be a whole number >= 1"),       # MMRec would run no epoch and log NaN
+    (["--epochs=0"], r"epochs=0 must be a whole number >= 1"),
+    (["--train_batch_size=2.5"], r"train_batch_size=2.5 must be a whole number"),
+    (["--learning_rate=0"], r"learning_rate=0 must be a positive number"),
+    (["--learning_rate=[0.01,-1]"], r"learning_rate=-1 must be a positive number"),
+    (["--learning_rate=.nan"], r"learning_rate=nan must be a positive number"),
 ])
 def test_bad_overrides_are_errors(argv, message):
     with pytest.raises(co.OverrideError, match=message):
@@ -115,3 +121,55 @@ def test_formatted_overrides_parse_back_to_the_same_config():
     wanted = {"learning_rate": 1e-4, "reg_weight": [0.1, 1e-05], "use_gpu": False, "learner": "sgd"}
     assert parse(*override_args(wanted)) == wanted
 
+
+
+def fake_src(tmp_path, data=True):
+    """A folder shaped like MMRec's src/ (configs, models, ../data), written by the test."""
+    src = tmp_path / "src"
+    for name in ("configs/model", "configs/dataset", "models"):
+        (src / name).mkdir(parents=True)
+    (src / "configs" / "overall.yaml").write_text("epochs: 1000\n")
+    (src / "configs" / "model" / "MDE.yaml").write_text("cl_weight: 0.1\n")
+    (src / "models" / "mde.py").write_text("")
+    (src / "configs" / "dataset" / "tiny.yaml").write_text("inter_file_name: tiny.inter\n")
+    if data:
+        (tmp_path / "data" / "tiny").mkdir(parents=True)
+        (tmp_path / "data" / "tiny" / "tiny.inter").write_text("")
+    return src
+
+
+SRC_CONFIG = {"data_path": "../data/", "inter_file_name": "tiny.inter"}
+
+
+def test_model_and_dataset_that_exist_pass(tmp_path):
+    co.check_model_and_dataset("MDE", "tiny", SRC_CONFIG, fake_src(tmp_path))
+
+
+@pytest.mark.parametrize("model, dataset, message", [
+    ("MDEX", "tiny", r"-m MDEX: no such model .*src/models/mdex.py.*did you mean MDE\?"),
+    ("mde", "tiny", r"-m mde: no such model .*case-sensitive.*did you mean MDE\?"),
+    ("MDE", "tinyy", r"-d tinyy: no data set config src/configs/dataset/tinyy.yaml; did you mean tiny\?"
+                     r".*mde-mmrec make-data"),
+])
+def test_a_mistyped_model_or_dataset_is_an_error_before_any_data_is_loaded(tmp_path, model, dataset, message):
+    with pytest.raises(co.OverrideError, match=message):
+        co.check_model_and_dataset(model, dataset, SRC_CONFIG, fake_src(tmp_path))
+
+
+def test_missing_interactions_point_at_the_download_and_the_synthetic_data(tmp_path):
+    with pytest.raises(co.OverrideError, match=r"-d tiny: its interactions .*data/tiny/tiny.inter do not exist"
+                                               r".*data/README.md.*make-data synthetic_baby"):
+        co.check_model_and_dataset("MDE", "tiny", SRC_CONFIG, fake_src(tmp_path, data=False))
+
+
+def test_main_py_run_outside_src_is_told_where_to_run(tmp_path):
+    with pytest.raises(co.OverrideError, match=r"has no configs/overall.yaml: run main.py from MMRec's src"):
+        co.check_model_and_dataset("MDE", "tiny", SRC_CONFIG, tmp_path)
+
+
+def test_parse_overrides_checks_model_dataset_and_an_overridden_data_path(tmp_path):
+    src = fake_src(tmp_path)
+    config = dict(FILE_CONFIG, **SRC_CONFIG)
+    assert co.parse_overrides(["--epochs=2"], config, model="MDE", dataset="tiny", src=src) == {"epochs": 2}
+    with pytest.raises(co.OverrideError, match=r"elsewhere/tiny/tiny.inter do not exist"):
+        co.parse_overrides(["--data_path=../elsewhere/"], config, model="MDE", dataset="tiny", src=src)

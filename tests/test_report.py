@@ -34,7 +34,7 @@ def test_summary_mean_std_over_seeds():
     assert mde["recall@20 mean"] == pytest.approx(0.11)
     assert mde["recall@20 std"] == pytest.approx(pd.Series([0.10, 0.12]).std())
     assert mde["recall@5 mean"] == pytest.approx(0.11 * 5 / 20)
-    assert mde["best_epoch"] == 4 and s.iloc[1]["s_per_epoch"] == pytest.approx(0.6)
+    assert mde["epochs_to_best"] == 5 and s.iloc[1]["s_per_epoch"] == pytest.approx(0.6)
     assert "recall@50 mean" not in s.columns        # tables show 5, 10, 20
 
 
@@ -53,7 +53,7 @@ def test_markdown_and_csv(tmp_path):
     assert lines[0] == "# tiny"
     header = lines[2]
     assert header.startswith("| model | seeds | Recall@5 | Recall@10 | Recall@20 | NDCG@5")
-    assert "MAP@20 | best epoch (from 0) | s/epoch |" in header
+    assert "MAP@20 | epochs to best | s/epoch |" in header
     mde_row = next(l for l in lines if l.startswith("| MDE "))
     assert "**0.1100 ± 0.0141**" in mde_row           # best recall@20, bold, mean ± std
     assert "- DRAGON: failed" in text
@@ -119,22 +119,13 @@ def test_compare_pins_grid_keys_and_parses_sets():
     assert sets == {"MDE": {"cl_weight": 0.1}, None: {"epochs": 3}, "FREEDOM": {"reg_weight": 1e-4}}
     with pytest.raises(MdeMmrecError):
         compare.parse_sets(["noequals"])
+    with pytest.raises(MdeMmrecError, match=r"MDE:cl_weight is set twice"):
+        compare.parse_sets(["MDE:cl_weight=0.1", "FREEDOM:cl_weight=1", "MDE:cl_weight=0.2"])
+    assert compare.parse_sets(["cl_weight=0.1", "MDE:cl_weight=0.2"]) == {None: {"cl_weight": 0.1},
+                                                                          "MDE": {"cl_weight": 0.2}}
 
 
-def test_progress_lines():
-    out = []
-    p = compare.Progress(n_configs=2, epochs=10, echo=out.append)
-    p.begin(0, "MDE", 2)
-    p("=========1/2: Parameters:['seed']=(999,)=======")
-    p("epoch 0 training [time: 0.50s, train loss: 12.3]")
-    p("epoch 0 evaluating [time: 0.10s, valid_score: 0.123400]")
-    assert out[-1].startswith("  MDE run 1/2 epoch 1/10 valid 0.1234 | elapsed 0:00:0")
-    assert "left (+1 more configuration(s))" in out[-1]
-
-
-def test_grid_markdown_writes_small_values_exactly():
-    recs = [{"model": "MDE", "dataset": "t", "seed": 1, "best_epoch": 2,
-             "params": {"seed": 1, "reg_weight": 1e-5}, "best_valid": {"recall@20": 0.2},
-             "test": {"recall@20": 0.1, "ndcg@20": 0.05}}]
-    text = report.grid_markdown(report.grid_table(recs, ["reg_weight"]), ["reg_weight"])
-    assert "| 1e-05 | 0.2000 | 0.1000 | 0.0500 | 1 |" in text
+def test_unknown_set_keys_come_with_the_closest_known_ones():
+    with pytest.raises(MdeMmrecError, match=r"configuration 'MDE': unknown config key\(s\) cl_wieght, zzz .*"
+                                            r"did you mean cl_wieght -> cl_weight\?$"):
+        compare.check_keys({"cl_weight": 0.1, "epochs": 3}, {"cl_wieght": 0.2, "zzz": 1}, "configuration 'MDE'")

@@ -64,3 +64,25 @@ def test_cli_exit_status_says_whether_every_configuration_ran(tmp_path, monkeypa
     calls["failed"] = {"w/o MDA": "failed (exit 1; see log)"}
     assert reproduce._cmd_reproduce(args) == 1
     assert "FAILED w/o MDA: failed (exit 1; see log)" in capsys.readouterr().out
+
+
+def test_models_that_cannot_run_here_are_named_with_the_reason(monkeypatch):
+    from mde_mmrec import compare
+    assert "calls .cuda() unconditionally" in compare.why_not_runnable("GRCN", cuda=False)
+    assert compare.why_not_runnable("GRCN", cuda=True) is None and compare.why_not_runnable("MDE", cuda=False) is None
+    monkeypatch.setattr(compare.importlib.util, "find_spec", lambda name: None)   # torch_scatter not installed
+    assert "imports torch_scatter, which is not installed" in compare.why_not_runnable("SLMRec", cuda=True)
+    configs = [compare.RunConfig(m, m) for m in ("GRCN", "SLMRec", "MDE")]
+    keep, skipped = reproduce.runnable(configs, cuda=False)
+    assert [c.label for c in keep] == ["MDE"] and set(skipped) == {"GRCN", "SLMRec"}
+    assert all(reason.startswith("not run: MMRec's") for reason in skipped.values())
+
+
+def test_models_option_is_refused_outside_table1(tmp_path):
+    import pytest
+    from mde_mmrec.errors import MdeMmrecError
+    parser = argparse.ArgumentParser()
+    reproduce.register(parser.add_subparsers())
+    args = parser.parse_args(["reproduce", "table2", "--mmrec", str(tmp_path), "-d", "tiny", "--models", "VBPR"])
+    with pytest.raises(MdeMmrecError, match="--models chooses table1's models; table2 runs MDE variants only"):
+        args.func(args)

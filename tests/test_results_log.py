@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
 from itertools import product
 from types import SimpleNamespace
 
@@ -79,7 +81,10 @@ def test_resume_skips_finished_points_of_the_same_model_and_dataset(tmp_path, ca
     assert [i for i, _ in todo] == [1, 2, 3, 5]
     assert "skipping grid point 1/6" in caplog.text and "skipping grid point 5/6" in caplog.text
     config["resume"] = False
-    assert len(rl.points_to_run(config, COMBINATORS)) == 6
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert len(rl.points_to_run(config, COMBINATORS)) == 6
+    assert "2 grid point(s) to run are already in" in caplog.text and "--resume=True" in caplog.text
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -117,3 +122,16 @@ def test_a_point_where_no_epoch_finished_is_recorded_as_failed(tmp_path):
                              model_init_s=1.0, train_time_s=0.1)
     assert record["failed"] == rl.NO_EPOCH_FINISHED and record["epochs_run"] == 0
     assert record_for(config, (999, 0.1, 1e-4))["failed"] is None
+
+
+def test_a_model_grid_check_failure_is_a_config_error_not_a_traceback(monkeypatch):
+    # a stand-in model module with MDE's hook, check_grid(get), that rejects the configuration
+    module = types.ModuleType("models.badgrid")
+
+    def check_grid(get):
+        raise ValueError("BadGrid: 'k' must be >= 1")
+
+    module.check_grid = check_grid
+    monkeypatch.setitem(sys.modules, "models.badgrid", module)
+    with pytest.raises(rl.ResultsConfigError, match="BadGrid: 'k' must be >= 1"):
+        rl.check_settings(FakeConfig({"model": "BadGrid"}).__getitem__)

@@ -220,3 +220,14 @@ def test_default_preset_follows_the_name():
     from mde_mmrec.synthetic import default_preset
     assert default_preset("baby") == "baby" and default_preset("synthetic_elec") == "elec"
     assert default_preset("mine") == "tiny"
+
+
+def test_missing_data_hint_downloads_mmrecs_own_data_and_makes_synthetic_data(tmp_path):
+    root = _fake_checkout(tmp_path)
+    (root / "src" / "configs" / "dataset" / "sports.yaml").write_text("inter_file_name: sports.inter\n")
+    hint = synthetic.missing_data_hint(root, "sports")           # MMRec's own config, data not downloaded
+    assert "one of MMRec's own data sets" in hint and "data/README.md" in hint
+    assert "make-data synthetic_sports" in hint and "-d synthetic_sports" in hint
+    make_dataset(root, "t")
+    assert synthetic.missing_data_hint(root, "t").endswith(f"make-data t --mmrec {root} --force`")
+    assert synthetic.missing_data_hint(root, "new").endswith(f"make-data new --mmrec {root}`")

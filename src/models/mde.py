@@ -100,9 +100,8 @@ class MDEHyperParameters:
         for field in fields(cls):
             name = field.name
             if name not in config:
-                raise ValueError(
-                    f"MDE: hyperparameter '{name}' is missing from the configuration "
-                    f"(src/configs/model/MDE.yaml); add it there (see mde-mmrec's MDE.yaml) or pass --{name}=VALUE")
+                raise ValueError(f"MDE: hyperparameter '{name}' is missing from the configuration; "
+                                 f"{where_to_set(name)} (`mde-mmrec install` copies the full MDE.yaml)")
             values[name] = _coerce(name, config[name], field.type)
         return cls(**values)
 
@@ -110,21 +109,31 @@ class MDEHyperParameters:
         for name in ("embedding_size", "n_layers", "user_knn_k", "item_knn_k"):
             least = 0 if name == "n_layers" else 1
             if getattr(self, name) < least:
-                raise ValueError(f"MDE: '{name}' must be an integer >= {least}, got {getattr(self, name)} (MDE.yaml)")
+                raise ValueError(f"MDE: '{name}' must be an integer >= {least}, got {getattr(self, name)}; "
+                                 f"{where_to_set(name)}")
         for name in ("cl_weight", "diff_weight", "reg_weight", "cl_temperature", "fixed_text_weight"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):   # NaN passes every < / <= check below
-                raise ValueError(f"MDE: '{name}' must be a finite number, got {value} (MDE.yaml or --{name}=)")
+                raise ValueError(f"MDE: '{name}' must be a finite number, got {value}; {where_to_set(name)}")
         for name in ("cl_weight", "diff_weight", "reg_weight"):
             if getattr(self, name) < 0:
-                raise ValueError(f"MDE: '{name}' must be >= 0, got {getattr(self, name)} (MDE.yaml)")
+                raise ValueError(f"MDE: '{name}' must be >= 0, got {getattr(self, name)}; {where_to_set(name)}")
         if self.cl_temperature <= 0:
-            raise ValueError(f"MDE: 'cl_temperature' must be > 0, got {self.cl_temperature} (MDE.yaml)")
+            raise ValueError(f"MDE: 'cl_temperature' must be > 0, got {self.cl_temperature}; "
+                             f"{where_to_set('cl_temperature')}")
         if self.fixed_text_weight is not None and not 0.0 <= self.fixed_text_weight <= 1.0:
-            raise ValueError(f"MDE: 'fixed_text_weight' must be null or in [0, 1], got {self.fixed_text_weight}")
+            raise ValueError(f"MDE: 'fixed_text_weight' must be null or in [0, 1], got {self.fixed_text_weight}; "
+                             f"{where_to_set('fixed_text_weight')}")
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
-                raise ValueError(f"MDE: '{name}' must be one of {choices}, got {getattr(self, name)!r} (MDE.yaml)")
+                raise ValueError(f"MDE: '{name}' must be one of {', '.join(choices)}, got {getattr(self, name)!r}; "
+                                 f"{where_to_set(name)}")
+
+
+def where_to_set(name: str) -> str:
+    """The fix part of an error message about hyperparameter ``name``."""
+    return (f"set it in the checkout's src/configs/model/MDE.yaml or override it (main.py --{name}=VALUE; "
+            f"mde-mmrec --set MDE:{name}=VALUE)")
 
 
 def check_grid(get) -> None:
@@ -137,23 +146,28 @@ def check_grid(get) -> None:
     if set(base) != set(names):
         return
     keys = [k for k in (get("hyper_parameters") or []) if k in base and isinstance(base[k], list)]
+    failures = []
     for combo in itertools.product(*(base[k] for k in keys)):
         point = dict(zip(keys, combo))
         try:
             MDEHyperParameters.from_config({**base, **point})
         except ValueError as exc:
-            raise ValueError(f"{exc} [grid point {point}; checked before loading any data]") from None
+            failures.append((point, str(exc)))
+    if failures:   # name the grid point only when the error depends on it (some other point is valid)
+        point, message = failures[0]
+        some_valid = len(failures) < math.prod(len(base[k]) for k in keys)
+        raise ValueError(f"{message} [grid point {point}]" if some_valid else message)
 
 
 def _coerce(name, value, annotation):
     """Check one config value against its declared type; grid lists that reached the model are an error."""
     if isinstance(value, (list, tuple)):
         raise ValueError(f"MDE: '{name}' is a list {value!r}; list it in hyper_parameters to grid-search it, "
-                         f"or give a single value (MDE.yaml or --{name}=VALUE)")
+                         f"or give a single value: {where_to_set(name)}")
     kind = str(annotation)
     if isinstance(value, (bool, np.bool_)) and "bool" not in kind:     # True would read as 1
         raise ValueError(f"MDE: hyperparameter '{name}' is a boolean ({value}) where a number is expected; "
-                         f"fix it in MDE.yaml or the --{name}= override")
+                         f"{where_to_set(name)}")
     try:
         if "Optional" in kind:
             return None if value is None else float(value)
@@ -170,7 +184,7 @@ def _coerce(name, value, annotation):
         return str(value)
     except (TypeError, ValueError):
         raise ValueError(f"MDE: hyperparameter '{name}' has an invalid value {value!r} "
-                         f"(expected {kind}); fix it in MDE.yaml or the --{name}= override") from None
+                         f"(expected {kind}); {where_to_set(name)}") from None
 
 
 # --------------------------------------------------------------------------------------------------

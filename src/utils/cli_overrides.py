@@ -12,7 +12,10 @@ Rules (applied by ``parse_overrides`` before any data is loaded):
 * ``--hyper_parameters=[seed,reg_weight]`` replaces the grid keys. A key dropped from the grid that holds a
   one-element list takes that element; one that holds several values is an error (pin it: ``--key=value``).
 * A value of another kind than the configured one (a string for a number, a number for a bool) is an error.
-* results_file / resume / grid_shard are checked here too (utils/results_log.py).
+* results_file / resume / grid_shard, MMRec's training keys (epochs, ...) and, for a model that can check
+  itself (MDE), every grid point's hyperparameters are checked here too (utils/results_log.py).
+* ``-m`` / ``-d``: the model file, the data set's config and its interaction file must exist
+  (``check_model_and_dataset``); MMRec itself would load data first and then fail with a Python error.
 
 ``format_value`` writes a Python value so that it reads back identically; mde-mmrec uses it to build
 command lines.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from pathlib import Path
 
 import yaml
 
@@ -156,11 +160,50 @@ def _unknown_key(arg, key, known) -> OverrideError:
                          f"model yaml)" + (f"; did you mean {', '.join(close)}?" if close else ""))
 
 
-def parse_overrides(argv, file_config: dict, loader=MMRecLoader) -> dict:
+def _did_you_mean(name: str, known) -> str:
+    same_letters = [k for k in known if k.lower() == name.lower()]
+    close = same_letters or difflib.get_close_matches(name, sorted(known), n=4, cutoff=0.5)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def check_model_and_dataset(model: str, dataset: str, file_config: dict, src=".") -> None:
+    """main.py's -m and -d, as MMRec uses them: the class ``model`` in ``models/<model lowercased>.py``, the data
+    set's ``configs/dataset/<dataset>.yaml`` and its interactions at ``<data_path><dataset>/<inter_file_name>``
+    (paths relative to ``src``, the folder main.py runs in)."""
+    src = Path(src)
+    configs = src / "configs"
+    if not (configs / "overall.yaml").is_file():
+        raise OverrideError(f"{src.resolve()} has no configs/overall.yaml: run main.py from MMRec's src folder "
+                            "(cd MMRec/src; python main.py -m MODEL -d DATASET)")
+    models = {p.stem for p in (configs / "model").glob("*.yaml")}
+    if not (src / "models" / f"{model.lower()}.py").is_file() or (model not in models and _did_you_mean(model, models)):
+        raise OverrideError(f"-m {model}: no such model (MMRec looks for class {model} in "
+                            f"src/models/{model.lower()}.py; names are case-sensitive){_did_you_mean(model, models)}")
+    datasets = {p.stem for p in (configs / "dataset").glob("*.yaml")}
+    if dataset not in datasets:
+        raise OverrideError(f"-d {dataset}: no data set config src/configs/dataset/{dataset}.yaml"
+                            f"{_did_you_mean(dataset, datasets)} (a synthetic data set: "
+                            f"mde-mmrec make-data tiny --mmrec PATH/TO/MMRec, then -d tiny)")
+    data_path, inter = file_config.get("data_path"), file_config.get("inter_file_name")
+    if data_path and inter:
+        path = src / (str(data_path) + dataset) / str(inter)   # MMRec: os.path.abspath(data_path + dataset)
+        if not path.is_file():
+            raise OverrideError(
+                f"-d {dataset}: its interactions {path.resolve()} do not exist (inter_file_name in "
+                f"src/configs/dataset/{dataset}.yaml). MMRec's Amazon data sets (baby, sports, elec) are "
+                "downloaded separately: see MMRec's data/README.md (Google Drive), unpack into MMRec/data/. "
+                "Or use a synthetic data set of the same shape: mde-mmrec make-data synthetic_baby --mmrec "
+                "PATH/TO/MMRec, then -d synthetic_baby")
+
+
+def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | None = None,
+                    dataset: str | None = None, src=".") -> dict:
     """The config_dict entries for ``argv`` (main.py's arguments after -m/-d).
 
     ``file_config``: the merged config files as Config reads them (``hyper_parameters`` concatenated over
     the files), before overrides: ``Config.read_files(model, dataset)`` in the patched configurator.
+    ``model`` / ``dataset`` (main.py's -m / -d): checked with ``check_model_and_dataset`` in ``src``, and
+    handed to the model's own grid check.
     """
     pairs = split_argv(list(argv))
     known = set(file_config)
@@ -232,6 +275,9 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader) -> dict:
         config_dict["hyper_parameters"] = grid
 
     merged = dict(file_config, **config_dict)
+    if model is not None:
+        check_model_and_dataset(model, dataset, merged, src)
+        merged.update(model=model, dataset=dataset)
     try:
         results_log.check_settings(merged.get)
     except results_log.ResultsConfigError as exc:

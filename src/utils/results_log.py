@@ -54,9 +54,36 @@ def parse_shard(value):
     return int(match.group(1)), int(match.group(2))
 
 
+# MMRec's training keys that take a positive whole number; a value it would accept silently (epochs=-1 runs no
+# epoch and reports NaN, as if the loss had diverged) is refused before any data is loaded
+_POSITIVE_INTEGERS = {"epochs": 1000, "train_batch_size": 2048, "eval_batch_size": 4096, "eval_step": 1}  # example values
+
+
+def check_training_keys(get):
+    """``epochs`` and the other keys in ``_POSITIVE_INTEGERS`` (every grid value of a grid key) and
+    ``learning_rate`` hold values MMRec can train with."""
+    for key in (*_POSITIVE_INTEGERS, "learning_rate"):
+        try:
+            value = get(key)
+        except KeyError:     # a plain dict's __getitem__ (MMRec's Config returns None for a missing key)
+            continue
+        for v in (value if isinstance(value, list) else [value]):
+            if v is None:
+                continue
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if key == "learning_rate":
+                if not number or not 0 < v < float("inf"):
+                    raise ResultsConfigError(f"learning_rate={v!r} must be a positive number (for example "
+                                             "--learning_rate=0.001)")
+            elif not number or v != int(v) or v < 1:
+                raise ResultsConfigError(f"{key}={v!r} must be a whole number >= 1 (for example "
+                                         f"--{key}={_POSITIVE_INTEGERS[key]})")
+
+
 def check_settings(get):
-    """Validate the three keys, and the model's grid if its module can (see ``check_model_grid``), before any
-    data is loaded; ``get(key)`` returns a setting or None."""
+    """Validate the three keys, MMRec's training keys and the model's grid if its module can (see
+    ``check_model_grid``), before any data is loaded; ``get(key)`` returns a setting or None."""
+    check_training_keys(get)
     check_model_grid(get)
     parse_shard(get("grid_shard"))
     results_file, resume = get("results_file"), get("resume")
@@ -84,7 +111,10 @@ def check_model_grid(get):
         return               # model raises it again, and the model checks itself when constructed
     hook = getattr(module, "check_grid", None)
     if hook is not None:
-        hook(get)
+        try:
+            hook(get)
+        except ValueError as exc:        # the model's own message, shown as a config error (no traceback)
+            raise ResultsConfigError(str(exc)) from None
 
 
 def _plain(value):
@@ -143,19 +173,23 @@ def points_to_run(config, combinators):
     shard = parse_shard(config["grid_shard"])
     keys = config["hyper_parameters"]
     done = []
-    if config["resume"]:
+    if config["results_file"]:
         done = [r.get("params") for r in read_results(config["results_file"])
                 if r.get("model") == config["model"] and r.get("dataset") == config["dataset"]]
-    selected = []
+    selected, again = [], 0
     for index, hyper_tuple in enumerate(combinators):
         if shard and index % shard[1] != shard[0] - 1:
             continue
         params = params_of(keys, hyper_tuple)
-        if params in done:
+        if params in done and config["resume"]:
             logger.info(f"skipping grid point {index + 1}/{len(combinators)} {params}: "
                         f"already in {config['results_file']}")
             continue
+        again += params in done
         selected.append((index, hyper_tuple))
+    if again:
+        logger.warning(f"{again} grid point(s) to run are already in {config['results_file']}: each will have a "
+                       f"second line there (pass --resume=True to skip finished points)")
     if shard:
         logger.info(f"grid_shard {shard[0]}/{shard[1]}: {len(selected)} of {len(combinators)} grid points to run")
     return selected

@@ -76,6 +76,23 @@ def test_bad_override_stops_main_before_loading_data(patched_mmrec, argument, me
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["-m", "MDEX", "-d", "tiny"], "-m MDEX: no such model"),                     # MMRec: UnboundLocalError
+    (["-m", "MDE", "-d", "tinyy"], "-d tinyy: no data set config"),               # MMRec: TypeError in join
+    (["-m", "MDE", "-d", "baby"], "data/README.md"),                              # not downloaded
+    (["-m", "MDE", "-d", "tiny", "--epochs=-1"], "epochs=-1 must be a whole number >= 1"),  # MMRec: NaN
+    (["-m", "MDE", "-d", "tiny", "--tradeoff=preferenc"], "'tradeoff' must be one of preference, independent"),
+])
+def test_a_wrong_model_data_set_or_value_is_a_one_line_error(patched_mmrec, tiny_data, arguments, message):
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "main.py", *arguments], cwd=patched_mmrec / "src",
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "main.py: error:" in result.stderr and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
 def test_long_run_logs_its_progress_and_stops_at_its_time_limit(patched_mmrec, tiny_data, tmp_path):
     """Patch 0010's construction line and 0015's within-epoch progress lines reach the log, and a run that
     passes its time limit is stopped with a status saying how far it got."""

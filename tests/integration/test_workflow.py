@@ -55,6 +55,19 @@ def test_bad_inputs_fail_before_training(patched_mmrec, tiny_data, tmp_path):
         compare.prepare(patched_mmrec, "nofeat", [compare.RunConfig("FREEDOM", "FREEDOM")], [1], tmp_path)
 
 
+def test_a_bad_value_in_the_last_configuration_fails_before_the_first_runs(patched_mmrec, tiny_data, tmp_path):
+    """main.py's own checks (patch 0009, MDE's grid check included) run for every configuration up front."""
+    configs = [compare.RunConfig("BPR", "BPR"), compare.RunConfig("MDE", "MDE", {"cl_temperature": 0.0})]
+    with pytest.raises(MdeMmrecError, match=r"checked before any run.*configuration 'MDE': MDE: 'cl_temperature' "
+                                            r"must be > 0.*--set MDE:cl_temperature=VALUE"):
+        compare.run_configs(patched_mmrec, tiny_data, configs, [1], tmp_path / "cmp", epochs=1)
+    assert not list((tmp_path / "cmp").glob("runs/*.jsonl"))            # nothing ran
+    with pytest.raises(MdeMmrecError, match=r"checked before any run.*MDE grid: MDE: 'cl_weight' must be >= 0"):
+        keys, values, plain = grid.grid_spec(patched_mmrec, "MDE", tiny_data, {"cl_weight": [0.1, -1.0]}, [1])
+        grid.run_grid(patched_mmrec, "MDE", tiny_data, keys, values, tmp_path / "grid", plain, epochs=1)
+    assert not (tmp_path / "grid" / "results.jsonl").exists()
+
+
 def test_grid_killed_half_way_resumes(patched_mmrec, tiny_data, tmp_path):
     """Start a 4-point grid, kill MMRec once the first point is stored, resume: every point exactly once."""
     out = tmp_path / "grid"
@@ -98,7 +111,7 @@ def test_cli_compare_end_to_end(patched_mmrec, tiny_data, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mde_mmrec.cli", "grid", "--mmrec", str(patched_mmrec),
                           "-d", tiny_data, "--set", "cl_wieght=[0.1,1.0]", "--out", str(tmp_path / "g")],
                          capture_output=True, text=True, env=env, timeout=120)
-    assert bad.returncode == 2 and "grid key 'cl_wieght'" in bad.stderr
+    assert bad.returncode == 2 and "--set cl_wieght: unknown config key" in bad.stderr and "cl_weight" in bad.stderr
 
 
 def test_demo_trains_mde_and_a_baseline_and_reruns_after_a_settings_change(patched_mmrec, tmp_path):
