@@ -475,18 +475,23 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
             status[cfg.label] = (f"failed for seed(s) {', '.join(str(r['seed']) for r in failed)}: "
                                  f"{failed[0]['failed']}")
             echo(f"  {cfg.label}: {status[cfg.label]}")
-    records = collect(out_dir, [r[0] for r in runs], seeds)
+    records = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
     return records, status
 
 
-def collect(out_dir: Path, configs: list[RunConfig], seeds: list[int]) -> list[dict]:
-    """The finished records of these configurations and seeds (label added; runs without a result left
-    out), also written to OUT/results.jsonl."""
+_BOOKKEEPING = ("seed", "hyper_parameters", "results_file", "resume")
+
+
+def collect(out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]) -> list[dict]:
+    """The finished records of these configurations and seeds, with ``label`` and ``overrides`` (what
+    mde-mmrec set for the configuration: pinned grid keys, --set values, epochs) added; runs without a
+    result left out. Also written to OUT/results.jsonl."""
     records = []
-    for cfg in configs:
+    for cfg, overrides in runs:
+        chosen = {k: v for k, v in overrides.items() if k not in _BOOKKEEPING}
         for r in mmrec.read_results(Path(out_dir) / "runs" / f"{cfg.slug}.jsonl"):
             if r.get("seed") in seeds and not r.get("failed"):
-                records.append(dict(r, label=cfg.label))
+                records.append(dict(r, label=cfg.label, overrides=chosen))
     with open(Path(out_dir) / "results.jsonl", "w", encoding="utf-8") as handle:
         for r in records:
             handle.write(json.dumps(r) + "\n")
@@ -498,10 +503,11 @@ def write_comparison(records: list[dict], status: dict[str, str], out_dir: Path,
     """summary.md / summary.csv (mean ± std over seeds) and chart.png; returns the Markdown path."""
     order = list(status)
     notes = [f"{label}: {s}" for label, s in status.items() if s != "ok"]
-    if command:
-        notes.append(f"command: `{command}`")
     if not records:
         raise MdeMmrecError("no configuration finished a run: " + "; ".join(notes or ["no results"]))
+    notes += [report.method_note(records, bold=len(status) > 1)] + report.settings_notes(records)
+    if command:
+        notes.append(f"command: `{command}`")
     summary = report.summarize(records, order=order)
     md, _ = report.write_summary(summary, out_dir, title=title, notes=notes)
     if chart:

@@ -166,11 +166,16 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,
     best = table.iloc[0]            # the table's first row: best by the mean over the point's seeds
     table.to_csv(out_dir / "summary.csv", index=False)
     heat = report.heatmaps(table, sigma_keys, out_dir, f"valid {valid_metric}") if charts else []
+    valid = table[f"valid {valid_metric}"]
+    ties = int((valid == valid.iloc[0]).sum()) - 1
     text = (f"# {title}\n\n"
             f"Best point by validation {valid_metric} (mean over its {int(best['n_seeds'])} seed(s)): "
             f"**{_show({k: best[k] for k in sigma_keys})}** (valid {best[f'valid {valid_metric}']:.4f}, "
             f"test recall@20 {best['test recall@20']:.4f}, ndcg@20 {best['test ndcg@20']:.4f}, "
-            f"best validation after {best['epochs_to_best']:.1f} epochs)\n\n"
+            f"best validation after {best['epochs_to_best']:.1f} epochs)"
+            + (f"; tied on validation with the next {ties} row(s) of the table" if ties else "")
+            + ("; one seed per point: rerun with --seeds N to see how much of the ranking is seed noise"
+               if int(table["n_seeds"].max()) == 1 else "") + "\n\n"
             f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
             f"{valid_metric}.\n\n" + report.grid_markdown(table, sigma_keys))
     if failed:

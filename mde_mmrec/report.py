@@ -105,6 +105,29 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def method_note(records: list[dict], bold: bool = False) -> str:
+    """How the numbers of a comparison table were obtained, in one sentence."""
+    seeds = sorted({r.get("seed") for r in records} - {None})
+    epochs = sorted({(r.get("overrides") or {}).get("epochs") or (r.get("settings") or {}).get("epochs")
+                     for r in records} - {None})
+    metric = next((str((r.get("settings") or {}).get("valid_metric")) for r in records
+                   if (r.get("settings") or {}).get("valid_metric")), "Recall@20")
+    return (f"test-split metrics at the epoch with the best validation {metric}; mean ± sample standard "
+            f"deviation over seed(s) {', '.join(map(str, seeds))}"
+            + (f"; at most {'/'.join(map(str, epochs))} epochs" if epochs else "")
+            + ("; bold: the best mean in its column" if bold else ""))
+
+
+def settings_notes(records: list[dict]) -> list[str]:
+    """One line per configuration: the settings mde-mmrec gave it (pinned grid keys, --set values)."""
+    lines = {}
+    for r in records:
+        chosen = {k: v for k, v in (r.get("overrides") or {}).items() if k != "epochs"}
+        if chosen and label_of(r) not in lines:
+            lines[label_of(r)] = f"{label_of(r)}: " + ", ".join(f"{k}={v}" for k, v in chosen.items())
+    return list(lines.values())
+
+
 def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
     """The comparison table: one row per configuration, ``mean ± std`` cells; the best mean per column
     in bold."""
@@ -188,10 +211,15 @@ def grid_table(records: list[dict], keys: list[str], valid_metric: str = "recall
 
 
 def grid_markdown(table: pd.DataFrame, keys: list[str] = ()) -> str:
-    """Grid values written exactly (1e-05, not 0.0000); metrics with 4 decimals."""
-    rows = [[f"{v:g}" if c in keys and isinstance(v, float) else (str(v) if c in keys or c == "n_seeds" else v)
-             for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
-    return markdown_table(list(table.columns), rows)
+    """Grid values written exactly (1e-05, not 0.0000); metrics with 4 decimals, epochs with 1."""
+    def cell(column, value):
+        if column in keys:
+            return f"{value:g}" if isinstance(value, float) else str(value)
+        if column == "n_seeds":
+            return str(value)
+        return _fmt(value, 1) if column == "epochs_to_best" else value
+    rows = [[cell(c, v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
+    return markdown_table([c if c in keys else c.replace("_", " ") for c in table.columns], rows)
 
 
 def heatmap_data(table: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFrame:
@@ -211,13 +239,14 @@ def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) ->
         fig, ax = plt.subplots(figsize=(1.2 * data.shape[1] + 2.5, 0.8 * data.shape[0] + 2))
         im = ax.imshow(data.values, cmap="viridis", aspect="auto", origin="lower")
         ax.set_xticks(range(data.shape[1]))
-        ax.set_xticklabels([_fmt(v) if isinstance(v, float) else str(v) for v in data.columns])
+        ax.set_xticklabels([f"{v:g}" if isinstance(v, float) else str(v) for v in data.columns])   # 1e-05, 0.1
         ax.set_yticks(range(data.shape[0]))
-        ax.set_yticklabels([_fmt(v) if isinstance(v, float) else str(v) for v in data.index])
+        ax.set_yticklabels([f"{v:g}" if isinstance(v, float) else str(v) for v in data.index])
         ax.set_xlabel(x)
         ax.set_ylabel(y)
-        for (i, j), v in pd.DataFrame(data.values).stack().items():
-            ax.text(j, i, f"{v:.4f}", ha="center", va="center", color="w", fontsize="small")
+        middle = (im.norm.vmin + im.norm.vmax) / 2
+        for (i, j), v in pd.DataFrame(data.values).stack().items():   # dark text on viridis' light (high) end
+            ax.text(j, i, f"{v:.4f}", ha="center", va="center", color="k" if v > middle else "w", fontsize="small")
         others = [k for k in keys if k not in (x, y)]
         ax.set_title(f"{value}" + (f" (best over {', '.join(others)})" if others else ""), fontsize="small")
         fig.colorbar(im, ax=ax)

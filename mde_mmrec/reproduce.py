@@ -117,7 +117,8 @@ def fig2_markdown(summary: pd.DataFrame, status: dict, n_seeds: int) -> str:
 
 
 def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path:
-    """Bars: variant A over w_t; dotted line: variant B; solid line: MDE (one panel per metric)."""
+    """Points with std bars: variant A over w_t; dotted line: variant B; wide solid line: MDE (one panel per
+    metric; the lines' values are in the legend, so equal lines stay readable)."""
     plt = report.pyplot()
     fig, axes = plt.subplots(1, len(FIG2_METRICS), figsize=(5 * len(FIG2_METRICS), 3.6))
     a_labels = [f"A: w_t={w}" for w in FIG2_WEIGHTS]
@@ -127,17 +128,20 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path:
             mean, std = _cell(summary, label, key)
             if mean is not None:
                 xs.append(w), ys.append(mean), es.append(std)
-        ax.bar(xs, ys, width=0.08, yerr=es, capsize=3, color="#bbbbbb", label="A: fixed w_t")
+        ax.errorbar(xs, ys, yerr=es, fmt="o-", capsize=3, color="#555555", label="A: fixed w_t", zorder=3)
         ax.set_xticks(FIG2_WEIGHTS)
-        for label, style, color in (("B: independent", ":", "tab:blue"), ("MDE", "-", "tab:red")):
+        values = [y + e for y, e in zip(ys, es)] + [y - e for y, e in zip(ys, es)]
+        for label, style, color, width in (("MDE", "-", "tab:red", 4), ("B: independent", ":", "tab:blue", 2)):
             mean, _ = _cell(summary, label, key)
             if mean is not None:
-                ax.axhline(mean, linestyle=style, color=color, label=label)
+                values.append(mean)
+                ax.axhline(mean, linestyle=style, color=color, linewidth=width, alpha=0.7, zorder=2,
+                           label=f"{label} ({mean:.4f})")
+        if values:   # every point and line inside the frame, with room around them
+            pad = 0.1 * (max(values) - min(values)) or 0.01
+            ax.set_ylim(min(values) - pad, max(values) + pad)
         ax.set_xlabel("w_t (text preference, variant A)")
-        ax.set_ylabel(key)
-        if ys:
-            lo, hi = min(ys), max(ys)
-            ax.set_ylim(max(0.0, lo - (hi - lo) - 0.1 * hi), None)
+        ax.set_ylabel(f"test {key} (mean ± std over seeds)")
     axes[0].legend(fontsize="small")
     fig.suptitle(f"Trade-off mechanisms on {dataset} (cf. the paper's Fig. 2, Baby)")
     fig.tight_layout()
@@ -179,7 +183,12 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
         if any(s == "ok" for s in status.values()):
             fig2_chart(summary, out_dir / "fig2.png", dataset)
             body += "\n![Fig. 2](fig2.png)\n"
-    notes = [f"ours: mean ± std over {runs}; test metrics at the best validation epoch (Recall@20)",
+    notes = [f"ours: {report.method_note(records)}" if records else f"ours: {runs}",
+             *report.settings_notes(records),
+             "MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are MDE.yaml's first grid "
+             "values unless given with --set; the paper chose them by grid search on the validation set: "
+             "`mde-mmrec grid` finds them, `--set cl_weight=... --set diff_weight=... --set reg_weight=...` "
+             "uses them (at small sigma_diff MDA barely acts: see README, Paper to code)",
              f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0] if experiment == 'table1' else paper['source'].iloc[-1]})"
              if experiment != "fig2" else "the paper gives Fig. 2 only as a chart (Baby); no numbers to set beside ours",
              f"command: `{compare.command_line()}`"]

@@ -195,3 +195,13 @@ def test_a_bad_shard_is_explained_in_grids_own_spelling():
     assert grid.parse_shard("2/4") == (2, 4)
     with pytest.raises(MdeMmrecError, match=r"--shard 3/2: write i/n with 1 <= i <= n, e.g. --shard 1/4"):
         grid.parse_shard("3/2")
+
+
+def test_the_summary_says_when_the_best_point_is_tied_or_rests_on_one_seed(tmp_path):
+    metrics = lambda v: {f"{m}@{k}": v for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20, 50)}
+    records = [{"model": "MDE", "dataset": "tiny", "seed": 999, "best_epoch": 2, "params": {"seed": 999, "cl_weight": cl},
+                "best_valid": metrics(v), "test": metrics(v)} for cl, v in ((0.001, 0.48), (0.01, 0.48), (0.1, 0.40))]
+    text = grid.summarize(records, ["seed", "cl_weight"], tmp_path, "t", charts=False).read_text()
+    assert "tied on validation with the next 1 row(s) of the table" in text
+    assert "one seed per point: rerun with --seeds N" in text
+    assert "| cl_weight | valid recall@20 |" in text and "| epochs to best |" in text and "| 3.0 |" in text

@@ -380,3 +380,17 @@ def test_check_grid_finds_a_bad_value_at_any_grid_point_up_front():
         mde.check_grid(config.get)
     assert "'tradeoff' must be one of preference, independent, got 'preferenc'" in str(error.value)
     assert "grid point" not in str(error.value)   # not a grid point's fault
+
+
+def test_the_log_says_which_graphs_were_built_how_full_they_are_and_what_the_losses_are(tmp_path, toy, caplog):
+    with caplog.at_level(logging.INFO):
+        _model(tmp_path, toy)
+    built = [r.getMessage() for r in caplog.records if "MDE: built" in r.getMessage()]
+    assert len(built) == 3 and all("cached at" in m and "neighbours" in m for m in built)
+    assert any(m.startswith("MDE: built user_cooc graph (top-40)") for m in built)
+    assert any("train_loss1..6 are L_g, L_v, L_t" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        _model(tmp_path, toy)                                   # second construction: from the cache
+    assert sum("MDE: loading" in r.getMessage() for r in caplog.records) == 3
+    assert not any("MDE: built" in r.getMessage() for r in caplog.records)

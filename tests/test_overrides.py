@@ -173,3 +173,18 @@ def test_parse_overrides_checks_model_dataset_and_an_overridden_data_path(tmp_pa
     assert co.parse_overrides(["--epochs=2"], config, model="MDE", dataset="tiny", src=src) == {"epochs": 2}
     with pytest.raises(co.OverrideError, match=r"elsewhere/tiny/tiny.inter do not exist"):
         co.parse_overrides(["--data_path=../elsewhere/"], config, model="MDE", dataset="tiny", src=src)
+
+
+def test_main_py_refuses_to_resume_from_points_made_with_other_settings(tmp_path):
+    src = fake_src(tmp_path)
+    config = dict(FILE_CONFIG, **SRC_CONFIG)
+    results = tmp_path / "r.jsonl"
+    argv = ["--epochs=3", f"--results_file={results}", "--resume=True"]
+    merged = dict(config, **co.parse_overrides(argv, config, model="MDE", dataset="tiny", src=src),
+                  model="MDE", dataset="tiny")
+    rl = plugin_module("results_log")
+    rl.append_record(results, {"model": "MDE", "dataset": "tiny", "params": {"seed": 999},
+                               "settings": rl.point_settings(merged)})
+    co.parse_overrides(argv, config, model="MDE", dataset="tiny", src=src)       # same settings: fine
+    with pytest.raises(co.OverrideError, match=r"made with other settings \(epochs: 3 -> 4\)"):
+        co.parse_overrides(["--epochs=4"] + argv[1:], config, model="MDE", dataset="tiny", src=src)

@@ -129,3 +129,16 @@ def test_unknown_set_keys_come_with_the_closest_known_ones():
     with pytest.raises(MdeMmrecError, match=r"configuration 'MDE': unknown config key\(s\) cl_wieght, zzz .*"
                                             r"did you mean cl_wieght -> cl_weight\?$"):
         compare.check_keys({"cl_weight": 0.1, "epochs": 3}, {"cl_wieght": 0.2, "zzz": 1}, "configuration 'MDE'")
+
+
+def test_a_comparison_says_how_its_numbers_were_made_and_with_which_settings(tmp_path):
+    records = [dict(_record("MDE", seed, 0.1 + seed / 1e4), overrides={"cl_weight": 0.001, "epochs": 5},
+                    settings={"valid_metric": "Recall@20", "epochs": 5}) for seed in (999, 1000)]
+    records.append(dict(_record("BPR", 999, 0.05), overrides={"reg_weight": 0.01, "epochs": 5}))
+    note = report.method_note(records, bold=True)
+    assert note == ("test-split metrics at the epoch with the best validation Recall@20; mean ± sample standard "
+                    "deviation over seed(s) 999, 1000; at most 5 epochs; bold: the best mean in its column")
+    assert report.settings_notes(records) == ["MDE: cl_weight=0.001", "BPR: reg_weight=0.01"]
+    md = compare.write_comparison(records, {"MDE": "ok", "BPR": "ok"}, tmp_path, "t", chart=False)
+    text = md.read_text()
+    assert note in text and "- MDE: cl_weight=0.001" in text and "- BPR: reg_weight=0.01" in text

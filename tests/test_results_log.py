@@ -135,3 +135,28 @@ def test_a_model_grid_check_failure_is_a_config_error_not_a_traceback(monkeypatc
     monkeypatch.setitem(sys.modules, "models.badgrid", module)
     with pytest.raises(rl.ResultsConfigError, match="BadGrid: 'k' must be >= 1"):
         rl.check_settings(FakeConfig({"model": "BadGrid"}).__getitem__)
+
+
+def test_a_line_records_its_settings_and_resume_refuses_points_made_with_other_ones(tmp_path):
+    config = grid_config(tmp_path, resume=True, cl_temperature=0.2, epochs=5, progress_every_s=60)
+    record = record_for(config, COMBINATORS[0])
+    assert record["settings"] == {"cl_temperature": 0.2, "dataset": "tiny", "epochs": 5, "model": "MDE"}
+    rl.append_record(config["results_file"], record)
+    assert [i for i, _ in rl.points_to_run(config, COMBINATORS)] == [1, 2, 3, 4, 5]   # same settings: skipped
+    config["progress_every_s"] = 5                        # how the run logs: not a setting
+    assert len(rl.points_to_run(config, COMBINATORS)) == 5
+    config["cl_temperature"] = 0.5
+    with pytest.raises(rl.ResultsConfigError, match=r"holds grid point \{'seed': 999, 'cl_weight': 0.1, "
+                                                    r"'reg_weight': 0.0001\} of MDE on tiny made with other settings "
+                                                    r"\(cl_temperature: 0.2 -> 0.5\)"):
+        rl.points_to_run(config, COMBINATORS)
+    config["resume"] = False                              # run again beside it (with a warning)
+    assert len(rl.points_to_run(config, COMBINATORS)) == 6
+
+
+def test_lines_from_before_settings_were_recorded_are_reused_as_they_are(tmp_path):
+    config = grid_config(tmp_path, resume=True, cl_temperature=0.5)
+    old = record_for(config, COMBINATORS[0])
+    del old["settings"]
+    rl.append_record(config["results_file"], old)
+    assert [i for i, _ in rl.points_to_run(config, COMBINATORS)] == [1, 2, 3, 4, 5]

@@ -36,6 +36,7 @@ import itertools
 import logging
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass, fields
 from typing import NamedTuple, Optional
@@ -635,6 +636,9 @@ class MDE(GeneralRecommender):
                                      lambda f=features[m]: cosine_knn(f, hp.item_knn_k))
             self._register_neighbours(f"item_graph_{m}", row_normalize(knn))
         self._eval_cache = None
+        logger.info("MDE: MMRec's train_loss1..6 are L_g, L_v, L_t (eq. 9, 10), sigma_diff * L_diff (eq. 6), "
+                    "sigma_cl * L_cl (eq. 7) and sigma_reg * ||Theta||^2 (eq. 11), already weighted: the loss is "
+                    "their sum")
 
     # ---- construction helpers ----
 
@@ -684,7 +688,13 @@ class MDE(GeneralRecommender):
         if self.hp.graph_cache and os.path.isfile(path):
             logger.info("MDE: loading %s graph from %s", kind, path)
             return sp.load_npz(path).tocsr()
+        started = time.perf_counter()
         graph = build()
+        degrees = np.diff(graph.indptr)
+        logger.info("MDE: built %s graph (top-%d) in %.2fs: %d edges; %d of %d rows have fewer than %d neighbours "
+                    "(%d none)%s", kind, k, time.perf_counter() - started, graph.nnz, int((degrees < k).sum()),
+                    graph.shape[0], k, int((degrees == 0).sum()),
+                    f"; cached at {path}" if self.hp.graph_cache else "")
         if self.hp.graph_cache:
             try:
                 os.makedirs(os.path.dirname(path), exist_ok=True)

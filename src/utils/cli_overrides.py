@@ -279,6 +279,10 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
         check_model_and_dataset(model, dataset, merged, src)
         merged.update(model=model, dataset=dataset)
     try:
+        results_log.check_resume(merged)
+    except results_log.ResultsConfigError as exc:
+        raise OverrideError(str(exc)) from None
+    try:
         results_log.check_settings(merged.get)
     except results_log.ResultsConfigError as exc:
         raise OverrideError(str(exc)) from None

@@ -3,13 +3,15 @@
 Three config keys control it (patched into configs/overall.yaml, defaults shown):
 
     results_file: null   # path (absolute, or relative to src/): every finished grid point appends one JSON line
-    resume: False        # True: skip grid points already in results_file (same model, dataset and params)
+    resume: False        # True: skip grid points already in results_file (same model, dataset and params;
+                         # a finished point made with other settings is an error)
     grid_shard: null     # "i/n" (1-based i): run only grid points p (0-based, product order) with p % n == i-1
 
 One line per finished grid point (appended, flushed and fsync'd, so a killed run leaves earlier lines
 intact; a line cut off by a kill is skipped by ``read_results`` with a warning):
 
-    {"model", "dataset", "params": {grid key: value}, "seed", "best_epoch", "epochs_run",
+    {"model", "dataset", "params": {grid key: value}, "settings": {every other config key: value}, "seed",
+     "best_epoch" (MMRec's epoch index, from 0), "epochs_run",
      "best_valid": {"recall@20": ...}, "test": {... at the best valid epoch},
      "train_time_s": wall time of trainer.fit (training and evaluation),
      "s_per_epoch": mean training time per epoch (without evaluation),
@@ -149,6 +151,44 @@ def read_results(path, warn=True) -> list:
     return records
 
 
+# config keys that say where results go, how a run is scheduled and logged, or that MMRec derives from others:
+# not part of a grid point's settings
+_NOT_SETTINGS = ("seed", "hyper_parameters", "results_file", "resume", "grid_shard", "progress_every_s", "device",
+                 "gpu_id", "valid_metric_bigger")
+
+
+def point_settings(values: dict) -> dict:
+    """What decides a grid point's numbers besides its ``params``: the effective config (config files and
+    overrides; MMRec's ``Config.final_config_dict``, or main.py's merged dict), less the grid keys and
+    ``_NOT_SETTINGS``; JSON-safe. Each results line records it as ``settings``."""
+    grid = set(values.get("hyper_parameters") or [])
+    return _plain({k: v for k, v in sorted(values.items()) if k not in grid and k not in _NOT_SETTINGS})
+
+
+def settings_difference(old: dict, new: dict) -> str:
+    missing = "(not set)"
+    return "; ".join(f"{k}: {old.get(k, missing)} -> {new.get(k, missing)}"
+                     for k in sorted(set(old) | set(new)) if old.get(k, missing) != new.get(k, missing))
+
+
+def check_resume(values: dict) -> None:
+    """With resume on, the finished points of this model and data set in results_file must have been made with
+    the current settings (lines written before settings were recorded are taken as they are): otherwise a
+    point would be skipped on the strength of a result computed with, say, another cl_weight."""
+    if not values.get("resume") or not values.get("results_file"):
+        return
+    current = point_settings(values)
+    for r in read_results(values["results_file"], warn=False):
+        if (r.get("model"), r.get("dataset")) != (values.get("model"), values.get("dataset")):
+            continue
+        if "settings" in r and r["settings"] != current:
+            raise ResultsConfigError(
+                f"resume=True: {values['results_file']} holds grid point {r.get('params')} of {r.get('model')} on "
+                f"{r.get('dataset')} made with other settings ({settings_difference(r['settings'], current)}); "
+                "resume reuses only points made with the same settings: choose another results_file, or "
+                "resume=False to run every point again")
+
+
 def append_record(path, record: dict) -> None:
     """Append one JSON line and force it to disk. A previous line cut off by a kill is closed first, so the
     new line stays readable."""
@@ -170,6 +210,7 @@ def points_to_run(config, combinators):
     grid_shard, less those already in results_file when resume is on (each skip is logged)."""
     logger = logging.getLogger()
     check_settings(config.__getitem__)
+    check_resume(getattr(config, "final_config_dict", config))
     shard = parse_shard(config["grid_shard"])
     keys = config["hyper_parameters"]
     done = []
@@ -245,6 +286,7 @@ def build_record(config, hyper_tuple, trainer, best_valid, best_test, model_init
         "model": config["model"],
         "dataset": config["dataset"],
         "params": params_of(config["hyper_parameters"], hyper_tuple),
+        "settings": point_settings(getattr(config, "final_config_dict", config)),
         "seed": config["seed"],
         "best_epoch": trainer.best_epoch,
         "epochs_run": len(trainer.epoch_times),

@@ -75,3 +75,20 @@ def test_a_bad_value_anywhere_in_the_grid_stops_main_before_loading_data(patched
     assert "main.py: error: MDE: 'cl_temperature' must be > 0, got 0.0" in output and "[grid point {" in output
     assert "Traceback" not in output
     assert "training [time" not in output and not (tmp_path / "r.jsonl").exists()
+
+
+def test_the_grid_best_block_names_the_point_with_the_best_validation_score(patched_mmrec, tiny_data, tmp_path):
+    """Patch 0017: MMRec's closing BEST block chose by test score; it must name the best-validation point."""
+    results = tmp_path / "grid.jsonl"
+    lines = []
+    code = run_main(patched_mmrec, "MDE", tiny_data, {"epochs": 2, "cl_weight": [0.001, 1.0], "diff_weight": 0.1,
+                                                       "reg_weight": [0.0001, 0.1], "results_file": str(results)},
+                    on_line=lines.append)
+    assert code == 0, "\n".join(lines[-40:])
+    records = read_results(results)
+    assert len(records) == 4
+    best = max(records, key=lambda r: r["best_valid"]["recall@20"])
+    start = next(i for i, line in enumerate(lines) if "BEST (by valid recall@20)" in line and "Current" not in line)
+    named = next(line for line in lines[start:] if "Parameters:" in line)
+    point = [best["params"][k] for k in ("seed", "cl_weight", "diff_weight", "reg_weight")]
+    assert named.split("=", 1)[1].strip(" ,") == str(tuple(point)), (named, best["params"])
