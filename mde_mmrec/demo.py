@@ -35,7 +35,7 @@ def ensure_installed(path) -> Path:
 
 
 def demo_table(records: list[dict]) -> str:
-    header = ["model"] + DEMO_KEYS + ["epochs to best", "s/epoch"]
+    header = ["model"] + [report.metric_label(k) for k in DEMO_KEYS] + ["epochs to best", "s/epoch"]
     rows = [[report.label_of(r)] + [r["test"].get(k) for k in DEMO_KEYS] + [report.epochs_to_best(r), r.get("s_per_epoch")]
             for r in records]
     return report.markdown_table(header, rows)
@@ -66,7 +66,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     records = run_demo(args.mmrec, args.epochs, args.baseline, args.out)
     out = Path(args.out or DEMO_OUT)
     text = (f"Test metrics on the synthetic data set '{DEMO_DATASET}' after at most {args.epochs} epochs "
-            f"(seed {compare.DEFAULT_SEED}, at the best validation epoch):\n\n{demo_table(records)}")
+            f"(seed {compare.DEFAULT_SEED}, at the epoch with the best validation Recall@20):\n\n{demo_table(records)}")
     (out / "summary.md").write_text(f"# mde-mmrec demo\n\n{text}", encoding="utf-8")
     print(f"\n{text}")
     print(f"results in {out}/ (summary.md, results.jsonl, runs/, logs/)")

@@ -25,6 +25,12 @@ def metric_keys(metrics=METRICS, ks=KS) -> list[str]:
     return [f"{m}@{k}" for m in metrics for k in ks]
 
 
+def metric_label(key: str) -> str:
+    """``recall@20`` -> ``Recall@20`` (as the tables write it)."""
+    name, _, k = key.partition("@")
+    return f"{METRIC_NAMES.get(name, name)}@{k}"
+
+
 def label_of(record: dict) -> str:
     return record.get("label") or record["model"]
 
@@ -132,7 +138,7 @@ def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
     """The comparison table: one row per configuration, ``mean ± std`` cells; the best mean per column
     in bold."""
     keys = metric_keys(metrics, ks)
-    header = ["model", "seeds"] + [f"{METRIC_NAMES.get(k.split('@')[0], k)}@{k.split('@')[1]}" for k in keys] \
+    header = ["model", "seeds"] + [metric_label(k) for k in keys] \
         + ["epochs to best", "s/epoch"]
     best = {k: summary[f"{k} mean"].max() for k in keys}
     rows = []
@@ -185,7 +191,7 @@ def bar_chart(summary: pd.DataFrame, path: Path, keys: list[str] | None = None, 
         ax.bar(xs, [row[f"{k} mean"] for k in keys], width, yerr=[row[f"{k} std"] for k in keys],
                capsize=3, label=row["label"])
     ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels([f"{METRIC_NAMES.get(k.split('@')[0], k)}@{k.split('@')[1]}" for k in keys])
+    ax.set_xticklabels([metric_label(k) for k in keys])
     ax.set_ylabel("test score (mean ± std over seeds)")
     ax.set_title(title)
     ax.legend(fontsize="small")
