@@ -1,6 +1,7 @@
 """Tier 1: the MDE model as MMRec drives it (constructed through our stand-in of MMRec's base class)."""
 
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -394,3 +395,13 @@ def test_the_log_says_which_graphs_were_built_how_full_they_are_and_what_the_los
         _model(tmp_path, toy)                                   # second construction: from the cache
     assert sum("MDE: loading" in r.getMessage() for r in caplog.records) == 3
     assert not any("MDE: built" in r.getMessage() for r in caplog.records)
+
+
+def test_each_training_epoch_logs_the_mean_tradeoff_weight(tmp_path, toy, caplog):
+    model = _model(tmp_path, toy)
+    with torch.no_grad():
+        model.item_pref_logits.copy_(torch.tensor([[0.0, math.log(3.0)]]).expand_as(model.item_pref_logits))
+    with caplog.at_level(logging.INFO):
+        model.train()
+    [line] = [r.getMessage() for r in caplog.records if "mean W_diff" in r.getMessage()]
+    assert "items 0.5000" in line and "mean P_t: items 0.7500" in line     # P = (0.25, 0.75) for every item

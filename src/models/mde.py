@@ -829,6 +829,13 @@ class MDE(GeneralRecommender):
 
     def train(self, mode: bool = True):
         self._eval_cache = None  # entering training (or re-entering eval) never reuses old embeddings
+        if mode and hasattr(self, "item_pref_logits") and self.hp.tradeoff == "preference":   # once per epoch
+            with torch.no_grad():
+                w_diff = {side: tradeoff_weights(*preference(getattr(self, f"{side}_pref_logits")).unbind(1))[0]
+                          for side in ("item", "user")}   # eq. 8
+            logger.info("MDE: mean W_diff = |P_v - P_t| (eq. 8): items %.4f, users %.4f; mean P_t: items %.4f",
+                        w_diff["item"].mean().item(), w_diff["user"].mean().item(),
+                        preference(self.item_pref_logits)[:, 1].mean().item())
         return super().train(mode)
 
     def _parameters_version(self) -> tuple:
