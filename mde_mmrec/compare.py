@@ -505,7 +505,8 @@ def write_comparison(records: list[dict], status: dict[str, str], out_dir: Path,
     notes = [f"{label}: {s}" for label, s in status.items() if s != "ok"]
     if not records:
         raise MdeMmrecError("no configuration finished a run: " + "; ".join(notes or ["no results"]))
-    notes += [report.method_note(records, bold=len(status) > 1)] + report.settings_notes(records)
+    notes += [report.method_note(records, bold=len({report.label_of(r) for r in records}) > 1)]
+    notes += report.settings_notes(records)
     if command:
         notes.append(f"command: `{command}`")
     summary = report.summarize(records, order=order)

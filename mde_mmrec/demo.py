@@ -23,13 +23,14 @@ DEMO_KEYS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "ma
 
 
 def ensure_installed(path) -> Path:
-    """The checkout's root, with the plugin installed (installs it when missing)."""
+    """The checkout's root, with this mde-mmrec's plugin installed (installs or updates it when needed)."""
     root = Path(path).expanduser().resolve()
     if not mmrec.is_mmrec(root):
         mmrec.find_checkout(root)                # raises the clear "not an MMRec checkout" error
-    if not (root / mmrec.INSTALL_MANIFEST).is_file():
+    installed = (root / mmrec.INSTALL_MANIFEST).is_file()
+    if not installed or not mmrec.is_up_to_date(root):
         from . import installer
-        print(f"installing the mde-mmrec plugin into {root} ...")
+        print(f"{'updating' if installed else 'installing'} the mde-mmrec plugin in {root} ...")
         installer.install(root)
     return mmrec.find_checkout(root)
 

@@ -332,6 +332,11 @@ class InstallState:
         return sorted(edited)
 
 
+def current_fingerprint() -> str:
+    """The fingerprint an install from this mde-mmrec would record (to spot a checkout installed by another)."""
+    return fingerprint(Series.load(PATCHES_DIR), plugin_files(require_plugin_sources()))
+
+
 def install(path, plugin_src: Path | None = None, patches_dir: Path | None = None,
             tool: str | None = None) -> str:
     """Install (or update) the plugin; returns "installed", "updated" or "already installed"."""

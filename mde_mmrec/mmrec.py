@@ -77,13 +77,24 @@ def mmrec_root(path) -> Path:
     return root
 
 
-def find_checkout(path) -> Path:
-    """The root of an MMRec checkout with the plugin installed; a clear error otherwise."""
+def find_checkout(path, up_to_date: bool = True) -> Path:
+    """The root of an MMRec checkout with the plugin installed; a clear error otherwise. ``up_to_date``: the
+    installed plugin and patches must be this mde-mmrec's (else MMRec would run other code than the user
+    expects, and main.py's checks may not match the tools')."""
     root = mmrec_root(path)
     if not (root / INSTALL_MANIFEST).is_file():
         raise MdeMmrecError(f"{root}: the mde-mmrec plugin is not installed there "
                             f"(no {INSTALL_MANIFEST}); run `mde-mmrec install {root}` first")
+    if up_to_date and not is_up_to_date(root):
+        raise MdeMmrecError(f"{root}: the plugin installed there is another version than this mde-mmrec's "
+                            f"(its model, helpers or patches differ); run `mde-mmrec install {root}` to update it")
     return root
+
+
+def is_up_to_date(root) -> bool:
+    """Whether the plugin installed in ``root`` is the one this mde-mmrec would install."""
+    from .installer import current_fingerprint
+    return installed_info(root).get("fingerprint") == current_fingerprint()
 
 
 def main_command(model: str, dataset: str, overrides: dict | None = None) -> list[str]:
@@ -117,11 +128,14 @@ def check_commands(checkout, jobs: list[tuple[str, str, str, dict]]) -> None:
     proc = subprocess.run([sys.executable, "-c", _CHECK_COMMANDS], cwd=Path(checkout) / "src", input=payload,
                           capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    try:
+        errors = json.loads(lines[-1]) if proc.returncode == 0 and lines else None
+    except ValueError:
+        errors = None
+    if errors is None:
+        detail = (proc.stderr.strip().splitlines() or lines or ["no output"])[-1]
         raise MdeMmrecError(f"could not check the runs with the code in {checkout}/src ({detail}); "
-                            f"is the plugin installed there? (`mde-mmrec install {checkout}`)")
-    errors = json.loads(lines[-1])
+                            f"is this mde-mmrec's plugin installed there? (`mde-mmrec install {checkout}`)")
     if errors:
         raise MdeMmrecError("checked before any run, as main.py will check it: " + "; ".join(
             f"{name}: {message}" for name, message in errors))

@@ -118,8 +118,9 @@ def method_note(records: list[dict], bold: bool = False) -> str:
                      for r in records} - {None})
     metric = next((str((r.get("settings") or {}).get("valid_metric")) for r in records
                    if (r.get("settings") or {}).get("valid_metric")), "Recall@20")
-    return (f"test-split metrics at the epoch with the best validation {metric}; mean ± sample standard "
-            f"deviation over seed(s) {', '.join(map(str, seeds))}"
+    spread = ("mean ± sample standard deviation over seeds" if len(seeds) > 1 else "one seed (no spread):")
+    return (f"test-split metrics at the epoch with the best validation {metric}; {spread} "
+            f"{', '.join(map(str, seeds))}"
             + (f"; at most {'/'.join(map(str, epochs))} epochs" if epochs else "")
             + ("; bold: the best mean in its column" if bold else ""))
 

@@ -92,7 +92,7 @@ def test_install_patches_adds_files_and_uninstall_restores(fake, tool):
     assert info["plugin_version"] and info["mmrec_commit"] == "0" * 40
     for rel in expected:                                             # originals kept byte for byte
         assert (root / ".mde-mmrec-backup/files" / rel).read_bytes() == before[rel]
-    assert find_checkout(root) == root.resolve()
+    assert find_checkout(root, up_to_date=False) == root.resolve()   # a test plugin: not this mde-mmrec's
 
     assert installer.uninstall(root) == "uninstalled"
     assert snapshot(root) == before
@@ -284,3 +284,9 @@ def test_install_and_uninstall_count_the_same_files_and_name_the_data_left_behin
         installer.uninstall(root)
     assert f"{len(added)} removed" in caplog.text
     assert "synthetic data set syn (data/syn/" in caplog.text and "graph cache data/real/mde_graphs/" in caplog.text
+
+
+def test_the_tools_refuse_a_checkout_installed_by_another_mde_mmrec(fake):
+    run_install(fake)                  # the test's own plugin and patches, not this repository's
+    with pytest.raises(MdeMmrecError, match=r"another version than this mde-mmrec's .*run `mde-mmrec install"):
+        find_checkout(fake[0])

@@ -93,6 +93,7 @@ def test_hyper_parameters_requires_pinning_dropped_multi_value_keys():
     (["--learning_rate=0"], r"learning_rate=0 must be a positive number"),
     (["--learning_rate=[0.01,-1]"], r"learning_rate=-1 must be a positive number"),
     (["--learning_rate=.nan"], r"learning_rate=nan must be a positive number"),
+    (["--epochs=2.0"], r"epochs=2.0 must be a whole number >= 1"),                  # MMRec: TypeError later
 ])
 def test_bad_overrides_are_errors(argv, message):
     with pytest.raises(co.OverrideError, match=message):
@@ -142,7 +143,14 @@ SRC_CONFIG = {"data_path": "../data/", "inter_file_name": "tiny.inter"}
 
 
 def test_model_and_dataset_that_exist_pass(tmp_path):
-    co.check_model_and_dataset("MDE", "tiny", SRC_CONFIG, fake_src(tmp_path))
+    src = fake_src(tmp_path)
+    co.check_model_and_dataset("MDE", "tiny", src)
+    co.check_interactions("tiny", SRC_CONFIG, src)
+    (src / "models" / "mybpr.py").write_text("")            # a user's own model, no yaml: MMRec runs it
+    co.check_model_and_dataset("MYBPR", "tiny", src)
+    (src / "models" / "zqpkg").mkdir()                       # a model package: MMRec imports it too
+    (src / "models" / "zqpkg" / "__init__.py").write_text("")
+    co.check_model_and_dataset("ZQPKG", "tiny", src)
 
 
 @pytest.mark.parametrize("model, dataset, message", [
@@ -153,18 +161,22 @@ def test_model_and_dataset_that_exist_pass(tmp_path):
 ])
 def test_a_mistyped_model_or_dataset_is_an_error_before_any_data_is_loaded(tmp_path, model, dataset, message):
     with pytest.raises(co.OverrideError, match=message):
-        co.check_model_and_dataset(model, dataset, SRC_CONFIG, fake_src(tmp_path))
+        co.check_model_and_dataset(model, dataset, fake_src(tmp_path))
 
 
 def test_missing_interactions_point_at_the_download_and_the_synthetic_data(tmp_path):
+    src = fake_src(tmp_path, data=False)
     with pytest.raises(co.OverrideError, match=r"-d tiny: its interactions .*data/tiny/tiny.inter do not exist"
                                                r".*data/README.md.*make-data synthetic_baby"):
-        co.check_model_and_dataset("MDE", "tiny", SRC_CONFIG, fake_src(tmp_path, data=False))
+        co.check_interactions("tiny", SRC_CONFIG, src)
+    (src / "configs" / "dataset" / "tiny.yaml").write_text("# Synthetic data set written by ...\n")
+    with pytest.raises(co.OverrideError, match=r"regenerate it: mde-mmrec make-data tiny .*--force"):
+        co.check_interactions("tiny", SRC_CONFIG, src)
 
 
 def test_main_py_run_outside_src_is_told_where_to_run(tmp_path):
     with pytest.raises(co.OverrideError, match=r"has no configs/overall.yaml: run main.py from MMRec's src"):
-        co.check_model_and_dataset("MDE", "tiny", SRC_CONFIG, tmp_path)
+        co.check_model_and_dataset("MDE", "tiny", tmp_path)
 
 
 def test_parse_overrides_checks_model_dataset_and_an_overridden_data_path(tmp_path):
@@ -188,3 +200,17 @@ def test_main_py_refuses_to_resume_from_points_made_with_other_settings(tmp_path
     co.parse_overrides(argv, config, model="MDE", dataset="tiny", src=src)       # same settings: fine
     with pytest.raises(co.OverrideError, match=r"made with other settings \(epochs: 3 -> 4\)"):
         co.parse_overrides(["--epochs=4"] + argv[1:], config, model="MDE", dataset="tiny", src=src)
+
+
+def test_a_mistyped_model_is_named_before_its_keys_look_unknown(tmp_path):
+    with pytest.raises(co.OverrideError, match=r"-m MDEE: no such model.*did you mean MDE"):
+        co.parse_overrides(["--cl_wieght=0.1"], dict(FILE_CONFIG, **SRC_CONFIG), model="MDEE", dataset="tiny",
+                           src=fake_src(tmp_path))
+
+
+@pytest.mark.parametrize("value, message", [("123", "must be a path"), ("FOLDER", "is a folder; give a file in it")])
+def test_a_bad_results_file_with_resume_is_a_one_line_error(tmp_path, value, message):
+    value = str(tmp_path) if value == "FOLDER" else value
+    with pytest.raises(co.OverrideError, match=message):
+        co.parse_overrides([f"--results_file={value}", "--resume=True"], dict(FILE_CONFIG, **SRC_CONFIG),
+                           model="MDE", dataset="tiny", src=fake_src(tmp_path))

@@ -137,7 +137,8 @@ def test_a_comparison_says_how_its_numbers_were_made_and_with_which_settings(tmp
     records.append(dict(_record("BPR", 999, 0.05), overrides={"reg_weight": 0.01, "epochs": 5}))
     note = report.method_note(records, bold=True)
     assert note == ("test-split metrics at the epoch with the best validation Recall@20; mean ± sample standard "
-                    "deviation over seed(s) 999, 1000; at most 5 epochs; bold: the best mean in its column")
+                    "deviation over seeds 999, 1000; at most 5 epochs; bold: the best mean in its column")
+    assert "one seed (no spread): 999;" in report.method_note(records[2:])
     assert report.settings_notes(records) == ["MDE: cl_weight=0.001", "BPR: reg_weight=0.01"]
     md = compare.write_comparison(records, {"MDE": "ok", "BPR": "ok"}, tmp_path, "t", chart=False)
     text = md.read_text()

@@ -690,20 +690,20 @@ class MDE(GeneralRecommender):
             return sp.load_npz(path).tocsr()
         started = time.perf_counter()
         graph = build()
-        degrees = np.diff(graph.indptr)
-        logger.info("MDE: built %s graph (top-%d) in %.2fs: %d edges; %d of %d rows have fewer than %d neighbours "
-                    "(%d none)%s", kind, k, time.perf_counter() - started, graph.nnz, int((degrees < k).sum()),
-                    graph.shape[0], k, int((degrees == 0).sum()),
-                    f"; cached at {path}" if self.hp.graph_cache else "")
+        seconds, degrees, cached = time.perf_counter() - started, np.diff(graph.indptr), False
         if self.hp.graph_cache:
             try:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 tmp = path + f".tmp{os.getpid()}.npz"
                 sp.save_npz(tmp, graph, compressed=False)
                 os.replace(tmp, path)
+                cached = True
             except OSError as exc:
                 logger.warning("MDE: could not cache the %s graph at %s (%s); it will be rebuilt next time",
                                kind, path, exc)
+        logger.info("MDE: built %s graph (top-%d) in %.2fs: %d edges; %d of %d rows have fewer than %d neighbours "
+                    "(%d none)%s", kind, k, seconds, graph.nnz, int((degrees < k).sum()), graph.shape[0], k,
+                    int((degrees == 0).sum()), f"; cached at {path}" if cached else "")
         return graph
 
     # ---- forward: eq. 1-5 ----

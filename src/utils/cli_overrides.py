@@ -166,17 +166,20 @@ def _did_you_mean(name: str, known) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
-def check_model_and_dataset(model: str, dataset: str, file_config: dict, src=".") -> None:
-    """main.py's -m and -d, as MMRec uses them: the class ``model`` in ``models/<model lowercased>.py``, the data
-    set's ``configs/dataset/<dataset>.yaml`` and its interactions at ``<data_path><dataset>/<inter_file_name>``
-    (paths relative to ``src``, the folder main.py runs in)."""
+def check_model_and_dataset(model: str, dataset: str, src=".") -> None:
+    """main.py's -m and -d, as MMRec finds them: the module ``models.<model lowercased>`` (a file or a package)
+    holding class ``model``, and the data set's ``configs/dataset/<dataset>.yaml`` (paths relative to ``src``,
+    the folder main.py runs in)."""
     src = Path(src)
     configs = src / "configs"
     if not (configs / "overall.yaml").is_file():
         raise OverrideError(f"{src.resolve()} has no configs/overall.yaml: run main.py from MMRec's src folder "
                             "(cd MMRec/src; python main.py -m MODEL -d DATASET)")
     models = {p.stem for p in (configs / "model").glob("*.yaml")}
-    if not (src / "models" / f"{model.lower()}.py").is_file() or (model not in models and _did_you_mean(model, models)):
+    module = src / "models" / model.lower()
+    exists = module.with_suffix(".py").is_file() or (module / "__init__.py").is_file()
+    other_case = [k for k in models if k.lower() == model.lower() and k != model]   # -m mde for MDE
+    if not exists or (model not in models and other_case):
         raise OverrideError(f"-m {model}: no such model (MMRec looks for class {model} in "
                             f"src/models/{model.lower()}.py; names are case-sensitive){_did_you_mean(model, models)}")
     datasets = {p.stem for p in (configs / "dataset").glob("*.yaml")}
@@ -184,16 +187,25 @@ def check_model_and_dataset(model: str, dataset: str, file_config: dict, src="."
         raise OverrideError(f"-d {dataset}: no data set config src/configs/dataset/{dataset}.yaml"
                             f"{_did_you_mean(dataset, datasets)} (a synthetic data set: "
                             f"mde-mmrec make-data tiny --mmrec PATH/TO/MMRec, then -d tiny)")
-    data_path, inter = file_config.get("data_path"), file_config.get("inter_file_name")
-    if data_path and inter:
-        path = src / (str(data_path) + dataset) / str(inter)   # MMRec: os.path.abspath(data_path + dataset)
-        if not path.is_file():
-            raise OverrideError(
-                f"-d {dataset}: its interactions {path.resolve()} do not exist (inter_file_name in "
-                f"src/configs/dataset/{dataset}.yaml). MMRec's Amazon data sets (baby, sports, elec) are "
-                "downloaded separately: see MMRec's data/README.md (Google Drive), unpack into MMRec/data/. "
-                "Or use a synthetic data set of the same shape: mde-mmrec make-data synthetic_baby --mmrec "
-                "PATH/TO/MMRec, then -d synthetic_baby")
+
+
+def check_interactions(dataset: str, values: dict, src=".") -> None:
+    """The interaction file MMRec will read: ``<data_path><dataset>/<inter_file_name>`` of the effective config."""
+    data_path, inter = values.get("data_path"), values.get("inter_file_name")
+    if not (data_path and inter):
+        return
+    src = Path(src)
+    path = src / (str(data_path) + dataset) / str(inter)   # MMRec: os.path.abspath(data_path + dataset)
+    if path.is_file():
+        return
+    yaml_path = src / "configs" / "dataset" / f"{dataset}.yaml"
+    synthetic = yaml_path.is_file() and yaml_path.read_text(encoding="utf-8").startswith("# Synthetic data set")
+    fix = (f"regenerate it: mde-mmrec make-data {dataset} --mmrec PATH/TO/MMRec --force" if synthetic else
+           "MMRec's Amazon data sets (baby, sports, elec) are downloaded separately: see MMRec's data/README.md "
+           "(Google Drive), unpack into MMRec/data/. Or use a synthetic data set of the same shape: "
+           "mde-mmrec make-data synthetic_baby --mmrec PATH/TO/MMRec, then -d synthetic_baby")
+    raise OverrideError(f"-d {dataset}: its interactions {path.resolve()} do not exist (data_path "
+                        f"{data_path!r}, inter_file_name {inter!r}); {fix}")
 
 
 def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | None = None,
@@ -205,6 +217,8 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
     ``model`` / ``dataset`` (main.py's -m / -d): checked with ``check_model_and_dataset`` in ``src``, and
     handed to the model's own grid check.
     """
+    if model is not None:     # -m and -d first: with a mistyped model, every model key would look unknown
+        check_model_and_dataset(model, dataset, src)
     pairs = split_argv(list(argv))
     known = set(file_config)
     values = {}
@@ -276,14 +290,11 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
 
     merged = dict(file_config, **config_dict)
     if model is not None:
-        check_model_and_dataset(model, dataset, merged, src)
+        check_interactions(dataset, merged, src)
         merged.update(model=model, dataset=dataset)
     try:
-        results_log.check_resume(merged)
-    except results_log.ResultsConfigError as exc:
-        raise OverrideError(str(exc)) from None
-    try:
         results_log.check_settings(merged.get)
+        results_log.check_resume(merged)      # after check_settings: results_file is a usable path by then
     except results_log.ResultsConfigError as exc:
         raise OverrideError(str(exc)) from None
     return config_dict

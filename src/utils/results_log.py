@@ -77,7 +77,7 @@ def check_training_keys(get):
                 if not number or not 0 < v < float("inf"):
                     raise ResultsConfigError(f"learning_rate={v!r} must be a positive number (for example "
                                              "--learning_rate=0.001)")
-            elif not number or v != int(v) or v < 1:
+            elif not number or not isinstance(v, int) or v < 1:     # MMRec uses them as ints: 2.0 fails later
                 raise ResultsConfigError(f"{key}={v!r} must be a whole number >= 1 (for example "
                                          f"--{key}={_POSITIVE_INTEGERS[key]})")
 
@@ -97,6 +97,9 @@ def check_settings(get):
         raise ResultsConfigError("resume=True needs a results_file to read the finished grid points from "
                                  "(set --results_file=PATH)")
     if results_file:
+        if Path(results_file).is_dir():
+            raise ResultsConfigError(f"results_file={results_file!r} is a folder; give a file in it, e.g. "
+                                     f"{Path(results_file) / 'results.jsonl'}")
         folder = Path(results_file).resolve().parent
         if not folder.is_dir():
             raise ResultsConfigError(f"results_file={results_file!r}: folder {folder} does not exist; "
@@ -154,7 +157,8 @@ def read_results(path, warn=True) -> list:
 # config keys that say where results go, how a run is scheduled and logged, or that MMRec derives from others:
 # not part of a grid point's settings
 _NOT_SETTINGS = ("seed", "hyper_parameters", "results_file", "resume", "grid_shard", "progress_every_s", "device",
-                 "gpu_id", "valid_metric_bigger")
+                 "gpu_id", "valid_metric_bigger", "checkpoint_dir", "eval_batch_size", "graph_cache",
+                 "save_recommended_topk", "recommend_topk")
 
 
 def point_settings(values: dict) -> dict:

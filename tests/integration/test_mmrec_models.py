@@ -66,10 +66,10 @@ def test_grid_resume_and_shards(patched_mmrec, tiny_data, tmp_path):
     ("--epochs=five", "epochs expects a number"),
     ("--reg_weight=[0.1,", "not valid YAML"),
 ])
-def test_bad_override_stops_main_before_loading_data(patched_mmrec, argument, message):
+def test_bad_override_stops_main_before_loading_data(patched_mmrec, tiny_data, argument, message):
     import subprocess
     import sys
-    result = subprocess.run([sys.executable, "main.py", "-m", "BPR", "-d", "no_such_dataset", argument],
+    result = subprocess.run([sys.executable, "main.py", "-m", "BPR", "-d", tiny_data, argument],
                             cwd=patched_mmrec / "src", capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert message in result.stderr and "main.py: error:" in result.stderr
