@@ -188,7 +188,7 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,
     return path
 
 
-def _grid_keys_of(records: list[dict]) -> list[str]:
+def grid_keys_of(records: list[dict]) -> list[str]:
     keys = []
     for r in records:
         keys += [k for k in r.get("params", {}) if k not in keys]
@@ -261,7 +261,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         for r in records:
             handle.write(json.dumps(r) + "\n")
     model, dataset = models[0] if models else ("?", "?")
-    md = summarize(records, _grid_keys_of(records), out, f"{model} grid on {dataset} (merged)")
+    md = summarize(records, grid_keys_of(records), out, f"{model} grid on {dataset} (merged)")
     print(md.read_text(encoding="utf-8"))
     return 0
 

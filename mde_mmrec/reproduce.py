@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import compare, mmrec, report
+from . import compare, grid, mmrec, report
 from .errors import MdeMmrecError, non_negative_int, positive_int
 
 PAPER_CSV = "paper_results.csv"
@@ -152,10 +152,13 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path:
 
 def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir, epochs=None,
               models=None, paper_dataset: str | None = None, common: dict | None = None, runner=None,
-              cuda: bool | None = None, echo=print) -> tuple[Path, dict[str, str]]:
+              cuda: bool | None = None, echo=print, model_sets: dict | None = None) -> tuple[Path, dict[str, str]]:
     """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown and the
-    configurations that failed (label: why; configurations skipped by design, e.g. needing CUDA, are not)."""
-    configs = experiment_configs(experiment, models)
+    configurations that failed (label: why; configurations skipped by design, e.g. needing CUDA, are not).
+    ``common``: overrides for every configuration; ``model_sets``: {model: overrides} for that model's
+    configurations (an experiment's own variant settings, e.g. use_mda=False, take precedence)."""
+    configs = [compare.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
+               for c in experiment_configs(experiment, models)]
     configs, skipped = runnable(configs, compare.cuda_available() if cuda is None else cuda)
     for label, why in skipped.items():
         echo(f"{label}: {why}")
@@ -186,9 +189,9 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
     notes = [f"ours: {report.method_note(records)}" if records else f"ours: {runs}",
              *report.settings_notes(records),
              "MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are MDE.yaml's first grid "
-             "values unless given with --set; the paper chose them by grid search on the validation set: "
-             "`mde-mmrec grid` finds them, `--set cl_weight=... --set diff_weight=... --set reg_weight=...` "
-             "uses them (at small sigma_diff MDA barely acts: see README, Paper to code)",
+             "values unless set (listed above); the paper chose them by grid search on the validation set: "
+             "`mde-mmrec grid --out G` finds them, `reproduce ... --from-grid G` uses them (at small sigma_diff "
+             "MDA barely acts: see README, Paper to code)",
              f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0] if experiment == 'table1' else paper['source'].iloc[-1]})"
              if experiment != "fig2" else "the paper gives Fig. 2 only as a chart (Baby); no numbers to set beside ours",
              f"command: `{compare.command_line()}`"]
@@ -199,17 +202,45 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
     return path, failed
 
 
+def best_grid_point(grid_dir: Path, dataset: str) -> dict:
+    """The grid keys (seed aside) of the best point by mean validation Recall@20 of an MDE grid run with
+    ``mde-mmrec grid --out GRID_DIR`` on ``dataset`` (the paper: sigmas chosen on the validation set)."""
+    records = [r for r in mmrec.read_results(grid_dir / "results.jsonl")
+               if r.get("model") == "MDE" and not r.get("failed")]
+    if not records:
+        raise MdeMmrecError(f"--from-grid {grid_dir}: no finished MDE grid points in {grid_dir / 'results.jsonl'} "
+                            "(run `mde-mmrec grid --out` there first)")
+    datasets = sorted({r.get("dataset") for r in records})
+    if datasets != [dataset]:
+        raise MdeMmrecError(f"--from-grid {grid_dir}: its grid ran on {', '.join(map(str, datasets))}, not on "
+                            f"{dataset}; the paper tunes the sigmas per data set")
+    keys = [k for k in grid.grid_keys_of(records) if k != "seed"]
+    best = report.grid_table(records, keys).iloc[0]
+    return {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in keys}
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.models and args.experiment != "table1":
         raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
     checkout = mmrec.find_checkout(args.mmrec)
     sets = compare.parse_sets(args.set)
-    if any(m is not None for m in sets):
-        raise MdeMmrecError("reproduce takes --set key=value for all configurations (no MODEL: prefix)")
+    models = {c.model for c in experiment_configs(args.experiment, args.models)}
+    unknown = [m for m in sets if m is not None and m not in models]
+    if unknown:
+        raise MdeMmrecError(f"--set names model(s) {', '.join(unknown)} that {args.experiment} does not run "
+                            f"(it runs {', '.join(sorted(models))})")
+    if args.from_grid:
+        best = best_grid_point(Path(args.from_grid), args.dataset)
+        clash = sorted(set(best) & (set(sets.get("MDE", {})) | set(sets.get(None, {}))))
+        if clash:
+            raise MdeMmrecError(f"--from-grid sets {', '.join(clash)}; do not also give them with --set")
+        print(f"MDE at the best point of {args.from_grid}: {', '.join(f'{k}={v}' for k, v in best.items())}")
+        sets["MDE"] = {**sets.get("MDE", {}), **best}
     seeds = compare.seed_list(args.seeds, args.seed_values)
     out = Path(args.out or f"results/{args.experiment}-{args.dataset}")
     md, failed = reproduce(args.experiment, checkout, args.dataset, seeds, out, args.epochs, args.models,
-                           args.paper_dataset, common=sets.get(None))
+                           args.paper_dataset, common=sets.get(None),
+                           model_sets={m: v for m, v in sets.items() if m is not None})
     print(md.read_text(encoding="utf-8"))
     print(f"results in {out}/")
     for label, why in failed.items():
@@ -225,6 +256,9 @@ def register(subparsers) -> None:
     p.add_argument("--seeds", type=positive_int, default=1, help="number of seeds (default 1)")
     p.add_argument("--seed-values", type=non_negative_int, nargs="+", default=None, help="explicit seeds")
     p.add_argument("--models", nargs="+", default=None, help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
+    p.add_argument("--from-grid", metavar="GRID_DIR", default=None,
+                   help="run MDE at the best point (by validation) of `mde-mmrec grid --out GRID_DIR` on the same "
+                        "data set, as the paper does")
     p.add_argument("--paper-dataset", choices=PAPER_DATASETS, default=None,
                    help="which of the paper's data sets to set beside ours (default: -d if it is one, else baby)")
     p.set_defaults(func=_cmd_reproduce)

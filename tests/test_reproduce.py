@@ -59,7 +59,8 @@ def test_cli_exit_status_says_whether_every_configuration_ran(tmp_path, monkeypa
     (tmp_path / "t.md").write_text("table\n")
     monkeypatch.setattr(reproduce, "reproduce", fake)
     args = argparse.Namespace(mmrec=str(checkout), set=None, seeds=1, seed_values=None, out=str(tmp_path),
-                              experiment="table2", dataset="tiny", epochs=1, models=None, paper_dataset=None)
+                              experiment="table2", dataset="tiny", epochs=1, models=None, paper_dataset=None,
+                              from_grid=None)
     assert reproduce._cmd_reproduce(args) == 0
     calls["failed"] = {"w/o MDA": "failed (exit 1; see log)"}
     assert reproduce._cmd_reproduce(args) == 1
@@ -86,3 +87,67 @@ def test_models_option_is_refused_outside_table1(tmp_path):
     args = parser.parse_args(["reproduce", "table2", "--mmrec", str(tmp_path), "-d", "tiny", "--models", "VBPR"])
     with pytest.raises(MdeMmrecError, match="--models chooses table1's models; table2 runs MDE variants only"):
         args.func(args)
+
+
+def _grid_results(folder: Path, dataset: str = "tiny"):
+    folder.mkdir()
+    metrics = lambda v: {f"{m}@{k}": v for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20, 50)}
+    for cl, diff, seed, valid in ((0.01, 1.0, 1, 0.40), (0.01, 1.0, 2, 0.44), (0.1, 0.1, 1, 0.45), (0.1, 0.1, 2, 0.37)):
+        results_log.append_record(folder / "results.jsonl", {
+            "model": "MDE", "dataset": dataset, "seed": seed, "best_epoch": 1, "test": metrics(0.1),
+            "params": {"seed": seed, "cl_weight": cl, "diff_weight": diff}, "best_valid": metrics(valid)})
+
+
+def test_from_grid_takes_the_best_mean_validation_point_of_an_mde_grid_on_the_same_data(tmp_path):
+    import pytest
+    from mde_mmrec.errors import MdeMmrecError
+    _grid_results(tmp_path / "g")
+    assert reproduce.best_grid_point(tmp_path / "g", "tiny") == {"cl_weight": 0.01, "diff_weight": 1.0}  # .42 > .41
+    with pytest.raises(MdeMmrecError, match="its grid ran on tiny, not on baby"):
+        reproduce.best_grid_point(tmp_path / "g", "baby")
+    with pytest.raises(MdeMmrecError, match="no finished MDE grid points"):
+        reproduce.best_grid_point(tmp_path, "tiny")
+
+
+def test_model_sets_reach_that_models_configurations_and_variants_keep_their_own_settings(tmp_path):
+    checkout = _checkout(tmp_path)
+    seen = []
+
+    def runner(checkout, model, dataset, overrides, **kwargs):
+        seen.append(dict(overrides))
+        return PartialRunner({"never": True})(checkout, model, dataset, overrides, **kwargs)
+
+    md, failed = reproduce.reproduce("table2", checkout, "tiny", [1], tmp_path / "out", runner=runner,
+                                     echo=lambda line: None,
+                                     model_sets={"MDE": {"cl_weight": 0.1, "use_mda": True}})
+    assert not failed and len(seen) == 4 and all(o["cl_weight"] == 0.1 for o in seen)
+    assert sorted(o["use_mda"] for o in seen) == [False, True, True, True]   # "w/o MDA" keeps use_mda=False
+    assert "- MDE: cl_weight=0.1" in md.read_text()
+
+
+def test_cli_from_grid_runs_mde_at_the_grids_best_point_and_refuses_a_clash(tmp_path, monkeypatch, capsys):
+    import pytest
+    from mde_mmrec.errors import MdeMmrecError
+    checkout = _checkout(tmp_path)
+    _grid_results(tmp_path / "g")
+    monkeypatch.setattr(mmrec, "find_checkout", lambda path: checkout)
+    got = {}
+
+    def fake(experiment, *args, **kwargs):
+        got.update(kwargs)
+        return tmp_path / "t.md", {}
+
+    (tmp_path / "t.md").write_text("table\n")
+    monkeypatch.setattr(reproduce, "reproduce", fake)
+    args = argparse.Namespace(mmrec=str(checkout), set=["MDE:reg_weight=0.001"], seeds=1, seed_values=None,
+                              out=str(tmp_path), experiment="table2", dataset="tiny", epochs=1, models=None,
+                              paper_dataset=None, from_grid=str(tmp_path / "g"))
+    assert reproduce._cmd_reproduce(args) == 0
+    assert got["model_sets"] == {"MDE": {"reg_weight": 0.001, "cl_weight": 0.01, "diff_weight": 1.0}}
+    assert "MDE at the best point of" in capsys.readouterr().out
+    args.set = ["MDE:cl_weight=0.5"]
+    with pytest.raises(MdeMmrecError, match="--from-grid sets cl_weight; do not also give them with --set"):
+        reproduce._cmd_reproduce(args)
+    args.set, args.from_grid = ["FREEDOM:reg_weight=0.1"], None
+    with pytest.raises(MdeMmrecError, match="--set names model\\(s\\) FREEDOM that table2 does not run"):
+        reproduce._cmd_reproduce(args)

@@ -128,3 +128,21 @@ def test_demo_trains_mde_and_a_baseline_and_reruns_after_a_settings_change(patch
     records = demo.run_demo(patched_mmrec, epochs=2, out=out, echo=lines.append)
     assert any("made with other settings; running again" in line for line in lines)
     assert len(records) == 2 and all(r["epochs_run"] == 2 for r in records)
+
+
+def test_reproduce_from_grid_runs_the_ablations_at_the_grids_best_point(patched_mmrec, tiny_data, tmp_path):
+    """The paper's protocol: sigmas by grid search on validation, then Table II at that point."""
+    import argparse
+    from mde_mmrec import reproduce
+    keys, values, plain = grid.grid_spec(patched_mmrec, "MDE", tiny_data,
+                                         {"cl_weight": [0.001, 0.1], "diff_weight": 0.1, "reg_weight": 0.0001}, [1])
+    assert grid.run_grid(patched_mmrec, "MDE", tiny_data, keys, values, tmp_path / "g", plain, epochs=1) == 0
+    best = reproduce.best_grid_point(tmp_path / "g", tiny_data)
+    args = argparse.Namespace(mmrec=str(patched_mmrec), set=None, seeds=1, seed_values=None,
+                              out=str(tmp_path / "t2"), experiment="table2", dataset=tiny_data, epochs=1,
+                              models=None, paper_dataset=None, from_grid=str(tmp_path / "g"))
+    assert reproduce._cmd_reproduce(args) == 0
+    text = (tmp_path / "t2" / "table2.md").read_text()
+    assert f"- MDE: cl_weight={best['cl_weight']}, diff_weight=0.1, reg_weight=0.0001" in text
+    records = mmrec.read_results(tmp_path / "t2" / "runs" / "MDE.jsonl")
+    assert records[0]["settings"]["cl_weight"] == best["cl_weight"]
