@@ -189,8 +189,8 @@ def bar_chart(summary: pd.DataFrame, path: Path, keys: list[str] | None = None, 
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(keys) + 0.4 * n), 4))
     for i, (_, row) in enumerate(summary.iterrows()):
         xs = [j + (i - (n - 1) / 2) * width for j in range(len(keys))]
-        ax.bar(xs, [row[f"{k} mean"] for k in keys], width, yerr=[row[f"{k} std"] for k in keys],
-               capsize=3, label=row["label"])
+        spread = [row[f"{k} std"] for k in keys] if row["n_seeds"] > 1 else None   # no bars for one seed
+        ax.bar(xs, [row[f"{k} mean"] for k in keys], width, yerr=spread, capsize=3, label=row["label"])
     ax.set_xticks(range(len(keys)))
     ax.set_xticklabels([metric_label(k) for k in keys])
     ax.set_ylabel("test score (mean ± std over seeds)")
