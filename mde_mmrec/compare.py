@@ -163,6 +163,14 @@ def parse_sets(items: list[str] | None) -> dict[str | None, dict]:
     return out
 
 
+def check_set_models(sets: dict, models, where: str) -> None:
+    """Every ``MODEL:`` prefix of ``parse_sets``'s result names a model that runs (``where`` says what runs)."""
+    unknown = [m for m in sets if m is not None and m not in models]
+    if unknown:
+        raise MdeMmrecError(f"--set names model(s) {', '.join(unknown)} that {where} does not run (it runs "
+                            f"{', '.join(sorted(set(models)))})")
+
+
 def check_single_values(file_config: dict, sets: dict, label: str) -> None:
     """One configuration is one setting: a list value would make its key a grid dimension in MMRec (see
     src/utils/cli_overrides.py), and the configuration's row would average over the grid's points."""
@@ -357,11 +365,9 @@ def record_settings(results_file, settings: dict) -> None:
 
 
 def settings_difference(old: dict, new: dict) -> str:
+    """The keys two sidecars differ in (their ``config`` flattened in), as ``key: old -> new; ...``."""
     flat = lambda d: {**{k: v for k, v in d.items() if k != "config"}, **d.get("config", {})}
-    old, new = flat(old), flat(new)
-    missing = "(not set)"
-    return "; ".join(f"{k}: {old.get(k, missing)} -> {new.get(k, missing)}"
-                     for k in sorted(set(old) | set(new)) if old.get(k, missing) != new.get(k, missing))
+    return mmrec.plugin_module("results_log").settings_difference(flat(old), flat(new))
 
 
 # ------------------------------------------------------------------------------------------- running
@@ -469,33 +475,37 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
             echo(f"  {cfg.label} FAILED with exit code {code}; last lines of {log_path}:\n{tail}")
         else:
             status[cfg.label] = "ok"
-    for cfg, overrides, _, _ in runs:   # a run that exited 0 but has seeds without a result (NaN loss)
-        failed = [r for r in mmrec.read_results(overrides["results_file"]) if r.get("failed") and r.get("seed") in seeds]
-        if failed and status.get(cfg.label) == "ok":
-            status[cfg.label] = (f"failed for seed(s) {', '.join(str(r['seed']) for r in failed)}: "
-                                 f"{failed[0]['failed']}")
-            echo(f"  {cfg.label}: {status[cfg.label]}")
-    records = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
+    records, failed = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
+    for label, lines in failed.items():   # a run that exited 0 but has seeds without a result (NaN loss)
+        if status.get(label) == "ok":
+            status[label] = (f"failed for seed(s) {', '.join(str(r['seed']) for r in lines)}: "
+                             f"{lines[0]['failed']}")
+            echo(f"  {label}: {status[label]}")
     return records, status
 
 
-_BOOKKEEPING = ("seed", "hyper_parameters", "results_file", "resume")
+_BOOKKEEPING = (*_NOT_SETTINGS, "hyper_parameters")   # how mde-mmrec schedules a run, not what it computes
 
 
-def collect(out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]) -> list[dict]:
+def collect(out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]
+            ) -> tuple[list[dict], dict[str, list[dict]]]:
     """The finished records of these configurations and seeds, with ``label`` and ``overrides`` (what
-    mde-mmrec set for the configuration: pinned grid keys, --set values, epochs) added; runs without a
-    result left out. Also written to OUT/results.jsonl."""
-    records = []
+    mde-mmrec set for the configuration: pinned grid keys, --set values, epochs) added, also written to
+    OUT/results.jsonl; and, per label, the lines of seeds without a result (``failed``)."""
+    records, failed = [], {}
     for cfg, overrides in runs:
         chosen = {k: v for k, v in overrides.items() if k not in _BOOKKEEPING}
         for r in mmrec.read_results(Path(out_dir) / "runs" / f"{cfg.slug}.jsonl"):
-            if r.get("seed") in seeds and not r.get("failed"):
+            if r.get("seed") not in seeds:
+                continue
+            if r.get("failed"):
+                failed.setdefault(cfg.label, []).append(r)
+            else:
                 records.append(dict(r, label=cfg.label, overrides=chosen))
     with open(Path(out_dir) / "results.jsonl", "w", encoding="utf-8") as handle:
         for r in records:
             handle.write(json.dumps(r) + "\n")
-    return records
+    return records, failed
 
 
 def write_comparison(records: list[dict], status: dict[str, str], out_dir: Path, title: str,
@@ -535,9 +545,7 @@ def add_common_args(p: argparse.ArgumentParser, out_default: str) -> None:
 def _cmd_compare(args: argparse.Namespace) -> int:
     checkout = mmrec.find_checkout(args.mmrec)
     sets = parse_sets(args.set)
-    unknown = [m for m in sets if m is not None and m not in args.models]
-    if unknown:
-        raise MdeMmrecError(f"--set names model(s) {unknown} that are not in -m {' '.join(args.models)}")
+    check_set_models(sets, args.models, "this comparison")
     configs = [RunConfig(m, m, dict(sets.get(m, {}))) for m in args.models]
     seeds = seed_list(args.seeds, args.seed_values)
     out = Path(args.out or f"results/compare-{args.dataset}")

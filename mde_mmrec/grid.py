@@ -201,8 +201,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     compare.check_model(checkout, args.model)
     compare.check_dataset(checkout, args.dataset, args.model)
     sets = compare.parse_sets(args.set)
-    if any(m not in (None, args.model) for m in sets):
-        raise MdeMmrecError(f"--set MODEL:key=value: only {args.model} runs here")
+    compare.check_set_models(sets, [args.model], "this grid")
     merged_sets = dict(sets.get(None, {}), **sets.get(args.model, {}))
     seeds = compare.seed_list(args.seeds, args.seed_values) if (args.seeds or args.seed_values) else None
     keys, values, plain = grid_spec(checkout, args.model, args.dataset, merged_sets, seeds)

@@ -224,11 +224,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
     checkout = mmrec.find_checkout(args.mmrec)
     sets = compare.parse_sets(args.set)
-    models = {c.model for c in experiment_configs(args.experiment, args.models)}
-    unknown = [m for m in sets if m is not None and m not in models]
-    if unknown:
-        raise MdeMmrecError(f"--set names model(s) {', '.join(unknown)} that {args.experiment} does not run "
-                            f"(it runs {', '.join(sorted(models))})")
+    compare.check_set_models(sets, {c.model for c in experiment_configs(args.experiment, args.models)},
+                             args.experiment)
     if args.from_grid:
         best = best_grid_point(Path(args.from_grid), args.dataset)
         clash = sorted(set(best) & (set(sets.get("MDE", {})) | set(sets.get(None, {}))))

@@ -304,7 +304,7 @@ def generate(preset: str | Preset = "tiny", seed: int = 0, return_latents: bool 
 
 
 # ------------------------------------------------------------------------------------- MMRec on disk
-YAML_MARKER = "# Synthetic data set written by"
+YAML_MARKER = mmrec.plugin_module("cli_overrides").SYNTHETIC_MARKER   # DATASET_YAML's first words
 # caches that MMRec models write beside the data under names that do not depend on the data: FREEDOM, DRAGON,
 # BM3... (mm_adj*), LATTICE, MGCN, SMORE... (image_adj_*, text_adj_*), DRAGON / DualGNN (user_graph_dict*,
 # item_graph_dict*)
@@ -338,21 +338,9 @@ field_separator: "\\t"
 """
 
 
-MMREC_DATA_README = "MMRec's data/README.md (a Google Drive folder with Baby, Sports, Elec)"
-
-
 def missing_data_hint(mmrec_root: str | Path, name: str) -> str:
-    """What to do about data set ``name`` whose files are missing: MMRec's own data sets (a config that
-    make-data did not write) are downloaded; a synthetic one is (re)generated."""
-    root = Path(mmrec_root)
-    yaml_path = dataset_files(root, name)["yaml"]
-    if yaml_path.is_file() and not yaml_path.read_text(encoding="utf-8").startswith(YAML_MARKER):
-        like = name if name in PRESETS else "baby"
-        return (f"'{name}' is one of MMRec's own data sets, downloaded separately: see {MMREC_DATA_README}, "
-                f"unpack it into {root / 'data' / name}; or use synthetic data of its shape: "
-                f"`mde-mmrec make-data synthetic_{like} --mmrec {root}`, then -d synthetic_{like}")
-    force = " --force" if yaml_path.is_file() else ""
-    return f"create a synthetic data set with `mde-mmrec make-data {name} --mmrec {root}{force}`"
+    """What to do about data set ``name`` whose files are missing (the hint main.py gives too)."""
+    return mmrec.plugin_module("cli_overrides").missing_data_fix(name, Path(mmrec_root) / "src")
 
 
 def dataset_files(mmrec_root: str | Path, name: str) -> dict[str, Path]:

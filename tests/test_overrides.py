@@ -170,7 +170,7 @@ def test_missing_interactions_point_at_the_download_and_the_synthetic_data(tmp_p
                                                r".*data/README.md.*make-data synthetic_baby"):
         co.check_interactions("tiny", SRC_CONFIG, src)
     (src / "configs" / "dataset" / "tiny.yaml").write_text("# Synthetic data set written by ...\n")
-    with pytest.raises(co.OverrideError, match=r"regenerate it: mde-mmrec make-data tiny .*--force"):
+    with pytest.raises(co.OverrideError, match=r"synthetic data set with `mde-mmrec make-data tiny --mmrec .* --force`"):
         co.check_interactions("tiny", SRC_CONFIG, src)
 
 

@@ -830,13 +830,16 @@ class MDE(GeneralRecommender):
     def train(self, mode: bool = True):
         self._eval_cache = None  # entering training (or re-entering eval) never reuses old embeddings
         if mode and hasattr(self, "item_pref_logits") and self.hp.tradeoff == "preference":   # once per epoch
-            with torch.no_grad():
-                w_diff = {side: tradeoff_weights(*preference(getattr(self, f"{side}_pref_logits")).unbind(1))[0]
-                          for side in ("item", "user")}   # eq. 8
-            logger.info("MDE: mean W_diff = |P_v - P_t| (eq. 8): items %.4f, users %.4f; mean P_t: items %.4f",
-                        w_diff["item"].mean().item(), w_diff["user"].mean().item(),
-                        preference(self.item_pref_logits)[:, 1].mean().item())
+            self._log_tradeoff()
         return super().train(mode)
+
+    @torch.no_grad()
+    def _log_tradeoff(self) -> None:
+        """The mean trade-off weight W_diff (eq. 8) of items and users, and the items' mean text preference."""
+        item_prefs, user_prefs = preference(self.item_pref_logits), preference(self.user_pref_logits)
+        w_item, w_user = (tradeoff_weights(p[:, 0], p[:, 1])[0].mean().item() for p in (item_prefs, user_prefs))
+        logger.info("MDE: mean W_diff = |P_v - P_t| (eq. 8): items %.4f, users %.4f; mean P_t: items %.4f",
+                    w_item, w_user, item_prefs[:, 1].mean().item())
 
     def _parameters_version(self) -> tuple:
         return tuple(p._version for p in self.parameters())

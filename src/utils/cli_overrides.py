@@ -154,16 +154,37 @@ def _check_kind(arg, key, default, value, grid_default, grid_value):
                                 f"(configured: {default!r}), got {_kind(v)} {v!r}")
 
 
-def _unknown_key(arg, key, known) -> OverrideError:
-    close = difflib.get_close_matches(key, sorted(known), n=4, cutoff=0.6)
-    return OverrideError(f"{arg}: unknown config key {key!r} (not in configs/overall.yaml, the dataset or the "
-                         f"model yaml)" + (f"; did you mean {', '.join(close)}?" if close else ""))
-
-
-def _did_you_mean(name: str, known) -> str:
+def _did_you_mean(name: str, known, cutoff: float = 0.5) -> str:
     same_letters = [k for k in known if k.lower() == name.lower()]
-    close = same_letters or difflib.get_close_matches(name, sorted(known), n=4, cutoff=0.5)
+    close = same_letters or difflib.get_close_matches(name, sorted(known), n=4, cutoff=cutoff)
     return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def _unknown_key(arg, key, known) -> OverrideError:
+    return OverrideError(f"{arg}: unknown config key {key!r} (not in configs/overall.yaml, the dataset or the "
+                         f"model yaml){_did_you_mean(key, known, cutoff=0.6)}")
+
+
+# the first line of a data set config that `mde-mmrec make-data` writes (mde_mmrec/synthetic.py)
+SYNTHETIC_MARKER = "# Synthetic data set written by"
+_AMAZON_SHAPES = ("baby", "sports", "clothing", "elec")   # make-data presets named after MMRec's data sets
+
+
+def missing_data_fix(dataset: str, src=".") -> str:
+    """What to do about data set ``dataset`` of the checkout whose ``src`` folder is given, when its files are
+    missing: MMRec's own data sets (a config make-data did not write) are downloaded; a synthetic one is made
+    (again)."""
+    src = Path(src)
+    root = src.resolve().parent
+    yaml_path = src / "configs" / "dataset" / f"{dataset}.yaml"
+    if yaml_path.is_file() and not yaml_path.read_text(encoding="utf-8").startswith(SYNTHETIC_MARKER):
+        like = dataset if dataset in _AMAZON_SHAPES else "baby"
+        return (f"'{dataset}' is one of MMRec's own data sets, downloaded separately: see MMRec's data/README.md "
+                f"(a Google Drive folder with Baby, Sports, Elec), unpack it into {root / 'data' / dataset}; or use "
+                f"synthetic data of its shape: `mde-mmrec make-data synthetic_{like} --mmrec {root}`, then "
+                f"-d synthetic_{like}")
+    force = " --force" if yaml_path.is_file() else ""
+    return f"create a synthetic data set with `mde-mmrec make-data {dataset} --mmrec {root}{force}`"
 
 
 def check_model_and_dataset(model: str, dataset: str, src=".") -> None:
@@ -185,8 +206,7 @@ def check_model_and_dataset(model: str, dataset: str, src=".") -> None:
     datasets = {p.stem for p in (configs / "dataset").glob("*.yaml")}
     if dataset not in datasets:
         raise OverrideError(f"-d {dataset}: no data set config src/configs/dataset/{dataset}.yaml"
-                            f"{_did_you_mean(dataset, datasets)} (a synthetic data set: "
-                            f"mde-mmrec make-data tiny --mmrec PATH/TO/MMRec, then -d tiny)")
+                            f"{_did_you_mean(dataset, datasets)} (or {missing_data_fix(dataset, src)})")
 
 
 def check_interactions(dataset: str, values: dict, src=".") -> None:
@@ -198,14 +218,8 @@ def check_interactions(dataset: str, values: dict, src=".") -> None:
     path = src / (str(data_path) + dataset) / str(inter)   # MMRec: os.path.abspath(data_path + dataset)
     if path.is_file():
         return
-    yaml_path = src / "configs" / "dataset" / f"{dataset}.yaml"
-    synthetic = yaml_path.is_file() and yaml_path.read_text(encoding="utf-8").startswith("# Synthetic data set")
-    fix = (f"regenerate it: mde-mmrec make-data {dataset} --mmrec PATH/TO/MMRec --force" if synthetic else
-           "MMRec's Amazon data sets (baby, sports, elec) are downloaded separately: see MMRec's data/README.md "
-           "(Google Drive), unpack into MMRec/data/. Or use a synthetic data set of the same shape: "
-           "mde-mmrec make-data synthetic_baby --mmrec PATH/TO/MMRec, then -d synthetic_baby")
     raise OverrideError(f"-d {dataset}: its interactions {path.resolve()} do not exist (data_path "
-                        f"{data_path!r}, inter_file_name {inter!r}); {fix}")
+                        f"{data_path!r}, inter_file_name {inter!r}); {missing_data_fix(dataset, src)}")
 
 
 def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | None = None,

@@ -170,19 +170,21 @@ def point_settings(values: dict) -> dict:
 
 
 def settings_difference(old: dict, new: dict) -> str:
+    """The keys two settings dicts differ in, as ``key: old -> new; ...``."""
     missing = "(not set)"
     return "; ".join(f"{k}: {old.get(k, missing)} -> {new.get(k, missing)}"
                      for k in sorted(set(old) | set(new)) if old.get(k, missing) != new.get(k, missing))
 
 
-def check_resume(values: dict) -> None:
-    """With resume on, the finished points of this model and data set in results_file must have been made with
-    the current settings (lines written before settings were recorded are taken as they are): otherwise a
-    point would be skipped on the strength of a result computed with, say, another cl_weight."""
+def check_resume(values: dict, records: list | None = None) -> None:
+    """With resume on, the finished points of this model and data set in results_file (``records``, read from it
+    unless given) must have been made with the current settings (lines written before settings were recorded
+    are taken as they are): otherwise a point would be skipped on the strength of a result computed with, say,
+    another cl_temperature."""
     if not values.get("resume") or not values.get("results_file"):
         return
     current = point_settings(values)
-    for r in read_results(values["results_file"], warn=False):
+    for r in read_results(values["results_file"], warn=False) if records is None else records:
         if (r.get("model"), r.get("dataset")) != (values.get("model"), values.get("dataset")):
             continue
         if "settings" in r and r["settings"] != current:
@@ -214,13 +216,12 @@ def points_to_run(config, combinators):
     grid_shard, less those already in results_file when resume is on (each skip is logged)."""
     logger = logging.getLogger()
     check_settings(config.__getitem__)
-    check_resume(getattr(config, "final_config_dict", config))
+    records = read_results(config["results_file"]) if config["results_file"] else []
+    check_resume(getattr(config, "final_config_dict", config), records)
     shard = parse_shard(config["grid_shard"])
     keys = config["hyper_parameters"]
-    done = []
-    if config["results_file"]:
-        done = [r.get("params") for r in read_results(config["results_file"])
-                if r.get("model") == config["model"] and r.get("dataset") == config["dataset"]]
+    done = [r.get("params") for r in records
+            if r.get("model") == config["model"] and r.get("dataset") == config["dataset"]]
     selected, again = [], 0
     for index, hyper_tuple in enumerate(combinators):
         if shard and index % shard[1] != shard[0] - 1:
