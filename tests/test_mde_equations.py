@@ -30,6 +30,18 @@ def test_normalized_adjacency_user_without_items_is_isolated():
     assert np.isfinite(a).all() and a[1].sum() == 0
 
 
+def test_normalized_adjacency_counts_a_repeated_interaction_once():
+    """A CSR with an unsummed duplicate (u0, i1) gives the same graph as the deduplicated TOY."""
+    coo = TOY.tocoo()
+    rows, cols = np.append(coo.row, 0), np.append(coo.col, 1)
+    order = np.lexsort((cols, rows))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=3))])
+    repeated = sp.csr_matrix((np.ones(len(rows)), cols[order], indptr), shape=(3, 4))
+    assert repeated.nnz == TOY.nnz + 1 and not repeated.has_canonical_format
+    np.testing.assert_allclose(mde.normalized_bipartite_adjacency(repeated).toarray(),
+                               mde.normalized_bipartite_adjacency(TOY).toarray())
+
+
 def test_layer_mean_propagation_matches_dense_powers():
     a = mde.normalized_bipartite_adjacency(TOY)
     e0 = torch.randn(7, 5, dtype=torch.float32)
@@ -177,11 +189,12 @@ def test_modality_gap_loss_literal_value():
 
 
 def test_modality_gap_loss_bounded_value():
-    h_v = torch.tensor([[2.0, 0.0], [1.0, 1.0]])
-    h_t = torch.tensor([[0.0, 5.0], [2.0, 2.0]])
-    w = torch.tensor([1.0, 0.5])
-    # unit rows: node 0 orthogonal -> gap 2 ; node 1 parallel -> gap 0 ; -(1*2 + 0.25*0)/2 = -1
-    assert mde.modality_gap_loss(h_v, h_t, w, "bounded").item() == pytest.approx(-1.0)
+    h_v = torch.tensor([[2.0, 0.0], [1.0, 1.0], [1.0, 0.0]])
+    h_t = torch.tensor([[0.0, 5.0], [2.0, 2.0], [0.0, 3.0]])
+    w = torch.tensor([1.0, 0.5, 0.5])
+    # unit rows: nodes 0 and 2 orthogonal -> squared gap 2 ; node 1 parallel -> 0 ;
+    # eq. 6 squares the weight: -(1^2 * 2 + 0.5^2 * 0 + 0.5^2 * 2) / 3 = -2.5 / 3
+    assert mde.modality_gap_loss(h_v, h_t, w, "bounded").item() == pytest.approx(-2.5 / 3)
 
 
 def _gap_after_step(form):

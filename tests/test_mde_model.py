@@ -41,7 +41,38 @@ def test_total_loss_equals_independent_recomputation(tmp_path, toy):
     h_v, h_t = emb.items[nodes, 0], emb.items[nodes, 1]
     assert l_diff.item() == pytest.approx(0.2 * mde.modality_gap_loss(h_v, h_t, w_diff).item(), rel=1e-5)
     assert l_cl.item() == pytest.approx(0.3 * mde.alignment_loss(h_v, h_t, w_cl, 0.2).item(), rel=1e-5)
-    assert l_reg.item() > 0
+    # eq. 11, reg_scope batch: layer-0 rows and preference logits of every (user, positive, negative) triple
+    squares = lambda table, rows: table[rows].pow(2).sum().item()
+    expected_reg = (squares(model.user_features, u) + squares(emb.item_e0, i) + squares(emb.item_e0, j)
+                    + squares(model.user_pref_logits, u) + squares(model.item_pref_logits, i)
+                    + squares(model.item_pref_logits, j))
+    assert l_reg.item() == pytest.approx(0.01 * expected_reg / len(u), rel=1e-5)
+
+
+def test_cl_negatives_all_contrasts_each_anchor_with_every_item(tmp_path, toy):
+    """Eq. 7 as printed: the denominator runs over all items, the positive is the anchor item's own row."""
+    model = _model(tmp_path, toy, cl_weight=0.3, cl_negatives="all")
+    users, items, _, n_items, _, _ = toy
+    batch = batch_for(users, items, n_items)
+    l_cl = model.calculate_loss(batch)[4]
+    with torch.no_grad():
+        emb = model.forward()
+        nodes = torch.unique(batch[1])
+        p = emb.item_prefs[nodes]
+        _, w_cl = mde.tradeoff_weights(p[:, 0], p[:, 1])
+        expected = mde.alignment_loss(emb.items[nodes, 0], emb.items[nodes, 1], w_cl, 0.2,
+                                      emb.items[:, 0], emb.items[:, 1], nodes)
+    assert l_cl.item() == pytest.approx(0.3 * expected.item(), rel=1e-5)
+
+
+def test_user_features_are_xavier_initialised(tmp_path, toy):
+    """Section III-A: Xavier initialisation (uniform, bound sqrt(6 / (fan_in + fan_out)))."""
+    model = _model(tmp_path, toy)
+    n_users, width = model.user_features.shape
+    bound = math.sqrt(6 / (n_users + width))
+    values = model.user_features.detach()
+    assert values.abs().max() <= bound
+    assert values.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.1)
 
 
 def test_batch_rows_equal_the_full_forward(tmp_path, toy):
@@ -91,9 +122,16 @@ def test_gradients_reach_every_parameter(tmp_path, toy):
 
 
 def test_independent_tradeoff_weights_get_gradients(tmp_path, toy):
+    """Fig. 2 B: exactly the batch's positive items (the anchors of eq. 6-7) move their own trade-off logits."""
     model = _model(tmp_path, toy, tradeoff="independent")
-    sum(_losses(model, toy)).backward()
-    assert model.item_tradeoff_logits.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.item_tradeoff_logits.normal_()
+    users, items, _, n_items, _, _ = toy
+    batch = batch_for(users, items, n_items, size=5)  # a few items only: row positions differ from item ids
+    sum(model.calculate_loss(batch)).backward()
+    positives = torch.unique(batch[1])
+    assert len(torch.unique(batch[1:])) < n_items
+    assert torch.nonzero(model.item_tradeoff_logits.grad).flatten().tolist() == positives.tolist()
 
 
 def test_independent_tradeoff_drifts_towards_difference_under_bounded_form(tmp_path, toy):
@@ -153,6 +191,15 @@ def test_evaluation_cache_is_reused_and_never_stale(tmp_path, toy):
     optimizer.step()  # a parameter update while in eval mode also invalidates the cache
     again = model.full_sort_predict((torch.tensor([0, 1]),))
     assert not torch.allclose(after, again)
+    with torch.no_grad():  # an edit through .data bumps no version counter: the eval()/train() switch still counts
+        model.user_features.data[:2] *= 2.0
+    model.train()
+    model.eval()
+    edited = model.full_sort_predict((torch.tensor([0, 1]),))
+    with torch.no_grad():
+        fresh = original()
+    torch.testing.assert_close(edited, fresh.users_fused[:2] @ fresh.items_fused.T)
+    assert not torch.allclose(edited, again)
 
 
 def test_same_seed_gives_identical_results(tmp_path, toy):
@@ -229,8 +276,33 @@ def test_cl_negatives_all_changes_only_l_cl(tmp_path, toy):
 
 def test_align_users_adds_user_terms(tmp_path, toy):
     base, _ = _parts(tmp_path, toy, tradeoff_grad=True)
-    both, _ = _parts(tmp_path, toy, tradeoff_grad=True, align_users=True)
-    assert both[4] != pytest.approx(base[4]) and both[:3] == pytest.approx(base[:3])
+    both, model = _parts(tmp_path, toy, tradeoff_grad=True, align_users=True)
+    assert both[:3] == pytest.approx(base[:3]) and both[5] == pytest.approx(base[5])
+    # the added terms: eq. 6 and 7 over the batch's distinct users, weighted by the users' own eq. 8
+    users, items, _, n_items, _, _ = toy
+    batch_users = torch.unique(batch_for(users, items, n_items)[0])
+    with torch.no_grad():
+        emb = model.forward()
+        p = emb.user_prefs[batch_users]
+        w_diff, w_cl = mde.tradeoff_weights(p[:, 0], p[:, 1])
+        h_v, h_t = emb.users[batch_users, 0], emb.users[batch_users, 1]
+        user_diff = 0.5 * mde.modality_gap_loss(h_v, h_t, w_diff).item()
+        user_cl = 0.5 * mde.alignment_loss(h_v, h_t, w_cl, 0.2).item()
+    assert both[3] - base[3] == pytest.approx(user_diff, rel=1e-4, abs=1e-7)
+    assert both[4] - base[4] == pytest.approx(user_cl, rel=1e-4)
+
+
+def test_align_users_with_independent_tradeoff_trains_the_users_own_weights(tmp_path, toy):
+    """Fig. 2 B with align_users: the users' trade-off logits are the batch users' own (not items' rows)."""
+    model = _model(tmp_path, toy, tradeoff="independent", align_users=True)
+    with torch.no_grad():
+        model.user_tradeoff_logits.normal_()
+    users, items, _, n_items, _, _ = toy
+    batch_users = torch.unique(batch_for(users, items, n_items)[0])
+    _, _, _, l_diff, l_cl, _ = _losses(model, toy)
+    (l_diff + l_cl).backward()
+    touched = torch.nonzero(model.user_tradeoff_logits.grad).flatten()
+    assert touched.tolist() == batch_users.tolist()
 
 
 @pytest.mark.parametrize("key,value", [("homogeneous_residual", False), ("user_graph_weighting", "mean"),
@@ -315,6 +387,9 @@ def test_single_modality_runs_with_mda_msa_off_and_one_warning(tmp_path, toy, ca
     assert all(np.isfinite(x.item()) for x in parts)
     model.eval()
     assert model.full_sort_predict((torch.arange(3),)).shape == (3, n_items)
+    emb = model.forward()  # one modality: its preference is 1, the fused embedding is H* itself
+    torch.testing.assert_close(emb.users_fused, emb.users[:, 0])
+    torch.testing.assert_close(emb.items_fused, emb.items[:, 0])
 
 
 def test_degenerate_inputs_give_finite_losses(tmp_path):
@@ -345,6 +420,10 @@ def test_graphs_are_cached_on_disk_and_keyed_by_their_inputs(tmp_path, toy, monk
     make_model(tmp_path, users, items, n_users, n_items, v, t)
     with pytest.raises(pytest.fail.Exception):  # changed features must not reuse the stale graph
         make_model(tmp_path, users, items, n_users, n_items, v + 1.0, t)
+    with pytest.raises(pytest.fail.Exception):  # nor another k
+        make_model(tmp_path, users, items, n_users, n_items, v, t, item_knn_k=3)
+    with pytest.raises(pytest.fail.Exception):
+        make_model(tmp_path, users, items, n_users, n_items, v, t, user_knn_k=7)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(

@@ -160,3 +160,22 @@ def test_lines_from_before_settings_were_recorded_are_reused_as_they_are(tmp_pat
     del old["settings"]
     rl.append_record(config["results_file"], old)
     assert [i for i, _ in rl.points_to_run(config, COMBINATORS)] == [1, 2, 3, 4, 5]
+
+
+def test_point_settings_leave_out_the_grid_keys_so_other_points_of_one_grid_resume(tmp_path):
+    """Each line records the settings besides its own grid point: another point of the same grid (other
+    cl_weight) resumes, another non-grid value (cl_temperature) or another model's line does not count."""
+    results = tmp_path / "results.jsonl"
+    values = {"model": "MDE", "dataset": "tiny", "hyper_parameters": ["cl_weight", "seed"], "cl_weight": [0.1, 0.5],
+              "seed": [999], "cl_temperature": 0.2, "epochs": 3, "results_file": str(results), "resume": True}
+    settings = rl.point_settings(values)
+    assert "cl_weight" not in settings and "seed" not in settings and "results_file" not in settings
+    assert settings["cl_temperature"] == 0.2 and settings["epochs"] == 3
+    rl.append_record(results, {"model": "MDE", "dataset": "tiny", "params": {"cl_weight": 0.1, "seed": 999},
+                               "settings": settings})
+    rl.append_record(results, {"model": "FREEDOM", "dataset": "tiny", "params": {"seed": 999},
+                               "settings": {"epochs": 50}})
+    rl.check_resume(values)
+    with pytest.raises(rl.ResultsConfigError, match=r"grid point \{'cl_weight': 0.1, 'seed': 999\} of MDE on tiny "
+                                                    r"made with other settings \(cl_temperature: 0.2 -> 0.5\)"):
+        rl.check_resume(dict(values, cl_temperature=0.5))
