@@ -141,7 +141,6 @@ def model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: i
 
 def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int) -> float:
     with inside_checkout(checkout):
-        import torch
         from utils.configurator import Config
         from utils.dataloader import EvalDataLoader, TrainDataLoader
         from utils.dataset import RecDataset

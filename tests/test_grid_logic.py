@@ -1,13 +1,14 @@
 """Tier 1: grid enumeration, resume and shard logic of `mde-mmrec grid`, against a fake MMRec runner that
 selects points with the patched grid loop's own code (src/utils/results_log.py) and can die half-way."""
 
+import argparse
 import itertools
 import json
 from pathlib import Path
 
 import pytest
 
-from mde_mmrec import grid, mmrec
+from mde_mmrec import grid, mmrec, report, reproduce
 from mde_mmrec.errors import MdeMmrecError
 
 results_log = mmrec.plugin_module("results_log")
@@ -205,3 +206,56 @@ def test_the_summary_says_when_the_best_point_is_tied_or_rests_on_one_seed(tmp_p
     assert "tied on validation with the next 1 row(s) of the table" in text
     assert "one seed per point: rerun with --seeds N" in text
     assert "| cl_weight | valid recall@20 |" in text and "| epochs to best |" in text and "| 3.0 |" in text
+
+
+def _grid_point(cl, seed, valid, test, dataset="tiny", failed=None):
+    return {"model": "MDE", "dataset": dataset, "seed": seed, "best_epoch": 0, "failed": failed,
+            "params": {"seed": seed, "cl_weight": cl},
+            "best_valid": {"recall@20": valid}, "test": {"recall@20": test, "ndcg@20": test}}
+
+
+def test_grid_points_are_ranked_by_validation_never_by_test():
+    records = [_grid_point(0.01, 1, valid=0.30, test=0.50), _grid_point(0.1, 1, valid=0.40, test=0.20)]
+    table = report.grid_table(records, ["cl_weight"])
+    assert table["cl_weight"].tolist() == [0.1, 0.01]
+    assert table["valid recall@20"].tolist() == [0.40, 0.30] and table["test recall@20"].tolist() == [0.20, 0.50]
+
+
+def test_from_grid_ignores_points_without_a_result(tmp_path):
+    folder = tmp_path / "g"
+    folder.mkdir()
+    zeros = results_log.NO_EPOCH_FINISHED
+    for r in (_grid_point(0.01, 1, 0.40, 0.1), _grid_point(0.01, 2, 0.44, 0.1),             # mean .42
+              _grid_point(0.1, 1, 0.45, 0.1), _grid_point(0.1, 2, 0.0, 0.0, failed=zeros)):  # .45, and a NaN-loss run
+        results_log.append_record(folder / "results.jsonl", r)
+    assert reproduce.best_grid_point(folder, "tiny") == {"cl_weight": 0.1}        # the failure is not a 0.0
+
+
+def test_finished_points_of_another_data_set_are_not_skipped():
+    records = [{"model": "MDE", "dataset": "baby", "params": {"seed": 1}},
+               {"model": "MDE", "dataset": "tiny", "params": {"seed": 2}}]
+    assert grid.done_params(records, "MDE", "tiny") == [{"seed": 2}]
+
+
+def test_grid_merge_counts_a_point_run_by_two_shards_once(tmp_path):
+    for name, points in (("a", [(0.01, 0.3), (0.1, 0.4)]), ("b", [(0.1, 0.4)])):
+        (tmp_path / name).mkdir()
+        for cl, v in points:
+            results_log.append_record(tmp_path / name / "results.jsonl", _grid_point(cl, 1, v, v))
+    grid._cmd_merge(argparse.Namespace(dirs=[str(tmp_path / "a"), str(tmp_path / "b")], out=str(tmp_path / "m")))
+    assert len(mmrec.read_results(tmp_path / "m" / "results.jsonl")) == 2
+    assert "2 finished run(s)" in (tmp_path / "m" / "summary.md").read_text()
+
+
+def test_a_table_of_one_configuration_has_nothing_in_bold():
+    metrics = {f"{m}@{k}": 0.1 for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20)}
+    summary = report.summarize([{"model": "MDE", "seed": 1, "best_epoch": 0, "test": metrics, "best_valid": metrics}])
+    assert "**" not in report.summary_markdown(summary)
+
+
+def test_grid_seeds_default_to_the_seed_in_the_config_files(tmp_path):
+    checkout = _fake_checkout(tmp_path, MDE_YAML)
+    overall = checkout / "src" / "configs" / "overall.yaml"
+    for seed, expected in (("[5, 6]", [5, 6]), ("7", [7])):
+        overall.write_text(f"seed: {seed}\nepochs: 1000\nhyper_parameters: ['seed']\n")
+        assert grid.grid_spec(checkout, "MDE", "tiny", {}, None)[1]["seed"] == expected

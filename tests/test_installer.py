@@ -290,3 +290,49 @@ def test_the_tools_refuse_a_checkout_installed_by_another_mde_mmrec(fake):
     run_install(fake)                  # the test's own plugin and patches, not this repository's
     with pytest.raises(MdeMmrecError, match=r"another version than this mde-mmrec's .*run `mde-mmrec install"):
         find_checkout(fake[0])
+
+
+def test_an_update_whose_series_no_longer_patches_a_file_restores_it(fake, tmp_path):
+    root, plugin, _, _ = fake
+    before = snapshot(root)
+    run_install(fake)
+    main = "src/main.py"
+    smaller = tmp_path / "patches_v2"                    # the new series patches src/main.py only
+    smaller.mkdir()
+    (smaller / "0001-first.patch").write_text(_diff(main, ORIGINAL[main], _edit(ORIGINAL[main], 3, "# v2\n")))
+    (smaller / "manifest.json").write_text(json.dumps({
+        "mmrec_commit": "0" * 40, "patches": ["0001-first.patch"],
+        "pristine_sha256": {main: hashlib.sha256(ORIGINAL[main].encode()).hexdigest()}}))
+    assert installer.install(root, plugin_src=plugin, patches_dir=smaller) == "updated"
+    for rel in ("src/models/lightgcn.py", "src/common/trainer.py"):
+        assert (root / rel).read_text() == ORIGINAL[rel], rel
+    installer.uninstall(root)
+    assert snapshot(root) == before
+
+
+def test_a_failed_update_keeps_the_installation_and_its_backups(fake, monkeypatch):
+    root, plugin = fake[0], fake[1]
+    run_install(fake)
+    installed = snapshot(root)
+    (plugin / "utils" / "helper.py").write_text("VALUE = 2\n")
+    real = installer._write_bytes
+
+    def full_disk_at_the_manifest(path, data):
+        if path == root / installer.INSTALL_MANIFEST:
+            raise OSError(28, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(installer, "_write_bytes", full_disk_at_the_manifest)
+    with pytest.raises(MdeMmrecError, match="rolled back"):
+        run_install(fake)
+    assert snapshot(root) == installed                  # backups of MMRec's originals included
+
+
+def test_a_patch_whose_context_was_edited_is_refused_not_applied_fuzzily(fake):
+    root = fake[0]
+    trainer = root / "src/common/trainer.py"            # patch 0002 changes line 10; line 9 is its context
+    trainer.write_text(_edit(ORIGINAL["src/common/trainer.py"], 9, "# my own line 9\n"))
+    before = snapshot(root)
+    with pytest.raises(MdeMmrecError, match=r"0002-second.patch does not apply .*Nothing was changed"):
+        run_install(fake, tool="patch")
+    assert snapshot(root) == before

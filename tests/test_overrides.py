@@ -214,3 +214,22 @@ def test_a_bad_results_file_with_resume_is_a_one_line_error(tmp_path, value, mes
     with pytest.raises(co.OverrideError, match=message):
         co.parse_overrides([f"--results_file={value}", "--resume=True"], dict(FILE_CONFIG, **SRC_CONFIG),
                            model="MDE", dataset="tiny", src=fake_src(tmp_path))
+
+
+def test_a_list_for_a_grid_key_after_hyper_parameters_is_a_grid_dimension():
+    assert parse("--hyper_parameters=[seed]", "--reg_weight=[0.5,0.05]", "--dropout=0.8") == {
+        "hyper_parameters": ["seed", "reg_weight"], "reg_weight": [0.5, 0.05], "dropout": 0.8, "aggr_mode": "add"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs=null"], r"epochs=None must be a whole number >= 1 \(for example --epochs=1000\)"),
+    (["--learning_rate=null"], r"learning_rate=None must be a positive number"),
+])
+def test_null_for_a_training_key_is_an_error_not_a_traceback_later(argv, message):
+    with pytest.raises(co.OverrideError, match=message):
+        parse(*argv)
+
+
+def test_an_int_is_a_number_for_a_float_key_and_a_value_may_be_negative():
+    assert parse("--learning_rate=1") == {"learning_rate": 1}
+    assert parse("--cl_weight", "-1") == {"cl_weight": -1}

@@ -151,3 +151,37 @@ def test_cli_from_grid_runs_mde_at_the_grids_best_point_and_refuses_a_clash(tmp_
     args.set, args.from_grid = ["FREEDOM:reg_weight=0.1"], None
     with pytest.raises(MdeMmrecError, match="--set names model\\(s\\) FREEDOM that table2 does not run"):
         reproduce._cmd_reproduce(args)
+
+
+def _sports(tmp_path):
+    checkout = _checkout(tmp_path)
+    (checkout / "src" / "configs" / "dataset" / "sports.yaml").write_text("inter_file_name: 'sports.inter'\n")
+    (checkout / "data" / "sports").mkdir()
+    (checkout / "data" / "sports" / "sports.inter").write_text("userID\titemID\tx_label\n0\t0\t0\n")
+    return checkout
+
+
+def test_table1_on_sports_sits_beside_the_papers_sports_numbers(tmp_path):
+    md, failed = reproduce.reproduce("table1", _sports(tmp_path), "sports", [1], tmp_path / "out", models=["MDE"],
+                                     runner=PartialRunner({"never": True}), cuda=False, echo=lambda line: None)
+    paper = reproduce.paper_results()
+    mde = paper[(paper["table"] == "table1") & (paper["dataset"] == "sports") & (paper["row"] == "MDE")]
+    want = mde.set_index("metric")["value"]
+    text = md.read_text()
+    assert "(paper, sports)" in text and "(paper, baby)" not in text
+    row = next(line for line in text.splitlines() if line.startswith("| MDE |"))
+    assert row.endswith(" | ".join(f"{want[k]:.4f}" for k in reproduce.TABLE1_METRICS) + " |")
+
+
+def test_a_model_that_cannot_run_here_is_listed_but_is_not_a_failure(tmp_path):
+    md, failed = reproduce.reproduce("table1", _checkout(tmp_path), "tiny", [1], tmp_path / "out",
+                                     models=["GRCN", "MDE"], runner=PartialRunner({"never": True}), cuda=False,
+                                     echo=lambda line: None)
+    assert failed == {}
+    assert "| GRCN | not run: MMRec's grcn.py calls .cuda() unconditionally" in md.read_text()
+
+
+def test_each_ablation_switches_off_exactly_its_component():
+    configs = {c.label: (c.model, c.overrides) for c in reproduce.experiment_configs("table2")}
+    assert configs == {"w/o MDA": ("MDE", {"use_mda": False}), "w/o MSA": ("MDE", {"use_msa": False}),
+                       "w/o NLT": ("MDE", {"use_nlt": False}), "MDE": ("MDE", {})}

@@ -171,3 +171,53 @@ def test_grid_summary_lists_points_without_a_result_instead_of_ranking_them(tmp_
     text = grid.summarize(records, ["seed", "reg_weight"], out, "t", charts=False).read_text()
     assert "(mean over its 1 seed(s)): **reg_weight=0.1**" in text
     assert f"- seed=1000, reg_weight=0.1: {results_log.NO_EPOCH_FINISHED}" in text
+
+
+def test_compare_resumes_a_configuration_that_finished_only_some_seeds(tmp_path):
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
+    compare.run_configs(checkout, "tiny", [compare.RunConfig("BPR", "BPR")], [999], out, epochs=1,
+                        runner=FakeRunner(), echo=lambda line: None)            # seed 999 only
+    again = FakeRunner()
+    records, status = _compare(checkout, out, again)                            # seeds 999 and 1000
+    assert len(again.calls) == 1                                                # not skipped: 1000 is missing
+    assert sorted(r["seed"] for r in records) == [999, 1000] and status == {"BPR": "ok"}
+
+
+def test_compare_with_fewer_seeds_reports_only_those_seeds(tmp_path):
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
+    _compare(checkout, out, FakeRunner())                                       # seeds 999 and 1000
+    records, _ = compare.run_configs(checkout, "tiny", [compare.RunConfig("BPR", "BPR")], [999], out, epochs=1,
+                                     runner=FakeRunner(), echo=lambda line: None)
+    assert [r["seed"] for r in records] == [999]                               # 1000 is in the file, not asked for
+
+
+def test_seed_list_defaults_to_mmrecs_seed_upwards_and_drops_repeats():
+    assert compare.seed_list(3, None) == [999, 1000, 1001]
+    assert compare.seed_list(None, None) == [999]
+    assert compare.seed_list(None, [7, 5, 7]) == [7, 5]
+
+
+def test_two_configurations_with_one_label_are_refused_before_running(tmp_path):
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
+    runner = FakeRunner()
+    configs = [compare.RunConfig("X", "BPR"), compare.RunConfig("X", "BPR", {"reg_weight": 0.01})]
+    with pytest.raises(MdeMmrecError, match="configuration labels must differ"):
+        compare.run_configs(checkout, "tiny", configs, [999], out, runner=runner, echo=lambda line: None)
+    assert runner.calls == []
+
+
+def test_a_multimodal_model_needs_the_feature_files(tmp_path):
+    checkout = standin_checkout(tmp_path / "MMRec", model_yaml="is_multimodal_model: True\n")
+    (checkout / "src" / "configs" / "dataset" / "tiny.yaml").write_text(
+        "inter_file_name: 'tiny.inter'\nvision_feature_file: 'image_feat.npy'\ntext_feature_file: 'text_feat.npy'\n")
+    with pytest.raises(MdeMmrecError, match=r"feature file .*image_feat.npy is missing"):
+        compare.check_dataset(checkout, "tiny", "BPR")
+
+
+def test_a_users_value_for_a_grid_key_is_kept_and_a_list_for_a_plain_key_is_refused():
+    file_config = {"model": "BPR", "hyper_parameters": ["seed", "reg_weight"], "reg_weight": [0.1, 0.01],
+                   "learning_rate": 0.001}
+    overrides, warnings = compare.pin_grid(file_config, {"reg_weight": 0.01})
+    assert overrides == {"reg_weight": 0.01} and warnings == []
+    with pytest.raises(MdeMmrecError, match=r"learning_rate=\[0.1, 1.0\] would be a grid inside one row"):
+        compare.check_single_values(file_config, {"learning_rate": [0.1, 1.0]}, "BPR")

@@ -231,3 +231,24 @@ def test_missing_data_hint_downloads_mmrecs_own_data_and_makes_synthetic_data(tm
     make_dataset(root, "t")
     assert synthetic.missing_data_hint(root, "t").endswith(f"make-data t --mmrec {root} --force`")
     assert synthetic.missing_data_hint(root, "new").endswith(f"make-data new --mmrec {root}`")
+
+
+def test_text_leaning_users_choose_by_text_and_image_leaning_users_by_image():
+    inter, _, _, lat = synthetic.generate("tiny", seed=0, return_latents=True)
+    u, i = inter.userID.to_numpy(), inter.itemID.to_numpy()
+    text = np.einsum("nd,nd->n", lat["user_text"][u], lat["item_text"][i])
+    visual = np.einsum("nd,nd->n", lat["user_visual"][u], lat["item_visual"][i])
+    w = lat["user_text_weight"][u]
+    high, low = w > 0.8, w < 0.2
+    assert text[high].mean() > visual[high].mean() + 0.5
+    assert visual[low].mean() > text[low].mean() + 0.5
+
+
+def test_an_incomplete_data_set_is_not_overwritten_without_force(tmp_path):
+    root = _fake_checkout(tmp_path)
+    inter = root / "data" / "t" / "t.inter"
+    inter.parent.mkdir(parents=True)
+    inter.write_text("my own interactions\n")
+    with pytest.raises(MdeMmrecError, match="incomplete data set 't': pass --force"):
+        make_dataset(root, "t")
+    assert inter.read_text() == "my own interactions\n"

@@ -5,11 +5,14 @@ counts, torch.topk of each dense row, at most 200 neighbours). Tier 2 runs the s
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from mde_mmrec import usergraph
 from mde_mmrec.errors import MdeMmrecError
+from mde_mmrec.mmrec import MMREC_MARKERS
+from mde_mmrec.synthetic import make_dataset
 
 
 def reference(users, items, n_users, cap):
@@ -67,15 +70,18 @@ def test_long_rows_with_many_ties_equal_one_topk_per_row(cap, monkeypatch):
     assert usergraph.build_user_graph_dict(users, items, n_users, cap=cap) == expected
 
 
-def test_write_user_graph_writes_exactly_the_output_asked_for(tmp_path):
-    from mde_mmrec.mmrec import MMREC_MARKERS
-    from mde_mmrec.synthetic import make_dataset
-    root = tmp_path / "MMRec"
-    for marker in MMREC_MARKERS:                      # a stand-in checkout: MMRec's marker files
+def _checkout(root):
+    """A stand-in checkout (MMRec's marker files, empty) with MMRec's data_path."""
+    for marker in MMREC_MARKERS:
         (root / marker).parent.mkdir(parents=True, exist_ok=True)
         (root / marker).write_text("")
     (root / "src" / "configs" / "overall.yaml").write_text("data_path: '../data/'\n")
     (root / "src" / "configs" / "dataset").mkdir()
+    return root
+
+
+def test_write_user_graph_writes_exactly_the_output_asked_for(tmp_path):
+    root = _checkout(tmp_path / "MMRec")
     make_dataset(root, "tiny", preset="tiny", seed=0)
     target = tmp_path / "graph_without_suffix"
     assert usergraph.write_user_graph(root, "tiny", target) == target
@@ -84,3 +90,13 @@ def test_write_user_graph_writes_exactly_the_output_asked_for(tmp_path):
         usergraph.write_user_graph(root, "tiny", tmp_path)
     with pytest.raises(MdeMmrecError, match="unknown data set 'nosuch'.*make-data"):
         usergraph.write_user_graph(root, "nosuch")
+
+
+def test_write_user_graph_uses_training_interactions_only_and_every_user(tmp_path):
+    root = _checkout(tmp_path / "MMRec")
+    make_dataset(root, "g", preset="tiny", seed=0)
+    rows = [(0, 0, 0), (0, 1, 0), (1, 1, 0), (1, 0, 1), (2, 2, 0), (3, 2, 1), (3, 0, 2)]   # user 3: no training
+    frame = pd.DataFrame(rows, columns=["userID", "itemID", "x_label"]).assign(rating=5, timestamp=1)
+    frame.to_csv(root / "data" / "g" / "g.inter", sep="\t", index=False)
+    graph = np.load(usergraph.write_user_graph(root, "g"), allow_pickle=True).item()
+    assert graph == {0: [[1], [1.0]], 1: [[0], [1.0]], 2: [[], []], 3: [[], []]}

@@ -61,16 +61,17 @@ def parse_shard(value):
 _POSITIVE_INTEGERS = {"epochs": 1000, "train_batch_size": 2048, "eval_batch_size": 4096, "eval_step": 1}  # example values
 
 
-def check_training_keys(get):
+def check_training_keys(get, none_is_missing=True):
     """``epochs`` and the other keys in ``_POSITIVE_INTEGERS`` (every grid value of a grid key) and
-    ``learning_rate`` hold values MMRec can train with."""
+    ``learning_rate`` hold values MMRec can train with. ``get`` raises KeyError or returns None for a key
+    that is not set; with ``none_is_missing=False`` None is a value (``--epochs=null``) and refused."""
     for key in (*_POSITIVE_INTEGERS, "learning_rate"):
         try:
             value = get(key)
         except KeyError:     # a plain dict's __getitem__ (MMRec's Config returns None for a missing key)
             continue
         for v in (value if isinstance(value, list) else [value]):
-            if v is None:
+            if v is None and none_is_missing:
                 continue
             number = isinstance(v, (int, float)) and not isinstance(v, bool)
             if key == "learning_rate":
