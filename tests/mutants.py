@@ -1,14 +1,21 @@
-"""Mutation check of the model tests (a developer tool, not collected by pytest): ``python tests/mutants.py``.
+"""Mutation check of the tier-1 tests (a developer tool, not collected by pytest): ``python tests/mutants.py``.
 
-Each entry below changes one thing in ``src/models/mde.py`` that the paper or README fixes (an equation, a
-switch, the graph construction, the evaluation cache). For each, the script copies the repository to a
-scratch folder, applies the change and runs the tier-1 model tests; every change must make some test fail.
-It prints one line per mutant and exits with 1 if any survives. ``python tests/mutants.py NAME ...`` runs
-only the named ones. About 6 s per mutant on 2 CPU cores.
+Each entry changes one behaviour that the paper, README or a command's documented contract fixes: in the
+model (``src/models/mde.py``: an equation, a switch, the graph construction, the evaluation cache) or in the
+tooling (resume, seeds, tables ranked by validation, the installer's rollback, the synthetic data, the user
+graph, the bench table, override parsing). For each, the script copies the repository to a scratch folder,
+applies the change and runs the tier-1 tests (the model tests for the model's mutants, all of tier 1 but the
+training run for the tooling's); every change must make some test fail. It prints one line per mutant and
+exits with 1 if any survives.
+
+    python tests/mutants.py                 # all (the model's: about 6 minutes; the tooling's: about 20)
+    python tests/mutants.py model           # one group: model | tooling
+    python tests/mutants.py "eq8 swap" C1-skip-config-if-any-seed-done     # by name
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -16,94 +23,183 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = "src/models/mde.py"
-TESTS = ["tests/test_mde_equations.py", "tests/test_mde_model.py", "tests/test_mde_training.py"]
+MODEL_TESTS = ["tests/test_mde_equations.py", "tests/test_mde_model.py", "tests/test_mde_training.py"]
+TOOLING_TESTS = ["tests", "--deselect", "tests/test_mde_training.py"]
+M = "src/models/mde.py"
 
-# (name, text in mde.py, replacement)
-MUTANTS = [
- ("train resets cache", "        self._eval_cache = None  # entering", "        pass  # entering"),
- ("eq2 power", "np.power(degree, -0.5,", "np.power(degree, -1.0,"),
- ("eq3 mean", "return total / (n_layers + 1)", "return total / n_layers if n_layers else total"),
- ("eq3 last layer only", "        total = total + e\n", "        total = e\n"),
- ("eq4 no self-loop removal", "counts.data[counts.indices == own] = 0", "counts.data[counts.indices == own] = counts.data[counts.indices == own]"),
- ("eq4 residual ignored", "    if residual:  # the node", "    if False:  # the node"),
- ("eq4 knn keep self", "                sim.fill_diagonal_(-float(\"inf\"))", "                pass"),
- ("eq4 row_normalize", "np.divide(1.0, degree, out=inv, where=degree > 0)", "np.divide(2.0, degree, out=inv, where=degree > 0)"),
- ("eq4 softmax", "exp = np.exp(a.data - row_max[for_rows])", "exp = a.data - row_max[for_rows] + 1"),
- ("eq4 backward", "return torch.sparse.mm(transpose, grad), None, None", "return 0.5 * torch.sparse.mm(transpose, grad), None, None"),
- ("eq5 softmax dim", "return torch.softmax(logits, dim=-1)", "return torch.softmax(logits, dim=0)"),
- ("eq5 fuse", "return (per_modality * prefs.unsqueeze(-1)).flatten(1)", "return per_modality.flatten(1)"),
- ("eq8 swap", "return gap, 1.0 - gap", "return 1.0 - gap, gap"),
- ("eq9 sign", "margin = (users * pos_items).sum(-1) - (users * neg_items).sum(-1)", "margin = (users * neg_items).sum(-1) - (users * pos_items).sum(-1)"),
- ("eq6 bounded sign", "return -(gap.pow(2).sum(-1) * w_diff.pow(2)).mean()", "return (gap.pow(2).sum(-1) * w_diff.pow(2)).mean()"),
- ("eq6 bounded w not squared", "return -(gap.pow(2).sum(-1) * w_diff.pow(2)).mean()", "return -(gap.pow(2).sum(-1) * w_diff).mean()"),
- ("eq6 literal abs", "h_diff = -(h_v - h_t).abs() * w_diff.unsqueeze(-1)", "h_diff = -(h_v - h_t).abs()"),
- ("eq7 temperature", "v_to_t = F.cross_entropy(a_v @ c_t.T / temperature,", "v_to_t = F.cross_entropy(a_v @ c_t.T,"),
- ("eq7 one direction", "return (w_cl * (v_to_t + t_to_v)).mean()", "return (w_cl * (2 * v_to_t)).mean()"),
- ("eq7 no weight", "return (w_cl * (v_to_t + t_to_v)).mean()", "return ((v_to_t + t_to_v)).mean()"),
- ("eq7 t_to_v uses c_t", "t_to_v = F.cross_entropy(a_t @ c_v.T / temperature,", "t_to_v = F.cross_entropy(a_t @ c_t.T / temperature,"),
- ("eq10 modal bpr index", "l_modal = {m: bpr_loss(users_m[:, k], items_m[:batch, k], items_m[batch:, k])", "l_modal = {m: bpr_loss(users_m[:, 0], items_m[:batch, 0], items_m[batch:, 0])"),
- ("eq11 reg scale", "return self.hp.reg_weight * total / users.shape[0]", "return self.hp.reg_weight * total"),
- ("eq11 reg no neg", "squares(emb.item_e0, i, j)", "squares(emb.item_e0, i)"),
- ("sigma_diff ignored", "diff = self.hp.diff_weight * modality_gap_loss", "diff = modality_gap_loss"),
- ("sigma_cl ignored", "return diff, self.hp.cl_weight * cl", "return diff, cl"),
- ("stopgrad flipped", "if not self.hp.tradeoff_grad:", "if self.hp.tradeoff_grad:"),
- ("nlt off not constant", "            ones = torch.ones(prefs.shape[0], device=prefs.device)\n            return ones, ones", "            ones = torch.ones(prefs.shape[0], device=prefs.device)\n            return ones, 0.5 * ones"),
- ("variantB sigmoid swap", "            return w, 1.0 - w", "            return 1.0 - w, w"),
- ("fixed text weight swap", "return torch.tensor([1.0 - w_t, w_t]", "return torch.tensor([w_t, 1.0 - w_t]"),
- ("anchors all items", "anchors = torch.unique(i)  # the batch's positive items", "anchors = torch.unique(ij)  # the batch's positive items"),
- ("eval cache stale", "if self._eval_cache is None or self._eval_cache[0] != version:", "if self._eval_cache is None:"),
- ("cooc ties", "keep = (counts > t) | (tied & (tied_rank < (k - above)[rows]))", "keep = (counts > t) | (tied & (tied_rank <= (k - above)[rows]))"),
- ("knn bf16 bound", "uncertain = rows[top_sim[rows, -1] <= candidates.sim[rows, -1] + BF16_SIMILARITY_ERROR]", "uncertain = rows[:0]"),
- ("user cl anchors", "u_diff, u_cl = self._discrimination_losses(\"user\"", "u_diff, u_cl = self._discrimination_losses(\"item\""),
- ("cl all positive index", "cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, table[:, 0], table[:, 1], anchors)", "cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, table[:, 0], table[:, 1], torch.arange(len(anchors)))"),
- ("variantB item node ids", "anchors, item_rows[anchors],", "anchors, anchors,"),
- ("item graph swap", "self.neighbours(f\"item_graph_{m}\"),", "self.neighbours(f\"item_graph_{self.modalities[-1 - j]}\"),"),
- ("user/item prefs swap", "item_prefs = self._preferences(\"item_pref_logits\", item_rows)", "item_prefs = self._preferences(\"user_pref_logits\", item_rows)"),
- ("adjacency duplicates", "    r.sum_duplicates()\n    r.data[:] = 1.0\n    adj", "    r.sum_duplicates()\n    adj"),
- ("cooc duplicates", "    r.sum_duplicates()\n    r.data[:] = 1.0\n    rt", "    r.sum_duplicates()\n    rt"),
- ("knn no normalise", "x = x / norms.clamp_min(1e-12)", "x = x"),
- ("padding weight", "weight = np.zeros((n, width), dtype=np.float32)", "weight = np.full((n, width), 0.1, dtype=np.float32)"),
- ("residual weight", "weight = torch.cat([torch.ones_like(weight[:, :1]), weight], dim=1)", "weight = torch.cat([0.5 * torch.ones_like(weight[:, :1]), weight], dim=1)"),
- ("knn symmetric half", "            if a != b:\n                _merge_candidates(best, rows_b, sim.T, a)", "            pass"),
- ("knn col offset", "_merge_candidates(best, rows_a, sim, b)", "_merge_candidates(best, rows_a, sim, a)"),
- ("eval cache on train", "        self._eval_cache = None  # entering", "        pass  # entering"),
- ("predict rows", "return users_fused[interaction[0]] @ items_fused.T", "return users_fused[:len(interaction[0])] @ items_fused.T"),
- ("rerank order", "return torch.gather(cand, 1, order), top_sim", "return cand[:, :k], top_sim"),
- ("layers count", "for _ in range(n_layers):", "for _ in range(max(n_layers - 1, 0)):"),
- ("use_msa ignored", "        if not self.use_msa:\n            return diff, zero", "        if False:\n            return diff, zero"),
- ("use_mda ignored", "if self.use_mda else zero", "if True else zero"),
- ("reg zero shortcut", "        if self.hp.reg_weight == 0:\n            return self.user_features.new_zeros(())", "        if self.hp.reg_weight < 1:\n            return self.user_features.new_zeros(())"),
- ("single modality prefs", "            return torch.ones(len(rows), 1, device=rows.device)", "            return 0.5 * torch.ones(len(rows), 1, device=rows.device)"),
- ("cache key ignores input", "key = hashlib.blake2b(f\"{GRAPH_CACHE_VERSION}|{kind}|{k}|{input_hash}\"", "key = hashlib.blake2b(f\"{GRAPH_CACHE_VERSION}|{kind}|{k}|\""),
- ("user graph weighting ignored", "weighting = row_softmax if hp.user_graph_weighting == \"softmax\" else row_normalize", "weighting = row_softmax"),
- ("xavier user", "        nn.init.xavier_uniform_(self.user_features)\n", "        nn.init.normal_(self.user_features)\n"),
+# (file, name, text in the file, replacement)
+MODEL_MUTANTS = [
+ (M, "train resets cache", "        self._eval_cache = None  # entering", "        pass  # entering"),
+ (M, "eq2 power", "np.power(degree, -0.5,", "np.power(degree, -1.0,"),
+ (M, "eq3 mean", "return total / (n_layers + 1)", "return total / n_layers if n_layers else total"),
+ (M, "eq3 last layer only", "        total = total + e\n", "        total = e\n"),
+ (M, "eq4 no self-loop removal", "counts.data[counts.indices == own] = 0", "counts.data[counts.indices == own] = counts.data[counts.indices == own]"),
+ (M, "eq4 residual ignored", "    if residual:  # the node", "    if False:  # the node"),
+ (M, "eq4 knn keep self", "                sim.fill_diagonal_(-float(\"inf\"))", "                pass"),
+ (M, "eq4 row_normalize", "np.divide(1.0, degree, out=inv, where=degree > 0)", "np.divide(2.0, degree, out=inv, where=degree > 0)"),
+ (M, "eq4 softmax", "exp = np.exp(a.data - row_max[for_rows])", "exp = a.data - row_max[for_rows] + 1"),
+ (M, "eq4 backward", "return torch.sparse.mm(transpose, grad), None, None", "return 0.5 * torch.sparse.mm(transpose, grad), None, None"),
+ (M, "eq5 softmax dim", "return torch.softmax(logits, dim=-1)", "return torch.softmax(logits, dim=0)"),
+ (M, "eq5 fuse", "return (per_modality * prefs.unsqueeze(-1)).flatten(1)", "return per_modality.flatten(1)"),
+ (M, "eq8 swap", "return gap, 1.0 - gap", "return 1.0 - gap, gap"),
+ (M, "eq9 sign", "margin = (users * pos_items).sum(-1) - (users * neg_items).sum(-1)", "margin = (users * neg_items).sum(-1) - (users * pos_items).sum(-1)"),
+ (M, "eq6 bounded sign", "return -(gap.pow(2).sum(-1) * w_diff.pow(2)).mean()", "return (gap.pow(2).sum(-1) * w_diff.pow(2)).mean()"),
+ (M, "eq6 bounded w not squared", "return -(gap.pow(2).sum(-1) * w_diff.pow(2)).mean()", "return -(gap.pow(2).sum(-1) * w_diff).mean()"),
+ (M, "eq6 literal abs", "h_diff = -(h_v - h_t).abs() * w_diff.unsqueeze(-1)", "h_diff = -(h_v - h_t).abs()"),
+ (M, "eq7 temperature", "v_to_t = F.cross_entropy(a_v @ c_t.T / temperature,", "v_to_t = F.cross_entropy(a_v @ c_t.T,"),
+ (M, "eq7 one direction", "return (w_cl * (v_to_t + t_to_v)).mean()", "return (w_cl * (2 * v_to_t)).mean()"),
+ (M, "eq7 no weight", "return (w_cl * (v_to_t + t_to_v)).mean()", "return ((v_to_t + t_to_v)).mean()"),
+ (M, "eq7 t_to_v uses c_t", "t_to_v = F.cross_entropy(a_t @ c_v.T / temperature,", "t_to_v = F.cross_entropy(a_t @ c_t.T / temperature,"),
+ (M, "eq10 modal bpr index", "l_modal = {m: bpr_loss(users_m[:, k], items_m[:batch, k], items_m[batch:, k])", "l_modal = {m: bpr_loss(users_m[:, 0], items_m[:batch, 0], items_m[batch:, 0])"),
+ (M, "eq11 reg scale", "return self.hp.reg_weight * total / users.shape[0]", "return self.hp.reg_weight * total"),
+ (M, "eq11 reg no neg", "squares(emb.item_e0, i, j)", "squares(emb.item_e0, i)"),
+ (M, "sigma_diff ignored", "diff = self.hp.diff_weight * modality_gap_loss", "diff = modality_gap_loss"),
+ (M, "sigma_cl ignored", "return diff, self.hp.cl_weight * cl", "return diff, cl"),
+ (M, "stopgrad flipped", "if not self.hp.tradeoff_grad:", "if self.hp.tradeoff_grad:"),
+ (M, "nlt off not constant", "            ones = torch.ones(prefs.shape[0], device=prefs.device)\n            return ones, ones", "            ones = torch.ones(prefs.shape[0], device=prefs.device)\n            return ones, 0.5 * ones"),
+ (M, "variantB sigmoid swap", "            return w, 1.0 - w", "            return 1.0 - w, w"),
+ (M, "fixed text weight swap", "return torch.tensor([1.0 - w_t, w_t]", "return torch.tensor([w_t, 1.0 - w_t]"),
+ (M, "anchors all items", "anchors = torch.unique(i)  # the batch's positive items", "anchors = torch.unique(ij)  # the batch's positive items"),
+ (M, "eval cache stale", "if self._eval_cache is None or self._eval_cache[0] != version:", "if self._eval_cache is None:"),
+ (M, "cooc ties", "keep = (counts > t) | (tied & (tied_rank < (k - above)[rows]))", "keep = (counts > t) | (tied & (tied_rank <= (k - above)[rows]))"),
+ (M, "knn bf16 bound", "uncertain = rows[top_sim[rows, -1] <= candidates.sim[rows, -1] + BF16_SIMILARITY_ERROR]", "uncertain = rows[:0]"),
+ (M, "user cl anchors", "u_diff, u_cl = self._discrimination_losses(\"user\"", "u_diff, u_cl = self._discrimination_losses(\"item\""),
+ (M, "cl all positive index", "cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, table[:, 0], table[:, 1], anchors)", "cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, table[:, 0], table[:, 1], torch.arange(len(anchors)))"),
+ (M, "variantB item node ids", "anchors, item_rows[anchors],", "anchors, anchors,"),
+ (M, "item graph swap", "self.neighbours(f\"item_graph_{m}\"),", "self.neighbours(f\"item_graph_{self.modalities[-1 - j]}\"),"),
+ (M, "user/item prefs swap", "item_prefs = self._preferences(\"item_pref_logits\", item_rows)", "item_prefs = self._preferences(\"user_pref_logits\", item_rows)"),
+ (M, "adjacency duplicates", "    r.sum_duplicates()\n    r.data[:] = 1.0\n    adj", "    r.sum_duplicates()\n    adj"),
+ (M, "cooc duplicates", "    r.sum_duplicates()\n    r.data[:] = 1.0\n    rt", "    r.sum_duplicates()\n    rt"),
+ (M, "knn no normalise", "x = x / norms.clamp_min(1e-12)", "x = x"),
+ (M, "padding weight", "weight = np.zeros((n, width), dtype=np.float32)", "weight = np.full((n, width), 0.1, dtype=np.float32)"),
+ (M, "residual weight", "weight = torch.cat([torch.ones_like(weight[:, :1]), weight], dim=1)", "weight = torch.cat([0.5 * torch.ones_like(weight[:, :1]), weight], dim=1)"),
+ (M, "knn symmetric half", "            if a != b:\n                _merge_candidates(best, rows_b, sim.T, a)", "            pass"),
+ (M, "knn col offset", "_merge_candidates(best, rows_a, sim, b)", "_merge_candidates(best, rows_a, sim, a)"),
+ (M, "eval cache on train", "        self._eval_cache = None  # entering", "        pass  # entering"),
+ (M, "predict rows", "return users_fused[interaction[0]] @ items_fused.T", "return users_fused[:len(interaction[0])] @ items_fused.T"),
+ (M, "rerank order", "return torch.gather(cand, 1, order), top_sim", "return cand[:, :k], top_sim"),
+ (M, "layers count", "for _ in range(n_layers):", "for _ in range(max(n_layers - 1, 0)):"),
+ (M, "use_msa ignored", "        if not self.use_msa:\n            return diff, zero", "        if False:\n            return diff, zero"),
+ (M, "use_mda ignored", "if self.use_mda else zero", "if True else zero"),
+ (M, "reg zero shortcut", "        if self.hp.reg_weight == 0:\n            return self.user_features.new_zeros(())", "        if self.hp.reg_weight < 1:\n            return self.user_features.new_zeros(())"),
+ (M, "single modality prefs", "            return torch.ones(len(rows), 1, device=rows.device)", "            return 0.5 * torch.ones(len(rows), 1, device=rows.device)"),
+ (M, "cache key ignores input", "key = hashlib.blake2b(f\"{GRAPH_CACHE_VERSION}|{kind}|{k}|{input_hash}\"", "key = hashlib.blake2b(f\"{GRAPH_CACHE_VERSION}|{kind}|{k}|\""),
+ (M, "user graph weighting ignored", "weighting = row_softmax if hp.user_graph_weighting == \"softmax\" else row_normalize", "weighting = row_softmax"),
+ (M, "xavier user", "        nn.init.xavier_uniform_(self.user_features)\n", "        nn.init.normal_(self.user_features)\n"),
 ]
 
+C = "mde_mmrec/compare.py"; G = "mde_mmrec/grid.py"; R = "mde_mmrec/report.py"; P = "mde_mmrec/reproduce.py"
+S = "mde_mmrec/synthetic.py"; U = "mde_mmrec/usergraph.py"; I = "mde_mmrec/installer.py"; B = "mde_mmrec/bench.py"
+O = "src/utils/cli_overrides.py"
+TOOLING_MUTANTS = [
+ # compare
+ (C, "C1-skip-config-if-any-seed-done", "        if not todo:\n", "        if done:\n"),
+ (C, "C2-collect-keeps-other-seeds", "            if r.get(\"seed\") not in seeds:\n                continue\n", ""),
+ (C, "C3-collect-failed-into-table", "            if r.get(\"failed\"):\n                failed", "            if False:\n                failed"),
+ (C, "C4-pin-last-grid-value", "            overrides[key] = value[0] if value else None", "            overrides[key] = value[-1] if value else None"),
+ (C, "C5-pin-overrides-user-set", "        if key == \"seed\" or key in sets:\n            continue", "        if key == \"seed\":\n            continue"),
+ (C, "C6-single-values-only-grid-keys", "and (k in file_grid or not isinstance(file_config.get(k), list))]", "and k in file_grid]"),
+ (C, "C7-grid_shard-in-settings", '_NOT_SETTINGS = ("seed", "results_file", "resume", "grid_shard")', '_NOT_SETTINGS = ("seed", "results_file", "resume")'),
+ (C, "C8-settings-ignore-data-digest", "    if recorded != settings:\n", "    if recorded[\"config\"] != settings[\"config\"]:\n"),
+ (C, "C9-seed_list-keeps-duplicates", "        return list(dict.fromkeys(values))", "        return list(values)"),
+ (C, "C10-default-seeds-off-by-one", "    return [DEFAULT_SEED + i for i in range(n or 1)]", "    return [DEFAULT_SEED + i + 1 for i in range(n or 1)]"),
+ (C, "C11-no-unique-label-check", "    if len(set(labels)) != len(labels):", "    if False:"),
+ (C, "C12-no-feature-file-check", "    if model is None or cfg.get(\"is_multimodal_model\"):", "    if model is None:"),
+ (C, "C13-failed-seed-status-not-set", "        if status.get(label) == \"ok\":\n            status[label] = (f\"failed for", "        if status.get(label) == \"never\":\n            status[label] = (f\"failed for"),
+ # grid
+ (G, "G1-done_params-ignores-dataset", 'if r.get("model") == model and r.get("dataset") == dataset]', 'if r.get("model") == model]'),
+ (G, "G2-merge-no-dedupe", "            if key not in seen:                 # a point", "            if True:                 # a point"),
+ (G, "G3-shard-off-by-one", "        if shard and index % shard[1] != shard[0] - 1:", "        if shard and index % shard[1] != shard[0] % shard[1]:"),
+ (G, "G4-best-is-last-row", "    best = table.iloc[0]            # the table's", "    best = table.iloc[-1]            # the table's"),
+ (G, "G5-grid-seed-default-ignores-yaml", 'values["seed"] = list(seeds) if seeds else (merged.get("seed") if isinstance(merged.get("seed"), list)\n                                                 else [merged.get("seed", compare.DEFAULT_SEED)])', 'values["seed"] = list(seeds) if seeds else [compare.DEFAULT_SEED]'),
+ # report
+ (R, "R1-best-grid-point-by-test", '    return table.sort_values(f"valid {valid_metric}", ascending=False', '    return table.sort_values(f"test {test_metrics[0]}", ascending=False'),
+ (R, "R2-valid-columns-from-test", '        row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})', '        row.update({f"valid.{k}": v for k, v in (r.get("test") or {}).items()})'),
+ (R, "R3-std-ddof0", '            row[f"{k} std"] = g[k].std(ddof=1) if len(g) > 1 else 0.0', '            row[f"{k} std"] = g[k].std(ddof=0) if len(g) > 1 else 0.0'),
+ (R, "R4-bold-min", '    best = {k: summary[f"{k} mean"].max() for k in keys}', '    best = {k: summary[f"{k} mean"].min() for k in keys}'),
+ (R, "R5-bold-single-row", 'cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)', 'cells.append(f"**{cell}**" if r[f"{k} mean"] == best[k] else cell)'),
+ (R, "R6-epochs_to_best-no-plus1", "    return None if index is None else index + 1", "    return None if index is None else index"),
+ (R, "R7-heatmap-mean", 'values=value, aggfunc="max")', 'values=value, aggfunc="mean")'),
+ (R, "R8-summary-mean-over-model-not-label", '        g = frame[frame["label"] == label]\n', '        g = frame[frame["model"] == frame[frame["label"] == label]["model"].iloc[0]]\n'),
+ (R, "R9-grid-ascending", 'ascending=False, kind="stable")', 'ascending=True, kind="stable")'),
+ # reproduce
+ (P, "P1-table1-ignores-paper-dataset", '    p = paper[(paper["table"] == "table1") & (paper["dataset"] == paper_dataset)]', '    p = paper[paper["table"] == "table1"]'),
+ (P, "P2-paper-dataset-always-baby", '        pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")', '        pd_name = paper_dataset or "baby"'),
+ (P, "P3-not-run-counts-as-failed", '    failed = {label: s for label, s in status.items() if s != "ok" and not s.startswith("not run")}', '    failed = {label: s for label, s in status.items() if s != "ok"}'),
+ (P, "P4-best-grid-point-keeps-failed", '               if r.get("model") == "MDE" and not r.get("failed")]', '               if r.get("model") == "MDE"]'),
+ (P, "P5-wo-NLT-keeps-NLT", 'compare.RunConfig("w/o NLT", "MDE", {"use_nlt": False})', 'compare.RunConfig("w/o NLT", "MDE", {"use_nlt": True})'),
+ (P, "P6-partial-seeds-not-marked", '    return text if done >= n_seeds else', '    return text if done >= 1 else'),
+ (P, "P7-model_sets-override-variant", '{**(model_sets or {}).get(c.model, {}), **c.overrides}', '{**c.overrides, **(model_sets or {}).get(c.model, {})}'),
+ # synthetic
+ (S, "S1-valid-gets-larger-half", "    n_valid = np.where(n < 10, 1, held // 2)", "    n_valid = np.where(n < 10, 1, held - held // 2)"),
+ (S, "S2-text-weight-inverted-in-choice", '    u = np.concatenate([lat["user_shared"], (1 - w) * lat["user_visual"], w * lat["user_text"]], axis=1)', '    u = np.concatenate([lat["user_shared"], w * lat["user_visual"], (1 - w) * lat["user_text"]], axis=1)'),
+ (S, "S3-incomplete-dataset-overwritten", '    if files["inter"].is_file() and not force:\n        raise', '    if False:\n        raise'),
+ (S, "S4-activity-plus-one", "    n = MIN_PER_USER + rng.geometric(1.0 / (1.0 + extra_mean), size=p.n_users) - 1", "    n = MIN_PER_USER + rng.geometric(1.0 / (1.0 + extra_mean), size=p.n_users)"),
+ (S, "S5-no-stale-cache-removal", "            stale.unlink()", "            pass"),
+ (S, "S6-reuse-other-seed", "        if made_with != (preset, seed):", "        if made_with[0] != preset:"),
+ (S, "S7-time-not-sorted-per-user", "    order = np.lexsort((items, ts, users))", "    order = np.lexsort((ts, items, users))"),
+ # usergraph
+ (U, "U1-graph-from-train-and-valid", "    train = frame[frame[label] == 0]", "    train = frame[frame[label] != 2]"),
+ (U, "U2-n_users-from-train", "    n_users = int(frame[uid].nunique())", "    n_users = int(frame[frame[label] == 0][uid].nunique())"),
+ (U, "U3-self-loop-block-offset", "        other = counts.indices != start + owner", "        other = counts.indices != owner"),
+ (U, "U4-cap-plus-one", "np.bincount(owner, minlength=stop - start), cap)", "np.bincount(owner, minlength=stop - start), cap + 1)"),
+ (U, "U5-duplicates-counted", "    matrix.data[:] = 1.0\n", ""),
+ # installer
+ (I, "I1-update-no-restore-of-dropped-patch", '    restore = {rel: state.original(root, rel) for rel in state.manifest.get("modified", {}) if rel not in to_write}', '    restore = {}'),
+ (I, "I2-remember-overwrites-saved", "        if rel not in self.saved:\n            self.saved[rel]", "        if True:\n            self.saved[rel]"),
+ (I, "I3-patch-fuzz", '"--fuzz=0"', '"--fuzz=2"'),
+ (I, "I4-rollback-dirs-wrong-order", "        for folder in reversed(self.new_dirs):", "        for folder in self.new_dirs:"),
+ (I, "I5-rollback-keeps-new-files", "                    if path.exists():\n                        path.unlink()", "                    pass"),
+ (I, "I6-no-stale-delete", "    stale = sorted(old_added - set(to_write))", "    stale = []"),
+ (I, "I7-commit-even-with-differences", '    info = {"mmrec_commit": head or (series.mmrec_commit if not differences else None),', '    info = {"mmrec_commit": head or series.mmrec_commit,'),
+ (I, "I8-uninstall-ignores-edits", "    if edited and not force:", "    if False:"),
+ (I, "I9-no-writable-check", "    check_writable(root, list(to_write) + stale + list(restore) + [INSTALL_MANIFEST])", "    pass"),
+ # bench
+ (B, "B1-cache-not-emptied", "            cache.unlink()  # so that", "            pass  # so that"),
+ (B, "B2-table-valid-from-test", '_fmt(r["best_valid"].get("recall@20"), 4)', '_fmt(r["test"].get("recall@20"), 4)'),
+ (B, "B3-ratio-inverted", 'return f"{by_model[a][key] / by_model[b][key]:.3f}"', 'return f"{by_model[b][key] / by_model[a][key]:.3f}"'),
+ (B, "B4-user-env-overridden", "    added = [key for key in MAIN_PY_ENVIRONMENT if key not in os.environ]", "    added = list(MAIN_PY_ENVIRONMENT)"),
+ (B, "B5-eval-repeats-one", "5 if size < 10 ** 9 else 1,", "1,"),
+ # cli_overrides
+ (O, "O1-list-setting-ignores-grid", "        list_setting = isinstance(default, list) and key not in file_grid", "        list_setting = isinstance(default, list)"),
+ (O, "O2-int-not-a-number-for-floats", '    if isinstance(value, (int, float)):\n        return "a number"', '    if isinstance(value, int):\n        return "a number"'),
+ (O, "O3-no-wrap-single-grid-value", "            value = value if isinstance(value, list) else [value]\n", ""),
+ (O, "O4-dropped-key-not-unwrapped", "            config_dict[key] = value[0]\n", "            pass\n"),
+ (O, "O5-no-resume-check", "        results_log.check_resume(merged)", "        pass"),
+ (O, "O6-no-seed-first", '        grid.insert(0, "seed")', '        pass'),
+ (O, "O8-space-form-takes-negative-as-flag", '        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):', '        elif i + 1 < len(argv) and not argv[i + 1].startswith("-"):'),
+]
+GROUPS = {"model": (MODEL_MUTANTS, MODEL_TESTS), "tooling": (TOOLING_MUTANTS, TOOLING_TESTS)}
 
-def run(name: str, old: str, new: str) -> bool:
-    """Whether the tests catch the mutant (``old`` must occur exactly once in mde.py)."""
-    source = (REPO / MODEL).read_text(encoding="utf-8")
+
+def run(path: str, name: str, old: str, new: str, tests: list[str]) -> bool:
+    """Whether the tests catch the mutant (``old`` must occur exactly once in ``path``)."""
+    source = (REPO / path).read_text(encoding="utf-8")
     if source.count(old) != 1:
-        raise SystemExit(f"mutant {name!r}: its text occurs {source.count(old)} times in {MODEL}; update the entry")
+        raise SystemExit(f"mutant {name!r}: its text occurs {source.count(old)} times in {path}; update the entry")
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in ("src", "tests"):
+        for folder in ("src", "tests", "mde_mmrec", "patches"):
             shutil.copytree(REPO / folder, Path(tmp) / folder)
-        for name_ in ("setup.cfg", "pyproject.toml"):
-            shutil.copy(REPO / name_, Path(tmp) / name_)
-        (Path(tmp) / MODEL).write_text(source.replace(old, new), encoding="utf-8")
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *TESTS],
-                                cwd=tmp, capture_output=True, text=True)
+        for file in ("setup.cfg", "pyproject.toml"):
+            shutil.copy(REPO / file, Path(tmp) / file)
+        (Path(tmp) / path).write_text(source.replace(old, new), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if k != "MMREC_HOME"}    # tier 1 only
+        env["PYTHONPATH"] = tmp                                              # the copy's mde_mmrec, not the installed one
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                                cwd=tmp, env=env, capture_output=True, text=True)
     failed = next((line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))), "")
-    print(f"{name:30s} {'caught  ' + failed[:100] if result.returncode else 'SURVIVED'}", flush=True)
+    print(f"{name:38s} {'caught  ' + failed[:100] if result.returncode else 'SURVIVED'}", flush=True)
     return result.returncode != 0
 
 
 def main(names: list[str]) -> int:
-    chosen = [m for m in MUTANTS if not names or m[0] in names]
-    if names and len(chosen) != len(set(names)):
-        raise SystemExit(f"unknown mutant name(s): {sorted(set(names) - {m[0] for m in MUTANTS})}")
-    survivors = [m[0] for m in chosen if not run(*m)]
+    chosen = []
+    for group, (mutants, tests) in GROUPS.items():
+        chosen += [(m, tests) for m in mutants if not names or group in names or m[1] in names]
+    unknown = set(names) - set(GROUPS) - {m[1] for m, _ in chosen}
+    if unknown:
+        raise SystemExit(f"unknown group or mutant name(s): {sorted(unknown)}")
+    survivors = [m[1] for m, tests in chosen if not run(*m, tests)]
     print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutants caught" +
           (f"; survived: {', '.join(survivors)}" if survivors else ""))
     return 1 if survivors else 0
