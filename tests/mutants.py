@@ -8,7 +8,7 @@ applies the change and runs the tier-1 tests (the model tests for the model's mu
 training run for the tooling's); every change must make some test fail. It prints one line per mutant and
 exits with 1 if any survives.
 
-    python tests/mutants.py                 # all (the model's: about 6 minutes; the tooling's: about 20)
+    python tests/mutants.py                 # all (the model's: about 6 minutes; the tooling's: about 13)
     python tests/mutants.py model           # one group: model | tooling
     python tests/mutants.py "eq8 swap" C1-skip-config-if-any-seed-done     # by name
 """
