@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mde_mmrec import grid, mmrec, report, reproduce
+from mde_mmrec import grid, mmrec
 from mde_mmrec.errors import MdeMmrecError
 
 results_log = mmrec.plugin_module("results_log")
@@ -214,23 +214,6 @@ def _grid_point(cl, seed, valid, test, dataset="tiny", failed=None):
             "best_valid": {"recall@20": valid}, "test": {"recall@20": test, "ndcg@20": test}}
 
 
-def test_grid_points_are_ranked_by_validation_never_by_test():
-    records = [_grid_point(0.01, 1, valid=0.30, test=0.50), _grid_point(0.1, 1, valid=0.40, test=0.20)]
-    table = report.grid_table(records, ["cl_weight"])
-    assert table["cl_weight"].tolist() == [0.1, 0.01]
-    assert table["valid recall@20"].tolist() == [0.40, 0.30] and table["test recall@20"].tolist() == [0.20, 0.50]
-
-
-def test_from_grid_ignores_points_without_a_result(tmp_path):
-    folder = tmp_path / "g"
-    folder.mkdir()
-    zeros = results_log.NO_EPOCH_FINISHED
-    for r in (_grid_point(0.01, 1, 0.40, 0.1), _grid_point(0.01, 2, 0.44, 0.1),             # mean .42
-              _grid_point(0.1, 1, 0.45, 0.1), _grid_point(0.1, 2, 0.0, 0.0, failed=zeros)):  # .45, and a NaN-loss run
-        results_log.append_record(folder / "results.jsonl", r)
-    assert reproduce.best_grid_point(folder, "tiny") == {"cl_weight": 0.1}        # the failure is not a 0.0
-
-
 def test_finished_points_of_another_data_set_are_not_skipped():
     records = [{"model": "MDE", "dataset": "baby", "params": {"seed": 1}},
                {"model": "MDE", "dataset": "tiny", "params": {"seed": 2}}]
@@ -245,12 +228,6 @@ def test_grid_merge_counts_a_point_run_by_two_shards_once(tmp_path):
     grid._cmd_merge(argparse.Namespace(dirs=[str(tmp_path / "a"), str(tmp_path / "b")], out=str(tmp_path / "m")))
     assert len(mmrec.read_results(tmp_path / "m" / "results.jsonl")) == 2
     assert "2 finished run(s)" in (tmp_path / "m" / "summary.md").read_text()
-
-
-def test_a_table_of_one_configuration_has_nothing_in_bold():
-    metrics = {f"{m}@{k}": 0.1 for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20)}
-    summary = report.summarize([{"model": "MDE", "seed": 1, "best_epoch": 0, "test": metrics, "best_valid": metrics}])
-    assert "**" not in report.summary_markdown(summary)
 
 
 def test_grid_seeds_default_to_the_seed_in_the_config_files(tmp_path):

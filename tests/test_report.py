@@ -143,3 +143,16 @@ def test_a_comparison_says_how_its_numbers_were_made_and_with_which_settings(tmp
     md = compare.write_comparison(records, {"MDE": "ok", "BPR": "ok"}, tmp_path, "t", chart=False)
     text = md.read_text()
     assert note in text and "- MDE: cl_weight=0.001" in text and "- BPR: reg_weight=0.01" in text
+
+
+def test_a_table_of_one_configuration_has_nothing_in_bold():
+    assert "**" not in report.summary_markdown(report.summarize([_record("MDE", 1, 0.10)]))
+
+
+def test_grid_points_are_ranked_by_validation_never_by_test():
+    point = lambda cl, valid, test: {"model": "MDE", "dataset": "tiny", "seed": 1, "best_epoch": 0,
+                                     "params": {"seed": 1, "cl_weight": cl}, "best_valid": {"recall@20": valid},
+                                     "test": {"recall@20": test, "ndcg@20": test}}
+    table = report.grid_table([point(0.01, valid=0.30, test=0.50), point(0.1, valid=0.40, test=0.20)], ["cl_weight"])
+    assert table["cl_weight"].tolist() == [0.1, 0.01]
+    assert table["valid recall@20"].tolist() == [0.40, 0.30] and table["test recall@20"].tolist() == [0.20, 0.50]

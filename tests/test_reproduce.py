@@ -89,13 +89,18 @@ def test_models_option_is_refused_outside_table1(tmp_path):
         args.func(args)
 
 
-def _grid_results(folder: Path, dataset: str = "tiny"):
+GRID_ROWS = ((0.01, 1.0, 1, 0.40), (0.01, 1.0, 2, 0.44), (0.1, 0.1, 1, 0.45), (0.1, 0.1, 2, 0.37))  # (cl, diff, seed, valid)
+
+
+def _grid_results(folder: Path, dataset: str = "tiny", rows=GRID_ROWS, failed=()):
+    """An MDE grid's results.jsonl; the rows whose index is in ``failed`` are NaN-loss failures (all zeros)."""
     folder.mkdir()
     metrics = lambda v: {f"{m}@{k}": v for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20, 50)}
-    for cl, diff, seed, valid in ((0.01, 1.0, 1, 0.40), (0.01, 1.0, 2, 0.44), (0.1, 0.1, 1, 0.45), (0.1, 0.1, 2, 0.37)):
+    for index, (cl, diff, seed, valid) in enumerate(rows):
         results_log.append_record(folder / "results.jsonl", {
             "model": "MDE", "dataset": dataset, "seed": seed, "best_epoch": 1, "test": metrics(0.1),
-            "params": {"seed": seed, "cl_weight": cl, "diff_weight": diff}, "best_valid": metrics(valid)})
+            "params": {"seed": seed, "cl_weight": cl, "diff_weight": diff}, "best_valid": metrics(valid),
+            "failed": results_log.NO_EPOCH_FINISHED if index in failed else None})
 
 
 def test_from_grid_takes_the_best_mean_validation_point_of_an_mde_grid_on_the_same_data(tmp_path):
@@ -107,6 +112,13 @@ def test_from_grid_takes_the_best_mean_validation_point_of_an_mde_grid_on_the_sa
         reproduce.best_grid_point(tmp_path / "g", "baby")
     with pytest.raises(MdeMmrecError, match="no finished MDE grid points"):
         reproduce.best_grid_point(tmp_path, "tiny")
+
+
+def test_from_grid_ignores_points_without_a_result(tmp_path):
+    """A NaN-loss run (recorded as failed, all zeros) is not a 0.0 in its point's mean."""
+    rows = ((0.01, 1.0, 1, 0.40), (0.01, 1.0, 2, 0.44), (0.1, 0.1, 1, 0.45), (0.1, 0.1, 2, 0.0))
+    _grid_results(tmp_path / "g", rows=rows, failed={3})
+    assert reproduce.best_grid_point(tmp_path / "g", "tiny") == {"cl_weight": 0.1, "diff_weight": 0.1}  # .45 > .42
 
 
 def test_model_sets_reach_that_models_configurations_and_variants_keep_their_own_settings(tmp_path):

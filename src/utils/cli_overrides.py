@@ -307,8 +307,7 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
         check_interactions(dataset, merged, src)
         merged.update(model=model, dataset=dataset)
     try:
-        results_log.check_training_keys(merged.__getitem__, none_is_missing=False)   # an explicit null too
-        results_log.check_settings(merged.get)
+        results_log.check_settings(merged.get, present=merged.keys())   # an explicit --epochs=null is refused too
         results_log.check_resume(merged)      # after check_settings: results_file is a usable path by then
     except results_log.ResultsConfigError as exc:
         raise OverrideError(str(exc)) from None

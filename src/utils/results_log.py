@@ -61,17 +61,18 @@ def parse_shard(value):
 _POSITIVE_INTEGERS = {"epochs": 1000, "train_batch_size": 2048, "eval_batch_size": 4096, "eval_step": 1}  # example values
 
 
-def check_training_keys(get, none_is_missing=True):
+def check_training_keys(get, present=None):
     """``epochs`` and the other keys in ``_POSITIVE_INTEGERS`` (every grid value of a grid key) and
-    ``learning_rate`` hold values MMRec can train with. ``get`` raises KeyError or returns None for a key
-    that is not set; with ``none_is_missing=False`` None is a value (``--epochs=null``) and refused."""
+    ``learning_rate`` hold values MMRec can train with. ``get`` returns None (MMRec's Config) or raises
+    KeyError for a key that is not set; where the caller knows which keys are set (``present``, main.py's merged
+    config), a None among them is a value (``--epochs=null``) and refused."""
     for key in (*_POSITIVE_INTEGERS, "learning_rate"):
         try:
             value = get(key)
-        except KeyError:     # a plain dict's __getitem__ (MMRec's Config returns None for a missing key)
+        except KeyError:
             continue
         for v in (value if isinstance(value, list) else [value]):
-            if v is None and none_is_missing:
+            if v is None and (present is None or key not in present):
                 continue
             number = isinstance(v, (int, float)) and not isinstance(v, bool)
             if key == "learning_rate":
@@ -83,10 +84,11 @@ def check_training_keys(get, none_is_missing=True):
                                          f"--{key}={_POSITIVE_INTEGERS[key]})")
 
 
-def check_settings(get):
+def check_settings(get, present=None):
     """Validate the three keys, MMRec's training keys and the model's grid if its module can (see
-    ``check_model_grid``), before any data is loaded; ``get(key)`` returns a setting or None."""
-    check_training_keys(get)
+    ``check_model_grid``), before any data is loaded; ``get(key)`` returns a setting or None (``present``: see
+    ``check_training_keys``)."""
+    check_training_keys(get, present)
     check_model_grid(get)
     parse_shard(get("grid_shard"))
     results_file, resume = get("results_file"), get("resume")
