@@ -14,6 +14,7 @@ else the first value; a warning says which).
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import functools
 import hashlib
@@ -78,9 +79,9 @@ def available(checkout: Path, kind: str) -> list[str]:
 
 
 # MMRec models that cannot run on every machine (unpatched: their code is MMRec's): .cuda() called
-# unconditionally, or a package that is not among MMRec's requirements
+# unconditionally, or a package that is not installed here (found by reading the model file's imports)
 NEEDS_CUDA = ("DAMRS", "GRCN", "LATTICE", "MGCN", "SMORE")
-NEEDS_MODULE = {"SLMRec": "torch_scatter", "PGL": "sparsesvd"}
+PIP_NAME = {"sklearn": "scikit-learn"}   # import name -> pip name, where they differ
 BROKEN = {"LayerGCN": "MMRec's layergcn.py imports models.common, which MMRec does not have (its common/ is "
                       "src/common)"}
 
@@ -90,13 +91,37 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def why_not_runnable(model: str, cuda: bool | None = None) -> str | None:
-    """Why MMRec's ``model`` cannot run here (None if it can); ``cuda`` defaults to ``cuda_available()``."""
+def missing_imports(checkout: Path, model: str) -> list[str]:
+    """Top-level packages that MMRec's ``src/models/<model>.py`` imports at module level and this Python
+    cannot find (MMRec's own packages, ``common``, ``utils``, ``models``, are found in ``src/``)."""
+    path = Path(checkout) / "src" / "models" / f"{model.lower()}.py"
+    if not path.is_file():
+        return []
+    names = []
+    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    src = Path(checkout) / "src"
+    missing = []
+    for name in dict.fromkeys(n.split(".")[0] for n in names):
+        local = (src / name).is_dir() or (src / f"{name}.py").is_file()
+        if not local and importlib.util.find_spec(name) is None:
+            missing.append(name)
+    return missing
+
+
+def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None = None) -> str | None:
+    """Why MMRec's ``model`` cannot run here (None if it can); ``cuda`` defaults to ``cuda_available()``;
+    with ``checkout``, also the packages its model file imports that are not installed."""
     if model in BROKEN:
         return BROKEN[model]
-    module = NEEDS_MODULE.get(model)
-    if module and importlib.util.find_spec(module) is None:
-        return f"MMRec's {model.lower()}.py imports {module}, which is not installed (pip install {module})"
+    missing = missing_imports(checkout, model) if checkout is not None else []
+    if missing:
+        names, pip = ", ".join(missing), " ".join(PIP_NAME.get(m, m) for m in missing)
+        verb = "is" if len(missing) == 1 else "are"
+        return f"MMRec's {model.lower()}.py imports {names}, which {verb} not installed (pip install {pip})"
     if model in NEEDS_CUDA and not (cuda_available() if cuda is None else cuda):
         return f"MMRec's {model.lower()}.py calls .cuda() unconditionally, and this machine has no CUDA GPU"
     return None
@@ -104,11 +129,14 @@ def why_not_runnable(model: str, cuda: bool | None = None) -> str | None:
 
 def check_model(checkout: Path, model: str) -> None:
     if not (Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml").is_file():
+        models = available(checkout, "model")
+        close = [m for m in models if m.lower() == model.lower()] or difflib.get_close_matches(model, models, n=3)
         raise MdeMmrecError(f"unknown model {model!r}: no src/configs/model/{model}.yaml in {checkout} "
-                            f"(models there: {', '.join(available(checkout, 'model'))}; names are case-sensitive)")
+                            f"(models there: {', '.join(models)}; names are case-sensitive)"
+                            + (f"; did you mean {', '.join(close)}?" if close else ""))
     if not (Path(checkout) / "src" / "models" / f"{model.lower()}.py").is_file():
         raise MdeMmrecError(f"model {model!r}: src/models/{model.lower()}.py is missing in {checkout}")
-    reason = why_not_runnable(model)
+    reason = why_not_runnable(model, checkout=checkout)
     if reason:
         raise MdeMmrecError(f"model {model!r} cannot run here: {reason}; choose another model")
 

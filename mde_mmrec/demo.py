@@ -71,9 +71,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     (out / "summary.md").write_text(f"# mde-mmrec demo\n\n{text}", encoding="utf-8")
     print(f"\n{text}")
     print(f"results in {out}/ (summary.md, results.jsonl, runs/, logs/)")
+    dragon = compare.why_not_runnable("DRAGON", cuda=False, checkout=Path(args.mmrec))
     print(f"Next: mde-mmrec compare --mmrec {args.mmrec} -d {DEMO_DATASET} -m MDE FREEDOM DRAGON --seeds 3 "
-          f"(about a minute), or a data set of Amazon Baby's shape: mde-mmrec make-data synthetic_baby "
-          f"--mmrec {args.mmrec}")
+          f"(about two minutes{'; first: ' + dragon if dragon else ''}), or a data set of Amazon Baby's shape: "
+          f"mde-mmrec make-data synthetic_baby --mmrec {args.mmrec}")
     return 0
 
 

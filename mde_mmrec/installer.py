@@ -167,16 +167,36 @@ def _patch_tool():
     raise MdeMmrecError("neither `patch` nor `git` is on PATH: install one of them (e.g. apt-get install patch)")
 
 
-def _apply_command(tool: str, patch_file: Path, dry_run: bool = False) -> list:
+def _apply_command(tool: str, patch_file: Path, dry_run: bool = False, reverse: bool = False) -> list:
     if tool == "patch":
-        return ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "--no-backup-if-mismatch",
+        direction = ["--reverse"] if reverse else ["--forward"]
+        return ["patch", "-p1", "--batch", *direction, "--fuzz=0", "--no-backup-if-mismatch",
                 "--reject-file=-", *(["--dry-run"] if dry_run else []), "-i", str(patch_file)]
-    return ["git", "apply", *(["--check"] if dry_run else []), str(patch_file)]
+    return ["git", "apply", *(["--check"] if dry_run else []), *(["--reverse"] if reverse else []), str(patch_file)]
 
 
 def patched_files(patch_text: str) -> list:
     """The files a patch changes ('+++ b/...' lines)."""
     return [line[6:].split("\t")[0].strip() for line in patch_text.splitlines() if line.startswith("+++ b/")]
+
+
+def _stage(base: dict, stage: Path) -> dict:
+    """Write ``base`` (path -> bytes, None for absent files) into the scratch folder ``stage``; the
+    environment the patch tools run in there."""
+    for rel, data in base.items():
+        if data is not None:
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / rel).write_bytes(data)
+    return dict(os.environ, GIT_CEILING_DIRECTORIES=str(stage.parent), LC_ALL="C")
+
+
+def _series_already_applied(series: Series, base: dict, tool: str) -> bool:
+    """Whether ``base`` is MMRec with the whole series applied: it reverts, last patch first."""
+    with tempfile.TemporaryDirectory(prefix="mde-mmrec-revert-") as stage:
+        env = _stage(base, Path(stage))
+        return all(subprocess.run(_apply_command(tool, (series.directory / name).resolve(), reverse=True),
+                                  cwd=stage, env=env, capture_output=True).returncode == 0
+                   for name in reversed(series.names))
 
 
 def apply_series(series: Series, base: dict, tool: str | None = None) -> dict:
@@ -185,11 +205,7 @@ def apply_series(series: Series, base: dict, tool: str | None = None) -> dict:
     tool = tool or _patch_tool()
     with tempfile.TemporaryDirectory(prefix="mde-mmrec-stage-") as stage:
         stage = Path(stage)
-        for rel, data in base.items():
-            if data is not None:
-                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-                (stage / rel).write_bytes(data)
-        env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(stage.parent), LC_ALL="C")
+        env = _stage(base, stage)
         for name in series.names:
             patch_file = (series.directory / name).resolve()
             targets = patched_files(patch_file.read_text(encoding="utf-8"))
@@ -200,6 +216,13 @@ def apply_series(series: Series, base: dict, tool: str | None = None) -> dict:
                                     text=True)
             if result.returncode != 0:
                 output = " ".join((result.stdout + " " + result.stderr).split())
+                if _series_already_applied(series, base, tool):
+                    raise MdeMmrecError(
+                        f"the patches are already applied to the checkout's files, but it has no "
+                        f"{BACKUP_DIR}/ with MMRec's original files (a copy of an installed checkout made "
+                        "without it, or patches applied by hand): restore MMRec's files first (`git checkout "
+                        "-- src` in a git clone, or start from a clean clone) and install again. Nothing was "
+                        "changed.")
                 raise MdeMmrecError(
                     f"patch {name} does not apply to {', '.join(targets)} ({tool}: {output}); that file differs "
                     f"from MMRec {series.mmrec_commit[:7]} where the patch changes it (local edits?): "

@@ -51,11 +51,12 @@ def experiment_configs(name: str, models: list[str] | None = None) -> list[compa
     raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
 
 
-def runnable(configs: list[compare.RunConfig], cuda: bool) -> tuple[list[compare.RunConfig], dict[str, str]]:
+def runnable(configs: list[compare.RunConfig], cuda: bool, checkout: Path | None = None
+             ) -> tuple[list[compare.RunConfig], dict[str, str]]:
     """(configurations to run, {label: "not run: reason"} for those that cannot run here)."""
     keep, skipped = [], {}
     for c in configs:
-        reason = compare.why_not_runnable(c.model, cuda)
+        reason = compare.why_not_runnable(c.model, cuda, checkout)
         if reason:
             skipped[c.label] = f"not run: {reason}"
         else:
@@ -152,14 +153,16 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path:
 
 def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir, epochs=None,
               models=None, paper_dataset: str | None = None, common: dict | None = None, runner=None,
-              cuda: bool | None = None, echo=print, model_sets: dict | None = None) -> tuple[Path, dict[str, str]]:
+              cuda: bool | None = None, echo=print, model_sets: dict | None = None,
+              from_grid: str | None = None) -> tuple[Path, dict[str, str]]:
     """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown and the
     configurations that failed (label: why; configurations skipped by design, e.g. needing CUDA, are not).
     ``common``: overrides for every configuration; ``model_sets``: {model: overrides} for that model's
-    configurations (an experiment's own variant settings, e.g. use_mda=False, take precedence)."""
+    configurations (an experiment's own variant settings, e.g. use_mda=False, take precedence);
+    ``from_grid``: the grid folder whose best point ``model_sets`` carries for MDE (said so in the notes)."""
     configs = [compare.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
                for c in experiment_configs(experiment, models)]
-    configs, skipped = runnable(configs, compare.cuda_available() if cuda is None else cuda)
+    configs, skipped = runnable(configs, compare.cuda_available() if cuda is None else cuda, checkout)
     for label, why in skipped.items():
         echo(f"{label}: {why}")
     out_dir = Path(out_dir)
@@ -188,10 +191,7 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
             body += "\n![Fig. 2](fig2.png)\n"
     notes = [f"ours: {report.method_note(records)}" if records else f"ours: {runs}",
              *report.settings_notes(records),
-             "MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are MDE.yaml's first grid "
-             "values unless set (listed above); the paper chose them by grid search on the validation set: "
-             "`mde-mmrec grid --out G` finds them, `reproduce ... --from-grid G` uses them (at small sigma_diff "
-             "MDA barely acts: see README, Paper to code)",
+             sigma_note(from_grid),
              f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0] if experiment == 'table1' else paper['source'].iloc[-1]})"
              if experiment != "fig2" else "the paper gives Fig. 2 only as a chart (Baby); no numbers to set beside ours",
              f"command: `{compare.command_line()}`"]
@@ -200,6 +200,18 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
     path.write_text(text, encoding="utf-8")
     failed = {label: s for label, s in status.items() if s != "ok" and not s.startswith("not run")}
     return path, failed
+
+
+def sigma_note(from_grid: str | None) -> str:
+    """Where MDE's three loss weights in a reproduced table come from."""
+    if from_grid:
+        return (f"MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are the best point by "
+                f"validation Recall@20 of the grid in {from_grid} (listed above), as the paper chose them by grid "
+                "search on the validation set")
+    return ("MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are MDE.yaml's first grid "
+            "values unless set (listed above); the paper chose them by grid search on the validation set: "
+            "`mde-mmrec grid --out G` finds them, `reproduce ... --from-grid G` uses them (at small sigma_diff "
+            "MDA barely acts: see README, Paper to code)")
 
 
 def best_grid_point(grid_dir: Path, dataset: str) -> dict:
@@ -237,7 +249,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     out = Path(args.out or f"results/{args.experiment}-{args.dataset}")
     md, failed = reproduce(args.experiment, checkout, args.dataset, seeds, out, args.epochs, args.models,
                            args.paper_dataset, common=sets.get(None),
-                           model_sets={m: v for m, v in sets.items() if m is not None})
+                           model_sets={m: v for m, v in sets.items() if m is not None}, from_grid=args.from_grid)
     print(md.read_text(encoding="utf-8"))
     print(f"results in {out}/")
     for label, why in failed.items():

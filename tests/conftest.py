@@ -2,7 +2,8 @@
 
 Tier 1 needs nothing but this repository. Tier 2 (``@pytest.mark.mmrec``) needs an MMRec checkout of
 enoche/MMRec at e775373 in the environment variable MMREC_HOME; it is never modified: the tests work in a
-temporary copy with the plugin installed (``patched_mmrec``).
+temporary copy with the plugin installed (``patched_mmrec``). MMREC_HOME may be a checkout that
+``mde-mmrec install`` (or ``demo``) has already patched: its copy is uninstalled first, back to MMRec's files.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def pytest_configure(config):
 
 def _copy_ignore(folder, names):
     """Leave out data, caches, logs and saved models when copying a checkout."""
-    skip = {"__pycache__", "log", "saved", "recommend_topk", ".mde-mmrec-backup"}
+    skip = {"__pycache__", "log", "saved", "recommend_topk"}
     if Path(folder).name == "data":
         return [n for n in names if n != "README.md"]
     return [n for n in names if n in skip or n.endswith((".pt", ".npy", ".pth"))]
@@ -42,10 +43,20 @@ def copy_mmrec():
     return copy_checkout
 
 
+def pristine_copy(source: Path, target: Path) -> Path:
+    """A copy of the checkout with MMRec's own files: if mde-mmrec is installed there, uninstalled in the copy
+    (forced: the copy is ours, and edits made after installing are not MMRec's files either)."""
+    from mde_mmrec import installer
+    copy_checkout(source, target)
+    if installer.InstallState.read(target).installed:
+        installer.uninstall(target, force=True)
+    return target
+
+
 @pytest.fixture(scope="session")
 def pristine_mmrec(mmrec_home, tmp_path_factory) -> Path:
     """An untouched copy of MMREC_HOME (running its code in place would write caches into it)."""
-    return copy_checkout(mmrec_home, tmp_path_factory.mktemp("pristine") / "MMRec")
+    return pristine_copy(mmrec_home, tmp_path_factory.mktemp("pristine") / "MMRec")
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +75,7 @@ def mmrec_home() -> Path:
 def patched_mmrec(mmrec_home, tmp_path_factory) -> Path:
     """A temporary copy of MMREC_HOME with the plugin installed (shared by the tier-2 tests)."""
     from mde_mmrec import installer
-    root = copy_checkout(mmrec_home, tmp_path_factory.mktemp("mmrec") / "MMRec")
+    root = pristine_copy(mmrec_home, tmp_path_factory.mktemp("mmrec") / "MMRec")
     installer.install(root)
     return root
 

@@ -64,7 +64,10 @@ MODEL_MUTANTS = [
  (M, "cooc ties", "keep = (counts > t) | (tied & (tied_rank < (k - above)[rows]))", "keep = (counts > t) | (tied & (tied_rank <= (k - above)[rows]))"),
  (M, "knn bf16 bound", "uncertain = rows[top_sim[rows, -1] <= candidates.sim[rows, -1] + BF16_SIMILARITY_ERROR]", "uncertain = rows[:0]"),
  (M, "user cl anchors", "u_diff, u_cl = self._discrimination_losses(\"user\"", "u_diff, u_cl = self._discrimination_losses(\"item\""),
- (M, "cl all positive index", "cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, table[:, 0], table[:, 1], anchors)", "cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, table[:, 0], table[:, 1], torch.arange(len(anchors)))"),
+ (M, "cl all positive index", "candidates = (table[:, 0], table[:, 1], anchors) if", "candidates = (table[:, 0], table[:, 1], torch.arange(len(anchors))) if"),
+ (M, "eq7 cl_similarity ignored", "similarity=self.hp.cl_similarity)", "similarity=\"cosine\")"),
+ (M, "eq7 dot normalises", "return F.normalize(x, dim=-1) if similarity == \"cosine\" else x", "return F.normalize(x, dim=-1)"),
+ (M, "eq7 dot candidates normalised", "c_v, c_t = rows(candidates_v), rows(candidates_t)", "c_v, c_t = F.normalize(candidates_v, dim=-1), F.normalize(candidates_t, dim=-1)"),
  (M, "variantB item node ids", "anchors, item_rows[anchors],", "anchors, anchors,"),
  (M, "item graph swap", "self.neighbours(f\"item_graph_{m}\"),", "self.neighbours(f\"item_graph_{self.modalities[-1 - j]}\"),"),
  (M, "user/item prefs swap", "item_prefs = self._preferences(\"item_pref_logits\", item_rows)", "item_prefs = self._preferences(\"user_pref_logits\", item_rows)"),
@@ -93,6 +96,11 @@ S = "mde_mmrec/synthetic.py"; U = "mde_mmrec/usergraph.py"; I = "mde_mmrec/insta
 O = "src/utils/cli_overrides.py"
 TOOLING_MUTANTS = [
  # compare
+ (C, "C-imports-mmrec-own-packages-missing", "        local = (src / name).is_dir() or (src / f\"{name}.py\").is_file()\n", "        local = False\n"),
+ (C, "C-imports-of-functions-too", "    for node in ast.parse(path.read_text(encoding=\"utf-8\"), filename=str(path)).body:", "    for node in ast.walk(ast.parse(path.read_text(encoding=\"utf-8\"), filename=str(path))):"),
+ (C, "C-check-model-ignores-imports", "    reason = why_not_runnable(model, checkout=checkout)\n", "    reason = why_not_runnable(model)\n"),
+ (P, "P-from-grid-note-ignored", "             sigma_note(from_grid),", "             sigma_note(None),"),
+ (I, "I-already-applied-not-told", "                if _series_already_applied(series, base, tool):", "                if False:"),
  (C, "C1-skip-config-if-any-seed-done", "        if not todo:\n", "        if done:\n"),
  (C, "C2-collect-keeps-other-seeds", "            if r.get(\"seed\") not in seeds:\n                continue\n", ""),
  (C, "C3-collect-failed-into-table", "            if r.get(\"failed\"):\n                failed", "            if False:\n                failed"),

@@ -336,3 +336,21 @@ def test_a_patch_whose_context_was_edited_is_refused_not_applied_fuzzily(fake):
     with pytest.raises(MdeMmrecError, match=r"0002-second.patch does not apply .*Nothing was changed"):
         run_install(fake, tool="patch")
     assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("tool", ["patch", "git"])
+def test_a_copy_of_an_installed_checkout_without_its_backup_is_named_as_such(fake, tool):
+    """Patched files but no .mde-mmrec-backup (copied without it, or patched by hand): the error says the
+    patches are already there and how to get MMRec's files back, not "local edits"."""
+    if not shutil.which(tool):
+        pytest.skip(f"{tool} not on PATH")
+    root = fake[0]
+    run_install(fake, tool)
+    shutil.rmtree(root / ".mde-mmrec-backup")
+    before = snapshot(root)
+    with pytest.raises(MdeMmrecError) as error:
+        run_install(fake, tool)
+    message = str(error.value)
+    assert "the patches are already applied" in message and "git checkout -- src" in message
+    assert "Nothing was changed" in message and "local edits" not in message
+    assert snapshot(root) == before

@@ -224,10 +224,10 @@ def test_gradient_step_on_literal_modality_gap_loss_decreases_the_gap():
     assert after < before
 
 
-def _direct_infonce(a_v, a_t, c_v, c_t, pos, w, tau):
-    """Eq. 7 written out term by term with Python loops (cosine similarities)."""
+def _direct_infonce(a_v, a_t, c_v, c_t, pos, w, tau, cosine=True):
+    """Eq. 7 written out term by term with Python loops (cosine similarities, or raw dot products)."""
     def unit(x):
-        return x / np.linalg.norm(x, axis=1, keepdims=True)
+        return x / np.linalg.norm(x, axis=1, keepdims=True) if cosine else x
     a_v, a_t, c_v, c_t = map(unit, (a_v, a_t, c_v, c_t))
     total = 0.0
     for n in range(len(a_v)):
@@ -252,6 +252,25 @@ def test_alignment_loss_all_items_matches_direct_computation():
     got = mde.alignment_loss(torch.tensor(all_v[nodes]), torch.tensor(all_t[nodes]), torch.tensor(w), 0.5,
                              torch.tensor(all_v), torch.tensor(all_t), torch.tensor(nodes)).item()
     assert got == pytest.approx(_direct_infonce(all_v[nodes], all_t[nodes], all_v, all_t, nodes, w, 0.5), rel=1e-6)
+
+
+def test_alignment_loss_dot_similarity_matches_direct_computation():
+    """cl_similarity: dot, eq. 7 as printed: raw h_v . h_t over tau, no normalisation."""
+    rng = np.random.default_rng(3)
+    all_v, all_t = 2.0 * rng.normal(size=(9, 4)), rng.normal(size=(9, 4))   # rows of unequal norms
+    nodes, w = np.array([0, 3, 5, 8]), rng.random(4)
+    in_batch = mde.alignment_loss(torch.tensor(all_v[nodes]), torch.tensor(all_t[nodes]), torch.tensor(w), 0.4,
+                                  similarity="dot").item()
+    assert in_batch == pytest.approx(
+        _direct_infonce(all_v[nodes], all_t[nodes], all_v[nodes], all_t[nodes], range(4), w, 0.4, cosine=False),
+        rel=1e-6)
+    every_item = mde.alignment_loss(torch.tensor(all_v[nodes]), torch.tensor(all_t[nodes]), torch.tensor(w), 0.4,
+                                    torch.tensor(all_v), torch.tensor(all_t), torch.tensor(nodes),
+                                    similarity="dot").item()
+    assert every_item == pytest.approx(
+        _direct_infonce(all_v[nodes], all_t[nodes], all_v, all_t, nodes, w, 0.4, cosine=False), rel=1e-6)
+    with pytest.raises(ValueError, match="similarity must be one of"):
+        mde.alignment_loss(torch.tensor(all_v), torch.tensor(all_t), torch.ones(9), 0.4, similarity="cos")
 
 
 def _brute_force_knn(x: np.ndarray, k: int) -> list:

@@ -65,6 +65,27 @@ def test_cl_negatives_all_contrasts_each_anchor_with_every_item(tmp_path, toy):
     assert l_cl.item() == pytest.approx(0.3 * expected.item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("negatives", ["batch", "all"])
+def test_cl_similarity_dot_uses_raw_dot_products(tmp_path, toy, negatives):
+    """cl_similarity: dot reaches eq. 7 for both negative sets, and only L_cl changes."""
+    users, items, _, n_items, _, _ = toy
+    batch = batch_for(users, items, n_items)
+    model = _model(tmp_path, toy, cl_weight=0.3, cl_similarity="dot", cl_negatives=negatives)
+    parts = model.calculate_loss(batch)
+    with torch.no_grad():
+        emb = model.forward()
+        nodes = torch.unique(batch[1])
+        p = emb.item_prefs[nodes]
+        _, w_cl = mde.tradeoff_weights(p[:, 0], p[:, 1])
+        candidates = (emb.items[:, 0], emb.items[:, 1], nodes) if negatives == "all" else (None, None, None)
+        expected = mde.alignment_loss(emb.items[nodes, 0], emb.items[nodes, 1], w_cl, 0.2, *candidates,
+                                      similarity="dot")
+    assert parts[4].item() == pytest.approx(0.3 * expected.item(), rel=1e-5)
+    cosine = _model(tmp_path, toy, cl_weight=0.3, cl_negatives=negatives).calculate_loss(batch)
+    assert parts[4].item() != pytest.approx(cosine[4].item(), rel=1e-3)
+    assert [x.item() for k, x in enumerate(parts) if k != 4] == [x.item() for k, x in enumerate(cosine) if k != 4]
+
+
 def test_user_features_are_xavier_initialised(tmp_path, toy):
     """Section III-A: Xavier initialisation (uniform, bound sqrt(6 / (fan_in + fan_out)))."""
     model = _model(tmp_path, toy)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pytest
+
 from mde_mmrec import mmrec, reproduce
+from mde_mmrec.errors import MdeMmrecError
 
 from checkout_support import standin_checkout
 
@@ -38,6 +41,18 @@ def _checkout(tmp_path):
     return standin_checkout(tmp_path / "MMRec", "MDE", MDE_YAML.read_text())
 
 
+def test_the_note_on_mdes_sigmas_says_where_they_came_from(tmp_path):
+    checkout = _checkout(tmp_path)
+    runner = PartialRunner({"no such key": 1})
+    md, _ = reproduce.reproduce("table2", checkout, "tiny", [1], tmp_path / "first", runner=runner,
+                                echo=lambda line: None)
+    assert "are MDE.yaml's first grid values unless set" in md.read_text()
+    md, _ = reproduce.reproduce("table2", checkout, "tiny", [1], tmp_path / "grid", runner=runner,
+                                echo=lambda line: None, model_sets={"MDE": {"cl_weight": 0.01}}, from_grid="G7")
+    text = md.read_text()
+    assert "are the best point by validation Recall@20 of the grid in G7" in text and "first grid values" not in text
+
+
 def test_table2_marks_a_configuration_that_finished_fewer_seeds_and_reports_the_failure(tmp_path):
     checkout = _checkout(tmp_path)
     md, failed = reproduce.reproduce("table2", checkout, "tiny", [1, 2], tmp_path / "out",
@@ -67,16 +82,51 @@ def test_cli_exit_status_says_whether_every_configuration_ran(tmp_path, monkeypa
     assert "FAILED w/o MDA: failed (exit 1; see log)" in capsys.readouterr().out
 
 
-def test_models_that_cannot_run_here_are_named_with_the_reason(monkeypatch):
+def _checkout_with_models(root: Path, models: dict[str, str]) -> Path:
+    """A fake checkout: src/models/<name>.py with the given source, MMRec's own src/common and src/utils."""
+    for package in ("common", "utils"):
+        (root / "src" / package).mkdir(parents=True, exist_ok=True)
+    (root / "src" / "models").mkdir(parents=True, exist_ok=True)
+    for name, source in models.items():
+        (root / "src" / "models" / f"{name}.py").write_text(source, encoding="utf-8")
+    return root
+
+
+def test_models_that_cannot_run_here_are_named_with_the_reason(tmp_path):
     from mde_mmrec import compare
-    assert "calls .cuda() unconditionally" in compare.why_not_runnable("GRCN", cuda=False)
-    assert compare.why_not_runnable("GRCN", cuda=True) is None and compare.why_not_runnable("MDE", cuda=False) is None
-    monkeypatch.setattr(compare.importlib.util, "find_spec", lambda name: None)   # torch_scatter not installed
-    assert "imports torch_scatter, which is not installed" in compare.why_not_runnable("SLMRec", cuda=True)
-    configs = [compare.RunConfig(m, m) for m in ("GRCN", "SLMRec", "MDE")]
-    keep, skipped = reproduce.runnable(configs, cuda=False)
-    assert [c.label for c in keep] == ["MDE"] and set(skipped) == {"GRCN", "SLMRec"}
+    checkout = _checkout_with_models(tmp_path, {
+        "slmrec": "import torch\nfrom zqx_scatter_missing import scatter\nfrom sklearn_zq.cluster import KMeans\n"
+                  "from common.abstract_recommender import GeneralRecommender\nfrom utils import x\n",
+        "dragon": "import os\nimport numpy as np\nfrom zqx_geometric_missing.nn.conv import MessagePassing\n"
+                  "import zqx_geometric_missing\n",
+        "mde": "import torch\nfrom common.abstract_recommender import GeneralRecommender\n"
+               "def f():\n    import zqx_only_inside_a_function\n",
+        "grcn": "import torch\n"})
+    assert compare.missing_imports(checkout, "SLMRec") == ["zqx_scatter_missing", "sklearn_zq"]
+    assert compare.missing_imports(checkout, "DRAGON") == ["zqx_geometric_missing"]   # named once
+    assert compare.missing_imports(checkout, "MDE") == []   # MMRec's own packages; imports inside functions
+    assert compare.why_not_runnable("DRAGON", cuda=True, checkout=checkout) == (
+        "MMRec's dragon.py imports zqx_geometric_missing, which is not installed (pip install zqx_geometric_missing)")
+    assert "imports zqx_scatter_missing, sklearn_zq, which are not installed" in compare.why_not_runnable(
+        "SLMRec", cuda=True, checkout=checkout)
+    assert "calls .cuda() unconditionally" in compare.why_not_runnable("GRCN", cuda=False, checkout=checkout)
+    assert compare.why_not_runnable("GRCN", cuda=True, checkout=checkout) is None
+    assert compare.why_not_runnable("MDE", cuda=False, checkout=checkout) is None
+    configs = [compare.RunConfig(m, m) for m in ("GRCN", "SLMRec", "DRAGON", "MDE")]
+    keep, skipped = reproduce.runnable(configs, cuda=False, checkout=checkout)
+    assert [c.label for c in keep] == ["MDE"] and set(skipped) == {"GRCN", "SLMRec", "DRAGON"}
     assert all(reason.startswith("not run: MMRec's") for reason in skipped.values())
+    (checkout / "src" / "configs" / "model").mkdir(parents=True)
+    (checkout / "src" / "configs" / "model" / "DRAGON.yaml").write_text("{}\n")
+    with pytest.raises(MdeMmrecError, match=r"model 'DRAGON' cannot run here: .*pip install zqx_geometric_missing"):
+        compare.check_model(checkout, "DRAGON")   # compare, grid and bench check before any training
+
+
+def test_pip_names_differ_from_import_names_where_known(tmp_path, monkeypatch):
+    from mde_mmrec import compare
+    checkout = _checkout_with_models(tmp_path, {"slmrec": "from sklearn.cluster import KMeans\n"})
+    monkeypatch.setattr(compare.importlib.util, "find_spec", lambda name: None)
+    assert compare.why_not_runnable("SLMRec", cuda=True, checkout=checkout).endswith("(pip install scikit-learn)")
 
 
 def test_models_option_is_refused_outside_table1(tmp_path):
@@ -156,6 +206,7 @@ def test_cli_from_grid_runs_mde_at_the_grids_best_point_and_refuses_a_clash(tmp_
                               paper_dataset=None, from_grid=str(tmp_path / "g"))
     assert reproduce._cmd_reproduce(args) == 0
     assert got["model_sets"] == {"MDE": {"reg_weight": 0.001, "cl_weight": 0.01, "diff_weight": 1.0}}
+    assert got["from_grid"] == str(tmp_path / "g")
     assert "MDE at the best point of" in capsys.readouterr().out
     args.set = ["MDE:cl_weight=0.5"]
     with pytest.raises(MdeMmrecError, match="--from-grid sets cl_weight; do not also give them with --set"):
@@ -197,3 +248,17 @@ def test_each_ablation_switches_off_exactly_its_component():
     configs = {c.label: (c.model, c.overrides) for c in reproduce.experiment_configs("table2")}
     assert configs == {"w/o MDA": ("MDE", {"use_mda": False}), "w/o MSA": ("MDE", {"use_msa": False}),
                        "w/o NLT": ("MDE", {"use_nlt": False}), "MDE": ("MDE", {})}
+
+
+def test_an_unknown_model_name_gets_the_closest_names(tmp_path):
+    from mde_mmrec import compare
+    checkout = _checkout_with_models(tmp_path, {})
+    (checkout / "src" / "configs" / "model").mkdir(parents=True)
+    for name in ("MDE", "DRAGON", "FREEDOM", "LightGCN"):
+        (checkout / "src" / "configs" / "model" / f"{name}.yaml").write_text("{}\n")
+    with pytest.raises(MdeMmrecError, match=r"unknown model 'MDEE': .*; did you mean MDE\?$"):
+        compare.check_model(checkout, "MDEE")
+    with pytest.raises(MdeMmrecError, match=r"names are case-sensitive\); did you mean DRAGON\?$"):
+        compare.check_model(checkout, "dragon")
+    with pytest.raises(MdeMmrecError, match=r"names are case-sensitive\)$"):
+        compare.check_model(checkout, "ZQXW")

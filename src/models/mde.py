@@ -62,6 +62,7 @@ _CHOICES = {
     "tradeoff": ("preference", "independent"),
     "diff_form": ("bounded", "literal"),
     "cl_negatives": ("batch", "all"),
+    "cl_similarity": ("cosine", "dot"),
     "user_graph_weighting": ("softmax", "mean"),
     "feature_projection": ("linear", "mlp"),
     "reg_scope": ("batch", "all_parameters"),
@@ -88,6 +89,7 @@ class MDEHyperParameters:
     tradeoff_grad: bool          # let gradients flow from L_diff / L_cl into the preferences
     diff_form: str               # "bounded" (stated intent, default) | "literal" (eq. 6 as printed)
     cl_negatives: str            # "batch" (the batch's items) | "all" (every item, as printed)
+    cl_similarity: str           # "cosine" (default) | "dot" (eq. 7's h_v . h_t as printed)
     align_users: bool            # apply MDA / MSA to the batch's users too (paper: items only)
     homogeneous_residual: bool   # H* = H + A H (DRAGON) instead of H* = A H (eq. 4 as printed)
     user_graph_weighting: str    # co-occurrence edge weights: "softmax" of counts (DRAGON) | "mean"
@@ -545,21 +547,28 @@ def modality_gap_loss(h_v: torch.Tensor, h_t: torch.Tensor, w_diff: torch.Tensor
 
 def alignment_loss(anchors_v: torch.Tensor, anchors_t: torch.Tensor, w_cl: torch.Tensor, temperature: float,
                    candidates_v: Optional[torch.Tensor] = None, candidates_t: Optional[torch.Tensor] = None,
-                   positive_index: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Eq. 7: :math:`L^{v \\to t}_{cl} + L^{t \\to v}_{cl}`, InfoNCE on cosine similarities over temperature.
+                   positive_index: Optional[torch.Tensor] = None, similarity: str = "cosine") -> torch.Tensor:
+    """Eq. 7: :math:`L^{v \\to t}_{cl} + L^{t \\to v}_{cl}`, InfoNCE on similarities over temperature.
 
     Each anchor node i contributes :math:`w_{cl,i} \\cdot (-\\log \\frac{\\exp(s(h^i_v, h^i_t)/\\tau)}
     {\\sum_{i'} \\exp(s(h^i_v, h^{i'}_t)/\\tau)})` and the symmetric t->v term; the result is the mean over
     anchors. Candidates default to the anchors themselves (in-batch negatives); otherwise
     ``positive_index[a]`` is the row of anchor ``a`` in the candidates (e.g. all items).
-    The returned value is not yet multiplied by sigma_cl.
+    ``similarity`` "cosine" (default) compares L2-normalised rows; "dot" is the raw dot product
+    :math:`h_v \\cdot h_t` as printed. The returned value is not yet multiplied by sigma_cl.
     """
-    a_v, a_t = F.normalize(anchors_v, dim=-1), F.normalize(anchors_t, dim=-1)
+    if similarity not in _CHOICES["cl_similarity"]:
+        raise ValueError(f"alignment_loss: similarity must be one of {_CHOICES['cl_similarity']}, got {similarity!r}")
+
+    def rows(x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) if similarity == "cosine" else x
+
+    a_v, a_t = rows(anchors_v), rows(anchors_t)
     if candidates_v is None:
         c_v, c_t = a_v, a_t
         positive_index = torch.arange(a_v.shape[0], device=a_v.device)
     else:
-        c_v, c_t = F.normalize(candidates_v, dim=-1), F.normalize(candidates_t, dim=-1)
+        c_v, c_t = rows(candidates_v), rows(candidates_t)
     v_to_t = F.cross_entropy(a_v @ c_t.T / temperature, positive_index, reduction="none")
     t_to_v = F.cross_entropy(a_t @ c_v.T / temperature, positive_index, reduction="none")
     return (w_cl * (v_to_t + t_to_v)).mean()
@@ -770,10 +779,9 @@ class MDE(GeneralRecommender):
         diff = self.hp.diff_weight * modality_gap_loss(h_v, h_t, w_diff, self.hp.diff_form) if self.use_mda else zero
         if not self.use_msa:
             return diff, zero
-        if all_candidates:
-            cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, table[:, 0], table[:, 1], anchors)
-        else:
-            cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature)
+        candidates = (table[:, 0], table[:, 1], anchors) if all_candidates else (None, None, None)
+        cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, *candidates,  # eq. 7
+                            similarity=self.hp.cl_similarity)
         return diff, self.hp.cl_weight * cl
 
     def _regularization(self, emb: MDEEmbeddings, users, pos, neg, i, j) -> torch.Tensor:
