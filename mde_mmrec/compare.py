@@ -97,8 +97,12 @@ def missing_imports(checkout: Path, model: str) -> list[str]:
     path = Path(checkout) / "src" / "models" / f"{model.lower()}.py"
     if not path.is_file():
         return []
+    try:
+        body = ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body
+    except SyntaxError:   # MMRec's own run reports it, with the line
+        return []
     names = []
-    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+    for node in body:
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -97,7 +97,7 @@ O = "src/utils/cli_overrides.py"
 TOOLING_MUTANTS = [
  # compare
  (C, "C-imports-mmrec-own-packages-missing", "        local = (src / name).is_dir() or (src / f\"{name}.py\").is_file()\n", "        local = False\n"),
- (C, "C-imports-of-functions-too", "    for node in ast.parse(path.read_text(encoding=\"utf-8\"), filename=str(path)).body:", "    for node in ast.walk(ast.parse(path.read_text(encoding=\"utf-8\"), filename=str(path))):"),
+ (C, "C-imports-of-functions-too", "    for node in body:", "    for node in ast.walk(ast.Module(body=body, type_ignores=[])):"),
  (C, "C-check-model-ignores-imports", "    reason = why_not_runnable(model, checkout=checkout)\n", "    reason = why_not_runnable(model)\n"),
  (P, "P-from-grid-note-ignored", "             sigma_note(from_grid),", "             sigma_note(None),"),
  (I, "I-already-applied-not-told", "                if _series_already_applied(series, base, tool):", "                if False:"),

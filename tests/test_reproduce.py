@@ -105,6 +105,8 @@ def test_models_that_cannot_run_here_are_named_with_the_reason(tmp_path):
     assert compare.missing_imports(checkout, "SLMRec") == ["zqx_scatter_missing", "sklearn_zq"]
     assert compare.missing_imports(checkout, "DRAGON") == ["zqx_geometric_missing"]   # named once
     assert compare.missing_imports(checkout, "MDE") == []   # MMRec's own packages; imports inside functions
+    (checkout / "src" / "models" / "broken.py").write_text("import zqx_missing\ndef f(:\n")
+    assert compare.missing_imports(checkout, "BROKEN") == []   # main.py reports the syntax error itself
     assert compare.why_not_runnable("DRAGON", cuda=True, checkout=checkout) == (
         "MMRec's dragon.py imports zqx_geometric_missing, which is not installed (pip install zqx_geometric_missing)")
     assert "imports zqx_scatter_missing, sklearn_zq, which are not installed" in compare.why_not_runnable(
