@@ -382,9 +382,10 @@ def check_settings(results_file, settings: dict) -> None:
     sidecar = settings_file(results_file)
     fix = (f"finished runs are reused only with identical settings: choose another --out, or delete "
            f"{results_file} and {sidecar} to run them again")
-    if not sidecar.is_file():   # written by main.py itself, or by mde-mmrec before settings were recorded
-        log.warning("%s holds finished runs whose settings were not recorded (no %s): they are assumed to "
-                    "have been made with the current settings; if not, %s", results_file, sidecar.name, fix)
+    if not sidecar.is_file():   # written by main.py itself, or the sidecar was deleted
+        log.warning("%s holds finished runs but no %s: main.py compares each finished run's own recorded "
+                    "settings with the current ones, reusing only runs made with the same settings",
+                    results_file, sidecar.name)
         return
     recorded = json.loads(sidecar.read_text(encoding="utf-8"))
     if recorded != settings:
@@ -392,8 +393,17 @@ def check_settings(results_file, settings: dict) -> None:
                                  f"{settings_difference(recorded, settings)}); {fix}", (Path(results_file), sidecar))
 
 
-def record_settings(results_file, settings: dict) -> None:
-    settings_file(results_file).write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+def finished_with_recorded_settings(results_file) -> list[dict]:
+    """The records mde-mmrec may skip without asking main.py: all of them when the sidecar vouches for their
+    settings (``check_settings``), none without it (main.py's resume then checks each line's own settings)."""
+    return mmrec.read_results(results_file) if settings_file(results_file).is_file() else []
+
+
+def record_settings(results_file, settings: dict, verified: bool = False) -> None:
+    """Write the results file's sidecar. Where finished runs exist without one, only once main.py has checked
+    their own recorded settings against these (``verified``: its run ended with exit code 0)."""
+    if verified or settings_file(results_file).is_file() or not mmrec.read_results(results_file):
+        settings_file(results_file).write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
 
 
 def settings_difference(old: dict, new: dict) -> str:
@@ -465,55 +475,58 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
     ``runner`` defaults to ``mmrec.run_main`` (tests pass a fake one with the same signature);
     ``max_rss_mb`` kills a run whose resident memory passes it (status "killed at the ... memory limit"),
     ``max_seconds`` one that runs longer (status "stopped at the ...s time limit", with how far it got)."""
-    checkout, out_dir = Path(checkout), Path(out_dir)
-    runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
-    if runner is None:   # MMRec itself runs them: main.py's own checks of every configuration first
-        mmrec.check_commands(checkout, [(f"configuration {cfg.label!r}", cfg.model, dataset, overrides)
-                                        for cfg, overrides, _, _ in runs])
-        runner = mmrec.run_main
-    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
-    (out_dir / "logs").mkdir(parents=True, exist_ok=True)
-    if any(c.model in MULTIMODAL_NEEDS_USER_GRAPH for c in configs):
-        ensure_user_graph(checkout, dataset)
-    n_epochs = int(epochs or merged_config(checkout, configs[0].model, dataset).get("epochs") or 1000)
-    progress = Progress(len(runs), n_epochs, echo)
-    status = {}
-    for index, (cfg, overrides, warnings, settings) in enumerate(runs):
-        for w in warnings:
-            echo(f"  note: {cfg.label}: pinned {w}")
-        results_file = Path(overrides["results_file"])
-        done = {r.get("seed") for r in mmrec.read_results(results_file)}
-        todo = [s for s in seeds if s not in done]
-        if not todo:
-            echo(f"[{index + 1}/{len(runs)}] {cfg.label}: all {len(seeds)} seed(s) already in {results_file}, skipped")
-            status[cfg.label] = "ok"
-            continue
-        if done & set(seeds):
-            echo(f"  {cfg.label}: seed(s) {sorted(done & set(seeds))} already done, skipped")
-        progress.begin(index, cfg.label, len(todo))
-        record_settings(results_file, settings)
-        log_path = out_dir / "logs" / f"{cfg.slug}.log"
-        limits = {k: v for k, v in (("max_rss_mb", max_rss_mb), ("max_seconds", max_seconds)) if v}
-        code = runner(checkout, cfg.model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
-        if code == mmrec.MEMORY_LIMIT_EXIT and max_rss_mb:
-            status[cfg.label] = f"killed at the {max_rss_mb / 1024:.0f} GB memory limit (see {log_path})"
-            echo(f"  {cfg.label} killed: resident memory passed {max_rss_mb / 1024:.0f} GB")
-        elif code == mmrec.TIME_LIMIT_EXIT and max_seconds:
-            status[cfg.label] = f"stopped at the {max_seconds:.0f}s time limit {progress.where()} (see {log_path})"
-            echo(f"  {cfg.label} stopped: {status[cfg.label]}")
-        elif code != 0:
-            tail = "\n".join("    " + l for l in progress.tail[-15:])
-            status[cfg.label] = f"failed (exit {code}; see {log_path})"
-            echo(f"  {cfg.label} FAILED with exit code {code}; last lines of {log_path}:\n{tail}")
-        else:
-            status[cfg.label] = "ok"
-    records, failed = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
-    for label, lines in failed.items():   # a run that exited 0 but has seeds without a result (NaN loss)
-        if status.get(label) == "ok":
-            status[label] = (f"failed for seed(s) {', '.join(str(r['seed']) for r in lines)}: "
-                             f"{lines[0]['failed']}")
-            echo(f"  {label}: {status[label]}")
-    return records, status
+    with mmrec.out_dir_lock(out_dir):   # one mde-mmrec run per results folder
+        checkout, out_dir = Path(checkout), Path(out_dir)
+        runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
+        if runner is None:   # MMRec itself runs them: main.py's own checks of every configuration first
+            mmrec.check_commands(checkout, [(f"configuration {cfg.label!r}", cfg.model, dataset, overrides)
+                                            for cfg, overrides, _, _ in runs])
+            runner = mmrec.run_main
+        (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+        (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+        if any(c.model in MULTIMODAL_NEEDS_USER_GRAPH for c in configs):
+            ensure_user_graph(checkout, dataset)
+        n_epochs = int(epochs or merged_config(checkout, configs[0].model, dataset).get("epochs") or 1000)
+        progress = Progress(len(runs), n_epochs, echo)
+        status = {}
+        for index, (cfg, overrides, warnings, settings) in enumerate(runs):
+            for w in warnings:
+                echo(f"  note: {cfg.label}: pinned {w}")
+            results_file = Path(overrides["results_file"])
+            done = {r.get("seed") for r in finished_with_recorded_settings(results_file)}
+            todo = [s for s in seeds if s not in done]
+            if not todo:
+                echo(f"[{index + 1}/{len(runs)}] {cfg.label}: all {len(seeds)} seed(s) already in {results_file}, "
+                     "skipped")
+                status[cfg.label] = "ok"
+                continue
+            if done & set(seeds):
+                echo(f"  {cfg.label}: seed(s) {sorted(done & set(seeds))} already done, skipped")
+            progress.begin(index, cfg.label, len(todo))
+            record_settings(results_file, settings)
+            log_path = out_dir / "logs" / f"{cfg.slug}.log"
+            limits = {k: v for k, v in (("max_rss_mb", max_rss_mb), ("max_seconds", max_seconds)) if v}
+            code = runner(checkout, cfg.model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
+            if code == mmrec.MEMORY_LIMIT_EXIT and max_rss_mb:
+                status[cfg.label] = f"killed at the {max_rss_mb / 1024:.0f} GB memory limit (see {log_path})"
+                echo(f"  {cfg.label} killed: resident memory passed {max_rss_mb / 1024:.0f} GB")
+            elif code == mmrec.TIME_LIMIT_EXIT and max_seconds:
+                status[cfg.label] = f"stopped at the {max_seconds:.0f}s time limit {progress.where()} (see {log_path})"
+                echo(f"  {cfg.label} stopped: {status[cfg.label]}")
+            elif code != 0:
+                tail = "\n".join("    " + l for l in progress.tail[-15:])
+                status[cfg.label] = f"failed (exit {code}; see {log_path})"
+                echo(f"  {cfg.label} FAILED with exit code {code}; last lines of {log_path}:\n{tail}")
+            else:
+                status[cfg.label] = "ok"
+                record_settings(results_file, settings, verified=True)
+        records, failed = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
+        for label, lines in failed.items():   # a run that exited 0 but has seeds without a result (NaN loss)
+            if status.get(label) == "ok":
+                status[label] = (f"failed for seed(s) {', '.join(str(r['seed']) for r in lines)}: "
+                                 f"{lines[0]['failed']}")
+                echo(f"  {label}: {status[label]}")
+        return records, status
 
 
 _BOOKKEEPING = (*_NOT_SETTINGS, "hyper_parameters")   # how mde-mmrec schedules a run, not what it computes

@@ -111,45 +111,49 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
              echo=print) -> int:
     """Run the grid (or this shard of it) through MMRec's grid loop, skipping finished points.
     Returns main.py's exit code (0 when nothing was left to run)."""
-    checkout, out_dir = Path(checkout), Path(out_dir)
-    if any((out_dir / "runs").glob("*.jsonl")):
-        raise MdeMmrecError(f"{out_dir} holds a comparison (runs/*.jsonl), whose results.jsonl a grid would "
-                            "mix with its own; choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results_file = (out_dir / "results.jsonl").resolve()
-    overrides = dict(plain or {})
-    overrides.update({k: values[k] for k in keys})
-    overrides.update({"hyper_parameters": list(keys), "results_file": str(results_file), "resume": True})
-    if shard:
-        overrides["grid_shard"] = f"{shard[0]}/{shard[1]}"
-    if epochs:
-        overrides["epochs"] = int(epochs)
-    settings = compare.run_settings(checkout, model, dataset, overrides, varying=keys)
-    compare.check_settings(results_file, settings)     # more values per grid key may join a finished grid
-    if runner is None:   # MMRec itself runs it: main.py's own checks (every grid point's values) first
-        mmrec.check_commands(checkout, [(f"{model} grid", model, dataset, overrides)])
-        runner = mmrec.run_main
-    points = grid_points(keys, values)
-    to_run, skipped = plan(points, done_params(mmrec.read_results(results_file), model, dataset), shard)
-    where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-    echo(f"grid of {len(points)} point(s) over {', '.join(keys)}{where}: {len(skipped)} already done, "
-         f"{len(to_run)} to run")
-    for index, point in skipped:
-        echo(f"  skip {index + 1}/{len(points)}: {_show(point)} (in {results_file})")
-    for index, point in to_run:
-        echo(f"  run  {index + 1}/{len(points)}: {_show(point)}")
-    if not to_run:
-        return 0
-    compare.record_settings(results_file, settings)
-    n_epochs = int(epochs or compare.merged_config(checkout, model, dataset).get("epochs") or 1000)
-    progress = compare.Progress(1, n_epochs, echo)
-    progress.begin(0, f"{model} grid", len(to_run))
-    code = runner(checkout, model, dataset, overrides, log_path=out_dir / "grid.log", on_line=progress)
-    if code != 0:
-        tail = "\n".join("    " + l for l in progress.tail[-15:])
-        echo(f"MMRec exited with code {code}; finished points are kept in {results_file} (rerun to resume). "
-             f"Last lines of {out_dir / 'grid.log'}:\n{tail}")
-    return code
+    with mmrec.out_dir_lock(out_dir):   # one mde-mmrec run per results folder
+        checkout, out_dir = Path(checkout), Path(out_dir)
+        if any((out_dir / "runs").glob("*.jsonl")):
+            raise MdeMmrecError(f"{out_dir} holds a comparison (runs/*.jsonl), whose results.jsonl a grid would "
+                                "mix with its own; choose another --out")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        results_file = (out_dir / "results.jsonl").resolve()
+        overrides = dict(plain or {})
+        overrides.update({k: values[k] for k in keys})
+        overrides.update({"hyper_parameters": list(keys), "results_file": str(results_file), "resume": True})
+        if shard:
+            overrides["grid_shard"] = f"{shard[0]}/{shard[1]}"
+        if epochs:
+            overrides["epochs"] = int(epochs)
+        settings = compare.run_settings(checkout, model, dataset, overrides, varying=keys)
+        compare.check_settings(results_file, settings)     # more values per grid key may join a finished grid
+        if runner is None:   # MMRec itself runs it: main.py's own checks (every grid point's values) first
+            mmrec.check_commands(checkout, [(f"{model} grid", model, dataset, overrides)])
+            runner = mmrec.run_main
+        points = grid_points(keys, values)
+        done = done_params(compare.finished_with_recorded_settings(results_file), model, dataset)
+        to_run, skipped = plan(points, done, shard)
+        where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+        echo(f"grid of {len(points)} point(s) over {', '.join(keys)}{where}: {len(skipped)} already done, "
+             f"{len(to_run)} to run")
+        for index, point in skipped:
+            echo(f"  skip {index + 1}/{len(points)}: {_show(point)} (in {results_file})")
+        for index, point in to_run:
+            echo(f"  run  {index + 1}/{len(points)}: {_show(point)}")
+        if not to_run:
+            return 0
+        compare.record_settings(results_file, settings)
+        n_epochs = int(epochs or compare.merged_config(checkout, model, dataset).get("epochs") or 1000)
+        progress = compare.Progress(1, n_epochs, echo)
+        progress.begin(0, f"{model} grid", len(to_run))
+        code = runner(checkout, model, dataset, overrides, log_path=out_dir / "grid.log", on_line=progress)
+        if code == 0:
+            compare.record_settings(results_file, settings, verified=True)
+        else:
+            tail = "\n".join("    " + l for l in progress.tail[-15:])
+            echo(f"MMRec exited with code {code}; finished points are kept in {results_file} (rerun to resume). "
+                 f"Last lines of {out_dir / 'grid.log'}:\n{tail}")
+        return code
 
 
 def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,

@@ -326,11 +326,15 @@ class InstallState:
         path = root / INSTALL_MANIFEST
         if not path.is_file():
             return cls()
+        fix = (f"restore it from a copy, or delete {root / BACKUP_DIR} and restore MMRec's files with `git "
+               "checkout -- src` (or start from a clean clone)")
         try:
-            return cls(json.loads(path.read_text(encoding="utf-8")))
+            manifest = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
-            raise MdeMmrecError(f"{path} is damaged (not JSON): restore it from the backup folder, or delete "
-                                f"{root / BACKUP_DIR} and restore MMRec's files with git checkout") from None
+            raise MdeMmrecError(f"{path} is damaged (not JSON): {fix}") from None
+        if not isinstance(manifest, dict) or not all(isinstance(manifest.get(k), dict) for k in ("modified", "added")):
+            raise MdeMmrecError(f"{path} is damaged (its 'modified' and 'added' file lists are missing): {fix}")
+        return cls(manifest)
 
     @property
     def installed(self) -> bool:
@@ -344,6 +348,25 @@ class InstallState:
             return None
         path = root / rel
         return path.read_bytes() if path.is_file() else None
+
+    def damaged_backups(self, root: Path) -> list:
+        """Saved originals that are missing or not the bytes the install saved (their recorded SHA-256)."""
+        damaged = []
+        for rel, info in self.manifest.get("modified", {}).items():
+            path = root / BACKUP_DIR / "files" / rel
+            if not path.is_file() or sha256(path.read_bytes()) != info.get("original_sha256"):
+                damaged.append(rel)
+        return sorted(damaged)
+
+    def check_backups(self, root: Path) -> None:
+        """Refuse to restore (or to patch anew from) saved originals that are damaged."""
+        damaged = self.damaged_backups(root)
+        if damaged:
+            raise MdeMmrecError(
+                f"the saved originals of {', '.join(damaged)} in {root / BACKUP_DIR}/files are missing or damaged "
+                f"(not the bytes the install saved); restoring them would break MMRec. Restore MMRec's files with "
+                f"`git checkout -- src` in a git clone (or start from a clean clone), then delete {root / BACKUP_DIR}"
+                ". Nothing was changed.")
 
     def edited_since(self, root: Path) -> list:
         """Installed files whose content is not what install wrote."""
@@ -373,6 +396,7 @@ def install(path, plugin_src: Path | None = None, patches_dir: Path | None = Non
     stamp = fingerprint(series, added)
 
     if state.installed:
+        state.check_backups(root)
         edited = state.edited_since(root)
         if state.manifest.get("fingerprint") == stamp and not edited:
             log.info(f"mde-mmrec {state.manifest.get('plugin_version')} is already installed in {root}; "
@@ -443,6 +467,7 @@ def uninstall(path, force: bool = False) -> str:
     if not state.installed:
         log.info(f"mde-mmrec is not installed in {root}; nothing changed")
         return "not installed"
+    state.check_backups(root)
     edited = state.edited_since(root)
     if edited and not force:
         raise MdeMmrecError(f"these installed files were edited since the install: {', '.join(edited)}; "

@@ -7,6 +7,8 @@ that code.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib
 import importlib.machinery
 import importlib.util
@@ -222,13 +224,17 @@ def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, 
                               encoding="utf-8", errors="replace", bufsize=1, env=run_env) as process:
             if max_rss_mb or max_seconds:
                 guard = RunGuard(process.pid, max_rss_mb, max_seconds)
-            for line in process.stdout:
-                if log:
-                    log.write(line)
-                    log.flush()
-                if on_line:
-                    on_line(line.rstrip("\n"))
-            code = process.wait()
+            try:
+                for line in process.stdout:
+                    if log:
+                        log.write(line)
+                        log.flush()
+                    if on_line:
+                        on_line(line.rstrip("\n"))
+                code = process.wait()
+            except BaseException:   # interrupted (Ctrl-C, or SIGTERM through the CLI): never leave main.py running
+                stop_process(process)
+                raise
         if guard and guard.killed:
             message = (f"mde-mmrec: killed {model} at {guard.peak_mb:.0f} MB resident memory "
                        f"(limit {max_rss_mb:.0f} MB)" if guard.reason == "memory" else
@@ -245,11 +251,53 @@ def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, 
             log.close()
 
 
+def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Terminate a child (SIGTERM), then kill it if it has not ended after ``grace_s`` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def out_dir_lock(out_dir):
+    """Hold OUT/.mde-mmrec.lock for the duration: a second mde-mmrec run into the same folder is refused (two
+    runs would both train the missing seeds and append them twice). The lock ends with the process, however
+    it ends, so a killed run never leaves a stale lock."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MdeMmrecError(f"--out {out_dir} is a file, not a folder: choose a folder for the results")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ".mde-mmrec.lock"
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise MdeMmrecError(f"{out_dir} is in use by another mde-mmrec run ({holder}); wait for it to end, "
+                                "or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
 def read_results(path) -> list[dict]:
     """The records of a results file (JSON lines); a line cut off by a killed run is skipped."""
     return plugin_module("results_log").read_results(path)
 
 
 def installed_info(checkout) -> dict:
-    """The installer's manifest of a patched checkout (version, MMRec commit, files)."""
-    return json.loads((Path(checkout) / INSTALL_MANIFEST).read_text(encoding="utf-8"))
+    """The installer's manifest of a patched checkout (version, MMRec commit, files); {} if not installed, a
+    clear error if damaged."""
+    from .installer import InstallState
+    return InstallState.read(Path(checkout)).manifest

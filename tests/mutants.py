@@ -89,12 +89,22 @@ MODEL_MUTANTS = [
  (M, "cache key ignores input", "key = hashlib.blake2b(f\"{GRAPH_CACHE_VERSION}|{kind}|{k}|{input_hash}\"", "key = hashlib.blake2b(f\"{GRAPH_CACHE_VERSION}|{kind}|{k}|\""),
  (M, "user graph weighting ignored", "weighting = row_softmax if hp.user_graph_weighting == \"softmax\" else row_normalize", "weighting = row_softmax"),
  (M, "xavier user", "        nn.init.xavier_uniform_(self.user_features)\n", "        nn.init.normal_(self.user_features)\n"),
+ (M, "damaged graph cache crashes", "            except Exception as exc:  # a cut-off", "            except ImportError as exc:  # a cut-off"),
 ]
 
 C = "mde_mmrec/compare.py"; G = "mde_mmrec/grid.py"; R = "mde_mmrec/report.py"; P = "mde_mmrec/reproduce.py"
 S = "mde_mmrec/synthetic.py"; U = "mde_mmrec/usergraph.py"; I = "mde_mmrec/installer.py"; B = "mde_mmrec/bench.py"
+X = "mde_mmrec/mmrec.py"; L = "mde_mmrec/cli.py"
 O = "src/utils/cli_overrides.py"
 TOOLING_MUTANTS = [
+ # one run per folder, interruption, settings without a sidecar, damaged installs
+ (X, "X-no-lock", "            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)", "            pass"),
+ (X, "X-interrupt-leaves-main-py", "                stop_process(process)\n", "                pass\n"),
+ (L, "L-sigterm-not-handled", "    signal.signal(signal.SIGTERM, handler)", "    pass"),
+ (C, "C-no-sidecar-trusted", "    return mmrec.read_results(results_file) if settings_file(results_file).is_file() else []", "    return mmrec.read_results(results_file)"),
+ (C, "C-sidecar-written-unverified", "    if verified or settings_file(results_file).is_file() or not mmrec.read_results(results_file):", "    if True:"),
+ (I, "I-damaged-backup-restored", "        if damaged:\n            raise MdeMmrecError(", "        if False:\n            raise MdeMmrecError("),
+ (I, "I-manifest-not-validated", "        if not isinstance(manifest, dict) or not all(", "        if False and not all("),
  # compare
  (C, "C-imports-mmrec-own-packages-missing", "        local = (src / name).is_dir() or (src / f\"{name}.py\").is_file()\n", "        local = False\n"),
  (C, "C-imports-of-functions-too", "    for node in body:", "    for node in ast.walk(ast.Module(body=body, type_ignores=[])):"),

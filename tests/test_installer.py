@@ -354,3 +354,34 @@ def test_a_copy_of_an_installed_checkout_without_its_backup_is_named_as_such(fak
     assert "the patches are already applied" in message and "git checkout -- src" in message
     assert "Nothing was changed" in message and "local edits" not in message
     assert snapshot(root) == before
+
+
+def test_damaged_saved_originals_are_never_restored(fake):
+    """uninstall (even --force) and an update start from the saved originals: a truncated or missing one is
+    refused, naming it, and nothing changes."""
+    root = fake[0]
+    run_install(fake)
+    backup = root / ".mde-mmrec-backup" / "files" / "src" / "main.py"
+    backup.write_bytes(backup.read_bytes()[:10])
+    before = snapshot(root)
+    for attempt in (lambda: installer.uninstall(root), lambda: installer.uninstall(root, force=True),
+                    lambda: run_install(fake)):
+        with pytest.raises(MdeMmrecError, match=r"saved originals of src/main.py in .* are missing or damaged"):
+            attempt()
+        assert snapshot(root) == before
+    backup.unlink()
+    with pytest.raises(MdeMmrecError, match="saved originals of src/main.py"):
+        installer.uninstall(root)
+
+
+@pytest.mark.parametrize("manifest", ["[1, 2]", '{"plugin_version": "0.1.0", "added": {}}', "{not json"])
+def test_a_damaged_install_manifest_is_a_clear_error_everywhere(fake, manifest):
+    root = fake[0]
+    run_install(fake)
+    (root / installer.INSTALL_MANIFEST).write_text(manifest)
+    before = snapshot(root)
+    for attempt in (lambda: installer.uninstall(root), lambda: run_install(fake),
+                    lambda: find_checkout(root)):      # what compare, grid, reproduce and bench call first
+        with pytest.raises(MdeMmrecError, match=r"manifest.json is damaged \((not JSON|its 'modified' and 'added')"):
+            attempt()
+    assert snapshot(root) == before

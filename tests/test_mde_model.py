@@ -447,6 +447,22 @@ def test_graphs_are_cached_on_disk_and_keyed_by_their_inputs(tmp_path, toy, monk
         make_model(tmp_path, users, items, n_users, n_items, v, t, user_knn_k=7)
 
 
+def test_a_damaged_graph_cache_file_is_built_again(tmp_path, toy, caplog):
+    """A cut-off cache file (a full disk, a killed copy) is rebuilt with a warning, never a crash."""
+    users, items, n_users, n_items, v, t = toy
+    first, _ = make_model(tmp_path, users, items, n_users, n_items, v, t)
+    caches = sorted((tmp_path / "data" / "toy" / "mde_graphs").iterdir())
+    for path in caches:
+        path.write_bytes(path.read_bytes()[:50])
+    with caplog.at_level(logging.WARNING, logger=mde.logger.name):
+        again, _ = make_model(tmp_path, users, items, n_users, n_items, v, t)
+    assert caplog.text.count("cannot be read") == 3
+    for name in ("user_graph", "item_graph_v", "item_graph_t"):
+        assert torch.equal(first.neighbours(name).index, again.neighbours(name).index)
+        assert torch.equal(first.neighbours(name).weight, again.neighbours(name).weight)
+    assert all(path.stat().st_size > 50 for path in caches)   # and cached again
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device on this machine"))])
 def test_model_trains_on_the_configured_device_like_on_cpu(tmp_path, toy, device):

@@ -1,6 +1,7 @@
 """Tier 1: the guard that lets benchmarks run models which would exhaust the machine's memory or time budget,
 and how a run stopped by it is reported."""
 
+import os
 import subprocess
 import sys
 import time
@@ -105,3 +106,39 @@ def test_run_configs_reports_where_a_run_hit_its_time_limit(tmp_path):
     assert calls == [{"max_seconds": 240}] and records == []
     assert status["FREEDOM"].startswith("stopped at the 240s time limit after model construction (35.2s) and 1 "
                                         "training epoch(s); epoch 2 had trained 200/830 batches")
+
+
+def test_an_interrupted_run_main_does_not_leave_main_py_running(tmp_path):
+    """Ctrl-C or SIGTERM reaching only mde-mmrec (not its process group) must stop main.py as well: an orphan
+    would keep appending results to the folder a rerun then resumes."""
+    src = tmp_path / "MMRec" / "src"
+    src.mkdir(parents=True)
+    (src / "main.py").write_text("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)\n")
+    pids = []
+
+    def interrupt(line):
+        pids.append(int(line))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mmrec.run_main(tmp_path / "MMRec", "BPR", "tiny", on_line=interrupt)
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)
+
+
+def test_sigterm_to_mde_mmrec_alone_stops_main_py_too(tmp_path):
+    src = tmp_path / "MMRec" / "src"
+    src.mkdir(parents=True)
+    (src / "main.py").write_text("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)\n")
+    tool = subprocess.Popen([sys.executable, "-c", (
+        "from mde_mmrec import cli, mmrec\n"
+        "cli.exit_on_sigterm()\n"
+        f"mmrec.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))\n")],
+        stdout=subprocess.PIPE, text=True)
+    child = int(tool.stdout.readline())
+    tool.terminate()                        # SIGTERM to mde-mmrec only, not to its process group
+    assert tool.wait(timeout=30) == 143
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)

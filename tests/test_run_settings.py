@@ -6,6 +6,10 @@ is a failure, never a row of zeros. Against a fake MMRec runner in a stand-in ch
 from __future__ import annotations
 
 import logging
+import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -75,15 +79,46 @@ def test_compare_refuses_runs_made_on_other_data(tmp_path):
         _compare(checkout, out, FakeRunner())
 
 
-def test_runs_without_recorded_settings_are_adopted_with_a_warning(tmp_path, caplog):
+class RefusingRunner(FakeRunner):
+    """main.py finding finished lines made with other settings: it exits 1 and writes nothing."""
+
+    def __call__(self, checkout, model, dataset, overrides, log_path=None, on_line=None, **limits):
+        self.calls.append(dict(overrides))
+        return 1
+
+
+def test_runs_without_recorded_settings_are_left_to_main_pys_own_check(tmp_path, caplog):
+    """No sidecar (deleted, or results written by main.py itself): nothing is skipped on trust; main.py gets
+    every seed with resume on, and the sidecar is written only once main.py accepted the finished lines."""
     checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
     _compare(checkout, out, FakeRunner())
-    compare.settings_file(out / "runs" / "BPR.jsonl").unlink()    # as main.py itself or an older mde-mmrec
-    runner = FakeRunner()
+    sidecar = compare.settings_file(out / "runs" / "BPR.jsonl")
+    sidecar.unlink()
+    refusing = RefusingRunner()
     with caplog.at_level(logging.WARNING):
-        records, _ = _compare(checkout, out, runner, epochs=3)
-    assert runner.calls == [] and len(records) == 2
-    assert "settings were not recorded" in caplog.text
+        _, status = _compare(checkout, out, refusing, epochs=3)
+    assert [(c["seed"], c["resume"]) for c in refusing.calls] == [([999, 1000], True)]
+    assert status["BPR"].startswith("failed") and not sidecar.exists()
+    assert "main.py compares each finished run's own recorded settings" in caplog.text
+    accepting = FakeRunner()                 # the same settings: main.py skips both seeds and exits 0
+    records, status = _compare(checkout, out, accepting)
+    assert len(accepting.calls) == 1 and len(records) == 2 and status == {"BPR": "ok"} and sidecar.is_file()
+    again = FakeRunner()
+    _compare(checkout, out, again)
+    assert again.calls == []                 # vouched for by the sidecar now
+
+
+def test_a_grid_without_recorded_settings_is_left_to_main_pys_own_check(tmp_path):
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "grid"
+    keys, values = ["seed", "reg_weight"], {"seed": [999], "reg_weight": [0.1, 0.01]}
+    assert grid.run_grid(checkout, "BPR", "tiny", keys, values, out, epochs=2, runner=FakeRunner(),
+                         echo=lambda line: None) == 0
+    sidecar = compare.settings_file(out / "results.jsonl")
+    sidecar.unlink()
+    refusing = RefusingRunner()
+    assert grid.run_grid(checkout, "BPR", "tiny", keys, values, out, epochs=5, runner=refusing,
+                         echo=lambda line: None) == 1
+    assert len(refusing.calls) == 1 and not sidecar.exists()
 
 
 def test_grid_takes_more_values_but_refuses_other_fixed_settings(tmp_path):
@@ -221,3 +256,37 @@ def test_a_users_value_for_a_grid_key_is_kept_and_a_list_for_a_plain_key_is_refu
     assert overrides == {"reg_weight": 0.01} and warnings == []
     with pytest.raises(MdeMmrecError, match=r"learning_rate=\[0.1, 1.0\] would be a grid inside one row"):
         compare.check_single_values(file_config, {"learning_rate": [0.1, 1.0]}, "BPR")
+
+
+def test_a_second_run_into_the_same_folder_is_refused_until_the_first_ends(tmp_path):
+    """Two runs into one folder would both train the missing seeds and append them twice."""
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from mde_mmrec import mmrec
+        with mmrec.out_dir_lock({str(out)!r}):
+            print("locked", flush=True)
+            time.sleep(120)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        runner = FakeRunner()
+        with pytest.raises(MdeMmrecError, match=re.escape(f"{out} is in use by another mde-mmrec run (pid {holder.pid}, ")):
+            _compare(checkout, out, runner)
+        with pytest.raises(MdeMmrecError, match="is in use by another mde-mmrec run"):
+            grid.run_grid(checkout, "BPR", "tiny", ["seed"], {"seed": [999]}, out, runner=runner,
+                          echo=lambda line: None)
+        assert runner.calls == []
+    finally:
+        holder.kill()              # however the first run ends, its lock ends with it
+        holder.wait()
+    records, status = _compare(checkout, out, FakeRunner())
+    assert status == {"BPR": "ok"} and len(records) == 2
+
+
+def test_an_out_folder_that_is_a_file_is_refused(tmp_path):
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out.txt"
+    out.write_text("notes\n")
+    with pytest.raises(MdeMmrecError, match="--out .*out.txt is a file, not a folder"):
+        _compare(checkout, out, FakeRunner())
+    assert out.read_text() == "notes\n"

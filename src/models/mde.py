@@ -696,7 +696,11 @@ class MDE(GeneralRecommender):
         path = os.path.join(self.dataset_path, "mde_graphs", f"{kind}_k{k}_{key}.npz")
         if self.hp.graph_cache and os.path.isfile(path):
             logger.info("MDE: loading %s graph from %s", kind, path)
-            return sp.load_npz(path).tocsr()
+            try:
+                return sp.load_npz(path).tocsr()
+            except Exception as exc:  # a cut-off or damaged file (zip, npy or format errors): build it again
+                logger.warning("MDE: the cached graph %s cannot be read (%s: %s); building it again",
+                               path, type(exc).__name__, exc)
         started = time.perf_counter()
         graph = build()
         seconds, degrees, cached = time.perf_counter() - started, np.diff(graph.indptr), False
