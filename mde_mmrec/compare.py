@@ -167,11 +167,17 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> Non
         raise MdeMmrecError(f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
                             f"{yaml_path}); {synthetic.missing_data_hint(checkout, dataset)}")
     if model is None or cfg.get("is_multimodal_model"):
-        for key in ("vision_feature_file", "text_feature_file"):
-            name = cfg.get(key)
-            if name and not (data_dir / name).is_file():
-                raise MdeMmrecError(f"data set {dataset!r}: feature file {data_dir / name} is missing ({key} "
-                                    f"in {yaml_path}); multimodal models need both image and text features")
+        keys = ("vision_feature_file", "text_feature_file")
+        missing = [(key, data_dir / cfg[key]) for key in keys if cfg.get(key) and not (data_dir / cfg[key]).is_file()]
+        present = [key for key in keys if cfg.get(key) and (data_dir / cfg[key]).is_file()]
+        if missing and model == "MDE" and present:   # MDE runs on one modality (README, Paper to code)
+            log.warning("data set %r: %s is missing (%s in %s): MDE runs on the other modality alone, with MDA and "
+                        "MSA off", dataset, missing[0][1], missing[0][0], yaml_path)
+        elif missing:
+            key, path = missing[0]
+            raise MdeMmrecError(f"data set {dataset!r}: feature file {path} is missing ({key} in {yaml_path}); "
+                                f"multimodal models need both image and text features"
+                                + (" (MDE needs one of them)" if model == "MDE" else ""))
 
 
 def parse_sets(items: list[str] | None) -> dict[str | None, dict]:

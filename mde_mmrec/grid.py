@@ -140,6 +140,10 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
             echo(f"  skip {index + 1}/{len(points)}: {_show(point)} (in {results_file})")
         for index, point in to_run:
             echo(f"  run  {index + 1}/{len(points)}: {_show(point)}")
+        unvouched = len(mmrec.read_results(results_file)) if not done else 0
+        if unvouched and not compare.settings_file(results_file).is_file():
+            echo(f"  {unvouched} finished run(s) in {results_file} without recorded settings "
+                 f"({compare.settings_file(results_file).name}): main.py reuses those made with the same settings")
         if not to_run:
             return 0
         compare.record_settings(results_file, settings)

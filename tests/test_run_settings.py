@@ -247,6 +247,13 @@ def test_a_multimodal_model_needs_the_feature_files(tmp_path):
         "inter_file_name: 'tiny.inter'\nvision_feature_file: 'image_feat.npy'\ntext_feature_file: 'text_feat.npy'\n")
     with pytest.raises(MdeMmrecError, match=r"feature file .*image_feat.npy is missing"):
         compare.check_dataset(checkout, "tiny", "BPR")
+    (checkout / "src" / "configs" / "model" / "MDE.yaml").write_text("is_multimodal_model: True\n")
+    with pytest.raises(MdeMmrecError, match=r"image_feat.npy is missing .*\(MDE needs one of them\)"):
+        compare.check_dataset(checkout, "tiny", "MDE")
+    (checkout / "data" / "tiny" / "text_feat.npy").write_bytes(b"")
+    compare.check_dataset(checkout, "tiny", "MDE")           # as main.py: MDE runs on the text features alone
+    with pytest.raises(MdeMmrecError, match=r"image_feat.npy is missing"):
+        compare.check_dataset(checkout, "tiny", "BPR")
 
 
 def test_a_users_value_for_a_grid_key_is_kept_and_a_list_for_a_plain_key_is_refused():
