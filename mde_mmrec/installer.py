@@ -37,7 +37,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import MdeMmrecError
-from .mmrec import INSTALL_MANIFEST, mmrec_root
+from .mmrec import INSTALL_MANIFEST, JOURNAL_DIR, mmrec_root
 from .paths import PATCHES_DIR, require_plugin_sources
 
 log = logging.getLogger(__name__)
@@ -239,12 +239,27 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 class Transaction:
     """Writes and deletes files under ``root``, remembering what was there, so that ``rollback`` puts
-    every touched path back exactly (content, or absence) and removes the folders it created."""
+    every touched path back exactly (content, or absence) and removes the folders it created.
+
+    What it remembers is also journaled on disk (``JOURNAL_DIR``) before each path is touched, so that a run
+    killed outright (SIGKILL, power loss), which cannot roll back itself, is rolled back by the next
+    install or uninstall (``recover_interrupted``). ``finish`` removes the journal."""
 
     def __init__(self, root: Path):
         self.root = root
         self.saved = {}          # rel -> original bytes, or None if the file did not exist
         self.new_dirs = []
+        self.journal = root / JOURNAL_DIR
+        self.entries = []        # the journal's index: {"rel", "copy" (file name, or None if absent)} / {"dir"}
+
+    def _journal(self, entry: dict, data: bytes | None = None) -> None:
+        self.journal.mkdir(exist_ok=True)
+        if data is not None:
+            _write_bytes(self.journal / entry["copy"], data)
+        self.entries.append(entry)
+        tmp = self.journal / "index.json.tmp"
+        tmp.write_text(json.dumps(self.entries), encoding="utf-8")
+        os.replace(tmp, self.journal / "index.json")   # the index names only copies already complete
 
     def _remember(self, rel: str) -> Path:
         path = self.root / rel
@@ -253,6 +268,8 @@ class Transaction:
                                 "move it away and run again")
         if rel not in self.saved:
             self.saved[rel] = path.read_bytes() if path.is_file() else None
+            copy = None if self.saved[rel] is None else f"{len(self.entries)}.orig"
+            self._journal({"rel": rel, "copy": copy}, self.saved[rel])
         return path
 
     def write(self, rel: str, data: bytes) -> None:
@@ -263,9 +280,13 @@ class Transaction:
             missing.append(folder)
             folder = folder.parent
         for folder in reversed(missing):
+            self._journal({"dir": folder.relative_to(self.root).as_posix()})
             folder.mkdir()
             self.new_dirs.append(folder)
         _write_bytes(path, data)
+
+    def finish(self) -> None:
+        shutil.rmtree(self.journal, ignore_errors=True)
 
     def delete(self, rel: str) -> None:
         path = self._remember(rel)
@@ -288,7 +309,40 @@ class Transaction:
                 failed.append(rel)
         for folder in reversed(self.new_dirs):
             _remove_empty_dir(folder)
+        if not failed:
+            self.finish()
         return failed
+
+
+def recover_interrupted(root: Path) -> bool:
+    """Roll back an install or uninstall that was killed before it could roll back itself (its journal is
+    still there); True if there was one. Raises, keeping the journal, where a path cannot be restored."""
+    journal = root / JOURNAL_DIR
+    if not journal.is_dir():
+        return False
+    index = journal / "index.json"
+    entries = json.loads(index.read_text(encoding="utf-8")) if index.is_file() else []
+    failed = []
+    for entry in reversed(entries):
+        if "dir" in entry:
+            _remove_empty_dir(root / entry["dir"])
+            continue
+        path = root / entry["rel"]
+        try:
+            if entry["copy"] is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _write_bytes(path, (journal / entry["copy"]).read_bytes())
+        except OSError:
+            failed.append(entry["rel"])
+    if failed:
+        raise MdeMmrecError(f"an earlier install or uninstall in {root} was interrupted, and rolling it back "
+                            f"failed for {', '.join(failed)}; their original contents are in {journal}")
+    shutil.rmtree(journal)
+    log.warning(f"an earlier install or uninstall in {root} was interrupted; its {len(entries)} change(s) were "
+                "rolled back")
+    return True
 
 
 def _remove_empty_dir(folder: Path) -> None:
@@ -304,6 +358,7 @@ def _run(root: Path, action) -> None:
     transaction = Transaction(root)
     try:
         action(transaction)
+        transaction.finish()
     except BaseException as exc:
         failed = transaction.rollback()
         what = f"{exc}" if isinstance(exc, MdeMmrecError) else f"{type(exc).__name__}: {exc}"
@@ -389,6 +444,7 @@ def install(path, plugin_src: Path | None = None, patches_dir: Path | None = Non
     plugin_src = Path(plugin_src) if plugin_src else require_plugin_sources()
     series = Series.load(Path(patches_dir) if patches_dir else PATCHES_DIR)
     root = mmrec_root(path)
+    recover_interrupted(root)
     state = InstallState.read(root)
     added = plugin_files(plugin_src)
     if not added:
@@ -463,6 +519,7 @@ def install(path, plugin_src: Path | None = None, patches_dir: Path | None = Non
 def uninstall(path, force: bool = False) -> str:
     """Restore the original files; returns "uninstalled" or "not installed"."""
     root = mmrec_root(path)
+    recover_interrupted(root)
     state = InstallState.read(root)
     if not state.installed:
         log.info(f"mde-mmrec is not installed in {root}; nothing changed")

@@ -29,6 +29,7 @@ from .paths import PLUGIN_SRC
 MMREC_MARKERS = ("src/main.py", "src/utils/quick_start.py", "src/utils/configurator.py",
                  "src/common/abstract_recommender.py", "src/common/trainer.py", "src/configs/overall.yaml")
 INSTALL_MANIFEST = ".mde-mmrec-backup/manifest.json"   # written by `mde-mmrec install`
+JOURNAL_DIR = ".mde-mmrec-journal"   # exists only while an install or uninstall is changing files
 
 _PLUGIN_PACKAGE = "mde_mmrec._plugin_utils"
 MEMORY_LIMIT_EXIT = 137  # run_main's exit code for a run killed by its memory limit (as SIGKILL's 128 + 9)
@@ -84,6 +85,9 @@ def find_checkout(path, up_to_date: bool = True) -> Path:
     installed plugin and patches must be this mde-mmrec's (else MMRec would run other code than the user
     expects, and main.py's checks may not match the tools')."""
     root = mmrec_root(path)
+    if (root / JOURNAL_DIR).is_dir():
+        raise MdeMmrecError(f"{root}: an mde-mmrec install or uninstall there was interrupted; run `mde-mmrec "
+                            f"install {root}` (it rolls the interrupted change back first, then installs)")
     if not (root / INSTALL_MANIFEST).is_file():
         raise MdeMmrecError(f"{root}: the mde-mmrec plugin is not installed there "
                             f"(no {INSTALL_MANIFEST}); run `mde-mmrec install {root}` first")

@@ -104,6 +104,8 @@ TOOLING_MUTANTS = [
  (C, "C-no-sidecar-trusted", "    return mmrec.read_results(results_file) if settings_file(results_file).is_file() else []", "    return mmrec.read_results(results_file)"),
  (C, "C-sidecar-written-unverified", "    if verified or settings_file(results_file).is_file() or not mmrec.read_results(results_file):", "    if True:"),
  (I, "I-damaged-backup-restored", "        if damaged:\n            raise MdeMmrecError(", "        if False:\n            raise MdeMmrecError("),
+ (I, "I-no-journal", "            self._journal({\"rel\": rel, \"copy\": copy}, self.saved[rel])", "            pass"),
+ (I, "I-journal-not-replayed", "            if entry[\"copy\"] is None:\n                path.unlink(missing_ok=True)", "            if True:\n                pass"),
  (I, "I-manifest-not-validated", "        if not isinstance(manifest, dict) or not all(", "        if False and not all("),
  # compare
  (C, "C-imports-mmrec-own-packages-missing", "        local = (src / name).is_dir() or (src / f\"{name}.py\").is_file()\n", "        local = False\n"),

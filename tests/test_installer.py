@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -385,3 +387,58 @@ def test_a_damaged_install_manifest_is_a_clear_error_everywhere(fake, manifest):
         with pytest.raises(MdeMmrecError, match=r"manifest.json is damaged \((not JSON|its 'modified' and 'added')"):
             attempt()
     assert snapshot(root) == before
+
+
+_KILLED_AT_WRITE = """
+import os, sys
+from mde_mmrec import installer
+root, plugin, patches, kill_at, command = sys.argv[1:6]
+writes = [0]
+real = installer._write_bytes
+
+def write_then_die(path, data):
+    writes[0] += 1
+    if writes[0] == int(kill_at):          # half of this file written, then killed outright (no rollback)
+        with open(path, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+        os._exit(9)
+    real(path, data)
+
+installer._write_bytes = write_then_die
+if command == "install":
+    installer.install(root, plugin_src=plugin, patches_dir=patches)
+else:
+    installer.uninstall(root)
+print("finished", writes[0])
+"""
+
+
+def _killed_at(fake, root, kill_at: int, command: str) -> subprocess.CompletedProcess:
+    _, plugin, patches, _ = fake
+    return subprocess.run([sys.executable, "-c", _KILLED_AT_WRITE, str(root), str(plugin), str(patches),
+                           str(kill_at), command], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(installer.__file__).parents[1])})
+
+
+@pytest.mark.parametrize("command", ["install", "uninstall"])
+def test_an_install_or_uninstall_killed_at_any_write_is_rolled_back_by_the_next_run(fake, tmp_path, command):
+    """SIGKILL cannot be rolled back by the run itself: the journal it keeps lets the next install or
+    uninstall put every file back, whichever write the kill interrupted (the standards: never a
+    half-modified MMRec checkout). The tools refuse the checkout until then."""
+    if command == "uninstall":
+        run_install(fake)
+    start = snapshot(fake[0])
+    total = int(_killed_at(fake, shutil.copytree(fake[0], tmp_path / "count"), 10 ** 6, command).stdout.split()[-1])
+    assert total > 5
+    for kill_at in range(1, total + 1):
+        root = shutil.copytree(fake[0], tmp_path / f"killed-{kill_at}")
+        assert _killed_at(fake, root, kill_at, command).returncode == 9
+        with pytest.raises(MdeMmrecError, match="was interrupted; run `mde-mmrec install"):
+            find_checkout(root, up_to_date=False)
+        assert installer.recover_interrupted(root)
+        assert snapshot(root) == start, f"killed at write {kill_at} of {total}"
+        assert not installer.recover_interrupted(root)
+    root = tmp_path / f"killed-{total}"
+    _, plugin, patches, _ = fake
+    assert installer.install(root, plugin_src=plugin, patches_dir=patches) in ("installed", "already installed")
+    assert installer.uninstall(root) == "uninstalled"
