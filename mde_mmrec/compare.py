@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import yaml
 
 from . import mmrec, report, synthetic
@@ -178,6 +179,21 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> Non
             raise MdeMmrecError(f"data set {dataset!r}: feature file {path} is missing ({key} in {yaml_path}); "
                                 f"multimodal models need both image and text features"
                                 + (" (MDE needs one of them)" if model == "MDE" else ""))
+        for key in present:
+            check_feature_file(data_dir / cfg[key], f"{key} in {yaml_path}")
+
+
+def check_feature_file(path: Path, where: str) -> None:
+    """A feature file MMRec can load: a 2-D .npy array with rows and columns (only its header is read)."""
+    fix = "regenerate it (`mde-mmrec make-data ... --force` for a synthetic data set)"
+    try:
+        shape = np.load(path, mmap_mode="r").shape
+    except Exception as exc:   # empty, cut off, not .npy: numpy raises EOFError, ValueError, OSError, ...
+        raise MdeMmrecError(f"feature file {path} ({where}) cannot be read as a .npy array "
+                            f"({type(exc).__name__}: {exc}); {fix}") from None
+    if len(shape) != 2 or 0 in shape:
+        raise MdeMmrecError(f"feature file {path} ({where}) has shape {shape}, expected (number of items, "
+                            f"feature dimension); {fix}")
 
 
 def parse_sets(items: list[str] | None) -> dict[str | None, dict]:

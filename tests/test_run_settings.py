@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from mde_mmrec import compare, grid, mmrec
@@ -250,10 +251,31 @@ def test_a_multimodal_model_needs_the_feature_files(tmp_path):
     (checkout / "src" / "configs" / "model" / "MDE.yaml").write_text("is_multimodal_model: True\n")
     with pytest.raises(MdeMmrecError, match=r"image_feat.npy is missing .*\(MDE needs one of them\)"):
         compare.check_dataset(checkout, "tiny", "MDE")
-    (checkout / "data" / "tiny" / "text_feat.npy").write_bytes(b"")
+    text = checkout / "data" / "tiny" / "text_feat.npy"
+    np.save(text, np.ones((1, 4), dtype=np.float32))
     compare.check_dataset(checkout, "tiny", "MDE")           # as main.py: MDE runs on the text features alone
     with pytest.raises(MdeMmrecError, match=r"image_feat.npy is missing"):
         compare.check_dataset(checkout, "tiny", "BPR")
+
+
+@pytest.mark.parametrize("content, error", [
+    (b"", r"cannot be read as a .npy array \(EOFError"),
+    (b"\x93NUMPY not really", r"cannot be read as a .npy array"),
+    (np.ones(3, dtype=np.float32), r"has shape \(3,\), expected \(number of items, feature dimension\)"),
+    (np.ones((3, 0), dtype=np.float32), r"has shape \(3, 0\)")])
+def test_a_feature_file_that_cannot_be_loaded_is_named_before_training(tmp_path, content, error):
+    checkout = standin_checkout(tmp_path / "MMRec", model="MDE", model_yaml="is_multimodal_model: True\n")
+    (checkout / "src" / "configs" / "dataset" / "tiny.yaml").write_text(
+        "inter_file_name: 'tiny.inter'\nvision_feature_file: 'image_feat.npy'\ntext_feature_file: 'text_feat.npy'\n")
+    np.save(checkout / "data" / "tiny" / "image_feat.npy", np.ones((1, 8), dtype=np.float32))
+    text = checkout / "data" / "tiny" / "text_feat.npy"
+    if isinstance(content, bytes):
+        text.write_bytes(content)
+    else:
+        np.save(text, content)
+    with pytest.raises(MdeMmrecError, match=r"feature file .*text_feat.npy \(text_feature_file in .*tiny.yaml\) "
+                                            + error):
+        compare.check_dataset(checkout, "tiny", "MDE")
 
 
 def test_a_users_value_for_a_grid_key_is_kept_and_a_list_for_a_plain_key_is_refused():
