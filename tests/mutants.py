@@ -126,7 +126,7 @@ TOOLING_MUTANTS = [
  (C, "C10-default-seeds-off-by-one", "    return [DEFAULT_SEED + i for i in range(n or 1)]", "    return [DEFAULT_SEED + i + 1 for i in range(n or 1)]"),
  (C, "C11-no-unique-label-check", "    if len(set(labels)) != len(labels):", "    if False:"),
  (C, "C12-no-feature-file-check", "    if model is None or cfg.get(\"is_multimodal_model\"):", "    if model is None:"),
- (C, "C13-failed-seed-status-not-set", "        if status.get(label) == \"ok\":\n            status[label] = (f\"failed for", "        if status.get(label) == \"never\":\n            status[label] = (f\"failed for"),
+ (C, "C13-failed-seed-status-not-set", "            if status.get(label) == \"ok\":\n                status[label] = (f\"failed for", "            if status.get(label) == \"never\":\n                status[label] = (f\"failed for"),
  # grid
  (G, "G1-done_params-ignores-dataset", 'if r.get("model") == model and r.get("dataset") == dataset]', 'if r.get("model") == model]'),
  (G, "G2-merge-no-dedupe", "            if key not in seen:                 # a point", "            if True:                 # a point"),
