@@ -405,7 +405,7 @@ def write_then_die(path, data):
     real(path, data)
 
 installer._write_bytes = write_then_die
-if command == "install":
+if command in ("install", "update"):
     installer.install(root, plugin_src=plugin, patches_dir=patches)
 else:
     installer.uninstall(root)
@@ -420,13 +420,15 @@ def _killed_at(fake, root, kill_at: int, command: str) -> subprocess.CompletedPr
                           env={**os.environ, "PYTHONPATH": str(Path(installer.__file__).parents[1])})
 
 
-@pytest.mark.parametrize("command", ["install", "uninstall"])
+@pytest.mark.parametrize("command", ["install", "update", "uninstall"])
 def test_an_install_or_uninstall_killed_at_any_write_is_rolled_back_by_the_next_run(fake, tmp_path, command):
     """SIGKILL cannot be rolled back by the run itself: the journal it keeps lets the next install or
     uninstall put every file back, whichever write the kill interrupted (the standards: never a
     half-modified MMRec checkout). The tools refuse the checkout until then."""
-    if command == "uninstall":
+    if command in ("update", "uninstall"):
         run_install(fake)
+    if command == "update":     # a newer plugin: install rewrites the backups and the plugin files
+        (fake[1] / "models" / "toy.py").write_text("class TOY:\n    version = 2\n")
     start = snapshot(fake[0])
     total = int(_killed_at(fake, shutil.copytree(fake[0], tmp_path / "count"), 10 ** 6, command).stdout.split()[-1])
     assert total > 5
@@ -440,5 +442,5 @@ def test_an_install_or_uninstall_killed_at_any_write_is_rolled_back_by_the_next_
         assert not installer.recover_interrupted(root)
     root = tmp_path / f"killed-{total}"
     _, plugin, patches, _ = fake
-    assert installer.install(root, plugin_src=plugin, patches_dir=patches) in ("installed", "already installed")
+    assert installer.install(root, plugin_src=plugin, patches_dir=patches) in ("installed", "updated", "already installed")
     assert installer.uninstall(root) == "uninstalled"
