@@ -168,9 +168,9 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> Non
         raise MdeMmrecError(f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
                             f"{yaml_path}); {synthetic.missing_data_hint(checkout, dataset)}")
     if model is None or cfg.get("is_multimodal_model"):
-        keys = ("vision_feature_file", "text_feature_file")
-        missing = [(key, data_dir / cfg[key]) for key in keys if cfg.get(key) and not (data_dir / cfg[key]).is_file()]
-        present = [key for key in keys if cfg.get(key) and (data_dir / cfg[key]).is_file()]
+        files = {key: data_dir / cfg[key] for key in ("vision_feature_file", "text_feature_file") if cfg.get(key)}
+        missing = [(key, path) for key, path in files.items() if not path.is_file()]
+        present = [key for key, path in files.items() if path.is_file()]
         if missing and model == "MDE" and present:   # MDE runs on one modality (README, Paper to code)
             log.warning("data set %r: %s is missing (%s in %s): MDE runs on the other modality alone, with MDA and "
                         "MSA off", dataset, missing[0][1], missing[0][0], yaml_path)
@@ -180,7 +180,7 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> Non
                                 f"multimodal models need both image and text features"
                                 + (" (MDE needs one of them)" if model == "MDE" else ""))
         for key in present:
-            check_feature_file(data_dir / cfg[key], f"{key} in {yaml_path}")
+            check_feature_file(files[key], f"{key} in {yaml_path}")
 
 
 def check_feature_file(path: Path, where: str) -> None:

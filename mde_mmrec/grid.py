@@ -116,8 +116,7 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
         if any((out_dir / "runs").glob("*.jsonl")):
             raise MdeMmrecError(f"{out_dir} holds a comparison (runs/*.jsonl), whose results.jsonl a grid would "
                                 "mix with its own; choose another --out")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        results_file = (out_dir / "results.jsonl").resolve()
+        results_file = (out_dir / "results.jsonl").resolve()   # out_dir_lock has created the folder
         overrides = dict(plain or {})
         overrides.update({k: values[k] for k in keys})
         overrides.update({"hyper_parameters": list(keys), "results_file": str(results_file), "resume": True})
@@ -140,10 +139,11 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
             echo(f"  skip {index + 1}/{len(points)}: {_show(point)} (in {results_file})")
         for index, point in to_run:
             echo(f"  run  {index + 1}/{len(points)}: {_show(point)}")
-        unvouched = len(mmrec.read_results(results_file)) if not done else 0
-        if unvouched and not compare.settings_file(results_file).is_file():
-            echo(f"  {unvouched} finished run(s) in {results_file} without recorded settings "
-                 f"({compare.settings_file(results_file).name}): main.py reuses those made with the same settings")
+        sidecar = compare.settings_file(results_file)
+        unvouched = 0 if sidecar.is_file() else len(mmrec.read_results(results_file))
+        if unvouched:
+            echo(f"  {unvouched} finished run(s) in {results_file} without recorded settings ({sidecar.name}): "
+                 "main.py reuses those made with the same settings")
         if not to_run:
             return 0
         compare.record_settings(results_file, settings)
