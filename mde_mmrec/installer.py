@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -59,6 +60,7 @@ class Series:
     names: list
     mmrec_commit: str
     pristine: dict          # file (relative to the checkout) -> sha256 at mmrec_commit
+    oldest: str | None = None   # the oldest MMRec the series applies to, "<commit> (<date>)"
 
     @classmethod
     def load(cls, directory: Path) -> "Series":
@@ -66,7 +68,7 @@ class Series:
         try:
             data = json.loads(manifest.read_text(encoding="utf-8"))
             series = cls(Path(directory), list(data["patches"]), data["mmrec_commit"],
-                         dict(data["pristine_sha256"]))
+                         dict(data["pristine_sha256"]), data.get("oldest_mmrec"))
         except (OSError, ValueError, KeyError) as exc:
             raise MdeMmrecError(f"{manifest}: cannot read the patch series ({exc}); "
                                 "reinstall mde-mmrec from its repository") from None
@@ -152,7 +154,8 @@ def compare_with_series(root: Path, series: Series, base: dict) -> list:
         notes.append(f"git HEAD is {head[:12]}, the patches are made for MMRec {series.mmrec_commit[:12]}")
     for rel, expected in sorted(series.pristine.items()):
         if base.get(rel) is None:
-            notes.append(f"{rel} is missing")
+            notes.append(f"{rel} is missing" + (" (a model added to MMRec after this checkout: its patch "
+                                                "sections are skipped)" if optional_file(rel) else ""))
         elif sha256(base[rel]) != expected:
             notes.append(f"{rel} differs from MMRec {series.mmrec_commit[:7]} (local edits or another version)")
     return notes
@@ -180,9 +183,39 @@ def patched_files(patch_text: str) -> list:
     return [line[6:].split("\t")[0].strip() for line in patch_text.splitlines() if line.startswith("+++ b/")]
 
 
+def optional_file(rel: str) -> bool:
+    """A file the series may find absent: one of MMRec's model files (an older MMRec has fewer models; a patch
+    section for a model the checkout does not have is not needed). Everything else is MMRec's core."""
+    return rel.startswith("src/models/")
+
+
+def without_files(patch_text: str, skip: set) -> str:
+    """The patch without its sections (``diff --git`` to the next one) that change a file in ``skip``."""
+    header, *sections = re.split(r"(?m)^(?=diff --git )", patch_text)
+    return header + "".join(s for s in sections if not set(patched_files(s)) & skip)
+
+
+def patch_for_checkout(series: Series, name: str, base: dict, scratch: Path) -> Path:
+    """The patch file to apply to ``base``: the series' own, or (written into ``scratch``) a copy without the
+    sections for model files the checkout lacks. Raises MdeMmrecError if it lacks any other file."""
+    patch_file = (series.directory / name).resolve()
+    text = patch_file.read_text(encoding="utf-8")
+    absent = {t for t in patched_files(text) if base.get(t) is None}
+    core = sorted(t for t in absent if not optional_file(t))
+    if core:
+        raise MdeMmrecError(f"patch {name} changes {', '.join(core)}, which the checkout lacks: is it a complete "
+                            f"MMRec checkout? Start from a clean clone of enoche/MMRec. Nothing was changed.")
+    if not absent:
+        return patch_file
+    filtered = Path(scratch) / name
+    filtered.write_text(without_files(text, absent), encoding="utf-8")
+    return filtered
+
+
 def _stage(base: dict, stage: Path) -> dict:
     """Write ``base`` (path -> bytes, None for absent files) into the scratch folder ``stage``; the
     environment the patch tools run in there."""
+    stage.mkdir(parents=True, exist_ok=True)
     for rel, data in base.items():
         if data is not None:
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -192,9 +225,11 @@ def _stage(base: dict, stage: Path) -> dict:
 
 def _series_already_applied(series: Series, base: dict, tool: str) -> bool:
     """Whether ``base`` is MMRec with the whole series applied: it reverts, last patch first."""
-    with tempfile.TemporaryDirectory(prefix="mde-mmrec-revert-") as stage:
-        env = _stage(base, Path(stage))
-        return all(subprocess.run(_apply_command(tool, (series.directory / name).resolve(), reverse=True),
+    with tempfile.TemporaryDirectory(prefix="mde-mmrec-revert-") as scratch:
+        stage = Path(scratch) / "stage"
+        env = _stage(base, stage)
+        return all(subprocess.run(_apply_command(tool, patch_for_checkout(series, name, base, Path(scratch)),
+                                                 reverse=True),
                                   cwd=stage, env=env, capture_output=True).returncode == 0
                    for name in reversed(series.names))
 
@@ -203,15 +238,12 @@ def apply_series(series: Series, base: dict, tool: str | None = None) -> dict:
     """Apply the series to copies of ``base`` (path -> original bytes) in a scratch folder; return
     path -> patched bytes. Raises MdeMmrecError naming the patch and file that do not apply."""
     tool = tool or _patch_tool()
-    with tempfile.TemporaryDirectory(prefix="mde-mmrec-stage-") as stage:
-        stage = Path(stage)
+    with tempfile.TemporaryDirectory(prefix="mde-mmrec-stage-") as scratch:
+        stage = Path(scratch) / "stage"
         env = _stage(base, stage)
         for name in series.names:
-            patch_file = (series.directory / name).resolve()
-            targets = patched_files(patch_file.read_text(encoding="utf-8"))
-            missing = [t for t in targets if base.get(t) is None]
-            if missing:
-                raise MdeMmrecError(f"patch {name} changes {', '.join(missing)}, which the checkout lacks")
+            patch_file = patch_for_checkout(series, name, base, Path(scratch))
+            targets = [t for t in patched_files(patch_file.read_text(encoding="utf-8")) if base.get(t) is not None]
             result = subprocess.run(_apply_command(tool, patch_file), cwd=stage, env=env, capture_output=True,
                                     text=True)
             if result.returncode != 0:
@@ -223,10 +255,12 @@ def apply_series(series: Series, base: dict, tool: str | None = None) -> dict:
                         "without it, or patches applied by hand): restore MMRec's files first (`git checkout "
                         "-- src` in a git clone, or start from a clean clone) and install again. Nothing was "
                         "changed.")
+                older = (f"; or an MMRec older than {series.oldest}, the oldest these patches fit: update it "
+                         "(`git pull` in the checkout)") if series.oldest else ""
                 raise MdeMmrecError(
                     f"patch {name} does not apply to {', '.join(targets)} ({tool}: {output}); that file differs "
-                    f"from MMRec {series.mmrec_commit[:7]} where the patch changes it (local edits?): "
-                    "commit or stash your edits, or start from a clean clone. Nothing was changed.")
+                    f"from MMRec {series.mmrec_commit[:7]} where the patch changes it: local edits (commit or "
+                    f"stash them, or start from a clean clone){older}. Nothing was changed.")
         return {rel: (stage / rel).read_bytes() for rel in base if (stage / rel).is_file()}
 
 

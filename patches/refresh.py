@@ -22,6 +22,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BASE = "e775373b3ab1354a92165b0885ce4ab3dc4d7497"     # enoche/MMRec master, "Add MMGCF (UMAP 26)"
+# The oldest MMRec commit the series applies to (sections for model files added later are skipped): its parent
+# has the `quick_start(..., mg=args.mg)` main.py that patch 0009 does not fit. Checked by the tier-2 test
+# tests/integration/test_older_mmrec.py; re-check it after changing a patch.
+OLDEST = "14bf8bd (2024-12-25)"
 
 
 def git(repo: Path, *args: str) -> str:
@@ -49,6 +53,7 @@ def main(scratch: str) -> int:
     pristine = {rel: hashlib.sha256(subprocess.run(["git", "show", f"{BASE}:{rel}"], cwd=repo, capture_output=True,
                                                    check=True).stdout).hexdigest() for rel in sorted(touched)}
     manifest = {"mmrec_repository": "https://github.com/enoche/MMRec", "mmrec_commit": BASE,
+                "oldest_mmrec": OLDEST,
                 "patches": names, "pristine_sha256": pristine}
     (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"{len(names)} patches, {len(pristine)} files -> {HERE}")

@@ -19,6 +19,7 @@ from mde_mmrec.errors import MdeMmrecError
 from mde_mmrec.mmrec import MMREC_MARKERS, find_checkout, run_main
 from mde_mmrec.paths import PATCHES_DIR
 
+REPO = Path(__file__).resolve().parents[1]
 ORIGINAL = {marker: "".join(f"# {marker} line {n}\n" for n in range(1, 13)) for marker in MMREC_MARKERS}
 ORIGINAL["src/models/lightgcn.py"] = "".join(f"x{n} = {n}\n" for n in range(1, 13))
 
@@ -255,6 +256,7 @@ def test_the_real_series_is_complete_and_documented():
         assert body, name
         touched.update(installer.patched_files(text))
     assert touched == set(series.pristine)
+    assert series.oldest.split()[0] in (REPO / "README.md").read_text()    # README names the oldest MMRec
 
 
 def test_run_main_streams_lines_and_returns_the_exit_code(fake, tmp_path, monkeypatch):
@@ -338,6 +340,66 @@ def test_a_patch_whose_context_was_edited_is_refused_not_applied_fuzzily(fake):
     with pytest.raises(MdeMmrecError, match=r"0002-second.patch does not apply .*Nothing was changed"):
         run_install(fake, tool="patch")
     assert snapshot(root) == before
+
+
+def _patch_also_changes(fake, patch_name: str, rel: str, old: str, new: str) -> None:
+    """Put a section for ``rel`` first in one of the fake series' patches (and ``rel`` into its manifest)."""
+    patches = fake[2]
+    patch = patches / patch_name
+    patch.write_text(patch.read_text().replace("diff --git", _diff(rel, old, new) + "diff --git", 1))
+    manifest = json.loads((patches / "manifest.json").read_text())
+    manifest["pristine_sha256"][rel] = hashlib.sha256(old.encode()).hexdigest()
+    (patches / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("tool", ["patch", "git"])
+def test_an_older_mmrec_without_a_patched_model_file_installs_without_that_section(fake, tool, caplog):
+    """An MMRec older than the series' commit lacks the models added since: their sections are skipped, every
+    other section of the same patch is applied, and uninstall gives back the checkout as it was."""
+    if not shutil.which(tool):
+        pytest.skip(f"{tool} not on PATH")
+    newer = "src/models/newer.py"
+    _patch_also_changes(fake, "0001-first.patch", newer, "y = 1\n", "y = 2\n")
+    root, _, _, expected = fake
+    before = snapshot(root)
+    with caplog.at_level(logging.WARNING):
+        assert run_install(fake, tool) == "installed"
+    assert f"{newer} is missing (a model added to MMRec after this checkout: its patch sections are skipped)" \
+        in caplog.text
+    for rel, text in expected.items():                  # 0001's other sections, before and after the skipped one
+        assert (root / rel).read_text() == text
+    assert not (root / newer).exists()
+    installer.uninstall(root)
+    assert snapshot(root) == before
+
+
+def test_without_files_drops_exactly_the_named_sections():
+    first, second = _diff("src/a.py", "a\n", "b\n"), _diff("src/models/m.py", "c\n", "d\n")
+    text = "header line\n\n" + first + second + first.replace("src/a.py", "src/c.py")
+    assert installer.without_files(text, {"src/models/m.py"}) == "header line\n\n" + first + first.replace(
+        "src/a.py", "src/c.py")
+    assert installer.without_files(text, set()) == text
+    assert installer.without_files(second, {"src/models/m.py"}) == ""
+
+
+def test_a_missing_core_file_is_refused_and_nothing_changes(fake):
+    _patch_also_changes(fake, "0002-second.patch", "src/utils/extra.py", "z = 1\n", "z = 2\n")
+    root = fake[0]
+    before = snapshot(root)
+    with pytest.raises(MdeMmrecError, match=r"0002-second.patch changes src/utils/extra.py, which the checkout "
+                                            r"lacks: is it a complete MMRec checkout\?.*Nothing was changed"):
+        run_install(fake)
+    assert snapshot(root) == before
+
+
+def test_a_patch_that_does_not_apply_names_the_oldest_mmrec_the_series_fits(fake):
+    root, _, patches, _ = fake
+    manifest = json.loads((patches / "manifest.json").read_text())
+    (patches / "manifest.json").write_text(json.dumps({**manifest, "oldest_mmrec": "abc1234 (2024-12-25)"}))
+    (root / "src/main.py").write_text(_edit(ORIGINAL["src/main.py"], 3, "# an older main.py\n"))
+    with pytest.raises(MdeMmrecError, match=r"0001-first.patch does not apply .*an MMRec older than abc1234 "
+                                            r"\(2024-12-25\).*`git pull` in the checkout.*Nothing was changed"):
+        run_install(fake)
 
 
 @pytest.mark.parametrize("tool", ["patch", "git"])
