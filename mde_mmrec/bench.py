@@ -99,7 +99,8 @@ def _child_main(queue, fn, args) -> None:
         result, error = fn(*args), None
     except Exception as exc:  # reported to the parent, which decides
         result, error = None, f"{type(exc).__name__}: {exc}"
-    queue.put((result, error, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss          # KiB on Linux, bytes on macOS
+    queue.put((result, error, peak / (1024 * 1024 if sys.platform == "darwin" else 1024)))
 
 
 def _timed(fn) -> tuple[float, object]:

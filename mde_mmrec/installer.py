@@ -8,9 +8,9 @@ What install does, in this order (nothing in the checkout changes before step 5)
 3. if the plugin is installed already: with the same plugin files and patches it says so and stops
    ("already installed", nothing changes); with other ones (a newer mde-mmrec) it updates: the original
    files (kept in the backup) are the base of the new installation;
-4. applies the whole patch series to copies of the files it touches, in a scratch folder (``patch -p1``,
-   or ``git apply`` where ``patch`` is missing); a patch that does not apply stops the install, naming the
-   patch, the file and the tool's message;
+4. applies the whole patch series to copies of the files it touches, in a scratch folder (GNU ``patch -p1``,
+   or ``git apply`` where there is none, as on macOS); a patch that does not apply stops the install, naming
+   the patch, the file and the tool's message;
 5. saves every file it will change into PATH/.mde-mmrec-backup/ (with manifest.json), then writes the
    patched files, the plugin's own files (this repository's src/: the MDE model, its config, the helper
    modules in src/utils/) and src/utils/mde_plugin_info.json (MMRec commit and plugin version, for the
@@ -163,11 +163,23 @@ def compare_with_series(root: Path, series: Series, base: dict) -> list:
 
 # ------------------------------------------------------------------------------------- patching
 def _patch_tool():
-    if shutil.which("patch"):
+    """GNU patch if there is one (its options are used below), else git apply (macOS ships a BSD patch)."""
+    if _is_gnu_patch():
         return "patch"
     if shutil.which("git"):
         return "git"
-    raise MdeMmrecError("neither `patch` nor `git` is on PATH: install one of them (e.g. apt-get install patch)")
+    raise MdeMmrecError("neither GNU patch nor git is on PATH: install one of them (git, which clones MMRec; or "
+                        "GNU patch: apt-get install patch, brew install gpatch)")
+
+
+def _is_gnu_patch() -> bool:
+    if not shutil.which("patch"):
+        return False
+    try:
+        result = subprocess.run(["patch", "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0 and "GNU patch" in result.stdout
 
 
 def _apply_command(tool: str, patch_file: Path, dry_run: bool = False, reverse: bool = False) -> list:

@@ -115,6 +115,7 @@ TOOLING_MUTANTS = [
  (P, "P-from-grid-note-ignored", "             sigma_note(from_grid),", "             sigma_note(None),"),
  (I, "I-older-mmrec-model-not-skipped", '    return rel.startswith("src/models/")', '    return False'),
  (I, "I-older-mmrec-sections-kept", "    return header + \"\".join(s for s in sections if not set(patched_files(s)) & skip)", "    return header + \"\".join(sections)"),
+ (I, "I-bsd-patch-used", '    return result.returncode == 0 and "GNU patch" in result.stdout', '    return result.returncode == 0'),
  (I, "I-already-applied-not-told", "                if _series_already_applied(series, base, tool):", "                if False:"),
  (C, "C1-skip-config-if-any-seed-done", "        if not todo:\n", "        if done:\n"),
  (C, "C2-collect-keeps-other-seeds", "            if r.get(\"seed\") not in seeds:\n                continue\n", ""),

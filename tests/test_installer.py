@@ -342,6 +342,19 @@ def test_a_patch_whose_context_was_edited_is_refused_not_applied_fuzzily(fake):
     assert snapshot(root) == before
 
 
+def test_a_patch_that_is_not_gnu_patch_is_passed_over_for_git(tmp_path, monkeypatch):
+    """macOS ships a BSD patch without GNU's options: the installer uses git apply there."""
+    if not (shutil.which("git") and shutil.which("patch")):
+        pytest.skip("needs git and patch on PATH")
+    assert installer._patch_tool() == "patch"                     # GNU patch on this machine
+    bsd = tmp_path / "bin" / "patch"
+    bsd.parent.mkdir()
+    bsd.write_text("#!/bin/sh\necho 'patch 2.0-12u11 FreeBSD'\n")
+    bsd.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bsd.parent}{os.pathsep}{os.environ['PATH']}")
+    assert installer._patch_tool() == "git"
+
+
 def _patch_also_changes(fake, patch_name: str, rel: str, old: str, new: str) -> None:
     """Put a section for ``rel`` first in one of the fake series' patches (and ``rel`` into its manifest)."""
     patches = fake[2]
