@@ -47,7 +47,7 @@ def make_model(tmp_path: Path, users, items, n_users: int, n_items: int, v_feat=
             (data / name).unlink()
     values = {"train_batch_size": 64, "device": torch.device("cpu"), "end2end": False,
               "is_multimodal_model": True, "data_path": str(tmp_path / "data") + "/", "dataset": "toy",
-              "vision_feature_file": "image_feat.npy", "text_feature_file": "text_feat.npy"}
+              "inter_file_name": "toy.inter", "vision_feature_file": "image_feat.npy", "text_feature_file": "text_feat.npy"}
     values.update(default_hyperparameters())
     values.update(overrides)
     torch.manual_seed(seed)

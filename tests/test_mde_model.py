@@ -376,6 +376,7 @@ def test_list_value_outside_grid_is_a_clear_error(tmp_path, toy):
 
 @pytest.mark.parametrize("key, value, message", [
     ("cl_temperature", float("nan"), "'cl_temperature' must be a finite number, got nan"),
+    ("cl_temperature", 1e-30, r"'cl_temperature' must be >= 0.001 .*overflow\), got 1e-30"),
     ("cl_weight", float("inf"), "'cl_weight' must be a finite number, got inf"),
     ("reg_weight", float("nan"), "'reg_weight' must be a finite number"),
     ("embedding_size", True, "'embedding_size' is a boolean"),
@@ -390,6 +391,27 @@ def test_feature_file_without_columns_is_rejected(tmp_path, toy):
     users, items, n_users, n_items, v, t = toy
     with pytest.raises(ValueError, match=r"text_feat\.npy has shape \(20, 0\), expected \(20, dim >= 1\)"):
         make_model(tmp_path, users, items, n_users, n_items, v, t[:, :0])
+
+
+def test_feature_rows_not_matching_the_item_count_name_the_inter_file_and_both_fixes(tmp_path, toy):
+    users, items, n_users, n_items, v, t = toy
+    with pytest.raises(ValueError, match=r"image_feat\.npy has shape \(19, 12\), expected \(20, dim >= 1\).*largest itemID "
+                                         r"in .*toy\.inter \+ 1.*renumber them 0\.\.n-1.*regenerate this file"):
+        make_model(tmp_path, users, items, n_users, n_items, v[:-1], t)
+
+
+@pytest.mark.parametrize("rows, what", [("identical", "identical"), ("zero", "all zero")])
+def test_a_modality_whose_rows_are_all_the_same_is_named_in_a_warning(tmp_path, toy, caplog, rows, what):
+    users, items, n_users, n_items, v, t = toy
+    v = np.zeros_like(v) if rows == "zero" else np.repeat(v[:1], len(v), axis=0)
+    with caplog.at_level(logging.WARNING):
+        make_model(tmp_path, users, items, n_users, n_items, v, t)
+    [warning] = [r.getMessage() for r in caplog.records if "tells no two items apart" in r.getMessage()]
+    assert f"image_feat.npy is {what}" in warning and "remove its key from the data set's yaml" in warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        make_model(tmp_path, users, items, n_users, n_items, toy[4], t)    # distinct rows: no warning
+    assert "tells no two items apart" not in caplog.text
 
 
 def test_invalid_choice_is_rejected(tmp_path, toy):
@@ -489,7 +511,7 @@ def test_check_grid_finds_a_bad_value_at_any_grid_point_up_front():
               "seed": [999], "cl_weight": [0.01, 0.1], "cl_temperature": [0.2, 0.5]}
     mde.check_grid(config.get)                                      # every point valid: silent
     config["cl_temperature"] = [0.2, 0.0]
-    with pytest.raises(ValueError, match=r"'cl_temperature' must be > 0, got 0.0; .*--set MDE:cl_temperature=VALUE.*grid point "
+    with pytest.raises(ValueError, match=r"'cl_temperature' must be >= 0.001 .*, got 0.0; .*--set MDE:cl_temperature=VALUE.*grid point "
                                          r"\{'cl_weight': 0.01, 'cl_temperature': 0.0\}"):
         mde.check_grid(config.get)
     config["cl_temperature"], config["tradeoff"] = [0.2, 0.5], "preferenc"   # wrong at every point

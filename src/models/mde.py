@@ -52,6 +52,7 @@ from common.abstract_recommender import GeneralRecommender
 logger = logging.getLogger(__name__)
 
 GRAPH_CACHE_VERSION = 1  # bump when graph construction changes, so old cache files are never reused
+MIN_TEMPERATURE = 1e-3   # the smallest cl_temperature accepted
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,8 +122,9 @@ class MDEHyperParameters:
         for name in ("cl_weight", "diff_weight", "reg_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"MDE: '{name}' must be >= 0, got {getattr(self, name)}; {where_to_set(name)}")
-        if self.cl_temperature <= 0:
-            raise ValueError(f"MDE: 'cl_temperature' must be > 0, got {self.cl_temperature}; "
+        if self.cl_temperature < MIN_TEMPERATURE:   # 1e-30 gave a finite but meaningless 1e26 loss
+            raise ValueError(f"MDE: 'cl_temperature' must be >= {MIN_TEMPERATURE} (InfoNCE temperatures in use are "
+                             f"0.05-1; a smaller one makes eq. 7's logits overflow), got {self.cl_temperature}; "
                              f"{where_to_set('cl_temperature')}")
         if self.fixed_text_weight is not None and not 0.0 <= self.fixed_text_weight <= 1.0:
             raise ValueError(f"MDE: 'fixed_text_weight' must be null or in [0, 1], got {self.fixed_text_weight}; "
@@ -600,6 +602,7 @@ class MDE(GeneralRecommender):
         super().__init__(config, dataset)
         self.hp = hp = MDEHyperParameters.from_config(config)
         self.dataset_path = os.path.abspath(str(config["data_path"]) + str(config["dataset"]))
+        self.inter_file = os.path.join(self.dataset_path, str(config["inter_file_name"]))
         self.feature_files = {m: os.path.join(self.dataset_path, str(config[key])) for m, key in self.MODALITIES}
 
         features = {m: f for m, f in (("v", self.v_feat), ("t", self.t_feat)) if f is not None}
@@ -661,11 +664,19 @@ class MDE(GeneralRecommender):
         path = self.feature_files[modality]
         if feat.dim() != 2 or feat.shape[0] != self.n_items or feat.shape[1] == 0:
             raise ValueError(f"MDE: {path} has shape {tuple(feat.shape)}, expected ({self.n_items}, dim >= 1): one row "
-                             f"per item id 0..{self.n_items - 1} of the .inter file; regenerate the feature file")
+                             f"per item id 0..{self.n_items - 1}, since MMRec counts items as the largest itemID in "
+                             f"{self.inter_file} + 1. If the ids there are offset, or the last items have no "
+                             f"interaction, renumber them 0..n-1 like the feature rows; else regenerate this file")
         if not torch.isfinite(feat).all():
             bad = int((~torch.isfinite(feat)).any(dim=1).sum())
             raise ValueError(f"MDE: {path} contains NaN or inf in {bad} item rows; replace them (e.g. with zeros) "
                              f"and rerun")
+        if self.n_items > 1 and torch.equal(feat.amin(dim=0), feat.amax(dim=0)):   # every row the same vector
+            what = "all zero" if not feat[0].any() else "identical"
+            logger.warning("MDE: every row of %s is %s: this modality tells no two items apart, and its item-item "
+                           "graph (eq. 4) %s; check the file, or leave the modality out (remove its key from the data "
+                           "set's yaml: MDE then runs on the other one)", path, what,
+                           "has no edges" if what == "all zero" else "links arbitrary items")
 
     def _projection(self, in_dim: int, d: int) -> nn.Module:
         if self.hp.feature_projection == "mlp":  # DRAGON's projection
