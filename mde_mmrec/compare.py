@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import yaml
 
 from . import mmrec, report, synthetic
@@ -154,7 +153,8 @@ def interaction_file(checkout: Path, dataset: str, model: str | None = None) -> 
 
 
 def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> None:
-    """The data set's yaml, interaction file and (for a multimodal model) feature files exist."""
+    """The data set's yaml, interaction file and (for a multimodal model) feature files exist and hold what
+    MMRec can run on (src/utils/data_checks.py, as main.py checks them); warnings are logged."""
     checkout = Path(checkout)
     yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
@@ -167,8 +167,15 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> Non
     if not inter.is_file():
         raise MdeMmrecError(f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
                             f"{yaml_path}); {synthetic.missing_data_hint(checkout, dataset)}")
+    checks = mmrec.plugin_module("data_checks")          # what main.py checks too (utils/cli_overrides.py)
+    try:
+        n_items, warnings = checks.check_interaction_file(inter, cfg)
+    except checks.DataError as exc:
+        raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
+    for warning in warnings:
+        log.warning("data set %r: %s", dataset, warning)
     if model is None or cfg.get("is_multimodal_model"):
-        files = {key: data_dir / cfg[key] for key in ("vision_feature_file", "text_feature_file") if cfg.get(key)}
+        files = {key: data_dir / cfg[key] for key in checks.FEATURE_KEYS if cfg.get(key)}
         missing = [(key, path) for key, path in files.items() if not path.is_file()]
         present = [key for key, path in files.items() if path.is_file()]
         if missing and model == "MDE" and present:   # MDE runs on one modality (README, Paper to code)
@@ -179,21 +186,11 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> Non
             raise MdeMmrecError(f"data set {dataset!r}: feature file {path} is missing ({key} in {yaml_path}); "
                                 f"multimodal models need both image and text features"
                                 + (" (MDE needs one of them)" if model == "MDE" else ""))
-        for key in present:
-            check_feature_file(files[key], f"{key} in {yaml_path}")
-
-
-def check_feature_file(path: Path, where: str) -> None:
-    """A feature file MMRec can load: a 2-D .npy array with rows and columns (only its header is read)."""
-    fix = "regenerate it (`mde-mmrec make-data ... --force` for a synthetic data set)"
-    try:
-        shape = np.load(path, mmap_mode="r").shape
-    except Exception as exc:   # empty, cut off, not .npy: numpy raises EOFError, ValueError, OSError, ...
-        raise MdeMmrecError(f"feature file {path} ({where}) cannot be read as a .npy array "
-                            f"({type(exc).__name__}: {exc}); {fix}") from None
-    if len(shape) != 2 or 0 in shape:
-        raise MdeMmrecError(f"feature file {path} ({where}) has shape {shape}, expected (number of items, "
-                            f"feature dimension); {fix}")
+        try:
+            for key in present:
+                checks.check_feature_file(files[key], f"{key} in {yaml_path}", n_items, inter)
+        except checks.DataError as exc:
+            raise MdeMmrecError(str(exc)) from None
 
 
 def parse_sets(items: list[str] | None) -> dict[str | None, dict]:

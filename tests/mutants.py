@@ -97,7 +97,7 @@ MODEL_MUTANTS = [
 C = "mde_mmrec/compare.py"; G = "mde_mmrec/grid.py"; R = "mde_mmrec/report.py"; P = "mde_mmrec/reproduce.py"
 S = "mde_mmrec/synthetic.py"; U = "mde_mmrec/usergraph.py"; I = "mde_mmrec/installer.py"; B = "mde_mmrec/bench.py"
 X = "mde_mmrec/mmrec.py"; L = "mde_mmrec/cli.py"
-O = "src/utils/cli_overrides.py"
+O = "src/utils/cli_overrides.py"; DC = "src/utils/data_checks.py"
 TOOLING_MUTANTS = [
  # one run per folder, interruption, settings without a sidecar, damaged installs
  (X, "X-no-lock", "            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)", "            pass"),
@@ -118,6 +118,12 @@ TOOLING_MUTANTS = [
  (I, "I-older-mmrec-model-not-skipped", '    return rel.startswith("src/models/")', '    return False'),
  (I, "I-older-mmrec-sections-kept", "    return header + \"\".join(s for s in sections if not set(patched_files(s)) & skip)", "    return header + \"\".join(sections)"),
  (I, "I-bsd-patch-used", '    return result.returncode == 0 and "GNU patch" in result.stdout', '    return result.returncode == 0'),
+ (DC, "DC-cold-start-filter-ignored", "        if cold_start_filter:", "        if False:"),
+ (DC, "DC-topk-unchecked", "    if largest_k is not None and largest_k > n_items:", "    if False:"),
+ (DC, "DC-overlap-uncounted", "        repeated = int(found.sum())", "        repeated = 0"),
+ (DC, "DC-id-gaps-off-by-one", "    n_users, n_items = int(df[uid].max()) + 1, int(df[iid].max()) + 1", "    n_users, n_items = int(df[uid].max()), int(df[iid].max())"),
+ (DC, "DC-feature-rows-unchecked", "    if n_items is not None and shape[0] != n_items:", "    if False:"),
+ (O, "O-data-warnings-not-printed", '        print(f"main.py: warning: -d {dataset}: {warning}", file=sys.stderr)', "        pass"),
  (I, "I-already-applied-not-told", "                if _series_already_applied(series, base, tool):", "                if False:"),
  (C, "C1-skip-config-if-any-seed-done", "        if not todo:\n", "        if done:\n"),
  (C, "C2-collect-keeps-other-seeds", "            if r.get(\"seed\") not in seeds:\n                continue\n", ""),

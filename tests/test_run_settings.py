@@ -259,7 +259,8 @@ def test_a_multimodal_model_needs_the_feature_files(tmp_path):
 
 
 @pytest.mark.parametrize("content, error", [
-    (b"", r"cannot be read as a .npy array \(EOFError"),
+    (b"", r"cannot be read as a .npy array of numbers \(EOFError"),
+    (np.array([[None, {"a": 1}]], dtype=object), r"cannot be read as a .npy array of numbers \(ValueError"),
     (b"\x93NUMPY not really", r"cannot be read as a .npy array"),
     (np.ones(3, dtype=np.float32), r"has shape \(3,\), expected \(number of items, feature dimension\)"),
     (np.ones((3, 0), dtype=np.float32), r"has shape \(3, 0\)")])

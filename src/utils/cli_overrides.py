@@ -15,7 +15,8 @@ Rules (applied by ``parse_overrides`` before any data is loaded):
 * results_file / resume / grid_shard, MMRec's training keys (epochs, ...) and, for a model that can check
   itself (MDE), every grid point's hyperparameters are checked here too (utils/results_log.py).
 * ``-m`` / ``-d``: the model file, the data set's config and its interaction file must exist
-  (``check_model_and_dataset``); MMRec itself would load data first and then fail with a Python error.
+  (``check_model_and_dataset``); MMRec itself would load data first and then fail with a Python error. The
+  interaction and feature files must hold what MMRec can run on (``check_interactions``, data_checks.py).
 
 ``format_value`` writes a Python value so that it reads back identically; mde-mmrec uses it to build
 command lines.
@@ -26,11 +27,12 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import sys
 from pathlib import Path
 
 import yaml
 
-from . import results_log
+from . import data_checks, results_log
 
 
 class OverrideError(ValueError):
@@ -210,16 +212,29 @@ def check_model_and_dataset(model: str, dataset: str, src=".") -> None:
 
 
 def check_interactions(dataset: str, values: dict, src=".") -> None:
-    """The interaction file MMRec will read: ``<data_path><dataset>/<inter_file_name>`` of the effective config."""
+    """The interaction file MMRec will read (``<data_path><dataset>/<inter_file_name>`` of the effective config)
+    exists and holds what MMRec can train on, and the feature files there are arrays with one row per item
+    (utils/data_checks.py); what it would run on silently but wrongly is printed as warnings."""
     data_path, inter = values.get("data_path"), values.get("inter_file_name")
     if not (data_path and inter):
         return
     src = Path(src)
-    path = src / (str(data_path) + dataset) / str(inter)   # MMRec: os.path.abspath(data_path + dataset)
-    if path.is_file():
-        return
-    raise OverrideError(f"-d {dataset}: its interactions {path.resolve()} do not exist (data_path "
-                        f"{data_path!r}, inter_file_name {inter!r}); {missing_data_fix(dataset, src)}")
+    folder = src / (str(data_path) + dataset)                # MMRec: os.path.abspath(data_path + dataset)
+    path = folder / str(inter)
+    if not path.is_file():
+        raise OverrideError(f"-d {dataset}: its interactions {path.resolve()} do not exist (data_path "
+                            f"{data_path!r}, inter_file_name {inter!r}); {missing_data_fix(dataset, src)}")
+    try:
+        n_items, warnings = data_checks.check_interaction_file(path.resolve(), values)
+        if values.get("is_multimodal_model") and not values.get("end2end"):   # what MMRec's models load
+            for key in data_checks.FEATURE_KEYS:
+                if values.get(key) and (folder / str(values[key])).is_file():
+                    data_checks.check_feature_file((folder / str(values[key])).resolve(), key, n_items,
+                                                   path.resolve())
+    except data_checks.DataError as exc:
+        raise OverrideError(f"-d {dataset}: {exc}") from None
+    for warning in warnings:
+        print(f"main.py: warning: -d {dataset}: {warning}", file=sys.stderr)
 
 
 def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | None = None,

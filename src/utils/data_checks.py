@@ -1,0 +1,129 @@
+"""Checks of a data set's files before MMRec loads them (mde-mmrec; main.py through utils/cli_overrides.py,
+and the mde-mmrec commands before their first run).
+
+MMRec reads the interaction file in utils/dataset.py (the columns USER_ID_FIELD, ITEM_ID_FIELD and
+inter_splitting_label; 0/1/2 = train/valid/test), counts users and items as the largest id + 1, and loads
+the feature files in common/abstract_recommender.py. What it cannot train or evaluate on used to end late, in
+a Python error far from the cause (``ZeroDivisionError`` for an empty validation split, ``selected index k
+out of range`` for a topk larger than the item count, ``negative axis 1 index`` for an id of -1, a
+``TypeError`` for a pickled object array); here it is a ``DataError`` naming the file, the field and the fix.
+What MMRec runs on without complaint but wrongly is returned as warnings: evaluation interactions that are
+training interactions too (masked when ranking: never a hit), and ids without any interaction (MMRec sizes
+its models by the largest id, so each gap is an untrained user or an item ranked in every evaluation).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import pandas as pd
+
+FEATURE_KEYS = ("vision_feature_file", "text_feature_file")
+
+
+class DataError(ValueError):
+    """A data set MMRec cannot run on; the message names the file, the field and the fix."""
+
+
+def check_interaction_file(path, config) -> tuple:
+    """Check the interaction file ``path`` as MMRec will read it with ``config`` (the merged configuration);
+    returns (number of items as MMRec counts them, warnings), raises DataError. Skipped ((None, [])) where
+    the config lacks the column names."""
+    keys = ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_splitting_label")
+    if not all(config.get(k) for k in keys):
+        return None, []
+    stat = os.stat(path)
+    topk = config.get("topk")
+    largest_k = max(topk) if isinstance(topk, list) and topk and all(isinstance(k, int) for k in topk) else None
+    n_items, warnings = _check_interactions(str(path), stat.st_size, stat.st_mtime_ns,
+                                            *(str(config[k]) for k in keys), str(config.get("field_separator") or "\t"),
+                                            bool(config.get("filter_out_cod_start_users")), largest_k)
+    return n_items, list(warnings)
+
+
+@functools.lru_cache(maxsize=8)   # several jobs on one data set are checked in one process (mde-mmrec)
+def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str, label: str, sep: str,
+                        cold_start_filter: bool, largest_k) -> tuple:
+    columns = f"the columns {uid}, {iid} and {label} (USER_ID_FIELD, ITEM_ID_FIELD, inter_splitting_label)"
+    try:
+        df = pd.read_csv(path, usecols=[uid, iid, label], sep=sep)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:   # pandas' errors (missing columns ...) are ValueErrors
+        raise DataError(f"{path} cannot be read as MMRec reads it ({type(exc).__name__}: {exc}); it needs "
+                        f"{columns}, separated by {sep!r} (field_separator)") from None
+    for column in (uid, iid, label):
+        values = df[column]
+        if values.isna().any():
+            raise DataError(f"{path}: {int(values.isna().sum())} rows have no {column} (empty cells); fill or "
+                            f"remove them")
+        numeric = pd.to_numeric(values, errors="coerce")
+        if numeric.isna().any() or not np.array_equal(numeric, np.floor(numeric)) or (numeric < 0).any():
+            bad = values[numeric.isna() | (numeric != np.floor(numeric)) | (numeric < 0)].iloc[0]
+            shown = repr(bad) if isinstance(bad, str) else bad
+            raise DataError(f"{path}: {column} must hold integers >= 0 (ids 0..n-1, splits 0/1/2), found {shown}; "
+                            f"renumber the column")
+        df[column] = numeric.astype(np.int64)
+    split = {name: df[df[label] == code] for code, name in enumerate(("training", "validation", "test"))}
+    if split["training"].empty:
+        raise DataError(f"{path}: no training rows ({label} 0); MMRec trains on them")
+    train_users = set(split["training"][uid])
+    for code, name in ((1, "validation"), (2, "test")):
+        rows = split[name]
+        if cold_start_filter:               # MMRec drops evaluation rows of users without training rows
+            rows = rows[rows[uid].isin(train_users)]
+        if rows.empty:
+            raise DataError(f"{path}: no {name} rows ({label} {code}) of users who have training rows; MMRec "
+                            f"evaluates on them (it fails with ZeroDivisionError): split each user's interactions "
+                            f"into training, validation and test rows")
+    n_users, n_items = int(df[uid].max()) + 1, int(df[iid].max()) + 1
+    if largest_k is not None and largest_k > n_items:
+        raise DataError(f"{path}: {n_items} items (the largest {iid} + 1), fewer than the largest topk {largest_k}: "
+                        f"MMRec ranks the top {largest_k} items of every user; give a smaller topk, e.g. "
+                        f"--topk='[1,2]' --valid_metric=Recall@2")
+    warnings = []
+    other = int((~df[label].isin([0, 1, 2])).sum())
+    if other:
+        warnings.append(f"{path}: {other} rows have a {label} other than 0, 1, 2; MMRec ignores them")
+    train_pairs = np.sort(_pairs(split["training"], uid, iid, n_items))
+    for name in ("validation", "test"):
+        rows = split[name]
+        codes = _pairs(rows, uid, iid, n_items)        # in the sorted training codes? (np.isin hashes: slower)
+        found = train_pairs[np.minimum(np.searchsorted(train_pairs, codes), len(train_pairs) - 1)] == codes
+        repeated = int(found.sum())
+        if repeated:
+            warnings.append(f"{path}: {repeated} of {len(rows)} {name} rows are training rows too (same {uid} and "
+                            f"{iid}); MMRec hides training items when ranking, so they can never be hit: remove "
+                            f"them from the {name} split")
+    for column, count, what in ((uid, n_users, "users"), (iid, n_items, "items")):
+        unused = count - df[column].nunique()
+        if unused:
+            warnings.append(f"{path}: {unused} of the {column}s 0..{count - 1} have no interaction (ids offset, or "
+                            f"gaps); MMRec sizes its models by the largest id + 1, so these {what} are "
+                            + ("untrained embeddings" if what == "users" else "untrained and ranked in every "
+                               "evaluation") + f": renumber the {column}s 0..n-1")
+    return n_items, tuple(warnings)
+
+
+def _pairs(rows: pd.DataFrame, uid: str, iid: str, n_items: int) -> np.ndarray:
+    """Each (user, item) row as one int64 code."""
+    return rows[uid].to_numpy(np.int64) * n_items + rows[iid].to_numpy(np.int64)
+
+
+def check_feature_file(path, where: str, n_items: int | None = None, inter_file=None) -> None:
+    """A feature file MMRec can load: a 2-D .npy array with rows and columns (only its header is read), one
+    row per item where ``n_items`` (as MMRec counts them in ``inter_file``) is given."""
+    fix = "regenerate it (`mde-mmrec make-data ... --force` for a synthetic data set)"
+    try:
+        shape = np.load(path, mmap_mode="r").shape
+    except Exception as exc:   # empty, cut off, pickled objects, not .npy: EOFError, ValueError, OSError, ...
+        raise DataError(f"feature file {path} ({where}) cannot be read as a .npy array of numbers "
+                        f"({type(exc).__name__}: {exc}); {fix}") from None
+    if len(shape) != 2 or 0 in shape:
+        raise DataError(f"feature file {path} ({where}) has shape {shape}, expected (number of items, "
+                        f"feature dimension); {fix}")
+    if n_items is not None and shape[0] != n_items:
+        raise DataError(f"feature file {path} ({where}) has {shape[0]} rows, but MMRec counts {n_items} items (the "
+                        f"largest item id in {inter_file} + 1) and reads one row per item id: if the ids there are "
+                        f"offset, or the last items have no interaction, renumber them 0..n-1 like the feature "
+                        f"rows; else {fix}")

@@ -1,0 +1,112 @@
+"""Tier 1: src/utils/data_checks.py, the checks main.py (and the mde-mmrec commands) run on a data set's
+interaction and feature files before MMRec loads them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mde_mmrec.mmrec import plugin_module
+
+dc = plugin_module("data_checks")
+co = plugin_module("cli_overrides")
+
+CONFIG = {"USER_ID_FIELD": "userID", "ITEM_ID_FIELD": "itemID", "inter_splitting_label": "x_label",
+          "field_separator": "\t", "filter_out_cod_start_users": True, "topk": [1, 2]}
+
+
+def _inter(n_users: int = 4, n_items: int = 5) -> pd.DataFrame:
+    """Every user: two training items, one validation, one test item, all different."""
+    rows = []
+    for u in range(n_users):
+        items = [(u + j) % n_items for j in range(4)]
+        rows += [(u, items[0], 0), (u, items[1], 0), (u, items[2], 1), (u, items[3], 2)]
+    return pd.DataFrame(rows, columns=["userID", "itemID", "x_label"])
+
+
+def _write(tmp_path, df: pd.DataFrame, name: str = "d.inter"):
+    path = tmp_path / name
+    df.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_a_clean_file_passes_and_counts_items_as_mmrec_does(tmp_path):
+    assert dc.check_interaction_file(_write(tmp_path, _inter()), CONFIG) == (5, [])
+    assert dc.check_interaction_file(_write(tmp_path, _inter()), {}) == (None, [])      # no column names: skipped
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda df: df.drop(columns="x_label"), r"cannot be read as MMRec reads it .*x_label.*needs the columns userID, "
+                                            r"itemID and x_label"),
+    (lambda df: df.assign(itemID=df.itemID.astype(object).where(df.index != 3, None)),
+     r"1 rows have no itemID \(empty cells\)"),
+    (lambda df: df.assign(itemID=df.itemID.where(df.index != 3, -1)), r"itemID must hold integers >= 0 .*found -1"),
+    (lambda df: df.assign(userID=df.userID.astype(float).where(df.index != 0, 0.5)),
+     r"userID must hold integers >= 0 .*found 0.5"),
+    (lambda df: df[df.x_label != 0], r"no training rows \(x_label 0\)"),
+    (lambda df: df[df.x_label != 1], r"no validation rows \(x_label 1\) of users who have training rows.*"
+                                     r"ZeroDivisionError"),
+    (lambda df: df[df.x_label != 2], r"no test rows \(x_label 2\) of users who have training rows"),
+    (lambda df: df[((df.x_label != 2) | (df.userID == 3)) & ~((df.userID == 3) & (df.x_label == 0))],  # MMRec
+     r"no test rows \(x_label 2\) of users who have training rows"),       # drops user 3's: no training rows
+])
+def test_what_mmrec_cannot_run_on_is_an_error_naming_file_field_and_fix(tmp_path, change, message):
+    path = _write(tmp_path, change(_inter()))
+    with pytest.raises(dc.DataError, match=message) as error:
+        dc.check_interaction_file(path, CONFIG)
+    assert str(path) in str(error.value)
+
+
+def test_a_topk_larger_than_the_item_count_is_an_error(tmp_path):
+    with pytest.raises(dc.DataError, match=r"5 items \(the largest itemID \+ 1\), fewer than the largest topk 50.*"
+                                           r"--topk="):
+        dc.check_interaction_file(_write(tmp_path, _inter()), dict(CONFIG, topk=[5, 50]))
+
+
+def test_what_mmrec_runs_on_silently_but_wrongly_is_warned_about(tmp_path):
+    df = _inter()
+    leaked = df[df.x_label == 0].iloc[:1].assign(x_label=2)            # a training pair in the test split too
+    offset = df.assign(userID=df.userID + 10, itemID=df.itemID + 3)      # ids 0..9 and 0..2 without interactions
+    warnings = dc.check_interaction_file(_write(tmp_path, pd.concat([offset, leaked.assign(
+        userID=leaked.userID + 10, itemID=leaked.itemID + 3)])), CONFIG)[1]
+    assert any("1 of 5 test rows are training rows too" in w for w in warnings)
+    assert any("10 of the userIDs 0..13 have no interaction" in w and "untrained embeddings" in w for w in warnings)
+    assert any("3 of the itemIDs 0..7 have no interaction" in w and "ranked in every evaluation" in w
+               for w in warnings)
+    assert not any("validation rows are training" in w for w in warnings)
+
+
+def test_the_check_reads_the_file_again_when_it_changes(tmp_path):
+    path = _write(tmp_path, _inter())
+    assert dc.check_interaction_file(path, CONFIG) == (5, [])
+    _write(tmp_path, _inter().assign(itemID=lambda d: d.itemID.where(d.index != 3, -1)))
+    with pytest.raises(dc.DataError, match="found -1"):
+        dc.check_interaction_file(path, CONFIG)
+
+
+def test_feature_rows_must_match_the_item_count(tmp_path):
+    np.save(tmp_path / "f.npy", np.ones((4, 3), dtype=np.float32))
+    dc.check_feature_file(tmp_path / "f.npy", "vision_feature_file", 4, "d.inter")
+    with pytest.raises(dc.DataError, match=r"f.npy \(vision_feature_file\) has 4 rows, but MMRec counts 5 items "
+                                           r"\(the largest item id in d.inter \+ 1\).*renumber"):
+        dc.check_feature_file(tmp_path / "f.npy", "vision_feature_file", 5, "d.inter")
+
+
+def test_main_py_refuses_bad_data_before_loading_it_and_prints_warnings(tmp_path, capsys):
+    """Through check_interactions, as main.py (patch 0009) calls it: an error is one OverrideError naming -d."""
+    src = tmp_path / "src"
+    src.mkdir()
+    data = tmp_path / "data" / "d"
+    data.mkdir(parents=True)
+    df = _inter()
+    _write(data, pd.concat([df, df[df.x_label == 0].iloc[:1].assign(x_label=1)]))
+    np.save(data / "image_feat.npy", np.ones((5, 3), dtype=np.float32))
+    values = dict(CONFIG, data_path="../data/", inter_file_name="d.inter", is_multimodal_model=True,
+                  end2end=False, vision_feature_file="image_feat.npy", text_feature_file="text_feat.npy")
+    co.check_interactions("d", values, src)
+    assert "main.py: warning: -d d: " in capsys.readouterr().err
+    np.save(data / "image_feat.npy", np.ones((6, 3), dtype=np.float32))
+    with pytest.raises(co.OverrideError, match=r"-d d: feature file .*image_feat.npy \(vision_feature_file\) has 6 "
+                                               r"rows, but MMRec counts 5 items"):
+        co.check_interactions("d", values, src)
