@@ -75,6 +75,16 @@ def test_what_mmrec_runs_on_silently_but_wrongly_is_warned_about(tmp_path):
     assert any("3 of the itemIDs 0..7 have no interaction" in w and "ranked in every evaluation" in w
                for w in warnings)
     assert not any("validation rows are training" in w for w in warnings)
+    assert not any("repeat" in w for w in warnings)
+
+
+def test_repeated_training_rows_are_counted(tmp_path):
+    df = _inter()
+    train = df[df.x_label == 0]
+    warnings = dc.check_interaction_file(_write(tmp_path, pd.concat([df, train.iloc[:2], train.iloc[:1]])), CONFIG)[1]
+    assert warnings == [f"{tmp_path / 'd.inter'}: 3 training rows repeat an earlier one (same userID and itemID); "
+                        "MMRec samples training rows, so each repeat weighs that interaction once more: remove them "
+                        "unless that is meant"]
 
 
 def test_the_check_reads_the_file_again_when_it_changes(tmp_path):

@@ -8,7 +8,8 @@ a Python error far from the cause (``ZeroDivisionError`` for an empty validation
 out of range`` for a topk larger than the item count, ``negative axis 1 index`` for an id of -1, a
 ``TypeError`` for a pickled object array); here it is a ``DataError`` naming the file, the field and the fix.
 What MMRec runs on without complaint but wrongly is returned as warnings: evaluation interactions that are
-training interactions too (masked when ranking: never a hit), and ids without any interaction (MMRec sizes
+training interactions too (masked when ranking: never a hit), repeated training rows (weighed twice), and
+ids without any interaction (MMRec sizes
 its models by the largest id, so each gap is an untrained user or an item ranked in every evaluation).
 """
 
@@ -86,6 +87,11 @@ def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str,
     if other:
         warnings.append(f"{path}: {other} rows have a {label} other than 0, 1, 2; MMRec ignores them")
     train_pairs = np.sort(_pairs(split["training"], uid, iid, n_items))
+    repeated = int((np.diff(train_pairs) == 0).sum())
+    if repeated:
+        warnings.append(f"{path}: {repeated} training rows repeat an earlier one (same {uid} and {iid}); MMRec "
+                        f"samples training rows, so each repeat weighs that interaction once more: remove them "
+                        f"unless that is meant")
     for name in ("validation", "test"):
         rows = split[name]
         codes = _pairs(rows, uid, iid, n_items)        # in the sorted training codes? (np.isin hashes: slower)
