@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "installer",    # install, uninstall
     "usergraph",    # user-graph
     "synthetic",    # make-data
+    "datacheck",    # check-data
     "demo",         # demo
     "compare",      # compare
     "grid",         # grid

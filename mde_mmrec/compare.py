@@ -152,9 +152,9 @@ def interaction_file(checkout: Path, dataset: str, model: str | None = None) -> 
     return data_dir / str(cfg.get("inter_file_name") or f"{dataset}.inter")
 
 
-def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> None:
+def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> list[str]:
     """The data set's yaml, interaction file and (for a multimodal model) feature files exist and hold what
-    MMRec can run on (src/utils/data_checks.py, as main.py checks them); warnings are logged."""
+    MMRec can run on (src/utils/data_checks.py, as main.py checks them); returns the warnings, also logged."""
     checkout = Path(checkout)
     yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
@@ -172,15 +172,13 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> Non
         n_items, warnings = checks.check_interaction_file(inter, cfg)
     except checks.DataError as exc:
         raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
-    for warning in warnings:
-        log.warning("data set %r: %s", dataset, warning)
     if model is None or cfg.get("is_multimodal_model"):
         files = {key: data_dir / cfg[key] for key in checks.FEATURE_KEYS if cfg.get(key)}
         missing = [(key, path) for key, path in files.items() if not path.is_file()]
         present = [key for key, path in files.items() if path.is_file()]
         if missing and model == "MDE" and present:   # MDE runs on one modality (README, Paper to code)
-            log.warning("data set %r: %s is missing (%s in %s): MDE runs on the other modality alone, with MDA and "
-                        "MSA off", dataset, missing[0][1], missing[0][0], yaml_path)
+            warnings.append(f"{missing[0][1]} is missing ({missing[0][0]} in {yaml_path}): MDE runs on the other "
+                            f"modality alone, with MDA and MSA off")
         elif missing:
             key, path = missing[0]
             raise MdeMmrecError(f"data set {dataset!r}: feature file {path} is missing ({key} in {yaml_path}); "
@@ -191,6 +189,14 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> Non
                 checks.check_feature_file(files[key], f"{key} in {yaml_path}", n_items, inter)
         except checks.DataError as exc:
             raise MdeMmrecError(str(exc)) from None
+    for warning in warnings:
+        if (dataset, warning) not in _WARNED:     # once, not once per model of a comparison
+            _WARNED.add((dataset, warning))
+            log.warning("data set %r: %s", dataset, warning)
+    return warnings
+
+
+_WARNED: set = set()
 
 
 def parse_sets(items: list[str] | None) -> dict[str | None, dict]:

@@ -120,3 +120,37 @@ def test_main_py_refuses_bad_data_before_loading_it_and_prints_warnings(tmp_path
     with pytest.raises(co.OverrideError, match=r"-d d: feature file .*image_feat.npy \(vision_feature_file\) has 6 "
                                                r"rows, but MMRec counts 5 items"):
         co.check_interactions("d", values, src)
+
+
+def _checkout_with_tiny(tmp_path):
+    """A stand-in checkout (MMRec's marker files, empty; an overall.yaml with MMRec's data keys) holding the
+    synthetic ``tiny`` data set."""
+    from mde_mmrec.mmrec import MMREC_MARKERS
+    from mde_mmrec.synthetic import make_dataset
+    root = tmp_path / "MMRec"
+    for marker in MMREC_MARKERS:
+        (root / marker).parent.mkdir(parents=True, exist_ok=True)
+        (root / marker).write_text("")
+    (root / "src/configs/overall.yaml").write_text(
+        "USER_ID_FIELD: user_id:token\nITEM_ID_FIELD: item_id:token\nfield_separator: \"\\t\"\n"
+        "inter_splitting_label: x_label\nfilter_out_cod_start_users: True\nis_multimodal_model: True\n"
+        "topk: [5, 10, 20, 50]\n")
+    for folder in ("model", "dataset"):
+        (root / "src/configs" / folder).mkdir()
+    make_dataset(root, "tiny", preset="tiny", seed=0)
+    return root
+
+
+def test_check_data_describes_a_good_data_set_and_refuses_a_bad_one(tmp_path, capsys):
+    from mde_mmrec.cli import main
+    root = _checkout_with_tiny(tmp_path)
+    assert main(["check-data", "--mmrec", str(root), "-d", "tiny"]) == 0
+    out = capsys.readouterr().out
+    inter = pd.read_csv(root / "data/tiny/tiny.inter", sep="\t")
+    assert f"| users (largest id + 1) | {inter.userID.max() + 1:,} |" in out
+    assert f"| test interactions (x_label 2) | {(inter.x_label == 2).sum():,} |" in out
+    assert "| vision_feature_file (image_feat.npy) | 200 x 4,096 float32 |" in out
+    assert out.rstrip().endswith("tiny: no errors, MMRec can run MDE on it; no warnings")
+    inter[inter.x_label != 1].to_csv(root / "data/tiny/tiny.inter", sep="\t", index=False)
+    assert main(["check-data", "--mmrec", str(root), "-d", "tiny"]) == 2
+    assert "no validation rows (x_label 1)" in capsys.readouterr().err

@@ -1,0 +1,74 @@
+"""`mde-mmrec check-data --mmrec PATH -d DATASET`: check a data set as main.py and the other commands will
+(src/utils/data_checks.py), and describe it, without training anything. For a data set of your own before
+its first run: errors name the file, the field and the fix; warnings say what MMRec would run on wrongly."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from . import compare
+from .errors import MdeMmrecError
+from .mmrec import mmrec_root
+
+log = logging.getLogger(__name__)
+
+
+def describe(checkout, dataset: str) -> str:
+    """A Markdown table of the data set as MMRec will see it: users and items (the largest id + 1), the
+    interactions of each split, the training density, and each feature file's shape."""
+    cfg = compare.merged_config(checkout, "", dataset)
+    inter = compare.interaction_file(checkout, dataset)
+    keys = ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_splitting_label")
+    missing = [k for k in keys if not cfg.get(k)]
+    if missing:
+        raise MdeMmrecError(f"the configuration of data set {dataset!r} lacks {', '.join(missing)} (MMRec's "
+                            f"overall.yaml and the data set's yaml set them)")
+    uid, iid, label = (cfg[k] for k in keys)
+    df = pd.read_csv(inter, usecols=[uid, iid, label], sep=cfg.get("field_separator") or "\t")
+    n_users, n_items = int(df[uid].max()) + 1, int(df[iid].max()) + 1
+    train = df[df[label] == 0]
+    per_user = train.groupby(uid).size()
+    rows = [("users (largest id + 1)", f"{n_users:,}"), ("items (largest id + 1)", f"{n_items:,}")]
+    rows += [(f"{name} interactions ({label} {code})", f"{int((df[label] == code).sum()):,}")
+             for code, name in enumerate(("training", "validation", "test"))]
+    rows += [("training density", f"{len(train) / (n_users * n_items):.2e}"),
+             ("training interactions per user (min / median / max)",
+              f"{per_user.min()} / {per_user.median():g} / {per_user.max()}")]
+    for key in ("vision_feature_file", "text_feature_file"):
+        if cfg.get(key):
+            path = inter.parent / str(cfg[key])
+            if path.is_file():
+                array = np.load(path, mmap_mode="r")
+                rows.append((f"{key} ({cfg[key]})", f"{array.shape[0]:,} x {array.shape[1]:,} {array.dtype}"))
+            else:
+                rows.append((f"{key} ({cfg[key]})", "missing"))
+    lines = [f"| data set {dataset} | |", "| --- | --- |"] + [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def _cmd_check_data(args) -> int:
+    checkout = mmrec_root(args.mmrec)
+    warnings = compare.check_dataset(checkout, args.dataset, args.model)     # raises on errors, logs warnings
+    print(describe(checkout, args.dataset))
+    print(f"\n{args.dataset}: no errors, MMRec can run {args.model} on it" +
+          (f"; {len(warnings)} warning(s) above" if warnings else "; no warnings"))
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "check-data", help="check a data set as main.py will, and describe it (no training)",
+        description="Check DATASET's interaction and feature files as main.py (patched) and the other commands "
+                    "check them before training: errors name the file, the field and the fix; warnings say what "
+                    "MMRec would run on without complaint but wrongly. Then print users, items, interactions "
+                    "per split, density and the feature files' shapes.")
+    p.add_argument("--mmrec", required=True, help="path to the MMRec checkout (patched or not)")
+    p.add_argument("-d", "--dataset", required=True, help="data set name (src/configs/dataset/NAME.yaml)")
+    p.add_argument("-m", "--model", default="MDE",
+                   help="the model it is for (default MDE, which runs on one modality too); multimodal models "
+                        "need both feature files")
+    p.set_defaults(func=_cmd_check_data)
+
