@@ -145,24 +145,27 @@ def check_model(checkout: Path, model: str) -> None:
         raise MdeMmrecError(f"model {model!r} cannot run here: {reason}; choose another model")
 
 
-def interaction_file(checkout: Path, dataset: str, model: str | None = None) -> Path:
-    """Where MMRec reads the data set's interactions (data_path and inter_file_name of the merged config)."""
-    cfg = merged_config(checkout, model or "", dataset)
+def interaction_file(checkout: Path, dataset: str, model: str | None = None, cfg: dict | None = None) -> Path:
+    """Where MMRec reads the data set's interactions (data_path and inter_file_name of the merged config, or
+    of ``cfg``)."""
+    cfg = merged_config(checkout, model or "", dataset) if cfg is None else cfg
     data_dir = (Path(checkout) / "src" / cfg.get("data_path", "../data/") / dataset).resolve()
     return data_dir / str(cfg.get("inter_file_name") or f"{dataset}.inter")
 
 
-def check_dataset(checkout: Path, dataset: str, model: str | None = None) -> list[str]:
+def check_dataset(checkout: Path, dataset: str, model: str | None = None, overrides: dict | None = None
+                  ) -> list[str]:
     """The data set's yaml, interaction file and (for a multimodal model) feature files exist and hold what
-    MMRec can run on (src/utils/data_checks.py, as main.py checks them); returns the warnings, also logged."""
+    MMRec can run on (src/utils/data_checks.py, as main.py checks them, with the run's ``overrides``: a
+    smaller ``topk``, another ``data_path`` ...); returns the warnings, also logged."""
     checkout = Path(checkout)
     yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
         raise MdeMmrecError(f"unknown data set {dataset!r}: no {yaml_path} (data sets there: "
                             f"{', '.join(available(checkout, 'dataset'))}); "
                             f"{synthetic.missing_data_hint(checkout, dataset)}")
-    cfg = merged_config(checkout, model or "", dataset)
-    inter = interaction_file(checkout, dataset, model)
+    cfg = dict(merged_config(checkout, model or "", dataset), **(overrides or {}))
+    inter = interaction_file(checkout, dataset, cfg=cfg)
     data_dir = inter.parent
     if not inter.is_file():
         raise MdeMmrecError(f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
@@ -468,10 +471,10 @@ def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], 
     runs = []
     for cfg in configs:
         check_model(checkout, cfg.model)
-        check_dataset(checkout, dataset, cfg.model)
+        extra = dict(common or {}, **cfg.overrides)
+        check_dataset(checkout, dataset, cfg.model, extra)
         file_config = merged_config(checkout, cfg.model, dataset)
         file_config.setdefault("model", cfg.model)
-        extra = dict(common or {}, **cfg.overrides)
         check_keys(file_config, extra, f"configuration {cfg.label!r}")
         check_single_values(file_config, extra, cfg.label)
         overrides, warnings = pin_grid(file_config, extra)

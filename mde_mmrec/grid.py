@@ -207,10 +207,10 @@ def grid_keys_of(records: list[dict]) -> list[str]:
 def _cmd_grid(args: argparse.Namespace) -> int:
     checkout = mmrec.find_checkout(args.mmrec)
     compare.check_model(checkout, args.model)
-    compare.check_dataset(checkout, args.dataset, args.model)
     sets = compare.parse_sets(args.set)
     compare.check_set_models(sets, [args.model], "this grid")
     merged_sets = dict(sets.get(None, {}), **sets.get(args.model, {}))
+    compare.check_dataset(checkout, args.dataset, args.model, merged_sets)
     seeds = compare.seed_list(args.seeds, args.seed_values) if (args.seeds or args.seed_values) else None
     keys, values, plain = grid_spec(checkout, args.model, args.dataset, merged_sets, seeds)
     shard = parse_shard(args.shard)

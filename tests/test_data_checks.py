@@ -154,3 +154,15 @@ def test_check_data_describes_a_good_data_set_and_refuses_a_bad_one(tmp_path, ca
     inter[inter.x_label != 1].to_csv(root / "data/tiny/tiny.inter", sep="\t", index=False)
     assert main(["check-data", "--mmrec", str(root), "-d", "tiny"]) == 2
     assert "no validation rows (x_label 1)" in capsys.readouterr().err
+
+
+def test_the_commands_check_the_data_with_the_runs_overrides(tmp_path):
+    """A topk the data set is too small for is refused, unless the run itself sets a smaller one."""
+    from mde_mmrec import compare
+    from mde_mmrec.errors import MdeMmrecError
+    root = _checkout_with_tiny(tmp_path)
+    overall = root / "src/configs/overall.yaml"
+    overall.write_text(overall.read_text().replace("topk: [5, 10, 20, 50]", "topk: [5, 500]"))
+    with pytest.raises(MdeMmrecError, match=r"200 items .*fewer than the largest topk 500"):
+        compare.check_dataset(root, "tiny", "MDE")
+    assert compare.check_dataset(root, "tiny", "MDE", {"topk": [5, 20]}) == []

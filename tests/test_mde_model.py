@@ -376,7 +376,7 @@ def test_list_value_outside_grid_is_a_clear_error(tmp_path, toy):
 
 @pytest.mark.parametrize("key, value, message", [
     ("cl_temperature", float("nan"), "'cl_temperature' must be a finite number, got nan"),
-    ("cl_temperature", 1e-30, r"'cl_temperature' must be >= 0.001 .*overflow\), got 1e-30"),
+    ("cl_temperature", 1e-30, r"'cl_temperature' must be >= 0.001 .*meaningless sizes\), got 1e-30"),
     ("cl_weight", float("inf"), "'cl_weight' must be a finite number, got inf"),
     ("reg_weight", float("nan"), "'reg_weight' must be a finite number"),
     ("embedding_size", True, "'embedding_size' is a boolean"),

@@ -122,10 +122,10 @@ class MDEHyperParameters:
         for name in ("cl_weight", "diff_weight", "reg_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"MDE: '{name}' must be >= 0, got {getattr(self, name)}; {where_to_set(name)}")
-        if self.cl_temperature < MIN_TEMPERATURE:   # 1e-30 gave a finite but meaningless 1e26 loss
+        if self.cl_temperature < MIN_TEMPERATURE:   # tau 1e-30 gave a finite but meaningless 1e26 loss
             raise ValueError(f"MDE: 'cl_temperature' must be >= {MIN_TEMPERATURE} (InfoNCE temperatures in use are "
-                             f"0.05-1; a smaller one makes eq. 7's logits overflow), got {self.cl_temperature}; "
-                             f"{where_to_set('cl_temperature')}")
+                             f"0.05-1; a smaller one blows eq. 7's logits up to meaningless sizes), got "
+                             f"{self.cl_temperature}; {where_to_set('cl_temperature')}")
         if self.fixed_text_weight is not None and not 0.0 <= self.fixed_text_weight <= 1.0:
             raise ValueError(f"MDE: 'fixed_text_weight' must be null or in [0, 1], got {self.fixed_text_weight}; "
                              f"{where_to_set('fixed_text_weight')}")
