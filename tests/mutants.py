@@ -106,7 +106,7 @@ TOOLING_MUTANTS = [
  (C, "C-no-sidecar-trusted", "    return mmrec.read_results(results_file) if settings_file(results_file).is_file() else []", "    return mmrec.read_results(results_file)"),
  (C, "C-sidecar-written-unverified", "    if verified or settings_file(results_file).is_file() or not mmrec.read_results(results_file):", "    if True:"),
  (I, "I-damaged-backup-restored", "        if damaged:\n            raise MdeMmrecError(", "        if False:\n            raise MdeMmrecError("),
- (C, "C-feature-file-shape-unchecked", "    if len(shape) != 2 or 0 in shape:", "    if False:"),
+ (DC, "DC-feature-file-shape-unchecked", "    if len(shape) != 2 or 0 in shape:", "    if False:"),
  (I, "I-no-journal", "            self._journal({\"rel\": rel, \"copy\": copy}, self.saved[rel])", "            pass"),
  (I, "I-journal-not-replayed", "            if entry[\"copy\"] is None:\n                path.unlink(missing_ok=True)", "            if True:\n                pass"),
  (I, "I-manifest-not-validated", "        if not isinstance(manifest, dict) or not all(", "        if False and not all("),
@@ -212,7 +212,7 @@ def run(path: str, name: str, old: str, new: str, tests: list[str]) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         for folder in ("src", "tests", "mde_mmrec", "patches"):
             shutil.copytree(REPO / folder, Path(tmp) / folder)
-        for file in ("setup.cfg", "pyproject.toml"):
+        for file in ("setup.cfg", "pyproject.toml", "README.md"):
             shutil.copy(REPO / file, Path(tmp) / file)
         (Path(tmp) / path).write_text(source.replace(old, new), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k != "MMREC_HOME"}    # tier 1 only
