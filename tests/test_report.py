@@ -57,7 +57,8 @@ def test_markdown_and_csv(tmp_path):
     mde_row = next(l for l in lines if l.startswith("| MDE "))
     assert "**0.1100 ± 0.0141**" in mde_row           # best recall@20, bold, mean ± std
     assert "- DRAGON: failed" in text
-    rows = list(csv.DictReader(open(csv_path)))
+    with open(csv_path) as handle:
+        rows = list(csv.DictReader(handle))
     assert rows[1]["label"] == "BPR" and math.isclose(float(rows[1]["recall@20 mean"]), 0.06)
 
 

@@ -136,9 +136,10 @@ def test_sigterm_to_mde_mmrec_alone_stops_main_py_too(tmp_path):
         "cli.exit_on_sigterm()\n"
         f"mmrec.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))\n")],
         stdout=subprocess.PIPE, text=True)
-    child = int(tool.stdout.readline())
-    tool.terminate()                        # SIGTERM to mde-mmrec only, not to its process group
-    assert tool.wait(timeout=30) == 143
+    with tool:                              # closes its stdout pipe
+        child = int(tool.stdout.readline())
+        tool.terminate()                    # SIGTERM to mde-mmrec only, not to its process group
+        assert tool.wait(timeout=30) == 143
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)

@@ -310,6 +310,7 @@ def test_a_second_run_into_the_same_folder_is_refused_until_the_first_ends(tmp_p
     finally:
         holder.kill()              # however the first run ends, its lock ends with it
         holder.wait()
+        holder.stdout.close()
     records, status = _compare(checkout, out, FakeRunner())
     assert status == {"BPR": "ok"} and len(records) == 2
 

@@ -708,7 +708,8 @@ class MDE(GeneralRecommender):
         if self.hp.graph_cache and os.path.isfile(path):
             logger.info("MDE: loading %s graph from %s", kind, path)
             try:
-                return sp.load_npz(path).tocsr()
+                with open(path, "rb") as handle:   # closed even when the file is damaged
+                    return sp.load_npz(handle).tocsr()
             except Exception as exc:  # a cut-off or damaged file (zip, npy or format errors): build it again
                 logger.warning("MDE: the cached graph %s cannot be read (%s: %s); building it again",
                                path, type(exc).__name__, exc)
