@@ -7,9 +7,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pandas as pd
 
-from . import compare
+from . import compare, mmrec
 from .errors import MdeMmrecError
 from .mmrec import mmrec_root
 
@@ -20,23 +19,17 @@ def describe(checkout, dataset: str) -> str:
     """A Markdown table of the data set as MMRec will see it: users and items (the largest id + 1), the
     interactions of each split, the training density, and each feature file's shape."""
     cfg = compare.merged_config(checkout, "", dataset)
-    inter = compare.interaction_file(checkout, dataset)
-    keys = ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_splitting_label")
-    missing = [k for k in keys if not cfg.get(k)]
-    if missing:
-        raise MdeMmrecError(f"the configuration of data set {dataset!r} lacks {', '.join(missing)} (MMRec's "
-                            f"overall.yaml and the data set's yaml set them)")
-    uid, iid, label = (cfg[k] for k in keys)
-    df = pd.read_csv(inter, usecols=[uid, iid, label], sep=cfg.get("field_separator") or "\t")
-    n_users, n_items = int(df[uid].max()) + 1, int(df[iid].max()) + 1
-    train = df[df[label] == 0]
-    per_user = train.groupby(uid).size()
-    rows = [("users (largest id + 1)", f"{n_users:,}"), ("items (largest id + 1)", f"{n_items:,}")]
-    rows += [(f"{name} interactions ({label} {code})", f"{int((df[label] == code).sum()):,}")
-             for code, name in enumerate(("training", "validation", "test"))]
-    rows += [("training density", f"{len(train) / (n_users * n_items):.2e}"),
-             ("training interactions per user (min / median / max)",
-              f"{per_user.min()} / {per_user.median():g} / {per_user.max()}")]
+    inter = compare.interaction_file(checkout, dataset, cfg=cfg)
+    summary = mmrec.plugin_module("data_checks").interaction_summary(inter, cfg)   # read once, with the checks
+    if summary is None:
+        raise MdeMmrecError(f"the configuration of data set {dataset!r} lacks USER_ID_FIELD, ITEM_ID_FIELD or "
+                            f"inter_splitting_label (MMRec's overall.yaml and the data set's yaml set them)")
+    label = cfg["inter_splitting_label"]
+    rows = [("users (largest id + 1)", f"{summary.n_users:,}"), ("items (largest id + 1)", f"{summary.n_items:,}")]
+    rows += [(f"{name} interactions ({label} {code})", f"{count:,}")
+             for code, (name, count) in enumerate(zip(("training", "validation", "test"), summary.split_rows))]
+    rows += [("training density", f"{summary.split_rows[0] / (summary.n_users * summary.n_items):.2e}"),
+             ("training interactions per user (min / median / max)", " / ".join(f"{v:g}" for v in summary.per_user))]
     for key in ("vision_feature_file", "text_feature_file"):
         if cfg.get(key):
             path = inter.parent / str(cfg[key])

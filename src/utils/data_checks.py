@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -28,20 +29,38 @@ class DataError(ValueError):
     """A data set MMRec cannot run on; the message names the file, the field and the fix."""
 
 
+class InteractionSummary(NamedTuple):
+    """The interaction file as MMRec will see it."""
+    n_users: int             # the largest user id + 1
+    n_items: int             # the largest item id + 1
+    split_rows: tuple        # rows with label 0, 1, 2
+    per_user: tuple          # training rows per user: min, median, max
+
+
 def check_interaction_file(path, config) -> tuple:
     """Check the interaction file ``path`` as MMRec will read it with ``config`` (the merged configuration);
     returns (number of items as MMRec counts them, warnings), raises DataError. Skipped ((None, [])) where
     the config lacks the column names."""
+    summary, warnings = _checked(path, config)
+    return (summary.n_items if summary else None), list(warnings)
+
+
+def interaction_summary(path, config) -> InteractionSummary | None:
+    """``check_interaction_file``'s reading of the file, described (None where the config lacks the column
+    names); the file is read once per process for both."""
+    return _checked(path, config)[0]
+
+
+def _checked(path, config) -> tuple:
     keys = ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_splitting_label")
     if not all(config.get(k) for k in keys):
-        return None, []
+        return None, ()
     stat = os.stat(path)
     topk = config.get("topk")
     largest_k = max(topk) if isinstance(topk, list) and topk and all(isinstance(k, int) for k in topk) else None
-    n_items, warnings = _check_interactions(str(path), stat.st_size, stat.st_mtime_ns,
-                                            *(str(config[k]) for k in keys), str(config.get("field_separator") or "\t"),
-                                            bool(config.get("filter_out_cod_start_users")), largest_k)
-    return n_items, list(warnings)
+    return _check_interactions(str(path), stat.st_size, stat.st_mtime_ns, *(str(config[k]) for k in keys),
+                               str(config.get("field_separator") or "\t"),
+                               bool(config.get("filter_out_cod_start_users")), largest_k)
 
 
 @functools.lru_cache(maxsize=8)   # several jobs on one data set are checked in one process (mde-mmrec)
@@ -108,7 +127,10 @@ def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str,
                             f"gaps); MMRec sizes its models by the largest id + 1, so these {what} are "
                             + ("untrained embeddings" if what == "users" else "untrained and ranked in every "
                                "evaluation") + f": renumber the {column}s 0..n-1")
-    return n_items, tuple(warnings)
+    per_user = split["training"].groupby(uid).size()
+    summary = InteractionSummary(n_users, n_items, tuple(len(split[n]) for n in ("training", "validation", "test")),
+                                 (int(per_user.min()), float(per_user.median()), int(per_user.max())))
+    return summary, tuple(warnings)
 
 
 def _pairs(rows: pd.DataFrame, uid: str, iid: str, n_items: int) -> np.ndarray:
