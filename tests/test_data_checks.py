@@ -48,6 +48,9 @@ def test_a_clean_file_passes_and_counts_items_as_mmrec_does(tmp_path):
     (lambda df: df[df.x_label != 1], r"no validation rows \(x_label 1\) of users who have training rows.*"
                                      r"ZeroDivisionError"),
     (lambda df: df[df.x_label != 2], r"no test rows \(x_label 2\) of users who have training rows"),
+    (lambda df: pd.concat([df, pd.DataFrame({"userID": 1, "itemID": range(5), "x_label": 0})]),
+     r"1 user\(s\) interacted with every item of the training split \(5 items\), userID 1: negative sampling "
+     r"needs an item the user has not interacted with.*remove these users, or some of their training rows"),
     (lambda df: df[((df.x_label != 2) | (df.userID == 3)) & ~((df.userID == 3) & (df.x_label == 0))],  # MMRec
      r"no test rows \(x_label 2\) of users who have training rows"),       # drops user 3's: no training rows
 ])
@@ -56,6 +59,16 @@ def test_what_mmrec_cannot_run_on_is_an_error_naming_file_field_and_fix(tmp_path
     with pytest.raises(dc.DataError, match=message) as error:
         dc.check_interaction_file(path, CONFIG)
     assert str(path) in str(error.value)
+
+
+def test_a_user_with_every_training_item_is_no_error_where_the_model_samples_no_negatives(tmp_path):
+    full = pd.concat([_inter(), pd.DataFrame({"userID": 1, "itemID": range(5), "x_label": 0})])
+    for config in ({**CONFIG, "use_neg_sampling": False}, {**CONFIG, "use_full_sampling": True}):
+        assert dc.check_interaction_file(_write(tmp_path, full), config)[0] == 5
+    items_3_4_unused_in_training = _inter()[lambda df: (df.x_label != 0) | (df.itemID < 3)]
+    rows = pd.concat([items_3_4_unused_in_training, pd.DataFrame({"userID": 0, "itemID": range(3), "x_label": 0})])
+    with pytest.raises(dc.DataError, match=r"every item of the training split \(3 items\), userID 0"):
+        dc.check_interaction_file(_write(tmp_path, rows), CONFIG)   # every *training* item: MMRec's count
 
 
 def test_a_topk_larger_than_the_item_count_is_an_error(tmp_path):

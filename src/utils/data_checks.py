@@ -6,11 +6,12 @@ inter_splitting_label; 0/1/2 = train/valid/test), counts users and items as the 
 the feature files in common/abstract_recommender.py. What it cannot train or evaluate on used to end late, in
 a Python error far from the cause (``ZeroDivisionError`` for an empty validation split, ``selected index k
 out of range`` for a topk larger than the item count, ``negative axis 1 index`` for an id of -1, a
-``TypeError`` for a pickled object array); here it is a ``DataError`` naming the file, the field and the fix.
-What MMRec runs on without complaint but wrongly is returned as warnings: evaluation interactions that are
-training interactions too (masked when ranking: never a hit), repeated training rows (weighed twice), and
-ids without any interaction (MMRec sizes
-its models by the largest id, so each gap is an untrained user or an item ranked in every evaluation).
+``TypeError`` for a pickled object array) or in a silent hang (a user who has every training item: negative
+sampling never ends); here it is a ``DataError`` naming the file, the field and the fix. What MMRec runs on
+without complaint but wrongly is returned as warnings: evaluation interactions that are training
+interactions too (masked when ranking: never a hit), repeated training rows (weighed twice), and ids without
+any interaction (MMRec sizes its models by the largest id, so each gap is an untrained user or an item ranked
+in every evaluation).
 """
 
 from __future__ import annotations
@@ -60,12 +61,13 @@ def _checked(path, config) -> tuple:
     largest_k = max(topk) if isinstance(topk, list) and topk and all(isinstance(k, int) for k in topk) else None
     return _check_interactions(str(path), stat.st_size, stat.st_mtime_ns, *(str(config[k]) for k in keys),
                                str(config.get("field_separator") or "\t"),
-                               bool(config.get("filter_out_cod_start_users")), largest_k)
+                               bool(config.get("filter_out_cod_start_users")), largest_k,
+                               bool(config.get("use_neg_sampling", True)) and not config.get("use_full_sampling"))
 
 
 @functools.lru_cache(maxsize=8)   # several jobs on one data set are checked in one process (mde-mmrec)
 def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str, label: str, sep: str,
-                        cold_start_filter: bool, largest_k) -> tuple:
+                        cold_start_filter: bool, largest_k, samples_negatives: bool) -> tuple:
     columns = f"the columns {uid}, {iid} and {label} (USER_ID_FIELD, ITEM_ID_FIELD, inter_splitting_label)"
     try:
         df = pd.read_csv(path, usecols=[uid, iid, label], sep=sep)
@@ -101,11 +103,13 @@ def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str,
         raise DataError(f"{path}: {n_items} items (the largest {iid} + 1), fewer than the largest topk {largest_k}: "
                         f"MMRec ranks the top {largest_k} items of every user; give a smaller topk, e.g. "
                         f"--topk='[1,2]' --valid_metric=Recall@2")
+    train_pairs = np.sort(_pairs(split["training"], uid, iid, n_items))
+    if samples_negatives:
+        _check_negative_items_exist(path, train_pairs, n_items, uid, label)
     warnings = []
     other = int((~df[label].isin([0, 1, 2])).sum())
     if other:
         warnings.append(f"{path}: {other} rows have a {label} other than 0, 1, 2; MMRec ignores them")
-    train_pairs = np.sort(_pairs(split["training"], uid, iid, n_items))
     repeated = int((np.diff(train_pairs) == 0).sum())
     if repeated:
         warnings.append(f"{path}: {repeated} training rows repeat an earlier one (same {uid} and {iid}); MMRec "
@@ -131,6 +135,21 @@ def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str,
     summary = InteractionSummary(n_users, n_items, tuple(len(split[n]) for n in ("training", "validation", "test")),
                                  (int(per_user.min()), float(per_user.median()), int(per_user.max())))
     return summary, tuple(warnings)
+
+
+def _check_negative_items_exist(path: str, train_pairs: np.ndarray, n_items: int, uid: str, label: str) -> None:
+    """MMRec's sampler draws training items until one is not the user's (a negative item); for a user who has
+    every item of the training split it never ends (patch 0019 stops it there; this says so before loading)."""
+    distinct = train_pairs[np.r_[True, train_pairs[1:] != train_pairs[:-1]]]   # sorted: np.unique would sort again
+    items_in_training = int(np.bincount(distinct % n_items, minlength=n_items).astype(bool).sum())
+    items_per_user = np.bincount(distinct // n_items)
+    full = np.flatnonzero(items_per_user >= items_in_training)
+    if len(full):
+        shown = ", ".join(map(str, full[:5])) + (", ..." if len(full) > 5 else "")
+        raise DataError(f"{path}: {len(full)} user(s) interacted with every item of the training split "
+                        f"({items_in_training} items), {uid} {shown}: negative sampling needs an item the user has "
+                        f"not interacted with, and would never end; remove these users, or some of their training "
+                        f"rows ({label} 0), from the file")
 
 
 def _pairs(rows: pd.DataFrame, uid: str, iid: str, n_items: int) -> np.ndarray:

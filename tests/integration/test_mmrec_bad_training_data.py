@@ -27,26 +27,50 @@ def _variant(checkout, source: str, name: str) -> tuple:
     return data, pd.read_csv(data / f"{name}.inter", sep="\t")
 
 
-def test_a_user_with_every_training_item_is_refused_instead_of_hanging(patched_mmrec, tiny_data, tmp_path):
-    """Patch 0019: negative sampling had no item to draw for that user and looped forever."""
-    data, inter = _variant(patched_mmrec, tiny_data, "tiny_user_has_all")
+def _user_with_every_training_item(checkout, tiny_data) -> int:
+    """A variant of ``tiny`` in which user 0 has every training item; returns the number of training items."""
+    data, inter = _variant(checkout, tiny_data, "tiny_user_has_all")
     train_items = inter.loc[inter.x_label == 0, "itemID"].unique()
     rest = inter[inter.userID != 0]
     owner = pd.DataFrame({"userID": 0, "itemID": train_items, "x_label": 0})
     for column in inter.columns.difference(owner.columns):
         owner[column] = inter[column].iloc[0]
     pd.concat([owner[inter.columns], rest]).to_csv(data / "tiny_user_has_all.inter", sep="\t", index=False)
+    return len(train_items)
+
+
+def test_a_user_with_every_training_item_is_refused_before_loading(patched_mmrec, tiny_data, tmp_path):
+    """main.py's data checks: negative sampling would have no item to draw for that user."""
+    n_train_items = _user_with_every_training_item(patched_mmrec, tiny_data)
     lines = []
-    code = run_main(patched_mmrec, "MDE", "tiny_user_has_all", {"epochs": 1, "hyper_parameters": ["seed"],
-                                                                 "cl_weight": 0.01, "diff_weight": 0.1,
-                                                                 "reg_weight": 0.0001,
-                                                                 "results_file": str(tmp_path / "r.jsonl")},
+    code = run_main(patched_mmrec, "MDE", "tiny_user_has_all", {"epochs": 1, "results_file": str(tmp_path / "r")},
                     on_line=lines.append, max_seconds=120)
     output = "\n".join(lines)
-    assert code not in (0, TIME_LIMIT_EXIT), output[-3000:]
+    assert code == 1, output[-3000:]
+    assert "Traceback" not in output and "main.py: error: -d tiny_user_has_all:" in output
     assert (f"tiny_user_has_all/tiny_user_has_all.inter: 1 user(s) interacted with every item of the training "
-            f"split ({len(train_items)} items), userID 0") in output
+            f"split ({n_train_items} items), userID 0") in output
     assert "remove these users, or some of their training rows (x_label 0)" in output
+
+
+def test_the_train_loader_itself_refuses_a_user_with_every_training_item(patched_mmrec, tiny_data):
+    """Patch 0019, for code that builds MMRec's loaders without main.py: the sampler looped forever."""
+    n_train_items = _user_with_every_training_item(patched_mmrec, tiny_data)
+    result = run_in_src(patched_mmrec, """
+        from utils.configurator import Config
+        from utils.dataset import RecDataset
+        from utils.dataloader import TrainDataLoader
+        config = Config("MDE", "tiny_user_has_all", {"gpu_id": -1, "use_gpu": False})
+        train, _, _ = RecDataset(config).split()
+        str(train)                              # as quick_start does: RecDataset.__str__ sets inter_num
+        try:
+            TrainDataLoader(config, train, batch_size=64, shuffle=True)
+        except ValueError as exc:
+            print(exc)
+    """, timeout=120)
+    assert (f"tiny_user_has_all.inter: 1 user(s) interacted with every item of the training split "
+            f"({n_train_items} items), userID 0") in result.stdout
+    assert "remove these users, or some of their training rows (x_label 0)" in result.stdout
 
 
 def test_grid_points_after_one_with_a_nan_loss_still_run(patched_mmrec, tiny_data, tmp_path):
