@@ -32,6 +32,7 @@ MODEL_MUTANTS = [
  (M, "train resets cache", "        self._eval_cache = None  # entering", "        pass  # entering"),
  (M, "temperature floor 0", "        if self.cl_temperature < MIN_TEMPERATURE:", "        if self.cl_temperature <= 0:"),
  (M, "same-rows modality unnamed", "if self.n_items > 1 and torch.equal(feat.amin(dim=0), feat.amax(dim=0)):", "if False:"),
+ (M, "w/o NLT constant ignored", "            constant = prefs.new_full((prefs.shape[0],), self.hp.constant_tradeoff_weight)", "            constant = prefs.new_ones(prefs.shape[0])"),
  (M, "eq2 power", "np.power(degree, -0.5,", "np.power(degree, -1.0,"),
  (M, "eq3 mean", "return total / (n_layers + 1)", "return total / n_layers if n_layers else total"),
  (M, "eq3 last layer only", "        total = total + e\n", "        total = e\n"),

@@ -271,6 +271,18 @@ def test_use_nlt_false_uses_constant_tradeoff_weights(tmp_path, toy):
     expected = 0.5 * mde.alignment_loss(emb.items[nodes, 0], emb.items[nodes, 1], ones, 0.2).item()
     assert off[4] == pytest.approx(expected, rel=1e-5)
     assert off[:3] == pytest.approx(base[:3]) and off[3] != pytest.approx(base[3])
+    expected_diff = 0.5 * mde.modality_gap_loss(emb.items[nodes, 0], emb.items[nodes, 1], ones, "bounded").item()
+    assert off[3] == pytest.approx(expected_diff, rel=1e-5)
+
+
+def test_without_nlt_both_tradeoff_weights_take_the_configured_constant(tmp_path, toy):
+    unweighted, _ = _parts(tmp_path, toy, use_nlt=False)
+    even, model = _parts(tmp_path, toy, use_nlt=False, constant_tradeoff_weight=0.5)
+    assert even[3] == pytest.approx(0.25 * unweighted[3], rel=1e-5)    # eq. 6: W_diff enters squared
+    assert even[4] == pytest.approx(0.5 * unweighted[4], rel=1e-5)     # eq. 7: W_cl enters once
+    assert even[:3] == pytest.approx(unweighted[:3]) and even[5] == pytest.approx(unweighted[5])
+    with_nlt, _ = _parts(tmp_path, toy, constant_tradeoff_weight=0.5)   # ignored while NLT is on
+    assert with_nlt == pytest.approx(_parts(tmp_path, toy)[0])
 
 
 def test_fixed_text_weight_fixes_preferences_everywhere(tmp_path, toy):
@@ -381,6 +393,8 @@ def test_list_value_outside_grid_is_a_clear_error(tmp_path, toy):
     ("reg_weight", float("nan"), "'reg_weight' must be a finite number"),
     ("embedding_size", True, "'embedding_size' is a boolean"),
     ("fixed_text_weight", True, "'fixed_text_weight' is a boolean"),
+    ("constant_tradeoff_weight", -0.5, "'constant_tradeoff_weight' must be >= 0, got -0.5"),
+    ("constant_tradeoff_weight", float("nan"), "'constant_tradeoff_weight' must be a finite number"),
 ])
 def test_non_finite_or_boolean_numbers_are_rejected(tmp_path, toy, key, value, message):
     with pytest.raises(ValueError, match=message):

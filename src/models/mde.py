@@ -84,7 +84,8 @@ class MDEHyperParameters:
     cl_temperature: float        # tau
     use_mda: bool                # Table II: w/o MDA when False
     use_msa: bool                # Table II: w/o MSA when False
-    use_nlt: bool                # Table II: w/o NLT when False (constant trade-off weights = 1)
+    use_nlt: bool                # Table II: w/o NLT when False (constant trade-off weights)
+    constant_tradeoff_weight: float  # w/o NLT: W_diff = W_cl = this constant (1: unweighted; 0.5: even split)
     fixed_text_weight: Optional[float]  # Fig. 2 variant A: P_t = w_t, P_v = 1 - w_t for every node
     tradeoff: str                # "preference" (eq. 8) | "independent" (Fig. 2 variant B)
     tradeoff_grad: bool          # let gradients flow from L_diff / L_cl into the preferences
@@ -115,11 +116,12 @@ class MDEHyperParameters:
             if getattr(self, name) < least:
                 raise ValueError(f"MDE: '{name}' must be an integer >= {least}, got {getattr(self, name)}; "
                                  f"{where_to_set(name)}")
-        for name in ("cl_weight", "diff_weight", "reg_weight", "cl_temperature", "fixed_text_weight"):
+        for name in ("cl_weight", "diff_weight", "reg_weight", "cl_temperature", "fixed_text_weight",
+                     "constant_tradeoff_weight"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):   # NaN passes every < / <= check below
                 raise ValueError(f"MDE: '{name}' must be a finite number, got {value}; {where_to_set(name)}")
-        for name in ("cl_weight", "diff_weight", "reg_weight"):
+        for name in ("cl_weight", "diff_weight", "reg_weight", "constant_tradeoff_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"MDE: '{name}' must be >= 0, got {getattr(self, name)}; {where_to_set(name)}")
         if self.cl_temperature < MIN_TEMPERATURE:   # tau 1e-30 gave a finite but meaningless 1e26 loss
@@ -771,10 +773,10 @@ class MDE(GeneralRecommender):
 
     def _node_tradeoff(self, prefs: torch.Tensor, tradeoff_logits: Optional[torch.Tensor]
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 8 for some nodes (or the ablations: constant 1 without NLT; variant B's own weights)."""
+        """Eq. 8 for some nodes (or the ablations: a constant without NLT; variant B's own weights)."""
         if not self.hp.use_nlt:
-            ones = torch.ones(prefs.shape[0], device=prefs.device)
-            return ones, ones
+            constant = prefs.new_full((prefs.shape[0],), self.hp.constant_tradeoff_weight)
+            return constant, constant
         if tradeoff_logits is not None:  # Fig. 2 variant B
             w = torch.sigmoid(tradeoff_logits)
             return w, 1.0 - w
