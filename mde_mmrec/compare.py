@@ -261,10 +261,13 @@ def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
 def unknown_keys_error(where: str, unknown: list[str], known,
                        why: str = "not in configs/overall.yaml, the data set's or the model's yaml") -> MdeMmrecError:
     """The error for config keys that the config files lack, with the closest known keys."""
-    hints = [f"{k} -> {', '.join(close)}?" for k in unknown
+    hints = [(k, ", ".join(close)) for k in unknown
              if (close := difflib.get_close_matches(k, sorted(known), n=3, cutoff=0.6))]
-    return MdeMmrecError(f"{where}: unknown config key(s) {', '.join(unknown)} ({why})"
-                         + (f"; did you mean {'; '.join(hints)}" if hints else ""))
+    if len(unknown) == 1 and hints:
+        hint = f"; did you mean {hints[0][1]}?"
+    else:
+        hint = "".join(f"; for {k}, did you mean {close}?" for k, close in hints)
+    return MdeMmrecError(f"{where}: unknown config key(s) {', '.join(unknown)} ({why}){hint}")
 
 
 def check_keys(file_config: dict, overrides: dict, where: str) -> None:
@@ -435,8 +438,12 @@ def record_settings(results_file, settings: dict, verified: bool = False) -> Non
 
 
 def settings_difference(old: dict, new: dict) -> str:
-    """The keys two sidecars differ in (their ``config`` flattened in), as ``key: old -> new; ...``."""
-    flat = lambda d: {**{k: v for k, v in d.items() if k != "config"}, **d.get("config", {})}
+    """The keys two sidecars differ in (their ``config`` flattened in), as ``key: old -> new; ...``; a grid key
+    (in ``hyper_parameters``, its values not a setting) shows as ``(a grid key)``."""
+    def flat(sidecar: dict) -> dict:
+        config = sidecar.get("config", {})
+        grid = {k: "(a grid key)" for k in config.get("hyper_parameters") or [] if k not in config}
+        return {**{k: v for k, v in sidecar.items() if k != "config"}, **grid, **config}
     return mmrec.plugin_module("results_log").settings_difference(flat(old), flat(new))
 
 
@@ -594,8 +601,9 @@ def write_comparison(records: list[dict], status: dict[str, str], out_dir: Path,
         notes.append(f"command: `{command}`")
     summary = report.summarize(records, order=order)
     md, _ = report.write_summary(summary, out_dir, title=title, notes=notes)
-    if chart:
-        report.bar_chart(summary, Path(out_dir) / "chart.png", title=title)
+    stale = Path(out_dir) / "chart.png"
+    if not (chart and report.bar_chart(summary, stale, title=title)) and stale.is_file():
+        stale.unlink()                                   # an earlier run's chart would not match the table
     return md
 
 
@@ -617,6 +625,7 @@ def add_common_args(p: argparse.ArgumentParser, out_default: str) -> None:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     checkout = mmrec.find_checkout(args.mmrec)
+    report.charts_available()
     sets = parse_sets(args.set)
     check_set_models(sets, args.models, "this comparison")
     configs = [RunConfig(m, m, dict(sets.get(m, {}))) for m in args.models]
@@ -628,7 +637,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     md = write_comparison(records, status, out, f"{args.dataset}: {', '.join(args.models)}, "
                           f"{len(seeds)} seed(s)", command)
     print(md.read_text(encoding="utf-8"))
-    print(f"results in {out}/ (summary.md, summary.csv, chart.png, results.jsonl, logs/)")
+    chart = ", chart.png" if (out / "chart.png").is_file() else ""
+    print(f"results in {out}/ (summary.md, summary.csv{chart}, results.jsonl, logs/)")
     return 0 if all(s == "ok" for s in status.values()) else 1
 
 

@@ -85,6 +85,10 @@ def grid_spec(checkout: Path, model: str, dataset: str, sets: dict, seeds: list[
         if key == "seed":
             raise MdeMmrecError("choose seeds with --seeds N, not --set seed=...")
         if isinstance(value, list):
+            if key not in model_cfg and key in merged:
+                raise MdeMmrecError(f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's yaml, "
+                                    f"not in {model_yaml}, and a grid key must be one of {model}'s keys: give one "
+                                    f"value" + (" (the number of epochs: --epochs N)" if key == "epochs" else ""))
             if key not in model_cfg:
                 raise compare.unknown_keys_error(f"--set {key}", [key], [k for k in model_cfg if k != "hyper_parameters"],
                                                  f"a grid key must be one of {model}'s keys in {model_yaml}")
@@ -207,6 +211,7 @@ def grid_keys_of(records: list[dict]) -> list[str]:
 def _cmd_grid(args: argparse.Namespace) -> int:
     checkout = mmrec.find_checkout(args.mmrec)
     compare.check_model(checkout, args.model)
+    report.charts_available()
     sets = compare.parse_sets(args.set)
     compare.check_set_models(sets, [args.model], "this grid")
     merged_sets = dict(sets.get(None, {}), **sets.get(args.model, {}))
@@ -221,7 +226,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     if records:
         md = summarize(records, keys, out, f"{args.model} grid on {args.dataset}")
         print(md.read_text(encoding="utf-8"))
-        print(f"results in {out}/ (summary.md, summary.csv, heatmaps, results.jsonl, grid.log)")
+        heatmaps = ", heatmaps" if any(out.glob("heatmap_*.png")) else ""
+        print(f"results in {out}/ (summary.md, summary.csv{heatmaps}, results.jsonl, grid.log)")
     return code
 
 

@@ -271,10 +271,12 @@ def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
 def out_dir_lock(out_dir):
     """Hold OUT/.mde-mmrec.lock for the duration: a second mde-mmrec run into the same folder is refused (two
     runs would both train the missing seeds and append them twice). The lock ends with the process, however
-    it ends, so a killed run never leaves a stale lock."""
+    it ends, so a killed run never leaves a stale lock. A folder made here that holds nothing else when the
+    run ends (it was refused before writing anything) is removed again."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise MdeMmrecError(f"--out {out_dir} is a file, not a folder: choose a folder for the results")
+    made_here = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ".mde-mmrec.lock"
     handle = open(path, "a+", encoding="utf-8")
@@ -293,6 +295,9 @@ def out_dir_lock(out_dir):
         yield
     finally:
         handle.close()
+        if made_here and [p.name for p in out_dir.iterdir()] == [path.name]:
+            path.unlink()
+            out_dir.rmdir()
 
 
 def read_results(path) -> list[dict]:

@@ -7,13 +7,18 @@ Pure functions of the records, so they are tested without MMRec. A record is one
 
 from __future__ import annotations
 
+import functools
+import importlib
 import itertools
+import logging
 import math
 from pathlib import Path
 
 import pandas as pd
 
 from .errors import MdeMmrecError
+
+log = logging.getLogger(__name__)
 
 METRICS = ("recall", "ndcg", "precision", "map")
 KS = (5, 10, 20)
@@ -103,6 +108,13 @@ def _fmt(value, digits=4) -> str:
     return str(value)
 
 
+def fmt_seconds(value) -> str:
+    """Seconds with 3 significant digits, so a 0.035 s epoch on ``tiny`` and a 66.5 s one read alike."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub Markdown table (cells formatted with 4 decimals for floats)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
@@ -148,7 +160,7 @@ def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
         for k in keys:
             cell = f"{r[f'{k} mean']:.4f} ± {r[f'{k} std']:.4f}" if r["n_seeds"] > 1 else f"{r[f'{k} mean']:.4f}"
             cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)
-        cells += [_fmt(r["epochs_to_best"], 1), _fmt(r["s_per_epoch"], 2)]
+        cells += [_fmt(r["epochs_to_best"], 1), fmt_seconds(r["s_per_epoch"])]
         rows.append(cells)
     return markdown_table(header, rows)
 
@@ -169,20 +181,34 @@ def write_summary(summary: pd.DataFrame, out_dir: Path, stem: str = "summary", t
 
 # ------------------------------------------------------------------------------------------------ charts
 def pyplot():
-    """matplotlib.pyplot with the file-only Agg backend, or a clear error."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise MdeMmrecError("charts need matplotlib: pip install matplotlib "
-                            "(or pip install 'mde-mmrec[plots]')") from None
+    """matplotlib.pyplot with the file-only Agg backend, or None where matplotlib is not installed: the
+    commands then write their tables as usual and skip the charts (``charts_available`` warns once)."""
+    if not charts_available():
+        return None
+    import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def bar_chart(summary: pd.DataFrame, path: Path, keys: list[str] | None = None, title: str = "") -> Path:
-    """Grouped bars (one group per metric, one bar per configuration) with std error bars."""
+@functools.cache
+def charts_available() -> bool:
+    """Whether charts can be drawn; the commands call it before any training, so a missing matplotlib is
+    said at the start (once), not found after hours of runs."""
+    try:
+        importlib.import_module("matplotlib")
+    except ImportError:
+        log.warning("matplotlib is not installed: the tables will be written, the charts skipped "
+                    "(pip install matplotlib, or pip install 'mde-mmrec[plots]')")
+        return False
+    return True
+
+
+def bar_chart(summary: pd.DataFrame, path: Path, keys: list[str] | None = None, title: str = "") -> Path | None:
+    """Grouped bars (one group per metric, one bar per configuration) with std error bars (None: no matplotlib)."""
     plt = pyplot()
+    if plt is None:
+        return None
     keys = keys or [f"{m}@{k}" for m in ("recall", "ndcg") for k in KS]
     n = len(summary)
     width = 0.8 / max(n, 1)
@@ -235,11 +261,11 @@ def heatmap_data(table: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFram
 
 
 def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) -> list[Path]:
-    """One PNG per pair of grid keys with more than one value: ``heatmap_<x>_<y>.png``."""
+    """One PNG per pair of grid keys with more than one value: ``heatmap_<x>_<y>.png`` (none without matplotlib)."""
     varying = [k for k in keys if table[k].nunique() > 1]
-    if len(varying) < 2:
+    plt = pyplot() if len(varying) >= 2 else None
+    if plt is None:
         return []
-    plt = pyplot()
     paths = []
     for x, y in itertools.combinations(varying, 2):
         data = heatmap_data(table, x, y, value)

@@ -117,10 +117,12 @@ def fig2_markdown(summary: pd.DataFrame, status: dict, n_seeds: int) -> str:
     return report.markdown_table(header, rows)
 
 
-def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path:
+def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
     """Points with std bars: variant A over w_t; dotted line: variant B; wide solid line: MDE (one panel per
     metric; the lines' values are in the legend, so equal lines stay readable)."""
     plt = report.pyplot()
+    if plt is None:
+        return None
     fig, axes = plt.subplots(1, len(FIG2_METRICS), figsize=(5 * len(FIG2_METRICS), 3.6))
     a_labels = [f"A: w_t={w}" for w in FIG2_WEIGHTS]
     for ax, key in zip(axes, FIG2_METRICS):
@@ -186,8 +188,7 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
     else:
         body = fig2_markdown(summary, status, n_seeds)
         title = f"Fig. 2 (trade-off mechanisms) on {dataset}"
-        if any(s == "ok" for s in status.values()):
-            fig2_chart(summary, out_dir / "fig2.png", dataset)
+        if any(s == "ok" for s in status.values()) and fig2_chart(summary, out_dir / "fig2.png", dataset):
             body += "\n![Fig. 2](fig2.png)\n"
     notes = [f"ours: {report.method_note(records)}" if records else f"ours: {runs}",
              *report.settings_notes(records),
@@ -235,6 +236,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.models and args.experiment != "table1":
         raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
     checkout = mmrec.find_checkout(args.mmrec)
+    if args.experiment == "fig2":
+        report.charts_available()
     sets = compare.parse_sets(args.set)
     compare.check_set_models(sets, {c.model for c in experiment_configs(args.experiment, args.models)},
                              args.experiment)

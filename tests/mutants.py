@@ -122,7 +122,7 @@ TOOLING_MUTANTS = [
  (DC, "DC-cold-start-filter-ignored", "        if cold_start_filter:", "        if False:"),
  (DC, "DC-all-items-user-off-by-one", "    full = np.flatnonzero(items_per_user >= items_in_training)", "    full = np.flatnonzero(items_per_user > items_in_training)"),
  (DC, "DC-all-items-counts-every-item", "    items_in_training = int(np.bincount(distinct % n_items, minlength=n_items).astype(bool).sum())", "    items_in_training = n_items"),
- (DC, "DC-topk-unchecked", "    if largest_k is not None and largest_k > n_items:", "    if False:"),
+ (DC, "DC-topk-unchecked", "    if topk and max(topk) > n_items:", "    if False:"),
  (DC, "DC-overlap-uncounted", "        repeated = int(found.sum())", "        repeated = 0"),
  (DC, "DC-id-gaps-off-by-one", "    n_users, n_items = int(df[uid].max()) + 1, int(df[iid].max()) + 1", "    n_users, n_items = int(df[uid].max()), int(df[iid].max())"),
  (DC, "DC-feature-rows-unchecked", "    if n_items is not None and shape[0] != n_items:", "    if False:"),

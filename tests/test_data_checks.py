@@ -73,8 +73,12 @@ def test_a_user_with_every_training_item_is_no_error_where_the_model_samples_no_
 
 def test_a_topk_larger_than_the_item_count_is_an_error(tmp_path):
     with pytest.raises(dc.DataError, match=r"5 items \(the largest itemID \+ 1\), fewer than the largest topk 50.*"
-                                           r"--topk="):
-        dc.check_interaction_file(_write(tmp_path, _inter()), dict(CONFIG, topk=[5, 50]))
+                                           r"e.g. --topk='\[5\]' --valid_metric=Recall@5$"):
+        dc.check_interaction_file(_write(tmp_path, _inter()), dict(CONFIG, topk=[5, 50], valid_metric="Recall@50"))
+    with pytest.raises(dc.DataError, match=r"e.g. --topk='\[2,5\]'$"):              # Recall@5 still fits
+        dc.check_interaction_file(_write(tmp_path, _inter()), dict(CONFIG, topk=[2, 5, 20], valid_metric="Recall@5"))
+    with pytest.raises(dc.DataError, match=r"e.g. --topk='\[5\]' --valid_metric=NDCG@5$"):
+        dc.check_interaction_file(_write(tmp_path, _inter()), dict(CONFIG, topk=[10, 20], valid_metric="NDCG@20"))
 
 
 def test_what_mmrec_runs_on_silently_but_wrongly_is_warned_about(tmp_path):
@@ -106,6 +110,20 @@ def test_the_check_reads_the_file_again_when_it_changes(tmp_path):
     _write(tmp_path, _inter().assign(itemID=lambda d: d.itemID.where(d.index != 3, -1)))
     with pytest.raises(dc.DataError, match="found -1"):
         dc.check_interaction_file(path, CONFIG)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_feature_rows_with_nan_or_inf_are_counted_and_the_first_named(tmp_path, dtype):
+    features = np.ones((50, 3), dtype=dtype)
+    features[[7, 30], 1], features[41, 2] = np.nan, -np.inf
+    if dtype is np.float64:
+        features[3] = [1e308, 1e308, -1.0]      # finite, although its sum overflows: not a bad row
+    np.save(tmp_path / "f.npy", features)
+    for block_bytes in (1, 100, 1 << 26):       # rows split across blocks, or all in one
+        assert dc._rows_not_finite(np.load(tmp_path / "f.npy", mmap_mode="r"), block_bytes).tolist() == [7, 30, 41]
+    with pytest.raises(dc.DataError, match=r"f.npy \(image\) has NaN or inf in 3 of its 50 rows \(the first: row 7, "
+                                           r"item id 7\)"):
+        dc.check_feature_file(tmp_path / "f.npy", "image", 50)
 
 
 def test_feature_rows_must_match_the_item_count(tmp_path):
@@ -150,6 +168,10 @@ def _checkout_with_tiny(tmp_path):
         "topk: [5, 10, 20, 50]\n")
     for folder in ("model", "dataset"):
         (root / "src/configs" / folder).mkdir()
+    for model in ("MDE", "FREEDOM"):                       # what check-data looks for to know a model
+        (root / "src/models").mkdir(exist_ok=True)
+        (root / f"src/configs/model/{model}.yaml").write_text("")
+        (root / f"src/models/{model.lower()}.py").write_text("")
     make_dataset(root, "tiny", preset="tiny", seed=0)
     return root
 
@@ -167,6 +189,14 @@ def test_check_data_describes_a_good_data_set_and_refuses_a_bad_one(tmp_path, ca
     inter[inter.x_label != 1].to_csv(root / "data/tiny/tiny.inter", sep="\t", index=False)
     assert main(["check-data", "--mmrec", str(root), "-d", "tiny"]) == 2
     assert "no validation rows (x_label 1)" in capsys.readouterr().err
+
+
+def test_check_data_refuses_an_unknown_model(tmp_path, capsys):
+    from mde_mmrec.cli import main
+    root = _checkout_with_tiny(tmp_path)
+    assert main(["check-data", "--mmrec", str(root), "-d", "tiny", "-m", "FREEDUM"]) == 2
+    assert "unknown model 'FREEDUM'" in capsys.readouterr().err
+    assert main(["check-data", "--mmrec", str(root), "-d", "tiny", "-m", "FREEDOM"]) == 0
 
 
 def test_the_commands_check_the_data_with_the_runs_overrides(tmp_path):

@@ -176,8 +176,12 @@ def test_grid_spec_from_yaml_and_overrides(tmp_path):
 def test_grid_key_mde_does_not_have(tmp_path):
     checkout = _fake_checkout(tmp_path, MDE_YAML)
     with pytest.raises(MdeMmrecError, match=r"--set cl_wieght: unknown config key\(s\) cl_wieght \(a grid key must be one "
-                                            r"of MDE's keys.*did you mean cl_wieght -> cl_weight, "):
+                                            r"of MDE's keys.*did you mean cl_weight, "):
         grid.grid_spec(checkout, "MDE", "tiny", {"cl_wieght": [0.1, 1.0]}, None)
+    with pytest.raises(MdeMmrecError, match=r"--set epochs=\[1, 2\]: epochs is set in configs/overall.yaml or the data "
+                                            r"set's yaml, not in .*MDE.yaml, and a grid key must be one of MDE's keys: "
+                                            r"give one value \(the number of epochs: --epochs N\)"):
+        grid.grid_spec(checkout, "MDE", "tiny", {"epochs": [1, 2]}, None)
     with pytest.raises(MdeMmrecError, match="unknown config key"):
         grid.grid_spec(checkout, "MDE", "tiny", {"nonsense": 1}, None)
 

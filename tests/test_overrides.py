@@ -80,6 +80,9 @@ def test_hyper_parameters_requires_pinning_dropped_multi_value_keys():
     (["--model=BPR"], r"use -m MODEL"),
     (["--dataset=baby"], r"use -d DATASET"),
     (["--reg_weight=[]"], r"empty list"),
+    (["--reg_weight=[0.1,0.01,0.1]"], r"--reg_weight=\[0.1,0.01,0.1\]: 0.1 is listed twice, so that grid point would "
+                                      r"run twice with the same seed; list each value once"),
+    (["--seed=[999,999]"], r"999 is listed twice"),
     (["--hyper_parameters=reg_weight"], r"must be a list of config keys"),
     (["--hyper_parameters=[regweight]"], r"unknown config key 'regweight'.*reg_weight"),
     (["--grid_shard=3/2"], r"grid_shard='3/2' is not of the form i/n"),

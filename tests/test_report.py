@@ -2,6 +2,7 @@
 
 import csv
 import math
+import sys
 
 import pandas as pd
 import pytest
@@ -128,8 +129,33 @@ def test_compare_pins_grid_keys_and_parses_sets():
 
 def test_unknown_set_keys_come_with_the_closest_known_ones():
     with pytest.raises(MdeMmrecError, match=r"configuration 'MDE': unknown config key\(s\) cl_wieght, zzz .*"
-                                            r"did you mean cl_wieght -> cl_weight\?$"):
+                                            r"; for cl_wieght, did you mean cl_weight\?$"):
         compare.check_keys({"cl_weight": 0.1, "epochs": 3}, {"cl_wieght": 0.2, "zzz": 1}, "configuration 'MDE'")
+
+
+    with pytest.raises(MdeMmrecError, match=r"unknown config key\(s\) cl_weigth .*; did you mean cl_weight\?$"):
+        compare.check_keys({"cl_weight": 0.1, "epochs": 3}, {"cl_weigth": 0.2}, "configuration 'MDE'")
+
+
+def test_without_matplotlib_the_tables_are_written_and_the_charts_skipped_with_one_warning(tmp_path, monkeypatch,
+                                                                                          caplog):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)          # import matplotlib raises ImportError
+    report.charts_available.cache_clear()
+    try:
+        assert not report.charts_available() and not report.charts_available()
+        (tmp_path / "chart.png").write_bytes(b"an earlier run's chart")
+        records = [_record("MDE", 999, 0.1), _record("BPR", 999, 0.05)]
+        md = compare.write_comparison(records, {"MDE": "ok", "BPR": "ok"}, tmp_path, "t")
+        assert "| MDE |" in md.read_text() and (tmp_path / "summary.csv").is_file()
+        assert not (tmp_path / "chart.png").exists()             # would not match the table
+        table = report.grid_table([dict(_record("MDE", 1, v), params={"a": a, "b": b})
+                                   for a, b, v in ((1, 1, 0.1), (1, 2, 0.2), (2, 1, 0.3))], ["a", "b"])
+        assert report.heatmaps(table, ["a", "b"], tmp_path, "valid recall@20") == []
+    finally:
+        report.charts_available.cache_clear()
+    warnings = [r.message for r in caplog.records if "matplotlib is not installed" in r.message]
+    assert warnings == ["matplotlib is not installed: the tables will be written, the charts skipped (pip install "
+                        "matplotlib, or pip install 'mde-mmrec[plots]')"]
 
 
 def test_a_comparison_says_how_its_numbers_were_made_and_with_which_settings(tmp_path):
@@ -157,3 +183,10 @@ def test_grid_points_are_ranked_by_validation_never_by_test():
     table = report.grid_table([point(0.01, valid=0.30, test=0.50), point(0.1, valid=0.40, test=0.20)], ["cl_weight"])
     assert table["cl_weight"].tolist() == [0.1, 0.01]
     assert table["valid recall@20"].tolist() == [0.40, 0.30] and table["test recall@20"].tolist() == [0.20, 0.50]
+
+
+def test_seconds_per_epoch_keep_three_significant_digits_in_every_table():
+    assert [report.fmt_seconds(v) for v in (0.0353, 0.6, 66.49, 1234.5, None, math.nan)] == \
+        ["0.0353", "0.6", "66.5", "1234", "-", "-"]
+    row = report.summary_markdown(report.summarize([_record("MDE", 1, 0.10, spe=0.0353)])).splitlines()[-1]
+    assert row.endswith("| 0.0353 |")

@@ -137,6 +137,11 @@ def test_grid_takes_more_values_but_refuses_other_fixed_settings(tmp_path):
         grid.run_grid(checkout, "BPR", "tiny", keys, {"seed": [999], "reg_weight": [0.1]}, out, epochs=5,
                       runner=other, echo=lambda line: None)
     assert other.calls == []
+    with pytest.raises(MdeMmrecError, match=r"\(epochs: 2 -> \(a grid key\); hyper_parameters: "):   # not "(not set)"
+        grid.run_grid(checkout, "BPR", "tiny", keys + ["epochs"], {"seed": [999], "reg_weight": [0.1],
+                                                                   "epochs": [2, 3]}, out, runner=other,
+                      echo=lambda line: None)
+    assert other.calls == []
 
 
 def test_compare_refuses_a_list_that_would_make_a_grid_inside_one_row(tmp_path):
@@ -262,8 +267,13 @@ def test_a_multimodal_model_needs_the_feature_files(tmp_path):
     (b"", r"cannot be read as a .npy array of numbers \(EOFError"),
     (np.array([[None, {"a": 1}]], dtype=object), r"cannot be read as a .npy array of numbers \(ValueError"),
     (b"\x93NUMPY not really", r"cannot be read as a .npy array"),
-    (np.ones(3, dtype=np.float32), r"has shape \(3,\), expected \(number of items, feature dimension\)"),
-    (np.ones((3, 0), dtype=np.float32), r"has shape \(3, 0\)")])
+    (np.ones(3, dtype=np.float32), r"holds a float32 array of shape \(3,\), expected numbers of shape \(number of "
+                                   r"items, feature dimension\)"),
+    (np.ones((3, 0), dtype=np.float32), r"holds a float32 array of shape \(3, 0\)"),
+    (np.array([["a", "b"]]), r"holds a <U1 array of shape \(1, 2\), expected numbers"),
+    (np.array([[0.5, np.nan, 1.0]], dtype=np.float32), r"has NaN or inf in 1 of its 1 rows \(the first: row 0, item "
+                                                        r"id 0\); every model would train on a NaN loss: replace them"),
+])
 def test_a_feature_file_that_cannot_be_loaded_is_named_before_training(tmp_path, content, error):
     checkout = standin_checkout(tmp_path / "MMRec", model="MDE", model_yaml="is_multimodal_model: True\n")
     (checkout / "src" / "configs" / "dataset" / "tiny.yaml").write_text(
@@ -321,3 +331,18 @@ def test_an_out_folder_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(MdeMmrecError, match="--out .*out.txt is a file, not a folder"):
         _compare(checkout, out, FakeRunner())
     assert out.read_text() == "notes\n"
+
+
+def test_a_run_refused_before_writing_anything_leaves_no_folder_behind(tmp_path):
+    out, kept = tmp_path / "new" / "out", tmp_path / "kept"
+    with pytest.raises(MdeMmrecError, match="bad"):
+        with mmrec.out_dir_lock(out):
+            assert (out / ".mde-mmrec.lock").is_file()
+            raise MdeMmrecError("bad configuration")
+    assert not out.exists()
+    kept.mkdir()
+    with mmrec.out_dir_lock(kept):          # a folder that was there before stays
+        pass
+    with mmrec.out_dir_lock(out):           # a run that wrote something keeps its folder
+        (out / "summary.md").write_text("x")
+    assert kept.is_dir() and (out / "summary.md").is_file()

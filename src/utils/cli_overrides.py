@@ -293,6 +293,10 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
             value = value if isinstance(value, list) else [value]
             if not value:
                 raise OverrideError(f"{arg}: an empty list leaves no grid point to run")
+            repeated = [v for i, v in enumerate(value) if v in value[:i]]
+            if repeated:
+                raise OverrideError(f"{arg}: {repeated[0]!r} is listed twice, so that grid point would run twice "
+                                    f"with the same seed; list each value once (more seeds: --seed=[999,1000])")
         config_dict[key] = value
 
     for key in grid:                                 # a grid key configured with one value: one grid value

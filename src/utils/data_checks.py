@@ -58,16 +58,16 @@ def _checked(path, config) -> tuple:
         return None, ()
     stat = os.stat(path)
     topk = config.get("topk")
-    largest_k = max(topk) if isinstance(topk, list) and topk and all(isinstance(k, int) for k in topk) else None
+    topk = tuple(topk) if isinstance(topk, list) and topk and all(isinstance(k, int) for k in topk) else ()
     return _check_interactions(str(path), stat.st_size, stat.st_mtime_ns, *(str(config[k]) for k in keys),
                                str(config.get("field_separator") or "\t"),
-                               bool(config.get("filter_out_cod_start_users")), largest_k,
+                               bool(config.get("filter_out_cod_start_users")), topk, str(config.get("valid_metric")),
                                bool(config.get("use_neg_sampling", True)) and not config.get("use_full_sampling"))
 
 
 @functools.lru_cache(maxsize=8)   # several jobs on one data set are checked in one process (mde-mmrec)
 def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str, label: str, sep: str,
-                        cold_start_filter: bool, largest_k, samples_negatives: bool) -> tuple:
+                        cold_start_filter: bool, topk: tuple, valid_metric: str, samples_negatives: bool) -> tuple:
     columns = f"the columns {uid}, {iid} and {label} (USER_ID_FIELD, ITEM_ID_FIELD, inter_splitting_label)"
     try:
         df = pd.read_csv(path, usecols=[uid, iid, label], sep=sep)
@@ -99,10 +99,10 @@ def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str,
                             f"evaluates on them (it fails with ZeroDivisionError): split each user's interactions "
                             f"into training, validation and test rows")
     n_users, n_items = int(df[uid].max()) + 1, int(df[iid].max()) + 1
-    if largest_k is not None and largest_k > n_items:
-        raise DataError(f"{path}: {n_items} items (the largest {iid} + 1), fewer than the largest topk {largest_k}: "
-                        f"MMRec ranks the top {largest_k} items of every user; give a smaller topk, e.g. "
-                        f"--topk='[1,2]' --valid_metric=Recall@2")
+    if topk and max(topk) > n_items:
+        raise DataError(f"{path}: {n_items} items (the largest {iid} + 1), fewer than the largest topk {max(topk)}: "
+                        f"MMRec ranks the top {max(topk)} items of every user; give a smaller topk, e.g. "
+                        f"{_smaller_topk(topk, n_items, valid_metric)}")
     train_pairs = np.sort(_pairs(split["training"], uid, iid, n_items))
     if samples_negatives:
         _check_negative_items_exist(path, train_pairs, n_items, uid, label)
@@ -137,6 +137,16 @@ def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str,
     return summary, tuple(warnings)
 
 
+def _smaller_topk(topk: tuple, n_items: int, valid_metric: str) -> str:
+    """main.py's overrides for the ``topk`` values that fit ``n_items`` (and a valid_metric among them)."""
+    fits = [k for k in topk if k <= n_items] or [n_items]
+    metric, _, k = valid_metric.partition("@")
+    fix = f"--topk='[{','.join(map(str, fits))}]'"
+    if not (k.isdigit() and int(k) in fits):
+        fix += f" --valid_metric={metric if k else 'Recall'}@{max(fits)}"
+    return fix
+
+
 def _check_negative_items_exist(path: str, train_pairs: np.ndarray, n_items: int, uid: str, label: str) -> None:
     """MMRec's sampler draws training items until one is not the user's (a negative item); for a user who has
     every item of the training split it never ends (patch 0019 stops it there; this says so before loading)."""
@@ -158,19 +168,39 @@ def _pairs(rows: pd.DataFrame, uid: str, iid: str, n_items: int) -> np.ndarray:
 
 
 def check_feature_file(path, where: str, n_items: int | None = None, inter_file=None) -> None:
-    """A feature file MMRec can load: a 2-D .npy array with rows and columns (only its header is read), one
-    row per item where ``n_items`` (as MMRec counts them in ``inter_file``) is given."""
+    """A feature file MMRec can load: a 2-D .npy array of finite numbers (read in blocks through a memory map,
+    about a second for Elec's 1 GB of image features), one row per item where ``n_items`` (as MMRec counts
+    them in ``inter_file``) is given."""
     fix = "regenerate it (`mde-mmrec make-data ... --force` for a synthetic data set)"
     try:
-        shape = np.load(path, mmap_mode="r").shape
+        array = np.load(path, mmap_mode="r")
     except Exception as exc:   # empty, cut off, pickled objects, not .npy: EOFError, ValueError, OSError, ...
         raise DataError(f"feature file {path} ({where}) cannot be read as a .npy array of numbers "
                         f"({type(exc).__name__}: {exc}); {fix}") from None
-    if len(shape) != 2 or 0 in shape:
-        raise DataError(f"feature file {path} ({where}) has shape {shape}, expected (number of items, "
-                        f"feature dimension); {fix}")
+    shape = array.shape
+    if len(shape) != 2 or 0 in shape or array.dtype.kind not in "biuf":
+        raise DataError(f"feature file {path} ({where}) holds a {array.dtype} array of shape {shape}, expected numbers "
+                        f"of shape (number of items, feature dimension); {fix}")
     if n_items is not None and shape[0] != n_items:
         raise DataError(f"feature file {path} ({where}) has {shape[0]} rows, but MMRec counts {n_items} items (the "
                         f"largest item id in {inter_file} + 1) and reads one row per item id: if the ids there are "
                         f"offset, or the last items have no interaction, renumber them 0..n-1 like the feature "
                         f"rows; else {fix}")
+    bad_rows = _rows_not_finite(array)
+    if len(bad_rows):
+        raise DataError(f"feature file {path} ({where}) has NaN or inf in {len(bad_rows)} of its {shape[0]} rows "
+                        f"(the first: row {bad_rows[0]}, item id {bad_rows[0]}); every model would train on a NaN "
+                        f"loss: replace them (e.g. with zeros) or {fix}")
+
+
+def _rows_not_finite(array: np.ndarray, block_bytes: int = 1 << 26) -> np.ndarray:
+    """Indices of the rows holding NaN or inf, read block by block. A row's float64 sum is finite exactly when
+    the row is (float32 rows cannot overflow it); only rows whose sum is not are looked at element-wise."""
+    rows = max(1, block_bytes // max(1, array.shape[1] * array.itemsize))
+    bad = []
+    for start in range(0, array.shape[0], rows):
+        block = np.asarray(array[start:start + rows])
+        with np.errstate(over="ignore", invalid="ignore"):
+            suspects = np.flatnonzero(~np.isfinite(block.sum(axis=1, dtype=np.float64)))
+        bad += [start + i for i in suspects if not np.isfinite(block[i]).all()]
+    return np.asarray(bad, dtype=np.int64)
