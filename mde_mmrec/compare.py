@@ -189,7 +189,7 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None, overri
                                 + (" (MDE needs one of them)" if model == "MDE" else ""))
         try:
             for key in present:
-                checks.check_feature_file(files[key], f"{key} in {yaml_path}", n_items, inter)
+                warnings += checks.check_feature_file(files[key], f"{key} in {yaml_path}", n_items, inter)
         except checks.DataError as exc:
             raise MdeMmrecError(str(exc)) from None
     for warning in warnings:

@@ -122,6 +122,8 @@ TOOLING_MUTANTS = [
  (DC, "DC-cold-start-filter-ignored", "        if cold_start_filter:", "        if False:"),
  (DC, "DC-all-items-user-off-by-one", "    full = np.flatnonzero(items_per_user >= items_in_training)", "    full = np.flatnonzero(items_per_user > items_in_training)"),
  (DC, "DC-all-items-counts-every-item", "    items_in_training = int(np.bincount(distinct % n_items, minlength=n_items).astype(bool).sum())", "    items_in_training = n_items"),
+ (DC, "DC-feature-nan-unchecked", "    if len(bad_rows):", "    if False:"),
+ (DC, "DC-huge-features-unwarned", "    if largest > LARGEST_FEATURE:", "    if False:"),
  (DC, "DC-topk-unchecked", "    if topk and max(topk) > n_items:", "    if False:"),
  (DC, "DC-overlap-uncounted", "        repeated = int(found.sum())", "        repeated = 0"),
  (DC, "DC-id-gaps-off-by-one", "    n_users, n_items = int(df[uid].max()) + 1, int(df[iid].max()) + 1", "    n_users, n_items = int(df[uid].max()), int(df[iid].max())"),
@@ -203,6 +205,7 @@ TOOLING_MUTANTS = [
  (O, "O5-no-resume-check", "        results_log.check_resume(merged)", "        pass"),
  (O, "O6-no-seed-first", '        grid.insert(0, "seed")', '        pass'),
  (O, "O8-space-form-takes-negative-as-flag", '        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):', '        elif i + 1 < len(argv) and not argv[i + 1].startswith("-"):'),
+ (O, "O-duplicate-grid-value-runs", "            if repeated:\n                raise OverrideError(f\"{arg}: {repeated[0]!r} is listed twice", "            if False:\n                raise OverrideError(f\"{arg}: {repeated[0]!r} is listed twice"),
 ]
 GROUPS = {"model": (MODEL_MUTANTS, MODEL_TESTS), "tooling": (TOOLING_MUTANTS, TOOLING_TESTS)}
 

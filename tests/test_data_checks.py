@@ -120,10 +120,23 @@ def test_feature_rows_with_nan_or_inf_are_counted_and_the_first_named(tmp_path, 
         features[3] = [1e308, 1e308, -1.0]      # finite, although its sum overflows: not a bad row
     np.save(tmp_path / "f.npy", features)
     for block_bytes in (1, 100, 1 << 26):       # rows split across blocks, or all in one
-        assert dc._rows_not_finite(np.load(tmp_path / "f.npy", mmap_mode="r"), block_bytes).tolist() == [7, 30, 41]
+        bad, largest = dc._scan_values(np.load(tmp_path / "f.npy", mmap_mode="r"), block_bytes)
+        assert bad.tolist() == [7, 30, 41] and largest == (1e308 if dtype is np.float64 else 1.0)
     with pytest.raises(dc.DataError, match=r"f.npy \(image\) has NaN or inf in 3 of its 50 rows \(the first: row 7, "
                                            r"item id 7\)"):
         dc.check_feature_file(tmp_path / "f.npy", "image", 50)
+
+
+def test_feature_values_large_enough_to_overflow_scores_are_warned_about(tmp_path):
+    features = np.ones((20, 4), dtype=np.float32)
+    np.save(tmp_path / "f.npy", features)
+    assert dc.check_feature_file(tmp_path / "f.npy", "image", 20) == []
+    features[13, 2] = -3e7
+    np.save(tmp_path / "f.npy", features)
+    assert dc.check_feature_file(tmp_path / "f.npy", "image", 20) == [
+        f"feature file {tmp_path / 'f.npy'} (image) holds values up to 3e+07 in magnitude (pre-trained image and text "
+        "features are within about +-100): projected into scores they can overflow to inf, and the run then stops "
+        "on a NaN loss; scale them (e.g. divide each row by its L2 norm)"]
 
 
 def test_feature_rows_must_match_the_item_count(tmp_path):

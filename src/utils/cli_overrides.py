@@ -229,8 +229,8 @@ def check_interactions(dataset: str, values: dict, src=".") -> None:
         if values.get("is_multimodal_model") and not values.get("end2end"):   # what MMRec's models load
             for key in data_checks.FEATURE_KEYS:
                 if values.get(key) and (folder / str(values[key])).is_file():
-                    data_checks.check_feature_file((folder / str(values[key])).resolve(), key, n_items,
-                                                   path.resolve())
+                    warnings += data_checks.check_feature_file((folder / str(values[key])).resolve(), key,
+                                                               n_items, path.resolve())
     except data_checks.DataError as exc:
         raise OverrideError(f"-d {dataset}: {exc}") from None
     for warning in warnings:

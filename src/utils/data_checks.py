@@ -167,10 +167,10 @@ def _pairs(rows: pd.DataFrame, uid: str, iid: str, n_items: int) -> np.ndarray:
     return rows[uid].to_numpy(np.int64) * n_items + rows[iid].to_numpy(np.int64)
 
 
-def check_feature_file(path, where: str, n_items: int | None = None, inter_file=None) -> None:
+def check_feature_file(path, where: str, n_items: int | None = None, inter_file=None) -> list[str]:
     """A feature file MMRec can load: a 2-D .npy array of finite numbers (read in blocks through a memory map,
-    about a second for Elec's 1 GB of image features), one row per item where ``n_items`` (as MMRec counts
-    them in ``inter_file``) is given."""
+    well under a second for Elec's 1 GB of image features), one row per item where ``n_items`` (as MMRec
+    counts them in ``inter_file``) is given. Returns warnings: values so large that models' scores overflow."""
     fix = "regenerate it (`mde-mmrec make-data ... --force` for a synthetic data set)"
     try:
         array = np.load(path, mmap_mode="r")
@@ -186,21 +186,34 @@ def check_feature_file(path, where: str, n_items: int | None = None, inter_file=
                         f"largest item id in {inter_file} + 1) and reads one row per item id: if the ids there are "
                         f"offset, or the last items have no interaction, renumber them 0..n-1 like the feature "
                         f"rows; else {fix}")
-    bad_rows = _rows_not_finite(array)
+    bad_rows, largest = _scan_values(array)
     if len(bad_rows):
         raise DataError(f"feature file {path} ({where}) has NaN or inf in {len(bad_rows)} of its {shape[0]} rows "
                         f"(the first: row {bad_rows[0]}, item id {bad_rows[0]}); every model would train on a NaN "
                         f"loss: replace them (e.g. with zeros) or {fix}")
+    if largest > LARGEST_FEATURE:
+        return [f"feature file {path} ({where}) holds values up to {largest:.3g} in magnitude (pre-trained image and "
+                f"text features are within about +-100): projected into scores they can overflow to inf, and the "
+                f"run then stops on a NaN loss; scale them (e.g. divide each row by its L2 norm)"]
+    return []
 
 
-def _rows_not_finite(array: np.ndarray, block_bytes: int = 1 << 26) -> np.ndarray:
-    """Indices of the rows holding NaN or inf, read block by block. A row's float64 sum is finite exactly when
-    the row is (float32 rows cannot overflow it); only rows whose sum is not are looked at element-wise."""
+LARGEST_FEATURE = 1e6     # larger feature values are warned about (check_feature_file)
+
+
+def _scan_values(array: np.ndarray, block_bytes: int = 1 << 26) -> tuple[np.ndarray, float]:
+    """(indices of the rows holding NaN or inf, the largest finite magnitude), read block by block. A row's
+    float64 sum is finite exactly when the row is (float32 rows cannot overflow it); only rows whose sum is
+    not are looked at element-wise."""
     rows = max(1, block_bytes // max(1, array.shape[1] * array.itemsize))
-    bad = []
+    bad, largest = [], 0.0
     for start in range(0, array.shape[0], rows):
         block = np.asarray(array[start:start + rows])
         with np.errstate(over="ignore", invalid="ignore"):
             suspects = np.flatnonzero(~np.isfinite(block.sum(axis=1, dtype=np.float64)))
-        bad += [start + i for i in suspects if not np.isfinite(block[i]).all()]
-    return np.asarray(bad, dtype=np.int64)
+        not_finite = [i for i in suspects if not np.isfinite(block[i]).all()]
+        bad += [start + i for i in not_finite]
+        finite = np.delete(block, not_finite, axis=0) if not_finite else block
+        if finite.size:
+            largest = max(largest, float(finite.max()), -float(finite.min()))
+    return np.asarray(bad, dtype=np.int64), largest
