@@ -37,8 +37,8 @@ def ensure_installed(path) -> Path:
 
 def demo_table(records: list[dict]) -> str:
     header = ["model"] + [report.metric_label(k) for k in DEMO_KEYS] + ["epochs to best", "s/epoch"]
-    rows = [[report.label_of(r)] + [r["test"].get(k) for k in DEMO_KEYS] + [report.epochs_to_best(r), report.fmt_seconds(r.get("s_per_epoch"))]
-            for r in records]
+    rows = [[report.label_of(r)] + [r["test"].get(k) for k in DEMO_KEYS]
+            + [report.epochs_to_best(r), report.fmt_seconds(r.get("s_per_epoch"))] for r in records]
     return report.markdown_table(header, rows)
 
 
@@ -72,9 +72,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"\n{text}")
     print(f"results in {out}/ (summary.md, results.jsonl, runs/, logs/)")
     dragon = compare.why_not_runnable("DRAGON", cuda=False, checkout=Path(args.mmrec))
+    first = f"; first: {dragon}" if dragon else ""
     print(f"Next: mde-mmrec compare --mmrec {args.mmrec} -d {DEMO_DATASET} -m MDE FREEDOM DRAGON --seeds 3 "
-          f"(about 45 s on 2 idle CPU cores: each seed trains until early stopping{'; first: ' + dragon if dragon else ''}), or a data set of Amazon Baby's shape: "
-          f"mde-mmrec make-data synthetic_baby --mmrec {args.mmrec}")
+          f"(about 45 s on 2 idle CPU cores: each seed trains until early stopping{first}), or a data set of "
+          f"Amazon Baby's shape: mde-mmrec make-data synthetic_baby --mmrec {args.mmrec}")
     return 0
 
 

@@ -86,9 +86,10 @@ def grid_spec(checkout: Path, model: str, dataset: str, sets: dict, seeds: list[
             raise MdeMmrecError("choose seeds with --seeds N, not --set seed=...")
         if isinstance(value, list):
             if key not in model_cfg and key in merged:
-                raise MdeMmrecError(f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's yaml, "
-                                    f"not in {model_yaml}, and a grid key must be one of {model}'s keys: give one "
-                                    f"value" + (" (the number of epochs: --epochs N)" if key == "epochs" else ""))
+                raise MdeMmrecError(f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's "
+                                    f"yaml, not in {model_yaml}, and a grid key must be one of {model}'s keys: "
+                                    f"give one value" + (" (the number of epochs: --epochs N)" if key == "epochs"
+                                                         else ""))
             if key not in model_cfg:
                 raise compare.unknown_keys_error(f"--set {key}", [key], [k for k in model_cfg if k != "hyper_parameters"],
                                                  f"a grid key must be one of {model}'s keys in {model_yaml}")
