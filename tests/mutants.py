@@ -59,7 +59,7 @@ MODEL_MUTANTS = [
  (M, "sigma_diff ignored", "diff = self.hp.diff_weight * modality_gap_loss", "diff = modality_gap_loss"),
  (M, "sigma_cl ignored", "return diff, self.hp.cl_weight * cl", "return diff, cl"),
  (M, "stopgrad flipped", "if not self.hp.tradeoff_grad:", "if self.hp.tradeoff_grad:"),
- (M, "nlt off not constant", "            ones = torch.ones(prefs.shape[0], device=prefs.device)\n            return ones, ones", "            ones = torch.ones(prefs.shape[0], device=prefs.device)\n            return ones, 0.5 * ones"),
+ (M, "nlt off not constant", "            return constant, constant", "            return constant, 0.5 * constant"),
  (M, "variantB sigmoid swap", "            return w, 1.0 - w", "            return 1.0 - w, w"),
  (M, "fixed text weight swap", "return torch.tensor([1.0 - w_t, w_t]", "return torch.tensor([w_t, 1.0 - w_t]"),
  (M, "anchors all items", "anchors = torch.unique(i)  # the batch's positive items", "anchors = torch.unique(ij)  # the batch's positive items"),
