@@ -638,7 +638,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                           f"{len(seeds)} seed(s)", command)
     print(md.read_text(encoding="utf-8"))
     chart = ", chart.png" if (out / "chart.png").is_file() else ""
-    print(f"results in {out}/ (summary.md, summary.csv{chart}, results.jsonl, logs/)")
+    print(f"results in {out}/ (summary.md, summary.csv{chart}, results.jsonl, runs/, logs/)")
     return 0 if all(s == "ok" for s in status.values()) else 1
 
 

@@ -112,7 +112,7 @@ def fmt_seconds(value) -> str:
     """Seconds with 3 significant digits, so a 0.035 s epoch on ``tiny`` and a 66.5 s one read alike."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+    return f"{value:.3g}" if value < 999.5 else f"{value:.0f}"     # not 1e+03
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -197,9 +197,9 @@ def charts_available() -> bool:
     said at the start (once), not found after hours of runs."""
     try:
         importlib.import_module("matplotlib")
-    except ImportError:
-        log.warning("matplotlib is not installed: the tables will be written, the charts skipped "
-                    "(pip install matplotlib, or pip install 'mde-mmrec[plots]')")
+    except ImportError as exc:
+        log.warning("matplotlib cannot be imported (%s): the tables will be written, the charts skipped "
+                    "(pip install matplotlib, or pip install 'mde-mmrec[plots]')", exc)
         return False
     return True
 

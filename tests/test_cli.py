@@ -21,3 +21,11 @@ def test_negative_seed_values_are_rejected_before_doing_anything(capsys):
             main(command + ["--mmrec", "/nonexistent", "--seed-values", "1", "-2"])
         assert exit_info.value.code == 2
         assert "--seed-values: must be at least 0, got -2" in capsys.readouterr().err
+
+
+def test_log_lines_say_when_they_are_warnings():
+    import logging
+    from mde_mmrec.cli import LogFormat
+    record = lambda level: logging.LogRecord("mde_mmrec", level, __file__, 1, "the %s", ("message",), None)
+    assert LogFormat().format(record(logging.INFO)).split(" ", 1)[1] == "the message"
+    assert LogFormat().format(record(logging.WARNING)).split(" ", 1)[1] == "warning: the message"

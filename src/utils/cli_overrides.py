@@ -296,7 +296,7 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
             repeated = [v for i, v in enumerate(value) if v in value[:i]]
             if repeated:
                 raise OverrideError(f"{arg}: {repeated[0]!r} is listed twice, so that grid point would run twice "
-                                    f"with the same seed; list each value once (more seeds: --seed=[999,1000])")
+                                    f"with the same seed; list each value once (repeated runs come from more seeds)")
         config_dict[key] = value
 
     for key in grid:                                 # a grid key configured with one value: one grid value
