@@ -132,6 +132,15 @@ def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None
 
 
 def check_model(checkout: Path, model: str) -> None:
+    """``model`` exists in the checkout and can run on this machine."""
+    check_model_exists(checkout, model)
+    reason = why_not_runnable(model, checkout=checkout)
+    if reason:
+        raise MdeMmrecError(f"model {model!r} cannot run here: {reason}; choose another model")
+
+
+def check_model_exists(checkout: Path, model: str) -> None:
+    """``model`` has its config and model file in the checkout (names are case-sensitive)."""
     if not (Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml").is_file():
         models = available(checkout, "model")
         close = [m for m in models if m.lower() == model.lower()] or difflib.get_close_matches(model, models, n=3)
@@ -140,9 +149,6 @@ def check_model(checkout: Path, model: str) -> None:
                             + (f"; did you mean {', '.join(close)}?" if close else ""))
     if not (Path(checkout) / "src" / "models" / f"{model.lower()}.py").is_file():
         raise MdeMmrecError(f"model {model!r}: src/models/{model.lower()}.py is missing in {checkout}")
-    reason = why_not_runnable(model, checkout=checkout)
-    if reason:
-        raise MdeMmrecError(f"model {model!r} cannot run here: {reason}; choose another model")
 
 
 def interaction_file(checkout: Path, dataset: str, model: str | None = None, cfg: dict | None = None) -> Path:

@@ -44,7 +44,7 @@ def describe(checkout, dataset: str) -> str:
 
 def _cmd_check_data(args) -> int:
     checkout = mmrec_root(args.mmrec)
-    compare.check_model(checkout, args.model)    # a misspelt -m would check for a model that does not exist
+    compare.check_model_exists(checkout, args.model)   # a misspelt -m would check for a model that does not exist
     warnings = compare.check_dataset(checkout, args.dataset, args.model)     # raises on errors, logs warnings
     print(describe(checkout, args.dataset))
     print(f"\n{args.dataset}: no errors, MMRec can run {args.model} on it" +

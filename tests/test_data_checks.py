@@ -132,9 +132,9 @@ def test_feature_values_large_enough_to_overflow_scores_are_warned_about(tmp_pat
     np.save(tmp_path / "f.npy", features)
     assert dc.check_feature_file(tmp_path / "f.npy", "image", 20) == []
     features[13, 2] = -3e7
-    np.save(tmp_path / "f.npy", features)
-    assert dc.check_feature_file(tmp_path / "f.npy", "image", 20) == [
-        f"feature file {tmp_path / 'f.npy'} (image) holds values up to 3e+07 in magnitude (pre-trained image and text "
+    np.save(tmp_path / "g.npy", features)   # another file: a rewrite within the clock's tick keeps its mtime
+    assert dc.check_feature_file(tmp_path / "g.npy", "image", 20) == [
+        f"feature file {tmp_path / 'g.npy'} (image) holds values up to 3e+07 in magnitude (pre-trained image and text "
         "features are within about +-100): projected into scores they can overflow to inf, and the run then stops "
         "on a NaN loss; scale them (e.g. divide each row by its L2 norm)"]
 

@@ -186,7 +186,8 @@ def check_feature_file(path, where: str, n_items: int | None = None, inter_file=
                         f"largest item id in {inter_file} + 1) and reads one row per item id: if the ids there are "
                         f"offset, or the last items have no interaction, renumber them 0..n-1 like the feature "
                         f"rows; else {fix}")
-    bad_rows, largest = _scan_values(array)
+    stat = os.stat(path)
+    bad_rows, largest = _scanned(str(path), stat.st_size, stat.st_mtime_ns)
     if len(bad_rows):
         raise DataError(f"feature file {path} ({where}) has NaN or inf in {len(bad_rows)} of its {shape[0]} rows "
                         f"(the first: row {bad_rows[0]}, item id {bad_rows[0]}); every model would train on a NaN "
@@ -199,6 +200,11 @@ def check_feature_file(path, where: str, n_items: int | None = None, inter_file=
 
 
 LARGEST_FEATURE = 1e6     # larger feature values are warned about (check_feature_file)
+
+
+@functools.lru_cache(maxsize=8)   # mde-mmrec checks each job's command line in one process: read the file once
+def _scanned(path: str, size: int, mtime_ns: int) -> tuple[np.ndarray, float]:
+    return _scan_values(np.load(path, mmap_mode="r"))
 
 
 def _scan_values(array: np.ndarray, block_bytes: int = 1 << 26) -> tuple[np.ndarray, float]:
