@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CAP = 200               # neighbours kept per user, as in the original script
 BLOCK_BYTES = 256 << 20  # size of one dense block of rows
+PROGRESS_EVERY_S = 10.0  # at most one progress line per this many seconds (Elec has 553 blocks of rows)
 
 
 def co_interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int) -> sp.csr_matrix:
@@ -88,6 +89,20 @@ def build_user_graph_dict(users, items, n_users: int, cap: int = CAP, progress=N
     return graph
 
 
+def throttled(report, every_s: float, clock=time.monotonic):
+    """``report`` called at most once per ``every_s`` seconds (the first call after each gap): long loops
+    log readable progress however small their steps are."""
+    last = None
+
+    def call(*args):
+        nonlocal last
+        now = clock()
+        if last is None or now - last >= every_s:
+            last = now
+            report(*args)
+    return call
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         return {}
@@ -132,10 +147,8 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
     n_users = int(frame[uid].nunique())
     train = frame[frame[label] == 0]
     started = time.time()
-
-    def progress(done, total):
-        log.info("user graph: %d / %d users (%.1fs)", done, total, time.time() - started)
-
+    progress = throttled(lambda done, total: log.info("user graph: %d / %d users (%.1fs)", done, total,
+                                                      time.time() - started), PROGRESS_EVERY_S)
     graph = build_user_graph_dict(train[uid].to_numpy(), train[iid].to_numpy(), n_users, cap, progress)
     target = Path(output) if output else data_dir / config["user_graph_dict_file"]
     try:

@@ -100,3 +100,13 @@ def test_write_user_graph_uses_training_interactions_only_and_every_user(tmp_pat
     frame.to_csv(root / "data" / "g" / "g.inter", sep="\t", index=False)
     graph = np.load(usergraph.write_user_graph(root, "g"), allow_pickle=True).item()
     assert graph == {0: [[1], [1.0]], 1: [[0], [1.0]], 2: [[], []], 3: [[], []]}
+
+
+def test_progress_is_throttled():
+    now = [0.0]
+    seen = []
+    report = usergraph.throttled(seen.append, 10.0, clock=lambda: now[0])
+    for t, step in [(0, 1), (3, 2), (9.9, 3), (10.0, 4), (12, 5), (25, 6)]:
+        now[0] = t
+        report(step)
+    assert seen == [1, 4, 6]       # the first call, then the first one at least 10 s after the last report
