@@ -1,48 +1,115 @@
 #!/usr/bin/env bash
-# One prepared GPU check (a machine with CUDA), sized for one 10-minute device call. In order of need:
-#   1. the CUDA tier-1 tests (MDE on the configured device, peak GPU memory in the results line);
-#   2. seconds per epoch at the Elec shape for FREEDOM and DRAGON (data and DRAGON's user graph built first,
-#      timed), each MMRec run stopped after MINUTES (default 3) by `bench --max-minutes`: a run stopped
-#      mid-epoch is reported with its construction time and the batches it trained (the progress lines of
-#      patch 0015), so the step always ends with a table;
-#   3. Baby shape, MDE, FREEDOM and DRAGON;  4. Elec shape, MDE.
-# Each step has its own time limit, so a slow step cannot hide the others. OUT_DIR gets, flat, one Markdown
-# table per bench step and the MMRec logs of the Elec runs.
+# The prepared GPU check (a machine with CUDA), sized for this workplace's device tool: at most 600 s a call,
+# 15 minutes of device time in all (machine start included), a warm machine kept ~30 s between calls.
 #
-#   bench/gpu.sh PATH/TO/MMRec OUT_DIR [MINUTES]
+#   bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]
 #
-# Through this workplace's device tool (no package index there: MMRec and the lmdb wheel travel with the
-# working tree, both ignored by .git/info/exclude):
+# Steps, in order of need (default: all of them, in this order):
+#   tests         the CUDA tier-1 tests: MDE trains on the GPU like on the CPU (its kNN graphs built there),
+#                 the exact kNN and the shared top-k on CUDA, peak GPU memory in the results line
+#   elec-data     install the plugin; Elec-shaped data (generated) and DRAGON's user graph (built, timed)
+#   elec-freedom  FREEDOM at the Elec shape, 1 epoch   } the issue's open item: seconds per epoch on a GPU.
+#   elec-dragon   DRAGON at the Elec shape, 1 epoch    } A run stopped mid-epoch reports its construction time
+#                                                        and the batches it trained (patch 0015's progress lines)
+#   baby          MDE, FREEDOM and DRAGON at the Baby shape, 2 epochs
+#   elec-mde      MDE at the Elec shape, 1 epoch
+# Time: the script starts no step after BUDGET_S (env GPU_BUDGET_S, default 550) seconds; each step's limit is
+# cut to what is left, and a step is skipped when less than it needs is left. A model's MMRec run is stopped
+# after at most RUN_S (env GPU_RUN_S, default 240) seconds. A step that ends is recorded in
+# MMREC/.gpu-steps-done and skipped by a later call on the same (warm) machine, so a second call continues
+# with the steps left: give it at once, carrying only .whl (carrying .mmrec again would replace the data).
+# To run a step again, name it and remove its line from that file.
+# OUT_DIR gets gpu.log (all output), pytest-cuda.xml, and per bench step its Markdown table, its MMRec logs and
+# its results lines (written as each run ends, so a step cut short still leaves the runs it finished).
+#
+# Through the device tool (no package index there; MMRec and the lmdb wheel travel with the working tree,
+# both ignored by .git/info/exclude):
 #   git clone PRISTINE_MMREC .mmrec; python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux_2_17_x86_64 -d .whl lmdb
 #   run(carry=[".mmrec", ".whl"], timeout_s=600, command="python3 -m pip install -q --no-index --no-deps
-#     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD; bash bench/gpu.sh .mmrec $OUT")
-set -u
-MMREC=${1:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [MINUTES]}
-OUT=${2:-bench/results}
-MINUTES=${3:-3}
+#     --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD; bash bench/gpu.sh .mmrec $OUT")
+#   then, at once, the same command with carry=[".whl"] for the steps the first call had no time for.
+set -u -o pipefail
+MMREC=${1:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]}
+OUT=${2:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]}
+shift 2
+ALL_STEPS="tests elec-data elec-freedom elec-dragon baby elec-mde"
+STEPS=${*:-$ALL_STEPS}
+for name in $STEPS; do
+    case " $ALL_STEPS " in *" $name "*) ;; *) echo "bench/gpu.sh: unknown step $name (steps: $ALL_STEPS)"; exit 2 ;; esac
+done
+BUDGET_S=${GPU_BUDGET_S:-550}
+RUN_S=${GPU_RUN_S:-240}
+DONE="$MMREC/.gpu-steps-done"
 WORK=$(mktemp -d)
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 cli="python3 -m mde_mmrec.cli"
-step() { local limit=$1; shift; echo "== $(date +%T) $* (limit ${limit}s)"; timeout "$limit" "$@"; echo "== exit $?"; }
-# bench NAME ARGS...: one bench run into WORK/NAME; its table (and, for Elec, its logs) copied to OUT as NAME-*
-bench() {
-    local name=$1 limit=$2; shift 2
-    step "$limit" $cli bench --mmrec "$MMREC" --out "$WORK/$name" "$@"
-    for f in "$WORK/$name"/*.md; do [ -e "$f" ] && cp "$f" "$OUT/$name.md"; done
-    case $name in elec*) for f in "$WORK/$name"/runs/*/logs/*.log; do
-        [ -e "$f" ] && cp "$f" "$OUT/$name-$(basename "$f")"; done;; esac
+
+# step NAME WANT NEED COMMAND...: COMMAND under a time limit of WANT seconds, or what is left of the budget;
+# skipped when it ended in an earlier call, or when less than NEED seconds are left. LIMIT holds the limit.
+step() {
+    local name=$1 want=$2 need=$3 left rc started=$SECONDS
+    shift 3
+    if grep -qx "$name" "$DONE" 2>/dev/null; then echo "== $name: ended in an earlier call, skipped"; return; fi
+    left=$((BUDGET_S - SECONDS))
+    if [ "$left" -lt "$need" ]; then
+        echo "== $name: skipped, ${left}s of the budget left and it needs ${need}s: call again"; return
+    fi
+    export LIMIT=$((want < left ? want : left))
+    echo "== $(date +%T) $name (limit ${LIMIT}s, ${left}s of the budget left): $*"
+    timeout "$LIMIT" "$@"
+    rc=$?
+    echo "== $name: exit $rc after $((SECONDS - started))s"
+    case $rc in
+        124|137) echo "== $name: stopped at its limit" ;;
+        *) echo "$name" >> "$DONE" ;;
+    esac
 }
 
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-step 60 python3 -m pytest -q -p no:cacheprovider tests/test_mde_model.py tests/test_results_log.py \
-    -k "configured_device or same_seed or peak_gpu"
-step 30 $cli install "$MMREC"
-step 90 $cli make-data --mmrec "$MMREC" synthetic_elec
-step 90 $cli user-graph --mmrec "$MMREC" -d synthetic_elec
-bench elec-baselines $((MINUTES * 120 + 90)) --preset elec --epochs 1 --models FREEDOM DRAGON --no-eval-share \
-    --max-minutes "$MINUTES"
-bench baby 150 --preset baby --epochs 2
-bench elec-mde 120 --preset elec --epochs 1 --models MDE --no-eval-share --max-minutes "$MINUTES"
+# bench NAME ARGS...: one bench run into WORK/NAME, each MMRec run stopped after RUN_S or LIMIT - 60 s; its
+# table, logs and results lines copied to OUT as NAME*, also when the step was stopped.
+bench() {
+    local name=$1
+    shift
+    local run_s=$((LIMIT - 60 < RUN_S ? LIMIT - 60 : RUN_S))
+    $cli bench --mmrec "$MMREC" --out "$WORK/$name" --max-rss-gb 100 "$@" \
+        --max-minutes "$(awk "BEGIN { print $run_s / 60 }")"
+}
+collect() {
+    local name=$1 f
+    for f in "$WORK/$name"/*.md; do [ -e "$f" ] && cp "$f" "$OUT/$name.md"; done
+    for f in "$WORK/$name"/runs/*/logs/*.log "$WORK/$name"/runs/*/runs/*.jsonl; do
+        [ -e "$f" ] && cp "$f" "$OUT/$name-$(basename "$f")"
+    done
+}
+elec_data() {
+    $cli install "$MMREC" && $cli make-data --mmrec "$MMREC" synthetic_elec \
+        && $cli user-graph --mmrec "$MMREC" -d synthetic_elec
+}
+cuda_tests() {
+    python3 -m pytest -q -rs -p no:cacheprovider --junitxml "$OUT/pytest-cuda.xml" tests/test_mde_model.py \
+        tests/test_mde_equations.py tests/test_shared_topk.py tests/test_results_log.py \
+        -k "cuda or configured_device or same_seed or peak_gpu"
+}
+export -f bench elec_data cuda_tests
+export MMREC OUT WORK RUN_S cli
+
+main() {
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+    python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+    echo "steps: $STEPS; budget ${BUDGET_S}s, MMRec runs at most ${RUN_S}s; ended earlier: $(cat "$DONE" 2>/dev/null | tr '\n' ' ')"
+    for name in $STEPS; do
+        case $name in
+            tests)        step tests 120 40 bash -c cuda_tests ;;
+            elec-data)    step elec-data 300 120 bash -c elec_data ;;
+            elec-freedom) step elec-freedom $((RUN_S + 60)) 180 bash -c 'bench elec-freedom --preset elec --epochs 1 --models FREEDOM --no-eval-share' ;;
+            elec-dragon)  step elec-dragon $((RUN_S + 60)) 180 bash -c 'bench elec-dragon --preset elec --epochs 1 --models DRAGON --no-eval-share' ;;
+            baby)         step baby 240 150 bash -c 'bench baby --preset baby --epochs 2' ;;
+            elec-mde)     step elec-mde $((RUN_S + 90)) 180 bash -c 'bench elec-mde --preset elec --epochs 1 --models MDE --no-eval-share' ;;
+        esac
+        case $name in elec-freedom|elec-dragon|baby|elec-mde) collect "$name" ;; esac
+    done
+    echo "== done after ${SECONDS}s; steps ended so far: $(cat "$DONE" 2>/dev/null | tr '\n' ' ')"
+}
+main 2>&1 | tee -a "$OUT/gpu.log"

@@ -229,7 +229,7 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
             share, error, _ = in_child(model_eval_seconds, checkout, dataset, m, 5 if size < 10 ** 9 else 1,
                                        max_rss_mb=max_rss_mb)
         note = "ok" if m != "MDE" or graphs.get("error") else (
-            f"graphs built in {graphs['build_s']:.2f}s (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
+            f"graphs built in {graphs['build_s']:.2f}s on the CPU (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
             f"loaded in {graphs.get('load_s', float('nan')):.3f}s")
         rows.append([m, _fmt(r.get("model_init_s")), _fmt(r.get("s_per_epoch")), _fmt(r.get("eval_s")),
                      error or _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0), _fmt(r.get("peak_gpu_mb"), 0),
@@ -267,7 +267,8 @@ def machine_description() -> str:
     except (OSError, StopIteration):
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
-    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, torch {torch.__version__} "
+    gpu = f"GPU {torch.cuda.get_device_name(0)} (the MMRec runs' device), " if torch.cuda.is_available() else ""
+    return (f"{gpu}{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 

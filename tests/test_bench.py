@@ -115,3 +115,12 @@ def test_bench_reports_validation_recall_and_builds_mde_graphs_from_nothing(tmp_
     assert "0.1234" in row and "0.9876" not in row      # the column says valid Recall@20
     evals = [args for name, args in children if name == "model_eval_seconds"]
     assert evals == [(checkout, "synthetic_tiny", "MDE", 5)]   # "best of 5" as the table says
+
+
+def test_machine_line_names_the_gpu_where_the_runs_use_one(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "GPU" not in bench.machine_description()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H200")
+    assert bench.machine_description().startswith("GPU NVIDIA H200 (the MMRec runs' device), ")

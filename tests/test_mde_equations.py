@@ -289,6 +289,16 @@ def test_cosine_knn_blocked_symmetric_pass_is_exact(monkeypatch, bf16):
     assert [set(np.flatnonzero(row)) for row in knn.toarray()] == expected
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cosine_knn_on_cuda_is_exact_and_skips_zero_rows():
+    x = np.random.default_rng(7).normal(size=(300, 48)).astype(np.float32)
+    x[17] = 0.0                                                       # an item without features
+    knn = mde.cosine_knn(torch.from_numpy(x).cuda(), k=5, block_rows=64).toarray()
+    expected = _brute_force_knn(np.delete(x, 17, axis=0), 5)
+    got = [set(np.flatnonzero(np.delete(row, 17))) for row in np.delete(knn, 17, axis=0)]
+    assert got == expected and knn[17].sum() == 0 and knn[:, 17].sum() == 0
+
+
 def test_cosine_knn_bf16_pass_falls_back_to_exact_where_it_cannot_certify(monkeypatch):
     """Near-duplicate items: similarities differ by less than bf16 can resolve, so every row is recomputed."""
     monkeypatch.setattr(mde, "fast_cpu_bf16", lambda: True)

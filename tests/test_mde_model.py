@@ -505,9 +505,11 @@ def test_model_trains_on_the_configured_device_like_on_cpu(tmp_path, toy, device
     """Everything in forward and the loss runs on config['device']; results match the CPU's."""
     users, items, n_users, n_items, v, t = toy
     batch = batch_for(users, items, n_items)
-    cpu_model, _ = make_model(tmp_path, users, items, n_users, n_items, v, t, cl_negatives="all")
-    model, _ = make_model(tmp_path, users, items, n_users, n_items, v, t, cl_negatives="all",
-                          device=torch.device(device))
+    cpu_model, _ = make_model(tmp_path / "cpu", users, items, n_users, n_items, v, t, cl_negatives="all")
+    model, _ = make_model(tmp_path / device, users, items, n_users, n_items, v, t, cl_negatives="all",
+                          device=torch.device(device))   # its own data folder: graphs built on the device
+    for name in ("user_graph", "item_graph_v", "item_graph_t"):
+        assert torch.equal(model.neighbours(name).index.cpu(), cpu_model.neighbours(name).index)
     model = model.to(device)
     parts = model.calculate_loss(batch.to(device))
     sum(parts).backward()

@@ -83,6 +83,21 @@ def test_shared_lists_equal_mmrec_loop_for_valid_and_test(seed, ties):
     assert len(scored) == len(set(valid_users) | set(test_users)) == len(set(scored.tolist()))  # each user once
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_shared_lists_on_cuda_equal_mmrec_loop():
+    history, valid_users, test_users = make_case(3)
+    to_cuda = lambda loader: [[part.cuda() for part in b] for b in loader]    # noqa: E731
+    valid, test = to_cuda(batches(valid_users, history, 40)), to_cuda(batches(test_users, history, 40))
+    reference, model = ScoringModel(150, 60, 3, False), ScoringModel(150, 60, 3, False)
+    for m in (reference, model):
+        m.users, m.items = m.users.cuda(), m.items.cuda()
+    ranked, source = shared.SharedTopk(), object()
+    for loader in (valid, test):
+        expected = mmrec_loop(reference, loader, 20)
+        got = [ranked.topk(model, b, source, 20) for b in loader]
+        assert all(g.is_cuda and torch.equal(e, g) for e, g in zip(expected, got))
+
+
 def test_valid_calls_are_exactly_mmrecs_and_test_makes_none_when_users_match():
     history, valid_users, _ = make_case(0)
     valid = batches(valid_users, history, 32)

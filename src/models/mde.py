@@ -287,6 +287,7 @@ def cosine_knn(features: torch.Tensor, k: int, block_rows: int = 4096) -> sp.csr
     width = min(k_eff + KNN_CANDIDATE_MARGIN, n_valid - 1)
     low_precision = x.device.type == "cpu" and width < n_valid - 1 and fast_cpu_bf16()
     candidates = _knn_candidates(x.bfloat16() if low_precision else x, valid, width, block_rows)
+    candidates.index[~valid] = torch.arange(width, device=x.device)  # any distinct columns: dropped below
     top_index, top_sim = _rerank(x, candidates.index, k_eff)
     rows = torch.nonzero(valid).squeeze(1)
     if low_precision:  # certify each row against the best candidate the bf16 pass left out
