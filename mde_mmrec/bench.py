@@ -210,9 +210,15 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
             cache.unlink()  # so that the MMRec run's model construction also builds from nothing
     # a fresh folder per invocation: a benchmark measures, it never resumes earlier runs
     run_dir = Path(out_dir) / "runs" / f"{preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    configs = [compare.RunConfig(m, m, dict(BENCH_SETTINGS.get(m, {}))) for m in models]
-    records, status = compare.run_configs(checkout, dataset, configs, [seed], run_dir, epochs=epochs,
-                                          echo=echo, max_rss_mb=max_rss_mb, max_seconds=max_seconds)
+    for m in models:
+        compare.check_model_exists(checkout, m)   # a misspelt model is an error; one that cannot run here a row
+    configs, not_run = compare.runnable([compare.RunConfig(m, m, dict(BENCH_SETTINGS.get(m, {}))) for m in models],
+                                        compare.cuda_available(), checkout)
+    for label, reason in not_run.items():
+        echo(f"  {label}: {reason}")
+    records, status = compare.run_configs(checkout, dataset, configs, [seed], run_dir, epochs=epochs, echo=echo,
+                                          max_rss_mb=max_rss_mb, max_seconds=max_seconds) if configs else ([], {})
+    status.update(not_run)
     by_model = {r["label"]: r for r in records}
     if "MDE" in by_model and not graphs.get("error"):  # the MDE run has written MDE's graph cache
         graphs["load_s"] = in_child(mde_graph_seconds, checkout, dataset, True)[0]["load_s"]

@@ -131,6 +131,19 @@ def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None
     return None
 
 
+def runnable(configs: list[RunConfig], cuda: bool, checkout: Path | None = None
+             ) -> tuple[list[RunConfig], dict[str, str]]:
+    """(configurations to run, {label: "not run: reason"} for those that cannot run here)."""
+    keep, skipped = [], {}
+    for c in configs:
+        reason = why_not_runnable(c.model, cuda, checkout)
+        if reason:
+            skipped[c.label] = f"not run: {reason}"
+        else:
+            keep.append(c)
+    return keep, skipped
+
+
 def check_model(checkout: Path, model: str) -> None:
     """``model`` exists in the checkout and can run on this machine."""
     check_model_exists(checkout, model)

@@ -51,19 +51,6 @@ def experiment_configs(name: str, models: list[str] | None = None) -> list[compa
     raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
 
 
-def runnable(configs: list[compare.RunConfig], cuda: bool, checkout: Path | None = None
-             ) -> tuple[list[compare.RunConfig], dict[str, str]]:
-    """(configurations to run, {label: "not run: reason"} for those that cannot run here)."""
-    keep, skipped = [], {}
-    for c in configs:
-        reason = compare.why_not_runnable(c.model, cuda, checkout)
-        if reason:
-            skipped[c.label] = f"not run: {reason}"
-        else:
-            keep.append(c)
-    return keep, skipped
-
-
 def _cell(summary: pd.DataFrame, label: str, key: str):
     row = summary[summary["label"] == label]
     if row.empty:
@@ -164,7 +151,7 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
     ``from_grid``: the grid folder whose best point ``model_sets`` carries for MDE (said so in the notes)."""
     configs = [compare.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
                for c in experiment_configs(experiment, models)]
-    configs, skipped = runnable(configs, compare.cuda_available() if cuda is None else cuda, checkout)
+    configs, skipped = compare.runnable(configs, compare.cuda_available() if cuda is None else cuda, checkout)
     for label, why in skipped.items():
         echo(f"{label}: {why}")
     out_dir = Path(out_dir)

@@ -183,6 +183,7 @@ TOOLING_MUTANTS = [
  (U, "U3-self-loop-block-offset", "        other = counts.indices != start + owner", "        other = counts.indices != owner"),
  (U, "U4-cap-plus-one", "np.bincount(owner, minlength=stop - start), cap)", "np.bincount(owner, minlength=stop - start), cap + 1)"),
  (U, "U5-duplicates-counted", "    matrix.data[:] = 1.0\n", ""),
+ (U, "U6-progress-every-call", "        if last is None or now - last >= every_s:", "        if True:"),
  # installer
  (I, "I1-update-no-restore-of-dropped-patch", '    restore = {rel: state.original(root, rel) for rel in state.manifest.get("modified", {}) if rel not in to_write}', '    restore = {}'),
  (I, "I2-remember-overwrites-saved", "        if rel not in self.saved:\n            self.saved[rel]", "        if True:\n            self.saved[rel]"),
@@ -199,6 +200,7 @@ TOOLING_MUTANTS = [
  (B, "B3-ratio-inverted", 'return f"{by_model[a][key] / by_model[b][key]:.3f}"', 'return f"{by_model[b][key] / by_model[a][key]:.3f}"'),
  (B, "B4-user-env-overridden", "    added = [key for key in MAIN_PY_ENVIRONMENT if key not in os.environ]", "    added = list(MAIN_PY_ENVIRONMENT)"),
  (B, "B5-eval-repeats-one", "5 if size < 10 ** 9 else 1,", "1,"),
+ (B, "B6-not-run-reason-dropped", "    status.update(not_run)\n", ""),
  # cli_overrides
  (O, "O1-list-setting-ignores-grid", "        list_setting = isinstance(default, list) and key not in file_grid", "        list_setting = isinstance(default, list)"),
  (O, "O2-int-not-a-number-for-floats", '    if isinstance(value, (int, float)):\n        return "a number"', '    if isinstance(value, int):\n        return "a number"'),

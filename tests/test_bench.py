@@ -1,6 +1,9 @@
 """Tier 1: the benchmark's pure parts (ratio line, Markdown table) and its child-process runner."""
 
+import pytest
+
 from mde_mmrec import bench
+from mde_mmrec.errors import MdeMmrecError
 
 
 def test_ratio_line_divides_mde_by_the_baselines_measured_in_the_same_run():
@@ -84,8 +87,19 @@ def test_bench_rejects_negative_limits_before_doing_anything(capsys):
         assert f"{flag}: must be 0 (no limit) or a positive number, got -1" in capsys.readouterr().err
 
 
-def test_bench_reports_validation_recall_and_builds_mde_graphs_from_nothing(tmp_path, monkeypatch):
+def fake_checkout(tmp_path, models: dict):
+    """An MMRec folder with, per model, its config and its model file (source given)."""
     checkout = tmp_path / "MMRec"
+    for model, source in models.items():
+        (checkout / "src" / "configs" / "model").mkdir(parents=True, exist_ok=True)
+        (checkout / "src" / "models").mkdir(parents=True, exist_ok=True)
+        (checkout / "src" / "configs" / "model" / f"{model}.yaml").write_text("{}\n")
+        (checkout / "src" / "models" / f"{model.lower()}.py").write_text(source)
+    return checkout
+
+
+def test_bench_reports_validation_recall_and_builds_mde_graphs_from_nothing(tmp_path, monkeypatch):
+    checkout = fake_checkout(tmp_path, {"MDE": "import torch\n"})
     cache = checkout / "data" / "synthetic_tiny" / "mde_graphs"
     cache.mkdir(parents=True)
     (cache / "old.npz").write_bytes(b"graphs of an earlier run")
@@ -124,3 +138,26 @@ def test_machine_line_names_the_gpu_where_the_runs_use_one(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H200")
     assert bench.machine_description().startswith("GPU NVIDIA H200 (the MMRec runs' device), ")
+
+
+def test_a_model_that_cannot_run_here_gets_a_row_saying_why_and_the_others_run(tmp_path, monkeypatch):
+    checkout = fake_checkout(tmp_path, {"MDE": "import torch\n", "DRAGON": "import zqx_geometric_missing\n"})
+    monkeypatch.setattr(bench.synthetic, "make_dataset", lambda *args, **kwargs: None)
+    graphs = {"build_s": 1.0, "parts": {"user_cooc": 1.0}, "load_s": 0.01, "cached_files": 1}
+    monkeypatch.setattr(bench, "in_child", lambda fn, *a, max_rss_mb=None: (graphs, None, 50.0))
+    ran = []
+
+    def fake_run_configs(checkout_, dataset, configs, seeds, out_dir, **kwargs):
+        ran.extend(c.model for c in configs)
+        return [{"label": c.label, "model": c.model, "s_per_epoch": 2.0, "best_valid": {"recall@20": 0.1}}
+                for c in configs], {c.label: "ok" for c in configs}
+
+    monkeypatch.setattr(bench.compare, "run_configs", fake_run_configs)
+    md, ratio = bench.run_bench(checkout, "tiny", ["MDE", "DRAGON"], 1, 999, tmp_path / "out", eval_share=False,
+                                echo=lambda line: None)
+    assert ran == ["MDE"]
+    row = next(line for line in md.read_text().splitlines() if line.startswith("| DRAGON |"))
+    assert "not run: MMRec's dragon.py imports zqx_geometric_missing, which is not installed" in row
+    assert "mde/dragon_epoch=nan" in ratio
+    with pytest.raises(MdeMmrecError, match="unknown model 'DRAGN'"):
+        bench.run_bench(checkout, "tiny", ["MDE", "DRAGN"], 1, 999, tmp_path / "out", echo=lambda line: None)

@@ -115,7 +115,7 @@ def test_models_that_cannot_run_here_are_named_with_the_reason(tmp_path):
     assert compare.why_not_runnable("GRCN", cuda=True, checkout=checkout) is None
     assert compare.why_not_runnable("MDE", cuda=False, checkout=checkout) is None
     configs = [compare.RunConfig(m, m) for m in ("GRCN", "SLMRec", "DRAGON", "MDE")]
-    keep, skipped = reproduce.runnable(configs, cuda=False, checkout=checkout)
+    keep, skipped = compare.runnable(configs, cuda=False, checkout=checkout)
     assert [c.label for c in keep] == ["MDE"] and set(skipped) == {"GRCN", "SLMRec", "DRAGON"}
     assert all(reason.startswith("not run: MMRec's") for reason in skipped.values())
     (checkout / "src" / "configs" / "model").mkdir(parents=True)
