@@ -95,7 +95,7 @@ def test_shared_lists_on_cuda_equal_mmrec_loop():
     for loader in (valid, test):
         expected = mmrec_loop(reference, loader, 20)
         got = [ranked.topk(model, b, source, 20) for b in loader]
-        assert all(g.is_cuda and torch.equal(e, g) for e, g in zip(expected, got))
+        assert len(got) == len(expected) and all(g.is_cuda and torch.equal(e, g) for e, g in zip(expected, got))
 
 
 def test_valid_calls_are_exactly_mmrecs_and_test_makes_none_when_users_match():
