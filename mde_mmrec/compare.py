@@ -195,22 +195,13 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None, overri
     except checks.DataError as exc:
         raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
     if model is None or cfg.get("is_multimodal_model"):
-        files = {key: data_dir / cfg[key] for key in checks.FEATURE_KEYS if cfg.get(key)}
-        missing = [(key, path) for key, path in files.items() if not path.is_file()]
-        present = [key for key, path in files.items() if path.is_file()]
-        if missing and model == "MDE" and present:   # MDE runs on one modality (README, Paper to code)
-            warnings.append(f"{missing[0][1]} is missing ({missing[0][0]} in {yaml_path}): MDE runs on the other "
-                            f"modality alone, with MDA and MSA off")
-        elif missing:
-            key, path = missing[0]
-            raise MdeMmrecError(f"data set {dataset!r}: feature file {path} is missing ({key} in {yaml_path}); "
-                                f"multimodal models need both image and text features"
-                                + (" (MDE needs one of them)" if model == "MDE" else ""))
         try:
-            for key in present:
-                warnings += checks.check_feature_file(files[key], f"{key} in {yaml_path}", n_items, inter)
+            files, feature_warnings = checks.feature_files(data_dir, cfg, model, str(yaml_path))
+            warnings += feature_warnings
+            for key, path in files.items():
+                warnings += checks.check_feature_file(path, f"{key} in {yaml_path}", n_items, inter)
         except checks.DataError as exc:
-            raise MdeMmrecError(str(exc)) from None
+            raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
     for warning in warnings:
         if (dataset, warning) not in _WARNED:     # once, not once per model of a comparison
             _WARNED.add((dataset, warning))

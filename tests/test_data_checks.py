@@ -3,6 +3,8 @@ interaction and feature files before MMRec loads them."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,7 +136,7 @@ def test_feature_values_large_enough_to_overflow_scores_are_warned_about(tmp_pat
     features[13, 2] = -3e7
     np.save(tmp_path / "g.npy", features)   # another file: a rewrite within the clock's tick keeps its mtime
     assert dc.check_feature_file(tmp_path / "g.npy", "image", 20) == [
-        f"feature file {tmp_path / 'g.npy'} (image) holds values up to 3e+07 in magnitude (pre-trained image and text "
+        f"feature file {tmp_path / 'g.npy'} (image) holds values up to 30000000 in magnitude (pre-trained image and text "
         "features are within about +-100): projected into scores they can overflow to inf, and the run then stops "
         "on a NaN loss; scale them (e.g. divide each row by its L2 norm)"]
 
@@ -156,14 +158,24 @@ def test_main_py_refuses_bad_data_before_loading_it_and_prints_warnings(tmp_path
     df = _inter()
     _write(data, pd.concat([df, df[df.x_label == 0].iloc[:1].assign(x_label=1)]))
     np.save(data / "image_feat.npy", np.ones((5, 3), dtype=np.float32))
+    np.save(data / "text_feat.npy", np.ones((5, 2), dtype=np.float32))
     values = dict(CONFIG, data_path="../data/", inter_file_name="d.inter", is_multimodal_model=True,
                   end2end=False, vision_feature_file="image_feat.npy", text_feature_file="text_feat.npy")
     co.check_interactions("d", values, src)
     assert "main.py: warning: -d d: " in capsys.readouterr().err
     np.save(data / "image_feat.npy", np.ones((6, 3), dtype=np.float32))
-    with pytest.raises(co.OverrideError, match=r"-d d: feature file .*image_feat.npy \(vision_feature_file\) has 6 "
-                                               r"rows, but MMRec counts 5 items"):
+    with pytest.raises(co.OverrideError, match=r"-d d: feature file .*image_feat.npy \(vision_feature_file in "
+                                               r"src/configs/dataset/d.yaml\) has 6 rows, but MMRec counts 5 items"):
         co.check_interactions("d", values, src)
+    np.save(data / "image_feat.npy", np.ones((5, 3), dtype=np.float32))
+    (data / "text_feat.npy").unlink()          # a file the config names is missing: MDE only warns
+    co.check_interactions("d", values, src, "MDE")
+    assert "text_feat.npy is missing (src/configs/dataset/d.yaml): MDE trains on image features alone" in \
+        capsys.readouterr().err
+    with pytest.raises(co.OverrideError, match=r"-d d: feature file .*text_feat.npy is missing \(text_feature_file "
+                                               r"in src/configs/dataset/d.yaml\): FREEDOM would train on image "
+                                               r"features alone; restore the file, or remove text_feature_file"):
+        co.check_interactions("d", values, src, "FREEDOM")
 
 
 def _checkout_with_tiny(tmp_path):
@@ -222,3 +234,87 @@ def test_the_commands_check_the_data_with_the_runs_overrides(tmp_path):
     with pytest.raises(MdeMmrecError, match=r"200 items .*fewer than the largest topk 500"):
         compare.check_dataset(root, "tiny", "MDE")
     assert compare.check_dataset(root, "tiny", "MDE", {"topk": [5, 20]}) == []
+
+
+@pytest.mark.parametrize("dtype, refused", [("float16", None), ("float64", None), ("int64", None), ("bool", None),
+                                            (">f4", "numbers in non-native byte order (>f4)"),
+                                            (">i4", "numbers in non-native byte order (>i4)"),
+                                            ("longdouble", "float128 numbers"), ("uint16", "uint16 numbers")])
+def test_feature_dtypes_are_those_pytorch_converts(tmp_path, dtype, refused):
+    """MMRec loads features with torch.from_numpy: a byte order or a type it refuses is an error, not a traceback
+    in training."""
+    path = tmp_path / "f.npy"
+    np.save(path, np.ones((4, 3), dtype=dtype))
+    if refused is None:
+        assert dc.check_feature_file(path, "text_feature_file", 4) == []
+        torch = pytest.importorskip("torch")
+        torch.from_numpy(np.load(path))                     # what MMRec does: it works
+        return
+    with pytest.raises(dc.DataError, match=r"f.npy \(text_feature_file\) holds .*which PyTorch cannot convert .*"
+                                           r"np.save\(path, np.load\(path\).astype\(np.float32\)\)") as error:
+        dc.check_feature_file(path, "text_feature_file", 4)
+    assert f"holds {refused}, which PyTorch cannot convert" in str(error.value)
+
+
+def test_values_beyond_float32_are_an_error_and_large_ones_a_warning(tmp_path):
+    path = tmp_path / "f.npy"
+    features = np.ones((4, 3))
+    features[2, 1] = 1e39                                  # float64: becomes inf in MMRec's float32 cast
+    np.save(path, features)
+    with pytest.raises(dc.DataError, match=r"values up to 1e\+39 in magnitude, beyond float32's range.*NaN loss"):
+        dc.check_feature_file(path, "text_feature_file", 4)
+    features[2, 1] = -1000000.06
+    np.save(path, features)
+    [warning] = dc.check_feature_file(path, "text_feature_file", 4)
+    assert "values up to 1000000.1 in magnitude" in warning        # not printed as the 1e6 limit itself
+
+
+def test_a_replaced_feature_file_is_scanned_again_even_with_the_same_size_and_time(tmp_path):
+    path, other = tmp_path / "f.npy", tmp_path / "g.npy"
+    np.save(path, np.ones((4, 3), dtype=np.float32))
+    assert dc.check_feature_file(path, "text_feature_file", 4) == []
+    bad = np.ones((4, 3), dtype=np.float32)
+    bad[3, 0] = np.nan
+    np.save(other, bad)                                    # same size
+    stat = path.stat()
+    os.replace(other, path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))   # and the same modification time
+    with pytest.raises(dc.DataError, match="NaN or inf in 1 of its 4 rows"):
+        dc.check_feature_file(path, "text_feature_file", 4)
+
+
+def test_a_file_that_is_not_npy_says_so(tmp_path):
+    path = tmp_path / "f.npy"
+    path.write_text("0.1,0.2\n0.3,0.4\n")
+    with pytest.raises(dc.DataError, match=r"cannot be read as a .npy array of numbers \(it is not a .npy file: no "
+                                           r"NumPy header\)"):
+        dc.check_feature_file(path, "text_feature_file", 2)
+
+
+def test_raw_ids_are_an_error_before_anything_sized_by_them(tmp_path):
+    """Raw (not renumbered) ids: MMRec would size its embeddings by the largest id; the check itself must not
+    allocate by it either (a bincount over 3e9 users)."""
+    df = _inter()
+    df.loc[0, "userID"] = 3_000_000_000
+    path = _write(tmp_path, df)
+    with pytest.raises(dc.DataError, match=r"userID holds \d+ distinct ids, the largest 3000000000: .*would "
+                                           r"build 3000000001 embeddings; these look like raw ids: renumber"):
+        dc.check_interaction_file(path, CONFIG)
+
+
+@pytest.mark.parametrize("model", [None, "MDE", "FREEDOM"])
+def test_no_feature_file_at_all_is_an_error_for_every_model(tmp_path, model):
+    config = {"vision_feature_file": "image_feat.npy"}      # text_feature_file not set; image file missing
+    with pytest.raises(dc.DataError, match=r"no feature file for .*: vision_feature_file .*image_feat.npy is missing; "
+                                           r"text_feature_file not set \(d.yaml\).*Features all NONE"):
+        dc.feature_files(tmp_path, config, model, "d.yaml")
+    (tmp_path / "image_feat.npy").mkdir()
+    with pytest.raises(dc.DataError, match=r"image_feat.npy is not a file"):
+        dc.feature_files(tmp_path, config, model, "d.yaml")
+
+
+def test_a_modality_left_out_of_the_config_is_a_warning_for_every_model(tmp_path):
+    np.save(tmp_path / "image_feat.npy", np.ones((4, 3), dtype=np.float32))
+    files, [warning] = dc.feature_files(tmp_path, {"vision_feature_file": "image_feat.npy"}, "FREEDOM", "d.yaml")
+    assert files == {"vision_feature_file": tmp_path / "image_feat.npy"}
+    assert warning == "text_feature_file not set (d.yaml): FREEDOM trains on image features alone"

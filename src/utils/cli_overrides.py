@@ -211,10 +211,10 @@ def check_model_and_dataset(model: str, dataset: str, src=".") -> None:
                             f"{_did_you_mean(dataset, datasets)} (or {missing_data_fix(dataset, src)})")
 
 
-def check_interactions(dataset: str, values: dict, src=".") -> None:
+def check_interactions(dataset: str, values: dict, src=".", model: str | None = None) -> None:
     """The interaction file MMRec will read (``<data_path><dataset>/<inter_file_name>`` of the effective config)
-    exists and holds what MMRec can train on, and the feature files there are arrays with one row per item
-    (utils/data_checks.py); what it would run on silently but wrongly is printed as warnings."""
+    exists and holds what MMRec can train on, and the feature files ``model`` loads there are arrays with one row
+    per item (utils/data_checks.py); what it would run on silently but wrongly is printed as warnings."""
     data_path, inter = values.get("data_path"), values.get("inter_file_name")
     if not (data_path and inter):
         return
@@ -227,10 +227,12 @@ def check_interactions(dataset: str, values: dict, src=".") -> None:
     try:
         n_items, warnings = data_checks.check_interaction_file(path.resolve(), values)
         if values.get("is_multimodal_model") and not values.get("end2end"):   # what MMRec's models load
-            for key in data_checks.FEATURE_KEYS:
-                if values.get(key) and (folder / str(values[key])).is_file():
-                    warnings += data_checks.check_feature_file((folder / str(values[key])).resolve(), key,
-                                                               n_items, path.resolve())
+            where = f"src/configs/dataset/{dataset}.yaml"
+            files, feature_warnings = data_checks.feature_files(folder.resolve(), values, model, where)
+            warnings += feature_warnings
+            for key, feature_file in files.items():
+                warnings += data_checks.check_feature_file(feature_file, f"{key} in {where}", n_items,
+                                                           path.resolve())
     except data_checks.DataError as exc:
         raise OverrideError(f"-d {dataset}: {exc}") from None
     for warning in warnings:
@@ -323,7 +325,7 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
 
     merged = dict(file_config, **config_dict)
     if model is not None:
-        check_interactions(dataset, merged, src)
+        check_interactions(dataset, merged, src, model)
         merged.update(model=model, dataset=dataset)
     try:
         results_log.check_settings(merged.get, present=merged.keys())   # an explicit --epochs=null is refused too

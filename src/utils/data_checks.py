@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 FEATURE_KEYS = ("vision_feature_file", "text_feature_file")
+RAW_ID_FACTOR, RAW_ID_SLACK = 10, 1000   # more ids than this many times the distinct ones, plus this: raw ids
 
 
 class DataError(ValueError):
@@ -56,17 +58,16 @@ def _checked(path, config) -> tuple:
     keys = ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_splitting_label")
     if not all(config.get(k) for k in keys):
         return None, ()
-    stat = os.stat(path)
     topk = config.get("topk")
     topk = tuple(topk) if isinstance(topk, list) and topk and all(isinstance(k, int) for k in topk) else ()
-    return _check_interactions(str(path), stat.st_size, stat.st_mtime_ns, *(str(config[k]) for k in keys),
+    return _check_interactions(str(path), _version(path), *(str(config[k]) for k in keys),
                                str(config.get("field_separator") or "\t"),
                                bool(config.get("filter_out_cod_start_users")), topk, str(config.get("valid_metric")),
                                bool(config.get("use_neg_sampling", True)) and not config.get("use_full_sampling"))
 
 
 @functools.lru_cache(maxsize=8)   # several jobs on one data set are checked in one process (mde-mmrec)
-def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str, label: str, sep: str,
+def _check_interactions(path: str, version: tuple, uid: str, iid: str, label: str, sep: str,
                         cold_start_filter: bool, topk: tuple, valid_metric: str, samples_negatives: bool) -> tuple:
     columns = f"the columns {uid}, {iid} and {label} (USER_ID_FIELD, ITEM_ID_FIELD, inter_splitting_label)"
     try:
@@ -99,6 +100,13 @@ def _check_interactions(path: str, size: int, mtime_ns: int, uid: str, iid: str,
                             f"evaluates on them (it fails with ZeroDivisionError): split each user's interactions "
                             f"into training, validation and test rows")
     n_users, n_items = int(df[uid].max()) + 1, int(df[iid].max()) + 1
+    for column, count, what in ((uid, n_users, "users"), (iid, n_items, "items")):
+        distinct = int(df[column].nunique())
+        if count > RAW_ID_FACTOR * distinct + RAW_ID_SLACK:
+            raise DataError(f"{path}: {column} holds {distinct} distinct ids, the largest {count - 1}: MMRec takes the "
+                            f"largest id + 1 as the number of {what} and would build {count} embeddings; these look "
+                            f"like raw ids: renumber the {column}s 0..n-1"
+                            + (" (and the feature files' rows with them)" if what == "items" else ""))
     if topk and max(topk) > n_items:
         raise DataError(f"{path}: {n_items} items (the largest {iid} + 1), fewer than the largest topk {max(topk)}: "
                         f"MMRec ranks the top {max(topk)} items of every user; give a smaller topk, e.g. "
@@ -167,43 +175,109 @@ def _pairs(rows: pd.DataFrame, uid: str, iid: str, n_items: int) -> np.ndarray:
     return rows[uid].to_numpy(np.int64) * n_items + rows[iid].to_numpy(np.int64)
 
 
+def feature_files(folder, config, model: str | None, where: str) -> tuple[dict, list[str]]:
+    """The feature files a multimodal model will load from ``folder`` ({key: path}) and warnings; the same rule
+    for main.py and the mde-mmrec commands. A key left out of the config (``where``) means that modality is not
+    used (a warning: the model trains on the other alone; MMRec with patch 0016). A file the config names that
+    is missing is an error, except for MDE, which runs on one modality. No feature file at all is an error
+    (MMRec stops with 'Features all NONE')."""
+    named = {key: Path(folder) / str(config[key]) for key in FEATURE_KEYS if config.get(key)}
+    present = {key: path for key, path in named.items() if path.is_file()}
+    state = {key: ("not set" if key not in named else "" if key in present
+                   else f"{named[key]} {'is not a file' if named[key].exists() else 'is missing'}")
+             for key in FEATURE_KEYS}
+    if not present:
+        raise DataError(f"no feature file for {model or 'a multimodal model'}: "
+                        + "; ".join(f"{key} {state[key]}" for key in FEATURE_KEYS)
+                        + f" ({where}); multimodal models need image or text features (MMRec stops with 'Features "
+                          f"all NONE'): name the .npy files there, or choose a model without features")
+    warnings = []
+    for key in FEATURE_KEYS:
+        other = "image" if key == "text_feature_file" else "text"
+        if key in present:
+            continue
+        if key in named and model != "MDE":
+            raise DataError(f"feature file {state[key]} ({key} in {where}): {model or 'a multimodal model'} would "
+                            f"train on {other} features alone; restore the file, or remove {key} from {where} to "
+                            f"run on {other} features on purpose")
+        warnings.append(f"{key} {state[key]} ({where}): {model or 'the model'} trains on {other} features alone"
+                        + (", with MDA and MSA off" if model == "MDE" else ""))
+    return present, warnings
+
+
+# What torch.from_numpy converts (MMRec loads features with it, then casts to float32), in native byte order.
+LOADABLE_FEATURE_DTYPES = tuple(np.dtype(t) for t in ("bool", "int8", "int16", "int32", "int64", "uint8",
+                                                      "float16", "float32", "float64"))
+LARGEST_FEATURE = 1e6     # larger feature values are warned about (check_feature_file)
+
+
 def check_feature_file(path, where: str, n_items: int | None = None, inter_file=None) -> list[str]:
-    """A feature file MMRec can load: a 2-D .npy array of finite numbers (read in blocks through a memory map,
-    well under a second for Elec's 1 GB of image features), one row per item where ``n_items`` (as MMRec
-    counts them in ``inter_file``) is given. Returns warnings: values so large that models' scores overflow."""
+    """A feature file MMRec can load: a 2-D .npy array of finite numbers of a type PyTorch converts (read in
+    blocks through a memory map, under a second for Elec's 1 GB of image features), one row per item where
+    ``n_items`` (as MMRec counts them in ``inter_file``) is given. Returns warnings: values so large that
+    models' scores overflow."""
     fix = "regenerate it (`mde-mmrec make-data ... --force` for a synthetic data set)"
     try:
         array = np.load(path, mmap_mode="r")
     except Exception as exc:   # empty, cut off, pickled objects, not .npy: EOFError, ValueError, OSError, ...
         raise DataError(f"feature file {path} ({where}) cannot be read as a .npy array of numbers "
-                        f"({type(exc).__name__}: {exc}); {fix}") from None
+                        f"({_load_error(path, exc)}); {fix}") from None
     shape = array.shape
     if len(shape) != 2 or 0 in shape or array.dtype.kind not in "biuf":
         raise DataError(f"feature file {path} ({where}) holds a {array.dtype} array of shape {shape}, expected numbers "
                         f"of shape (number of items, feature dimension); {fix}")
+    if not array.dtype.isnative:
+        raise DataError(f"feature file {path} ({where}) holds numbers in non-native byte order ({array.dtype.str}), "
+                        f"which PyTorch cannot convert (MMRec loads features with torch.from_numpy): save them in "
+                        f"native order, e.g. np.save(path, np.load(path).astype(np.float32))")
+    if array.dtype not in LOADABLE_FEATURE_DTYPES:
+        raise DataError(f"feature file {path} ({where}) holds {array.dtype} numbers, which PyTorch cannot convert "
+                        f"(MMRec loads features with torch.from_numpy): save them as float32, e.g. "
+                        f"np.save(path, np.load(path).astype(np.float32))")
     if n_items is not None and shape[0] != n_items:
         raise DataError(f"feature file {path} ({where}) has {shape[0]} rows, but MMRec counts {n_items} items (the "
                         f"largest item id in {inter_file} + 1) and reads one row per item id: if the ids there are "
                         f"offset, or the last items have no interaction, renumber them 0..n-1 like the feature "
                         f"rows; else {fix}")
-    stat = os.stat(path)
-    bad_rows, largest = _scanned(str(path), stat.st_size, stat.st_mtime_ns)
+    bad_rows, largest = _scanned(str(path), _version(path))
     if len(bad_rows):
         raise DataError(f"feature file {path} ({where}) has NaN or inf in {len(bad_rows)} of its {shape[0]} rows "
                         f"(the first: row {bad_rows[0]}, item id {bad_rows[0]}); every model would train on a NaN "
                         f"loss: replace them (e.g. with zeros) or {fix}")
+    scale = "scale them (e.g. divide each row by its L2 norm)"
+    if largest > float(np.finfo(np.float32).max):
+        raise DataError(f"feature file {path} ({where}) holds values up to {largest:.8g} in magnitude, beyond "
+                        f"float32's range: MMRec converts features to float32, where they become inf, and every "
+                        f"model would train on a NaN loss; {scale}")
     if largest > LARGEST_FEATURE:
-        return [f"feature file {path} ({where}) holds values up to {largest:.3g} in magnitude (pre-trained image and "
+        return [f"feature file {path} ({where}) holds values up to {largest:.8g} in magnitude (pre-trained image and "
                 f"text features are within about +-100): projected into scores they can overflow to inf, and the "
-                f"run then stops on a NaN loss; scale them (e.g. divide each row by its L2 norm)"]
+                f"run then stops on a NaN loss; {scale}"]
     return []
 
 
-LARGEST_FEATURE = 1e6     # larger feature values are warned about (check_feature_file)
+def _load_error(path, exc: Exception) -> str:
+    """np.load's complaint, or plainly that the file is not a .npy file (numpy then talks about pickles)."""
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError:
+        magic = None
+    if magic == b"":
+        return "the file is empty"
+    if magic is not None and magic != b"\x93NUMPY":
+        return "it is not a .npy file: no NumPy header"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _version(path) -> tuple:
+    """What changes when a file is rewritten, replaced or touched: the key of the caches below."""
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns
 
 
 @functools.lru_cache(maxsize=8)   # mde-mmrec checks each job's command line in one process: read the file once
-def _scanned(path: str, size: int, mtime_ns: int) -> tuple[np.ndarray, float]:
+def _scanned(path: str, version: tuple) -> tuple[np.ndarray, float]:
     return _scan_values(np.load(path, mmap_mode="r"))
 
 
