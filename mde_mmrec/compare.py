@@ -417,12 +417,18 @@ class OtherSettingsError(MdeMmrecError):
 
 
 def check_settings(results_file, settings: dict) -> None:
-    """Refuse to resume a results file whose finished runs were made with other settings."""
-    if not mmrec.read_results(results_file):
+    """Refuse to resume a results file whose finished runs were made with other settings, or cannot show
+    with which (lines written before each recorded its settings)."""
+    records = mmrec.read_results(results_file)
+    if not records:
         return
     sidecar = settings_file(results_file)
     fix = (f"finished runs are reused only with identical settings: choose another --out, or delete "
            f"{results_file} and {sidecar} to run them again")
+    if any("settings" not in r for r in records):
+        raise OtherSettingsError(f"{results_file} holds runs without recorded settings (written by an older "
+                                 f"mde-mmrec), which cannot show that they were made with the current ones; {fix}",
+                                 (Path(results_file), sidecar))
     if not sidecar.is_file():   # written by main.py itself, or the sidecar was deleted
         log.warning("%s holds finished runs but no %s: main.py compares each finished run's own recorded "
                     "settings with the current ones, reusing only runs made with the same settings",

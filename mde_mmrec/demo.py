@@ -52,7 +52,8 @@ def run_demo(path, epochs: int = 5, baseline: str = "LightGCN", out=None, seed: 
     try:
         records, status = compare.run_configs(root, DEMO_DATASET, configs, [seed], out, epochs=epochs, echo=echo)
     except compare.OtherSettingsError as stale:   # an earlier demo with other settings (or plugin): run anew
-        echo(f"earlier demo results in {stale.files[0].parent} were made with other settings; running again")
+        echo(f"earlier demo results in {stale.files[0].parent} were made with other settings or record none; "
+             "running again")
         for runs in out.glob("runs/*.jsonl"):
             for path in (runs, compare.settings_file(runs)):
                 path.unlink(missing_ok=True)

@@ -107,6 +107,8 @@ TOOLING_MUTANTS = [
  (X, "X-interrupt-leaves-main-py", "                stop_process(process)\n", "                pass\n"),
  (L, "L-sigterm-not-handled", "    signal.signal(signal.SIGTERM, handler)", "    pass"),
  (C, "C-no-sidecar-trusted", "    return mmrec.read_results(results_file) if settings_file(results_file).is_file() else []", "    return mmrec.read_results(results_file)"),
+ (C, "C-legacy-lines-trusted", '    if any("settings" not in r for r in records):', "    if False:"),
+ ("src/utils/results_log.py", "RL-legacy-lines-resumed", '        if "settings" not in r:\n', '        if "settings" not in r:\n            continue\n        if False:\n'),
  (C, "C-sidecar-written-unverified", "    if verified or settings_file(results_file).is_file() or not mmrec.read_results(results_file):", "    if True:"),
  (I, "I-damaged-backup-restored", "        if damaged:\n            raise MdeMmrecError(", "        if False:\n            raise MdeMmrecError("),
  (DC, "DC-feature-file-shape-unchecked", "    if len(shape) != 2 or 0 in shape or array.dtype.kind not in \"biuf\":", "    if False:"),

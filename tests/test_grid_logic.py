@@ -50,11 +50,13 @@ def test_plan_matches_the_patched_grid_loop(tmp_path):
     """grid.plan must select exactly what results_log.points_to_run (inside MMRec) will run."""
     points = grid.grid_points(KEYS, VALUES)
     results = tmp_path / "r.jsonl"
+    base = {"model": "MDE", "dataset": "tiny", "hyper_parameters": KEYS, "results_file": str(results),
+            "resume": True, **VALUES}
     for p in (points[1], points[4]):
-        results_log.append_record(results, {"model": "MDE", "dataset": "tiny", "params": p})
+        results_log.append_record(results, {"model": "MDE", "dataset": "tiny", "params": p,
+                                            "settings": results_log.point_settings(dict(base, grid_shard=None))})
     for shard in (None, (1, 2), (2, 2), (3, 5)):
-        config = {"model": "MDE", "dataset": "tiny", "hyper_parameters": KEYS, "results_file": str(results),
-                  "resume": True, "grid_shard": f"{shard[0]}/{shard[1]}" if shard else None, **VALUES}
+        config = dict(base, grid_shard=f"{shard[0]}/{shard[1]}" if shard else None)
         combos = list(itertools.product(*(VALUES[k] for k in KEYS)))
         theirs = [i for i, _ in results_log.points_to_run(config, combos)]
         done = grid.done_params(mmrec.read_results(results), "MDE", "tiny")
@@ -89,7 +91,8 @@ class FakeMMRec:
             metrics = {f"{m}@{k}": score / k for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20, 50)}
             results_log.append_record(overrides["results_file"], {
                 "model": model, "dataset": dataset, "params": params, "seed": params["seed"],
-                "best_epoch": 0, "epochs_run": 1, "best_valid": metrics, "test": metrics, "s_per_epoch": 0.1})
+                "best_epoch": 0, "epochs_run": 1, "best_valid": metrics, "test": metrics, "s_per_epoch": 0.1,
+                "settings": results_log.point_settings(config)})
         return 0
 
 

@@ -154,12 +154,19 @@ def test_a_line_records_its_settings_and_resume_refuses_points_made_with_other_o
     assert len(rl.points_to_run(config, COMBINATORS)) == 6
 
 
-def test_lines_from_before_settings_were_recorded_are_reused_as_they_are(tmp_path):
+def test_lines_from_before_settings_were_recorded_are_not_reused(tmp_path):
+    """An older line cannot show which settings made it: resuming over it would present its numbers as the
+    current settings' (the demo did, with another sigma_diff)."""
     config = grid_config(tmp_path, resume=True, cl_temperature=0.5)
     old = record_for(config, COMBINATORS[0])
     del old["settings"]
     rl.append_record(config["results_file"], old)
-    assert [i for i, _ in rl.points_to_run(config, COMBINATORS)] == [1, 2, 3, 4, 5]
+    with pytest.raises(rl.ResultsConfigError, match=r"holds grid point .* without recorded settings \(written by an "
+                                                    r"older mde-mmrec\).*choose another results_file, or resume=False"):
+        rl.points_to_run(config, COMBINATORS)
+    again = grid_config(tmp_path, resume=False, cl_temperature=0.5)
+    assert again["results_file"] == config["results_file"]
+    assert [i for i, _ in rl.points_to_run(again, COMBINATORS)] == [0, 1, 2, 3, 4, 5]
 
 
 def test_point_settings_leave_out_the_grid_keys_so_other_points_of_one_grid_resume(tmp_path):

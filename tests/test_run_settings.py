@@ -5,6 +5,7 @@ is a failure, never a row of zeros. Against a fake MMRec runner in a stand-in ch
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -43,7 +44,8 @@ class FakeRunner:
             results_log.append_record(overrides["results_file"], {
                 "model": model, "dataset": dataset, "params": params, "seed": params["seed"],
                 "best_epoch": 0, "epochs_run": 1, "best_valid": METRICS, "test": METRICS,
-                "failed": results_log.NO_EPOCH_FINISHED if params["seed"] in self.failed_seeds else None})
+                "failed": results_log.NO_EPOCH_FINISHED if params["seed"] in self.failed_seeds else None,
+                "settings": results_log.point_settings(config)})
         return 0
 
 
@@ -347,3 +349,17 @@ def test_a_run_refused_before_writing_anything_leaves_no_folder_behind(tmp_path)
     with mmrec.out_dir_lock(out):           # a run that wrote something keeps its folder
         (out / "summary.md").write_text("x")
     assert kept.is_dir() and (out / "summary.md").is_file()
+
+
+def test_runs_without_recorded_settings_are_never_reused(tmp_path):
+    """Lines of an older mde-mmrec record no settings: neither a sidecar nor main.py can vouch for them."""
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
+    _compare(checkout, out, FakeRunner())
+    runs = out / "runs" / "BPR.jsonl"
+    runs.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "settings"}) + "\n"
+                            for line in runs.read_text().splitlines()))
+    runner = FakeRunner()
+    with pytest.raises(compare.OtherSettingsError, match=r"BPR.jsonl holds runs without recorded settings \(written "
+                                                         r"by an older mde-mmrec\).*choose another --out, or delete"):
+        _compare(checkout, out, runner)
+    assert runner.calls == []

@@ -181,16 +181,22 @@ def settings_difference(old: dict, new: dict) -> str:
 
 def check_resume(values: dict, records: list | None = None) -> None:
     """With resume on, the finished points of this model and data set in results_file (``records``, read from it
-    unless given) must have been made with the current settings (lines written before settings were recorded
-    are taken as they are): otherwise a point would be skipped on the strength of a result computed with, say,
-    another cl_temperature."""
+    unless given) must have been made with the current settings: otherwise a point would be skipped on the
+    strength of a result computed with, say, another cl_temperature. A line without recorded settings (written
+    before they were recorded) cannot show that, and is refused too."""
     if not values.get("resume") or not values.get("results_file"):
         return
     current = point_settings(values)
     for r in read_results(values["results_file"], warn=False) if records is None else records:
         if (r.get("model"), r.get("dataset")) != (values.get("model"), values.get("dataset")):
             continue
-        if "settings" in r and r["settings"] != current:
+        if "settings" not in r:
+            raise ResultsConfigError(
+                f"resume=True: {values['results_file']} holds grid point {r.get('params')} of {r.get('model')} on "
+                f"{r.get('dataset')} without recorded settings (written by an older mde-mmrec), so it cannot show "
+                "that it was made with the current ones: choose another results_file, or resume=False to run "
+                "every point again")
+        if r["settings"] != current:
             raise ResultsConfigError(
                 f"resume=True: {values['results_file']} holds grid point {r.get('params')} of {r.get('model')} on "
                 f"{r.get('dataset')} made with other settings ({settings_difference(r['settings'], current)}); "

@@ -128,8 +128,15 @@ def test_demo_trains_mde_and_a_baseline_and_reruns_after_a_settings_change(patch
     assert sum("already in" in line for line in lines) == 2
     lines.clear()
     records = demo.run_demo(patched_mmrec, epochs=2, out=out, echo=lines.append)
-    assert any("made with other settings; running again" in line for line in lines)
+    assert any("made with other settings or record none; running again" in line for line in lines)
     assert len(records) == 2 and all(r["epochs_run"] == 2 for r in records)
+    lines.clear()
+    runs = out / "runs" / "MDE.jsonl"                   # lines of an older mde-mmrec: no recorded settings
+    runs.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "settings"}) + "\n"
+                            for line in runs.read_text().splitlines()))
+    records = demo.run_demo(patched_mmrec, epochs=2, out=out, echo=lines.append)
+    assert any("made with other settings or record none; running again" in line for line in lines)
+    assert len(records) == 2 and all("settings" in r for r in records)
 
 
 def test_reproduce_from_grid_runs_the_ablations_at_the_grids_best_point(patched_mmrec, tiny_data, tmp_path):
