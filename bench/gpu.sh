@@ -52,7 +52,7 @@ step() {
     local name=$1 want=$2 need=$3 left rc started=$SECONDS
     shift 3
     if grep -qx "$name" "$DONE" 2>/dev/null; then echo "== $name: ended in an earlier call, skipped"; return; fi
-    left=$((BUDGET_S - SECONDS))
+    left=$((BUDGET_S > SECONDS ? BUDGET_S - SECONDS : 0))
     if [ "$left" -lt "$need" ]; then
         echo "== $name: skipped, ${left}s of the budget left and it needs ${need}s: call again"; return
     fi

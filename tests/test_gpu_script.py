@@ -1,0 +1,45 @@
+"""Tier 1: bench/gpu.sh, the prepared GPU check, keeps to its time budget and its record of finished steps (its
+steps themselves need a CUDA machine; here every step is skipped or refused before it starts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "gpu.sh"
+
+
+def run_script(tmp_path, *steps, budget="0"):
+    mmrec, out = tmp_path / "MMRec", tmp_path / "out"
+    mmrec.mkdir(exist_ok=True)
+    env = dict(os.environ, GPU_BUDGET_S=budget)
+    done = subprocess.run(["bash", str(SCRIPT), str(mmrec), str(out), *steps], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    return done, mmrec, out
+
+
+def test_the_script_parses():
+    assert subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True).returncode == 0
+
+
+def test_an_unknown_step_is_refused_before_anything_runs(tmp_path):
+    done, _, out = run_script(tmp_path, "tests", "elec-fredom")
+    assert done.returncode == 2 and "unknown step elec-fredom" in done.stdout and not out.exists()
+
+
+def test_steps_past_the_budget_are_skipped_and_not_recorded_as_done(tmp_path):
+    done, mmrec, out = run_script(tmp_path, "tests", "elec-freedom")
+    assert done.returncode == 0
+    log = (out / "gpu.log").read_text()
+    assert "== tests: skipped, 0s of the budget left and it needs 40s: call again" in log
+    assert "== elec-freedom: skipped" in log and not (mmrec / ".gpu-steps-done").exists()
+
+
+def test_a_step_that_ended_in_an_earlier_call_is_skipped(tmp_path):
+    (tmp_path / "MMRec").mkdir()
+    (tmp_path / "MMRec" / ".gpu-steps-done").write_text("tests\n")
+    done, _, out = run_script(tmp_path, "tests", "baby")
+    log = (out / "gpu.log").read_text()
+    assert "== tests: ended in an earlier call, skipped" in log and "== baby: skipped, " in log
