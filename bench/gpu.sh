@@ -13,8 +13,8 @@
 #                                                        and the batches it trained (patch 0015's progress lines)
 #   baby          MDE, FREEDOM and DRAGON at the Baby shape, 2 epochs
 #   elec-mde      MDE at the Elec shape, 1 epoch
-# Time: the script starts no step after BUDGET_S (env GPU_BUDGET_S, default 550) seconds; each step's limit is
-# cut to what is left, and a step is skipped when less than it needs is left. A model's MMRec run is stopped
+# Time: the script ends within BUDGET_S (env GPU_BUDGET_S, default 550) seconds: each step's limit is cut to
+# what is left, and a step is skipped when less than it needs is left. A model's MMRec run is stopped
 # after at most RUN_S (env GPU_RUN_S, default 240) seconds. A step that ends is recorded in
 # MMREC/.gpu-steps-done and skipped by a later call on the same (warm) machine, so a second call continues
 # with the steps left: give it at once, carrying only .whl (carrying .mmrec again would replace the data).
