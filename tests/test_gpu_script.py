@@ -43,3 +43,12 @@ def test_a_step_that_ended_in_an_earlier_call_is_skipped(tmp_path):
     done, _, out = run_script(tmp_path, "tests", "baby")
     log = (out / "gpu.log").read_text()
     assert "== tests: ended in an earlier call, skipped" in log and "== baby: skipped, " in log
+
+
+def test_a_step_that_succeeds_is_recorded_and_one_that_fails_is_left_for_the_next_call(tmp_path):
+    """tests (on this machine the CUDA tests skip) succeeds; elec-data fails at once: the folder is no MMRec."""
+    done, mmrec, out = run_script(tmp_path, "tests", "elec-data", budget="400")
+    log = (out / "gpu.log").read_text()
+    assert "== tests: exit 0" in log and (out / "pytest-cuda.xml").is_file()
+    assert "== elec-data: failed; a later call runs it again" in log
+    assert (mmrec / ".gpu-steps-done").read_text() == "tests\n"
