@@ -44,7 +44,8 @@ DONE="$MMREC/.gpu-steps-done"
 WORK=$(mktemp -d)
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-cli="python3 -m mde_mmrec.cli"
+PYTHON=${PYTHON:-python3}
+cli="$PYTHON -m mde_mmrec.cli"
 
 # step NAME WANT NEED COMMAND...: COMMAND under a time limit of WANT seconds, or what is left of the budget;
 # skipped when it ended in an earlier call, or when less than NEED seconds are left. LIMIT holds the limit.
@@ -89,16 +90,16 @@ elec_data() {
         && $cli user-graph --mmrec "$MMREC" -d synthetic_elec
 }
 cuda_tests() {
-    python3 -m pytest -q -rs -p no:cacheprovider --junitxml "$OUT/pytest-cuda.xml" tests/test_mde_model.py \
+    "$PYTHON" -m pytest -q -rs -p no:cacheprovider --junitxml "$OUT/pytest-cuda.xml" tests/test_mde_model.py \
         tests/test_mde_equations.py tests/test_shared_topk.py tests/test_results_log.py \
         -k "cuda or configured_device or same_seed or peak_gpu"
 }
 export -f bench elec_data cuda_tests
-export MMREC OUT WORK RUN_S cli
+export MMREC OUT WORK RUN_S PYTHON cli
 
 main() {
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-    python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+    "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
     echo "steps: $STEPS; budget ${BUDGET_S}s, MMRec runs at most ${RUN_S}s; ended earlier: $(cat "$DONE" 2>/dev/null | tr '\n' ' ')"
     for name in $STEPS; do
         case $name in

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,7 +15,7 @@ SCRIPT = ROOT / "bench" / "gpu.sh"
 def run_script(tmp_path, *steps, budget="0"):
     mmrec, out = tmp_path / "MMRec", tmp_path / "out"
     mmrec.mkdir(exist_ok=True)
-    env = dict(os.environ, GPU_BUDGET_S=budget)
+    env = dict(os.environ, GPU_BUDGET_S=budget, PYTHON=sys.executable)
     done = subprocess.run(["bash", str(SCRIPT), str(mmrec), str(out), *steps], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     return done, mmrec, out
