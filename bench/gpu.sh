@@ -76,7 +76,7 @@ bench() {
     shift
     local run_s=$((LIMIT - 60 < RUN_S ? LIMIT - 60 : RUN_S))
     $cli bench --mmrec "$MMREC" --out "$WORK/$name" --max-rss-gb 100 "$@" \
-        --max-minutes "$(awk "BEGIN { print $run_s / 60 }")"
+        --max-minutes "$("$PYTHON" -c "print($run_s / 60)")"
 }
 collect() {
     local name=$1 f
