@@ -15,12 +15,14 @@
 #   elec-mde      MDE at the Elec shape, 1 epoch
 # Time: the script ends within BUDGET_S (env GPU_BUDGET_S, default 550) seconds: each step's limit is cut to
 # what is left, and a step is skipped when less than it needs is left. A model's MMRec run is stopped
-# after at most RUN_S (env GPU_RUN_S, default 240) seconds. A step that succeeds is recorded in
-# MMREC/.gpu-steps-done and skipped by a later call on the same (warm) machine, so a second call continues
-# with the steps left: give it at once, carrying only .whl (carrying .mmrec again would replace the data).
-# To run a step again, name it and remove its line from that file.
-# OUT_DIR gets gpu.log (all output), pytest-cuda.xml, and per bench step its Markdown table, its MMRec logs and
-# its results lines (written as each run ends, so a step cut short still leaves the runs it finished).
+# after at most RUN_S (env GPU_RUN_S, default 240) seconds. A step that succeeds (or tests that ran) is recorded
+# in MMREC/.gpu-steps-done and skipped by a later call on the same (warm) machine, so a second call continues
+# with the steps left: give it at once, carrying only .whl (carrying .mmrec again would replace the data), with
+# GPU_BUDGET_S set to what the device budget still allows (status's budget_left_s less a minute). To run a step
+# again, name it and remove its line from that file. Without CUDA the script stops at once (GPU_ALLOW_CPU=1 runs
+# it anyway, for rehearsals and tests).
+# OUT_DIR gets gpu.log (all output), pytest-cuda.xml, per bench step its Markdown table, MMRec logs and results
+# lines, and work/ with each bench run's folder as it is written (so a call cut off still returns what ran).
 #
 # Through the device tool (no package index there; MMRec and the lmdb wheel travel with the working tree,
 # both ignored by .git/info/exclude):
@@ -28,7 +30,8 @@
 #     --implementation cp --platform manylinux_2_17_x86_64 -d .whl lmdb
 #   run(carry=[".mmrec", ".whl"], timeout_s=600, command="python3 -m pip install -q --no-index --no-deps
 #     --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD; bash bench/gpu.sh .mmrec $OUT")
-#   then, at once, the same command with carry=[".whl"] for the steps the first call had no time for.
+#   then, at once, for the steps the first call had no time for: carry=[".whl"], the same command with
+#   GPU_BUDGET_S=<status's budget_left_s - 60> before `bash bench/gpu.sh`.
 set -u -o pipefail
 MMREC=${1:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]}
 OUT=${2:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]}
@@ -41,8 +44,8 @@ done
 BUDGET_S=${GPU_BUDGET_S:-550}
 RUN_S=${GPU_RUN_S:-240}
 DONE="$MMREC/.gpu-steps-done"
-WORK=$(mktemp -d)
-mkdir -p "$OUT"
+WORK=$OUT/work
+mkdir -p "$WORK"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PYTHON=${PYTHON:-python3}
 cli="$PYTHON -m mde_mmrec.cli"
@@ -50,7 +53,7 @@ cli="$PYTHON -m mde_mmrec.cli"
 # step NAME WANT NEED COMMAND...: COMMAND under a time limit of WANT seconds, or what is left of the budget;
 # skipped when it ended in an earlier call, or when less than NEED seconds are left. LIMIT holds the limit.
 step() {
-    local name=$1 want=$2 need=$3 left rc started=$SECONDS
+    local name=$1 want=$2 need=$3 left rc pid started=$SECONDS
     shift 3
     if grep -qx "$name" "$DONE" 2>/dev/null; then echo "== $name: ended in an earlier call, skipped"; return; fi
     left=$((BUDGET_S > SECONDS ? BUDGET_S - SECONDS : 0))
@@ -59,8 +62,11 @@ step() {
     fi
     export LIMIT=$((want < left ? want : left))
     echo "== $(date +%T) $name (limit ${LIMIT}s, ${left}s of the budget left): $*"
-    timeout "$LIMIT" "$@"
+    timeout -k 10 "$LIMIT" "$@" &   # timeout leads its own process group: killed whole below, so nothing
+    pid=$!                          # of a stopped step (a main.py finishing its SIGTERM) runs into the next
+    wait "$pid"
     rc=$?
+    kill -KILL -- "-$pid" 2>/dev/null
     echo "== $name: exit $rc after $((SECONDS - started))s"
     case $name:$rc in
         *:124|*:137) echo "== $name: stopped at its limit" ;;
@@ -99,7 +105,11 @@ export MMREC OUT WORK RUN_S PYTHON cli
 
 main() {
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-    "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+    if ! "$PYTHON" -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.cuda.is_available());
+sys.exit(not torch.cuda.is_available())" && [ "${GPU_ALLOW_CPU:-0}" != 1 ]; then
+        echo "bench/gpu.sh: PyTorch sees no CUDA device here; stopping (GPU_ALLOW_CPU=1 runs the steps anyway)"
+        return 3
+    fi
     echo "steps: $STEPS; budget ${BUDGET_S}s, MMRec runs at most ${RUN_S}s; ended earlier: $(cat "$DONE" 2>/dev/null | tr '\n' ' ')"
     for name in $STEPS; do
         case $name in

@@ -378,7 +378,9 @@ def _hms(seconds: float) -> str:
 # A results file is resumable: finished runs (seeds, grid points) are not run again. That is only right
 # when everything else that decides their numbers is the same, so each results file has a sidecar
 # (<name>.settings.json) with those settings, and a rerun with other settings is refused, not mixed in.
-_NOT_SETTINGS = ("seed", "results_file", "resume", "grid_shard")
+# What is not a setting is what results lines leave out too (where results go, scheduling, the GPU's number ...),
+# except hyper_parameters: the sidecar keeps it, to tell a grid key from a setting.
+_NOT_SETTINGS = tuple(k for k in mmrec.plugin_module("results_log")._NOT_SETTINGS if k != "hyper_parameters")
 
 
 def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()) -> dict:

@@ -385,9 +385,9 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     for pattern in STALE_CACHES:
         for stale in data_dir.glob(pattern):
             stale.unlink()
+    np.save(files["image"], image)   # the large files first: a write cut short leaves no interaction file,
+    np.save(files["text"], text)     # so the next make-data starts again rather than calling the set incomplete
     inter.to_csv(files["inter"], sep="\t", index=False)
-    np.save(files["image"], image)
-    np.save(files["text"], text)
     files["yaml"].write_text(DATASET_YAML.format(name=name, preset=preset, seed=seed))
     log.info("wrote data set %s (%s, seed %d): %d users, %d items, %d interactions in %.1fs -> %s",
              name, preset, seed, inter.userID.max() + 1, inter.itemID.max() + 1, len(inter),

@@ -146,7 +146,8 @@ TOOLING_MUTANTS = [
  (C, "C4-pin-last-grid-value", "            overrides[key] = value[0] if value else None", "            overrides[key] = value[-1] if value else None"),
  (C, "C5-pin-overrides-user-set", "        if key == \"seed\" or key in sets:\n            continue", "        if key == \"seed\":\n            continue"),
  (C, "C6-single-values-only-grid-keys", "and (k in file_grid or not isinstance(file_config.get(k), list))]", "and k in file_grid]"),
- (C, "C7-grid_shard-in-settings", '_NOT_SETTINGS = ("seed", "results_file", "resume", "grid_shard")', '_NOT_SETTINGS = ("seed", "results_file", "resume")'),
+ (C, "C7-gpu_id-in-settings", '_NOT_SETTINGS = tuple(k for k in mmrec.plugin_module("results_log")._NOT_SETTINGS if k != "hyper_parameters")', '_NOT_SETTINGS = ("seed", "results_file", "resume", "grid_shard")'),
+ (C, "C7b-grid_shard-in-settings", 'if k != "hyper_parameters")', 'if k not in ("hyper_parameters", "grid_shard"))'),
  (C, "C8-settings-ignore-data-digest", "    if recorded != settings:\n", "    if recorded[\"config\"] != settings[\"config\"]:\n"),
  (C, "C9-seed_list-keeps-duplicates", "        return list(dict.fromkeys(values))", "        return list(values)"),
  (C, "C10-default-seeds-off-by-one", "    return [DEFAULT_SEED + i for i in range(n or 1)]", "    return [DEFAULT_SEED + i + 1 for i in range(n or 1)]"),
@@ -180,6 +181,7 @@ TOOLING_MUTANTS = [
  # synthetic
  (S, "S1-valid-gets-larger-half", "    n_valid = np.where(n < 10, 1, held // 2)", "    n_valid = np.where(n < 10, 1, held - held // 2)"),
  (S, "S2-text-weight-inverted-in-choice", '    u = np.concatenate([lat["user_shared"], (1 - w) * lat["user_visual"], w * lat["user_text"]], axis=1)', '    u = np.concatenate([lat["user_shared"], w * lat["user_visual"], (1 - w) * lat["user_text"]], axis=1)'),
+ (S, "S4-interactions-written-first", '    np.save(files["image"], image)   # the large files first: a write cut short leaves no interaction file,\n    np.save(files["text"], text)     # so the next make-data starts again rather than calling the set incomplete\n    inter.to_csv(files["inter"], sep="\\t", index=False)\n', '    inter.to_csv(files["inter"], sep="\\t", index=False)\n    np.save(files["image"], image)   # the large files first: a write cut short leaves no interaction file,\n    np.save(files["text"], text)     # so the next make-data starts again rather than calling the set incomplete\n'),
  (S, "S3-incomplete-dataset-overwritten", '    if files["inter"].is_file() and not force:\n        raise', '    if False:\n        raise'),
  (S, "S4-activity-plus-one", "    n = MIN_PER_USER + rng.geometric(1.0 / (1.0 + extra_mean), size=p.n_users) - 1", "    n = MIN_PER_USER + rng.geometric(1.0 / (1.0 + extra_mean), size=p.n_users)"),
  (S, "S5-no-stale-cache-removal", "            stale.unlink()", "            pass"),

@@ -8,14 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu.sh"
 
 
-def run_script(tmp_path, *steps, budget="0"):
+def run_script(tmp_path, *steps, budget="0", allow_cpu="1"):
     mmrec, out = tmp_path / "MMRec", tmp_path / "out"
     mmrec.mkdir(exist_ok=True)
-    env = dict(os.environ, GPU_BUDGET_S=budget, PYTHON=sys.executable)
+    env = dict(os.environ, GPU_BUDGET_S=budget, PYTHON=sys.executable, GPU_ALLOW_CPU=allow_cpu)
     done = subprocess.run(["bash", str(SCRIPT), str(mmrec), str(out), *steps], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     return done, mmrec, out
@@ -53,3 +56,10 @@ def test_a_step_that_succeeds_is_recorded_and_one_that_fails_is_left_for_the_nex
     assert "== tests: exit 0" in log and (out / "pytest-cuda.xml").is_file()
     assert "== elec-data: failed; a later call runs it again" in log
     assert (mmrec / ".gpu-steps-done").read_text() == "tests\n"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_without_cuda_it_stops_before_any_step(tmp_path):
+    done, mmrec, out = run_script(tmp_path, "tests", budget="400", allow_cpu="0")
+    assert done.returncode == 3 and "PyTorch sees no CUDA device here; stopping" in done.stdout
+    assert "== tests" not in (out / "gpu.log").read_text() and not (mmrec / ".gpu-steps-done").exists()

@@ -193,7 +193,7 @@ def test_grid_merge_refuses_shards_run_with_other_settings(tmp_path):
                                            out=str(tmp_path / "merged")))
     assert not (tmp_path / "merged").exists()
     grid.run_grid(checkout, "BPR", "tiny", keys, values, tmp_path / "s3", epochs=1, shard=(2, 2),
-                  runner=FakeRunner(), echo=lambda line: None)
+                  plain={"gpu_id": 1}, runner=FakeRunner(), echo=lambda line: None)   # README: a shard per GPU
     grid._cmd_merge(argparse.Namespace(dirs=[str(tmp_path / "s1"), str(tmp_path / "s3")], out=str(tmp_path / "m")))
     assert len(mmrec.read_results(tmp_path / "m" / "results.jsonl")) == 2
     assert compare.settings_file(tmp_path / "m" / "results.jsonl").is_file()   # the merged grid resumes too

@@ -185,6 +185,26 @@ def test_make_dataset_reuses_and_force_regenerates(tmp_path):
     make_dataset(root, "t", seed=1)                   # now made with seed 1: kept
 
 
+def test_a_make_data_cut_short_is_redone_by_the_next_one(tmp_path, monkeypatch):
+    """The large feature files are written first: killed while writing them, make-data leaves no interaction
+    file, so the next run regenerates the set instead of refusing an 'incomplete data set'."""
+    root = _fake_checkout(tmp_path)
+    real_save = np.save
+
+    def killed_while_writing_text(path, array):
+        if Path(path).name == "text_feat.npy":
+            raise KeyboardInterrupt
+        real_save(path, array)
+
+    monkeypatch.setattr(synthetic.np, "save", killed_while_writing_text)
+    with pytest.raises(KeyboardInterrupt):
+        make_dataset(root, "t", seed=0)
+    assert not (root / "data" / "t" / "t.inter").exists()
+    monkeypatch.setattr(synthetic.np, "save", real_save)
+    d = make_dataset(root, "t", seed=0)
+    assert (d / "t.inter").is_file() and (d / "text_feat.npy").is_file()
+
+
 def test_make_dataset_rejects_non_checkout(tmp_path):
     with pytest.raises(MdeMmrecError, match="not an MMRec checkout"):
         make_dataset(tmp_path, "t")

@@ -227,7 +227,7 @@ def check_interactions(dataset: str, values: dict, src=".", model: str | None = 
     try:
         n_items, warnings = data_checks.check_interaction_file(path.resolve(), values)
         if values.get("is_multimodal_model") and not values.get("end2end"):   # what MMRec's models load
-            where = f"src/configs/dataset/{dataset}.yaml"
+            where = f"src/configs/dataset/{dataset}.yaml or the command line"
             files, feature_warnings = data_checks.feature_files(folder.resolve(), values, model, where)
             warnings += feature_warnings
             for key, feature_file in files.items():

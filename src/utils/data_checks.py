@@ -205,9 +205,6 @@ def feature_files(folder, config, model: str | None, where: str) -> tuple[dict, 
     return present, warnings
 
 
-# What torch.from_numpy converts (MMRec loads features with it, then casts to float32), in native byte order.
-LOADABLE_FEATURE_DTYPES = tuple(np.dtype(t) for t in ("bool", "int8", "int16", "int32", "int64", "uint8",
-                                                      "float16", "float32", "float64"))
 LARGEST_FEATURE = 1e6     # larger feature values are warned about (check_feature_file)
 
 
@@ -230,7 +227,7 @@ def check_feature_file(path, where: str, n_items: int | None = None, inter_file=
         raise DataError(f"feature file {path} ({where}) holds numbers in non-native byte order ({array.dtype.str}), "
                         f"which PyTorch cannot convert (MMRec loads features with torch.from_numpy): save them in "
                         f"native order, e.g. np.save(path, np.load(path).astype(np.float32))")
-    if array.dtype not in LOADABLE_FEATURE_DTYPES:
+    if not _torch_converts(array.dtype):
         raise DataError(f"feature file {path} ({where}) holds {array.dtype} numbers, which PyTorch cannot convert "
                         f"(MMRec loads features with torch.from_numpy): save them as float32, e.g. "
                         f"np.save(path, np.load(path).astype(np.float32))")
@@ -254,6 +251,17 @@ def check_feature_file(path, where: str, n_items: int | None = None, inter_file=
                 f"text features are within about +-100): projected into scores they can overflow to inf, and the "
                 f"run then stops on a NaN loss; {scale}"]
     return []
+
+
+def _torch_converts(dtype: np.dtype) -> bool:
+    """Whether torch.from_numpy, as MMRec loads features, takes this dtype (which ones depends on the torch
+    version: unsigned 16-64 bit from 2.3 on)."""
+    import torch
+    try:
+        torch.from_numpy(np.empty((0,), dtype=dtype))
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _load_error(path, exc: Exception) -> str:
