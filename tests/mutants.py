@@ -7,7 +7,7 @@ graph, the bench table, override parsing). For each, the script copies the repos
 applies the change and runs the tier-1 tests (the model tests for the model's mutants, all of tier 1 but the
 training run and tests/test_mutants_table.py, which checks this table, for the tooling's); every change must
 make some test fail. It prints one line per mutant and exits with 1 if any survives; an entry whose text is
-no longer in its file stops it before the first run.
+no longer in its file, or tests that fail in the scratch copy without any mutant, stop it before the first run.
 
     python tests/mutants.py                 # all (the model's: about 6 minutes on 2 idle cores; the tooling's: about 18)
     python tests/mutants.py model           # one group: model | tooling
@@ -232,20 +232,26 @@ def stale_entries(mutants) -> list[str]:
 
 def run(path: str, name: str, old: str, new: str, tests: list[str]) -> bool:
     """Whether the tests catch the mutant (``old`` occurs exactly once in ``path``: ``stale_entries``)."""
-    source = (REPO / path).read_text(encoding="utf-8")
-    with tempfile.TemporaryDirectory() as tmp:
-        for folder in ("src", "tests", "mde_mmrec", "patches"):
-            shutil.copytree(REPO / folder, Path(tmp) / folder)
-        for file in ("setup.cfg", "pyproject.toml", "README.md"):
-            shutil.copy(REPO / file, Path(tmp) / file)
-        (Path(tmp) / path).write_text(source.replace(old, new), encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if k != "MMREC_HOME"}    # tier 1 only
-        env["PYTHONPATH"] = tmp                                              # the copy's mde_mmrec, not the installed one
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
-                                cwd=tmp, env=env, capture_output=True, text=True)
+    result = _tier1_in_a_copy(tests, path, old, new)
     failed = next((line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))), "")
     print(f"{name:38s} {'caught  ' + failed[:100] if result.returncode else 'SURVIVED'}", flush=True)
     return result.returncode != 0
+
+
+def _tier1_in_a_copy(tests: list[str], path: str | None = None, old: str = "", new: str = ""):
+    """Run ``tests`` in a scratch copy of the repository, with ``old`` replaced by ``new`` in ``path``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder in ("src", "tests", "mde_mmrec", "patches", "bench"):   # what tier 1 reads (bench: gpu.sh)
+            shutil.copytree(REPO / folder, Path(tmp) / folder, ignore=shutil.ignore_patterns("results"))
+        for file in ("setup.cfg", "pyproject.toml", "README.md"):
+            shutil.copy(REPO / file, Path(tmp) / file)
+        if path is not None:
+            source = (REPO / path).read_text(encoding="utf-8")
+            (Path(tmp) / path).write_text(source.replace(old, new), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if k != "MMREC_HOME"}    # tier 1 only
+        env["PYTHONPATH"] = tmp                                              # the copy's mde_mmrec, not the installed one
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                              cwd=tmp, env=env, capture_output=True, text=True)
 
 
 def main(names: list[str]) -> int:
@@ -258,6 +264,12 @@ def main(names: list[str]) -> int:
     stale = stale_entries([m for m, _ in chosen])
     if stale:                                  # before any run, not after minutes of them
         raise SystemExit("; ".join(stale) + "; update the entries")
+    for tests in {tuple(tests) for _, tests in chosen}:   # unmutated, the copy must pass: else every mutant
+        baseline = _tier1_in_a_copy(list(tests))          # would look caught
+        if baseline.returncode:
+            failed = [line for line in baseline.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+            raise SystemExit(f"the tests fail in the scratch copy without any mutant ({'; '.join(failed[:3])}): "
+                             "fix that first (a file tier 1 reads not copied?)")
     survivors = [m[1] for m, tests in chosen if not run(*m, tests)]
     print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutants caught" +
           (f"; survived: {', '.join(survivors)}" if survivors else ""))
