@@ -9,7 +9,7 @@ training run and tests/test_mutants_table.py, which checks this table, for the t
 make some test fail. It prints one line per mutant and exits with 1 if any survives; an entry whose text is
 no longer in its file, or tests that fail in the scratch copy without any mutant, stop it before the first run.
 
-    python tests/mutants.py                 # all (the model's: about 6 minutes on 2 idle cores; the tooling's: about 18)
+    python tests/mutants.py                 # all (about 46 minutes on 2 cores; the model's group: about 6)
     python tests/mutants.py model           # one group: model | tooling
     python tests/mutants.py "eq8 swap" C1-skip-config-if-any-seed-done     # by name
 """
