@@ -21,8 +21,9 @@
 # GPU_BUDGET_S set to what the device budget still allows (status's budget_left_s less a minute). To run a step
 # again, name it and remove its line from that file. Without CUDA the script stops at once (GPU_ALLOW_CPU=1 runs
 # it anyway, for rehearsals and tests).
-# OUT_DIR gets gpu.log (all output), pytest-cuda.xml, per bench step its Markdown table, MMRec logs and results
-# lines, and work/ with each bench run's folder as it is written (so a call cut off still returns what ran).
+# OUT_DIR gets gpu.log (all output), pytest-cuda.xml and, per bench step, the folder OUT_DIR/STEP that bench
+# writes as it goes (its Markdown table, and runs/ with each MMRec run's log and results lines), so a call cut
+# off still returns what ran.
 #
 # Through the device tool (no package index there; MMRec and the lmdb wheel travel with the working tree,
 # both ignored by .git/info/exclude):
@@ -44,8 +45,7 @@ done
 BUDGET_S=${GPU_BUDGET_S:-550}
 RUN_S=${GPU_RUN_S:-240}
 DONE="$MMREC/.gpu-steps-done"
-WORK=$OUT/work
-mkdir -p "$WORK"
+mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PYTHON=${PYTHON:-python3}
 cli="$PYTHON -m mde_mmrec.cli"
@@ -75,21 +75,13 @@ step() {
     esac
 }
 
-# bench NAME ARGS...: one bench run into WORK/NAME, each MMRec run stopped after RUN_S or LIMIT - 60 s; its
-# table, logs and results lines copied to OUT as NAME*, also when the step was stopped.
+# bench NAME ARGS...: one bench run into OUT/NAME, each MMRec run stopped after RUN_S or LIMIT - 60 s.
 bench() {
     local name=$1
     shift
     local run_s=$((LIMIT - 60 < RUN_S ? LIMIT - 60 : RUN_S))
-    $cli bench --mmrec "$MMREC" --out "$WORK/$name" --max-rss-gb 100 "$@" \
+    $cli bench --mmrec "$MMREC" --out "$OUT/$name" --max-rss-gb 100 "$@" \
         --max-minutes "$("$PYTHON" -c "print($run_s / 60)")"
-}
-collect() {
-    local name=$1 f
-    for f in "$WORK/$name"/*.md; do [ -e "$f" ] && cp "$f" "$OUT/$name.md"; done
-    for f in "$WORK/$name"/runs/*/logs/*.log "$WORK/$name"/runs/*/runs/*.jsonl; do
-        [ -e "$f" ] && cp "$f" "$OUT/$name-$(basename "$f")"
-    done
 }
 elec_data() {
     $cli install "$MMREC" && $cli make-data --mmrec "$MMREC" synthetic_elec \
@@ -101,7 +93,7 @@ cuda_tests() {
         -k "cuda or configured_device or same_seed or peak_gpu"
 }
 export -f bench elec_data cuda_tests
-export MMREC OUT WORK RUN_S PYTHON cli
+export MMREC OUT RUN_S PYTHON cli
 
 main() {
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -120,7 +112,6 @@ sys.exit(not torch.cuda.is_available())" && [ "${GPU_ALLOW_CPU:-0}" != 1 ]; then
             baby)         step baby 240 150 bash -c 'bench baby --preset baby --epochs 2' ;;
             elec-mde)     step elec-mde $((RUN_S + 90)) 180 bash -c 'bench elec-mde --preset elec --epochs 1 --models MDE --no-eval-share' ;;
         esac
-        case $name in elec-freedom|elec-dragon|baby|elec-mde) collect "$name" ;; esac
     done
     echo "== done after ${SECONDS}s; steps ended so far: $(cat "$DONE" 2>/dev/null | tr '\n' ' ')"
 }

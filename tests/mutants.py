@@ -133,7 +133,7 @@ TOOLING_MUTANTS = [
  (DC, "DC-id-gaps-off-by-one", "    n_users, n_items = int(df[uid].max()) + 1, int(df[iid].max()) + 1", "    n_users, n_items = int(df[uid].max()), int(df[iid].max())"),
  (DC, "DC-feature-rows-unchecked", "    if n_items is not None and shape[0] != n_items:", "    if False:"),
  (DC, "DC-raw-ids-unchecked", "        if count > RAW_ID_FACTOR * distinct + RAW_ID_SLACK:", "        if False:"),
- (DC, "DC-byte-order-unchecked", "    if not array.dtype.isnative:", "    if False:"),
+ (DC, "DC-byte-order-unnamed", "if not array.dtype.isnative\n", "if False\n"),
  (DC, "DC-float32-range-unchecked", "    if largest > float(np.finfo(np.float32).max):", "    if False:"),
  (DC, "DC-named-missing-file-ignored", '        if key in named and model != "MDE":', "        if False:"),
  (DC, "DC-no-feature-file-passes", "    if not present:\n        raise DataError", "    if False:\n        raise DataError"),

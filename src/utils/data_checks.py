@@ -223,13 +223,11 @@ def check_feature_file(path, where: str, n_items: int | None = None, inter_file=
     if len(shape) != 2 or 0 in shape or array.dtype.kind not in "biuf":
         raise DataError(f"feature file {path} ({where}) holds a {array.dtype} array of shape {shape}, expected numbers "
                         f"of shape (number of items, feature dimension); {fix}")
-    if not array.dtype.isnative:
-        raise DataError(f"feature file {path} ({where}) holds numbers in non-native byte order ({array.dtype.str}), "
-                        f"which PyTorch cannot convert (MMRec loads features with torch.from_numpy): save them in "
-                        f"native order, e.g. np.save(path, np.load(path).astype(np.float32))")
-    if not _torch_converts(array.dtype):
-        raise DataError(f"feature file {path} ({where}) holds {array.dtype} numbers, which PyTorch cannot convert "
-                        f"(MMRec loads features with torch.from_numpy): save them as float32, e.g. "
+    if not _torch_converts(array.dtype):   # torch.from_numpy refuses some types, and any non-native byte order
+        what = (f"numbers in non-native byte order ({array.dtype.str})" if not array.dtype.isnative
+                else f"{array.dtype} numbers")
+        raise DataError(f"feature file {path} ({where}) holds {what}, which PyTorch cannot convert (MMRec loads "
+                        f"features with torch.from_numpy): save them as native float32, e.g. "
                         f"np.save(path, np.load(path).astype(np.float32))")
     if n_items is not None and shape[0] != n_items:
         raise DataError(f"feature file {path} ({where}) has {shape[0]} rows, but MMRec counts {n_items} items (the "
