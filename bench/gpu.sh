@@ -11,7 +11,9 @@
 #   elec-freedom  FREEDOM at the Elec shape, 1 epoch   } the issue's open item: seconds per epoch on a GPU.
 #   elec-dragon   DRAGON at the Elec shape, 1 epoch    } A run stopped mid-epoch reports its construction time
 #                                                        and the batches it trained (patch 0015's progress lines)
-#   baby          MDE, FREEDOM and DRAGON at the Baby shape, 2 epochs
+#   baby          MDE, FREEDOM and DRAGON at the Baby shape, 2 epochs, and 20 training steps of each profiled
+#                 (ms per step, loader, operators, CUDA kernels and their time: why MDE's GPU epoch is slower
+#                 than FREEDOM's at this size)
 #   elec-mde      MDE at the Elec shape, 1 epoch
 # Time: the script ends within BUDGET_S (env GPU_BUDGET_S, default 550) seconds: each step's limit is cut to
 # what is left, and a step is skipped when less than it needs is left. A model's MMRec run is stopped
@@ -109,7 +111,7 @@ sys.exit(not torch.cuda.is_available())" && [ "${GPU_ALLOW_CPU:-0}" != 1 ]; then
             elec-data)    step elec-data 300 120 bash -c elec_data ;;
             elec-freedom) step elec-freedom $((RUN_S + 60)) 180 bash -c 'bench elec-freedom --preset elec --epochs 1 --models FREEDOM --no-eval-share' ;;
             elec-dragon)  step elec-dragon $((RUN_S + 60)) 180 bash -c 'bench elec-dragon --preset elec --epochs 1 --models DRAGON --no-eval-share' ;;
-            baby)         step baby 240 150 bash -c 'bench baby --preset baby --epochs 2' ;;
+            baby)         step baby 240 150 bash -c 'bench baby --preset baby --epochs 2 --profile-steps 20' ;;
             elec-mde)     step elec-mde $((RUN_S + 90)) 180 bash -c 'bench elec-mde --preset elec --epochs 1 --models MDE --no-eval-share' ;;
         esac
     done

@@ -4,8 +4,9 @@ For each model, one MMRec run (MMRec's own trainer, a fixed number of epochs, on
 training epoch, seconds per evaluation (valid + test), model construction time and peak RSS. In child
 processes the MDE graphs are built from nothing (timed, with their peak RSS) and loaded from MDE's disk
 cache, and each model's share of an evaluation pass (its ``full_sort_predict`` calls for the valid and test
-users) is timed. Every run and child is killed if its resident memory passes ``--max-rss-gb``, so models that
-build dense items x items matrices fail cleanly at Elec scale; ``--max-minutes`` stops a model's MMRec run
+users) is timed; with ``--profile-steps N``, so is a training step (``training_step_profile``). Every run and
+child is killed if its resident memory passes ``--max-rss-gb``, so models that build dense items x items
+matrices fail cleanly at Elec scale; ``--max-minutes`` stops a model's MMRec run
 that takes longer, and its row says how far it got. The table goes to
 ``bench/results/<preset>-<date>.md`` (``-2``, ``-3``... for later runs that day) and the output ends with one ``RATIO`` line.
 """
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import compare, mmrec, report, synthetic
-from .errors import MdeMmrecError, non_negative_float, positive_int
+from .errors import MdeMmrecError, non_negative_float, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +141,21 @@ def model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: i
     return _model_eval_seconds(checkout, dataset, model_name, repeats)
 
 
-def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int) -> float:
+@contextlib.contextmanager
+def built_model(checkout: Path, dataset: str, model_name: str):
+    """MMRec's objects for one model at its first grid point (``BENCH_SETTINGS`` applied), built as
+    utils/quick_start.py builds them: yields ``(config, model, trainer, train_data, valid_data, test_data)``."""
     with inside_checkout(checkout):
         from utils.configurator import Config
         from utils.dataloader import EvalDataLoader, TrainDataLoader
         from utils.dataset import RecDataset
-        from utils.shared_topk import SharedTopk
         from utils.utils import get_model, get_trainer, init_seed
         config = Config(model_name, dataset, {"gpu_id": 0})
         for key in config["hyper_parameters"]:  # one grid point: the first value of each list
             if isinstance(config[key], list):
                 config[key] = config[key][0]
+        for key, value in BENCH_SETTINGS.get(model_name, {}).items():
+            config[key] = value
         init_seed(config["seed"])
         splits = RecDataset(config).split()
         for split in splits:
@@ -161,9 +166,19 @@ def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: 
         valid_data, test_data = (EvalDataLoader(config, s, additional_dataset=train,
                                                 batch_size=config["eval_batch_size"]) for s in (valid, test))
         model = get_model(model_name)(config, train_data).to(config["device"])
+        trainer = get_trainer()(config, model)
+        try:
+            yield config, model, trainer, train_data, valid_data, test_data
+        finally:
+            del model, trainer, train_data
+            gc.collect()
+
+
+def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int) -> float:
+    with built_model(checkout, dataset, model_name) as (config, model, trainer, _, valid_data, test_data):
+        from utils.shared_topk import SharedTopk
         if hasattr(model, "pre_epoch_processing"):
             model.pre_epoch_processing()
-        trainer = get_trainer()(config, model)
         seconds = []    # per repeat: the time inside full_sort_predict
         predict = model.full_sort_predict
 
@@ -182,9 +197,75 @@ def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: 
             ranked = SharedTopk()
             trainer.evaluate(valid_data, ranked=ranked)
             trainer.evaluate(test_data, ranked=ranked)
-        del model, trainer, train_data
-        gc.collect()
     return float(min(seconds))
+
+
+PROFILED_STEPS = 5   # of the timed steps, how many more run under torch.profiler (it slows them down)
+
+
+def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: int = 20) -> dict:
+    """Where one training step goes, outside MMRec's epoch loop: the model's step in ms (what the trainer does
+    per batch: zero_grad, calculate_loss, the sum and ``.item()`` of its losses, backward, optimizer step; mean
+    of ``steps`` after 2 warm-up steps, synchronised on CUDA), MMRec's loader in ms per batch (negative
+    sampling included), and, per step under torch.profiler, the aten operators dispatched (forward, backward
+    and optimizer; each costs host time, and most launch a GPU kernel) and, on CUDA, the device activities
+    (kernels, copies) and their summed time. A per-epoch hook (``pre_epoch_processing``) runs once before and is
+    not counted."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    with built_model(checkout, dataset, model_name) as (config, model, trainer, train_data, _, _):
+        device = config["device"]
+        if hasattr(model, "pre_epoch_processing"):
+            model.pre_epoch_processing()
+        model.train()
+        start = time.perf_counter()
+        batches = [batch for _, batch in zip(range(steps + 2), train_data)]
+        loader_ms = 1000 * (time.perf_counter() - start) / len(batches)
+
+        def step(interaction):
+            trainer.optimizer.zero_grad()
+            interaction.clone()   # the trainer keeps a copy of every batch (for its mg option)
+            losses = model.calculate_loss(interaction)
+            loss = sum(losses) if isinstance(losses, tuple) else losses
+            for part in losses if isinstance(losses, tuple) else (losses,):
+                part.item()
+            loss.backward()
+            trainer.optimizer.step()
+
+        # a copy per step, made before timing: some models (DRAGON) shift a batch's item ids in place
+        cycle = [batches[i % len(batches)].clone() for i in range(steps + 2 + PROFILED_STEPS)]
+        for batch in cycle[:2]:
+            step(batch)
+        _synchronize(device)
+        start = time.perf_counter()
+        for batch in cycle[2:steps + 2]:
+            step(batch)
+        _synchronize(device)
+        step_ms = 1000 * (time.perf_counter() - start) / steps
+        cuda = torch.device(device).type == "cuda"
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            for batch in cycle[steps + 2:]:
+                step(batch)
+            _synchronize(device)
+        counts = profile_counts(prof.events(), PROFILED_STEPS)
+    return {"step_ms": step_ms, "loader_ms": loader_ms, **counts, "cuda": cuda}
+
+
+def profile_counts(events, steps: int) -> dict:
+    """Per step, from torch.profiler's events: ``ops``, the aten operators called from Python or the autograd
+    engine (not those an operator calls itself); ``device_activities`` and ``device_ms``, the CUDA kernels and
+    copies and their summed duration (None without CUDA events)."""
+    from torch.autograd import DeviceType
+    ops, device, device_us = 0, 0, 0.0
+    for event in events:
+        if event.device_type == DeviceType.CUDA:
+            device += 1
+            device_us += event.time_range.elapsed_us()
+        elif event.name.startswith("aten::") and not (event.cpu_parent and event.cpu_parent.name.startswith("aten::")):
+            ops += 1   # a top-level operator
+    return {"ops": ops / steps, "device_activities": device / steps if device else None,
+            "device_ms": device_us / 1000 / steps if device else None}
 
 
 def _synchronize(device) -> None:
@@ -195,7 +276,7 @@ def _synchronize(device) -> None:
 
 def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed: int, out_dir: Path,
               max_rss_mb: float | None = None, eval_share: bool = True, max_seconds: float | None = None,
-              echo=print) -> tuple[Path, str]:
+              profile_steps: int = 0, echo=print) -> tuple[Path, str]:
     dataset = dataset_name(preset)
     echo(f"== bench: preset {preset} (data set {dataset}), models {' '.join(models)}, {epochs} epoch(s)")
     synthetic.make_dataset(checkout, dataset, preset=preset, seed=0)
@@ -240,12 +321,46 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
         rows.append([m, _fmt(r.get("model_init_s")), _fmt(r.get("s_per_epoch")), _fmt(r.get("eval_s")),
                      error or _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0), _fmt(r.get("peak_gpu_mb"), 0),
                      _fmt(r["best_valid"].get("recall@20"), 4), note])
+    steps_section = _step_profiles(checkout, dataset, models, by_model, status, profile_steps, max_rss_mb, echo)
     ratio = _ratio_line(by_model, graphs)
     flags = [f"--seed {seed}", f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
     flags += [f"--max-minutes {max_seconds / 60:g}"] if max_seconds else []
     flags += [] if eval_share else ["--no-eval-share"]
-    md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio, " ".join(flags))
+    flags += [f"--profile-steps {profile_steps}"] if profile_steps else []
+    md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio, " ".join(flags), steps_section)
     return md, ratio
+
+
+def _step_profiles(checkout: Path, dataset: str, models, by_model: dict, status: dict, steps: int,
+                   max_rss_mb: float | None, echo) -> str:
+    """With ``--profile-steps``: a table of ``training_step_profile`` per model whose MMRec run ended."""
+    if not steps:
+        return ""
+    rows = []
+    for m in models:
+        if m not in by_model:
+            rows.append([m, "-", "-", "-", "-", "-", f"not profiled: {status.get(m, 'not run')}"])
+            continue
+        echo(f"== {m}: profiling {steps} training steps (in a child process)")
+        result, error, _ = in_child(training_step_profile, checkout, dataset, m, steps, max_rss_mb=max_rss_mb)
+        if error:
+            rows.append([m, "-", "-", "-", "-", "-", f"not profiled: {error}"])
+            continue
+        cuda_note = ("no CUDA: device columns empty" if not result["cuda"] else
+                     "no CUDA events recorded (is CUPTI missing?)" if result["device_activities"] is None else "ok")
+        rows.append([m, _fmt(result["step_ms"], 1), _fmt(result["loader_ms"], 1), _fmt(result["ops"], 0),
+                     _fmt(result["device_activities"], 0), _fmt(result["device_ms"], 2), cuda_note])
+    header = ["model", "step ms", "loader ms/batch", "aten ops per step", "device activities per step",
+              "device ms per step", "notes"]
+    return ("## Per training step\n\n"
+            f"Each model rebuilt in a child process, {steps} steps timed after 2 warm-up steps, then "
+            f"{PROFILED_STEPS} more under torch.profiler. Step: what MMRec's trainer does per batch (zero_grad, "
+            "calculate_loss, the sum and `.item()` of its losses, backward, optimizer step), synchronised on CUDA; "
+            "loader: MMRec's training loader per batch (negative sampling included). aten ops: operators called "
+            "from Python or the autograd engine (forward, backward, optimizer), each costing host time, most "
+            "launching a GPU kernel; device activities: CUDA kernels and copies, with their summed time. Where "
+            "device ms is far below step ms the GPU waits for the host.\n\n"
+            + report.markdown_table(header, rows) + "\n\n")
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -288,7 +403,7 @@ def _unused_path(out_dir: Path, stem: str) -> Path:
 
 
 def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: int, rows, ratio: str,
-                    flags: str = "") -> Path:
+                    flags: str = "", steps_section: str = "") -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = _unused_path(out_dir, f"{preset}-{datetime.date.today().isoformat()}")
@@ -304,7 +419,7 @@ def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: in
             "The model's eval share is the time of the `full_sort_predict` calls that MMRec's (patched) "
             "trainer makes to evaluate the valid and then the test users, best of 5 (one round for "
             "Elec-sized presets); eval s is MMRec's whole evaluation, ranking and metrics included.\n\n"
-            f"`{ratio}`\n")
+            + steps_section + f"`{ratio}`\n")
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -316,7 +431,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     md, ratio = run_bench(checkout, args.preset, args.models, args.epochs, args.seed, Path(args.out),
                           max_rss_mb=args.max_rss_gb * 1024 if args.max_rss_gb else None,
                           eval_share=not args.no_eval_share,
-                          max_seconds=args.max_minutes * 60 if args.max_minutes else None)
+                          max_seconds=args.max_minutes * 60 if args.max_minutes else None,
+                          profile_steps=args.profile_steps)
     print(md.read_text(encoding="utf-8"))
     print(f"written to {md}")
     print(ratio)
@@ -339,4 +455,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-minutes", type=non_negative_float, default=0.0,
                    help="stop a model's MMRec run after this many minutes; the table says how far it got "
                         "(construction, epochs, batches of the epoch). Default 0 = no limit")
+    p.add_argument("--profile-steps", type=non_negative_int, default=0, metavar="N",
+                   help="also time N training steps of each model outside MMRec's loop and count the operators "
+                        "(and, on CUDA, the kernels and their time) of a step with torch.profiler; a second table "
+                        "says where a step's time goes. Default 0 = off")
     p.set_defaults(func=_cmd_bench)

@@ -211,6 +211,9 @@ TOOLING_MUTANTS = [
  (B, "B4-user-env-overridden", "    added = [key for key in MAIN_PY_ENVIRONMENT if key not in os.environ]", "    added = list(MAIN_PY_ENVIRONMENT)"),
  (B, "B5-eval-repeats-one", "5 if size < 10 ** 9 else 1,", "1,"),
  (B, "B6-not-run-reason-dropped", "    status.update(not_run)\n", ""),
+ (B, "B7-nested-operators-counted", ' and not (event.cpu_parent and event.cpu_parent.name.startswith("aten::")):', ':'),
+ (B, "B8-unprofiled-reason-dropped", "f\"not profiled: {status.get(m, 'not run')}\"", "\"not profiled\""),
+ (B, "B9-profile-steps-flag-ignored", "                          profile_steps=args.profile_steps)", "                          profile_steps=0)"),
  # cli_overrides
  (O, "O1-list-setting-ignores-grid", "        list_setting = isinstance(default, list) and key not in file_grid", "        list_setting = isinstance(default, list)"),
  (O, "O2-int-not-a-number-for-floats", '    if isinstance(value, (int, float)):\n        return "a number"', '    if isinstance(value, int):\n        return "a number"'),

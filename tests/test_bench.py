@@ -161,3 +161,73 @@ def test_a_model_that_cannot_run_here_gets_a_row_saying_why_and_the_others_run(t
     assert "mde/dragon_epoch=nan" in ratio
     with pytest.raises(MdeMmrecError, match="unknown model 'DRAGN'"):
         bench.run_bench(checkout, "tiny", ["MDE", "DRAGN"], 1, 999, tmp_path / "out", echo=lambda line: None)
+
+
+def _event(name, parent=None, device=None, us=0.0):
+    from types import SimpleNamespace
+    from torch.autograd import DeviceType
+    return SimpleNamespace(name=name, cpu_parent=parent, device_type=device or DeviceType.CPU,
+                           time_range=SimpleNamespace(elapsed_us=lambda: us))
+
+
+def test_profile_counts_top_level_operators_and_device_activities_per_step():
+    from torch.autograd import DeviceType
+    mm = _event("aten::mm")
+    engine = _event("autograd::engine::evaluate_function: MmBackward0")
+    events = [mm, _event("aten::empty", parent=mm), _event("aten::mm", parent=engine), _event("aten::add_"),
+              _event("cudaLaunchKernel", parent=mm), _event("[memory]"),
+              _event("ampere_sgemm", device=DeviceType.CUDA, us=300.0),
+              _event("Memcpy DtoH", device=DeviceType.CUDA, us=100.0)]
+    # per step over 2 steps: aten::mm, the backward's aten::mm, aten::add_ (aten::empty runs inside aten::mm)
+    assert bench.profile_counts(events, 2) == {"ops": 1.5, "device_activities": 1.0, "device_ms": 0.2}
+    assert bench.profile_counts(events[:6], 1) == {"ops": 3, "device_activities": None, "device_ms": None}
+
+
+def test_step_profile_table_rows_for_profiled_failed_and_unrun_models(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_child(fn, checkout, dataset, model, steps, max_rss_mb=None):
+        calls.append((fn.__name__, model, steps))
+        if model == "DRAGON":
+            return None, "killed at 20.0 GB resident memory", 20480.0
+        if model == "LightGCN":     # CUDA, but the profiler recorded no device events
+            return ({"step_ms": 5.0, "loader_ms": 3.0, "ops": 100.0, "device_activities": None, "device_ms": None,
+                     "cuda": True}, None, 100.0)
+        return ({"step_ms": 12.345, "loader_ms": 3.21, "ops": 573.0, "device_activities": 812.0, "device_ms": 4.5,
+                 "cuda": True}, None, 100.0)
+
+    monkeypatch.setattr(bench, "in_child", fake_child)
+    section = bench._step_profiles(tmp_path, "synthetic_baby", ["MDE", "FREEDOM", "DRAGON", "LightGCN"],
+                                   {"MDE": {}, "DRAGON": {}, "LightGCN": {}},
+                                   {"FREEDOM": "stopped at the 240s time limit"}, 20, None, echo=lambda line: None)
+    assert [model for _, model, _ in calls] == ["MDE", "DRAGON", "LightGCN"]
+    assert calls[0] == ("training_step_profile", "MDE", 20)
+    lines = section.splitlines()
+    assert "| MDE | 12.3 | 3.2 | 573 | 812 | 4.50 | ok |" in lines
+    assert "| FREEDOM | - | - | - | - | - | not profiled: stopped at the 240s time limit |" in lines
+    assert "| DRAGON | - | - | - | - | - | not profiled: killed at 20.0 GB resident memory |" in lines
+    assert "| LightGCN | 5.0 | 3.0 | 100 | - | - | no CUDA events recorded (is CUPTI missing?) |" in lines
+    assert "20 steps timed after 2 warm-up steps" in section
+    assert bench._step_profiles(tmp_path, "d", ["MDE"], {"MDE": {}}, {}, 0, None, echo=print) == ""
+
+
+def test_bench_profile_steps_flag_reaches_the_run_and_the_command_line_in_the_report(tmp_path, monkeypatch):
+    from mde_mmrec.cli import main
+    seen = {}
+
+    def fake_run_bench(checkout, preset, models, epochs, seed, out_dir, **kwargs):
+        seen.update(kwargs)
+        path = tmp_path / "r.md"
+        path.write_text("table\n")
+        return path, "RATIO x"
+
+    monkeypatch.setattr(bench.mmrec, "find_checkout", lambda path: tmp_path)
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    assert main(["bench", "--mmrec", str(tmp_path), "--profile-steps", "7"]) == 0
+    assert seen["profile_steps"] == 7
+    rows = [["MDE", "1", "2", "1", "0.5", "10", "-", "0.1", "ok"]]
+    path = bench._write_markdown(tmp_path, "tiny", "synthetic_tiny", ["MDE"], 1, rows, "RATIO x=1",
+                                 "--profile-steps 7", "## Per training step\n\ntable\n\n")
+    text = path.read_text()
+    assert "--models MDE --profile-steps 7`" in text
+    assert text.index("## Per training step") < text.index("`RATIO x=1`") and text.endswith("`RATIO x=1`\n")
