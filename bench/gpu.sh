@@ -24,8 +24,8 @@
 # again, name it and remove its line from that file. Without CUDA the script stops at once (GPU_ALLOW_CPU=1 runs
 # it anyway, for rehearsals and tests).
 # OUT_DIR gets gpu.log (all output), pytest-cuda.xml and, per bench step, the folder OUT_DIR/STEP that bench
-# writes as it goes (its Markdown table, and runs/ with each MMRec run's log and results lines), so a call cut
-# off still returns what ran.
+# writes as it goes (its Markdown report, rewritten after each measurement and marked partial until the end,
+# and runs/ with each MMRec run's log and results lines), so a call cut off still returns what ran.
 #
 # Through the device tool (no package index there; MMRec and the lmdb wheel travel with the working tree,
 # both ignored by .git/info/exclude):

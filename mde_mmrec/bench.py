@@ -7,8 +7,9 @@ cache, and each model's share of an evaluation pass (its ``full_sort_predict`` c
 users) is timed; with ``--profile-steps N``, so is a training step (``training_step_profile``). Every run and
 child is killed if its resident memory passes ``--max-rss-gb``, so models that build dense items x items
 matrices fail cleanly at Elec scale; ``--max-minutes`` stops a model's MMRec run
-that takes longer, and its row says how far it got. The table goes to
-``bench/results/<preset>-<date>.md`` (``-2``, ``-3``... for later runs that day) and the output ends with one ``RATIO`` line.
+that takes longer, and its row says how far it got. The table goes to ``bench/results/<preset>-<date>.md``
+(``-2``, ``-3``... for later runs that day), rewritten after each measurement and marked partial until the
+last; the output ends with one ``RATIO`` line.
 """
 
 from __future__ import annotations
@@ -277,6 +278,8 @@ def _synchronize(device) -> None:
 def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed: int, out_dir: Path,
               max_rss_mb: float | None = None, eval_share: bool = True, max_seconds: float | None = None,
               profile_steps: int = 0, echo=print) -> tuple[Path, str]:
+    """Run the benchmark; the Markdown report is rewritten after each measurement (marked partial until the
+    last), so a bench stopped from outside still leaves what it measured. Returns (report path, RATIO line)."""
     dataset = dataset_name(preset)
     echo(f"== bench: preset {preset} (data set {dataset}), models {' '.join(models)}, {epochs} epoch(s)")
     synthetic.make_dataset(checkout, dataset, preset=preset, seed=0)
@@ -297,54 +300,78 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
                                         compare.cuda_available(), checkout)
     for label, reason in not_run.items():
         echo(f"  {label}: {reason}")
-    records, status = compare.run_configs(checkout, dataset, configs, [seed], run_dir, epochs=epochs, echo=echo,
-                                          max_rss_mb=max_rss_mb, max_seconds=max_seconds) if configs else ([], {})
-    status.update(not_run)
-    by_model = {r["label"]: r for r in records}
-    if "MDE" in by_model and not graphs.get("error"):  # the MDE run has written MDE's graph cache
-        graphs["load_s"] = in_child(mde_graph_seconds, checkout, dataset, True)[0]["load_s"]
+    flags = [f"--seed {seed}", f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
+    flags += [f"--max-minutes {max_seconds / 60:g}"] if max_seconds else []
+    flags += [] if eval_share else ["--no-eval-share"]
+    flags += [f"--profile-steps {profile_steps}"] if profile_steps else []
+    by_model, status, shares, profiles = {}, dict(not_run), {}, {}
+    md = None
+
+    def write(final: bool = False) -> str | None:
+        nonlocal md
+        rows = _main_rows(models, by_model, status, shares if eval_share else None, graphs, final)
+        section = _step_section(models, by_model, status, profiles, profile_steps, final) if profile_steps else ""
+        ratio = _ratio_line(by_model, graphs) if final else None
+        md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio, " ".join(flags), section, md)
+        return ratio
+
+    for config in configs:   # one model at a time, so that the report grows run by run
+        records, run_status = compare.run_configs(checkout, dataset, [config], [seed], run_dir, epochs=epochs,
+                                                  echo=echo, max_rss_mb=max_rss_mb, max_seconds=max_seconds)
+        status.update(run_status)
+        by_model.update({r["label"]: r for r in records})
+        if config.model == "MDE" and "MDE" in by_model and not graphs.get("error"):   # its run cached the graphs
+            loaded = in_child(mde_graph_seconds, checkout, dataset, True)[0]
+            graphs["load_s"] = loaded["load_s"] if loaded else float("nan")
+        write()
+    ran = [m for m in models if m in by_model]
+    if eval_share:
+        size = synthetic.PRESETS[preset].n_users * synthetic.PRESETS[preset].n_items
+        for m in ran:
+            echo(f"== {m}: timing its share of an evaluation pass (in a child process)")
+            shares[m] = in_child(model_eval_seconds, checkout, dataset, m, 5 if size < 10 ** 9 else 1,
+                                 max_rss_mb=max_rss_mb)[:2]
+            write()
+    for m in ran if profile_steps else []:
+        echo(f"== {m}: profiling {profile_steps} training steps (in a child process)")
+        profiles[m] = in_child(training_step_profile, checkout, dataset, m, profile_steps, max_rss_mb=max_rss_mb)[:2]
+        write()
+    ratio = write(final=True)
+    return md, ratio
+
+
+def _waiting(model: str, status: dict, final: bool) -> str:
+    """What a row says for a model without a result: why (it failed, or cannot run here), or that it is next."""
+    return status.get(model, "not run" if final else "pending: the bench has not got to it yet")
+
+
+def _main_rows(models, by_model: dict, status: dict, shares: dict | None, graphs: dict, final: bool) -> list:
+    """The main table: one row per model (``shares`` None: not timed, else model -> (seconds, error))."""
     rows = []
     for m in models:
         r = by_model.get(m)
         if r is None:
-            rows.append([m, "-", "-", "-", "-", "-", "-", "-", status.get(m, "not run")])
+            rows.append([m, "-", "-", "-", "-", "-", "-", "-", _waiting(m, status, final)])
             continue
-        share, error = None, None
-        if eval_share:
-            echo(f"== {m}: timing its share of an evaluation pass (in a child process)")
-            size = synthetic.PRESETS[preset].n_users * synthetic.PRESETS[preset].n_items
-            share, error, _ = in_child(model_eval_seconds, checkout, dataset, m, 5 if size < 10 ** 9 else 1,
-                                       max_rss_mb=max_rss_mb)
+        share, error = (None, None) if shares is None else shares.get(m, (None, None if final else "pending"))
         note = "ok" if m != "MDE" or graphs.get("error") else (
             f"graphs built in {graphs['build_s']:.2f}s on the CPU (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
             f"loaded in {graphs.get('load_s', float('nan')):.3f}s")
         rows.append([m, _fmt(r.get("model_init_s")), _fmt(r.get("s_per_epoch")), _fmt(r.get("eval_s")),
                      error or _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0), _fmt(r.get("peak_gpu_mb"), 0),
                      _fmt(r["best_valid"].get("recall@20"), 4), note])
-    steps_section = _step_profiles(checkout, dataset, models, by_model, status, profile_steps, max_rss_mb, echo)
-    ratio = _ratio_line(by_model, graphs)
-    flags = [f"--seed {seed}", f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
-    flags += [f"--max-minutes {max_seconds / 60:g}"] if max_seconds else []
-    flags += [] if eval_share else ["--no-eval-share"]
-    flags += [f"--profile-steps {profile_steps}"] if profile_steps else []
-    md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio, " ".join(flags), steps_section)
-    return md, ratio
+    return rows
 
 
-def _step_profiles(checkout: Path, dataset: str, models, by_model: dict, status: dict, steps: int,
-                   max_rss_mb: float | None, echo) -> str:
-    """With ``--profile-steps``: a table of ``training_step_profile`` per model whose MMRec run ended."""
-    if not steps:
-        return ""
+def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: int, final: bool) -> str:
+    """The ``--profile-steps`` table: ``profiles`` maps a model to (``training_step_profile``'s dict, error)."""
     rows = []
     for m in models:
-        if m not in by_model:
-            rows.append([m, "-", "-", "-", "-", "-", f"not profiled: {status.get(m, 'not run')}"])
-            continue
-        echo(f"== {m}: profiling {steps} training steps (in a child process)")
-        result, error, _ = in_child(training_step_profile, checkout, dataset, m, steps, max_rss_mb=max_rss_mb)
-        if error:
-            rows.append([m, "-", "-", "-", "-", "-", f"not profiled: {error}"])
+        result, error = profiles.get(m, (None, None))
+        if result is None:
+            reason = error or (_waiting(m, status, final) if m not in by_model else "pending")
+            rows.append([m, "-", "-", "-", "-", "-", reason if reason.startswith("pending") else
+                         f"not profiled: {reason}"])
             continue
         cuda_note = ("no CUDA: device columns empty" if not result["cuda"] else
                      "no CUDA events recorded (is CUPTI missing?)" if result["device_activities"] is None else "ok")
@@ -402,11 +429,13 @@ def _unused_path(out_dir: Path, stem: str) -> Path:
     return path
 
 
-def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: int, rows, ratio: str,
-                    flags: str = "", steps_section: str = "") -> Path:
+def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: int, rows, ratio: str | None,
+                    flags: str = "", steps_section: str = "", path: Path | None = None) -> Path:
+    """Write the report to ``path`` (default: a new ``<preset>-<date>.md`` in ``out_dir``); ``ratio`` None
+    marks it partial."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = _unused_path(out_dir, f"{preset}-{datetime.date.today().isoformat()}")
+    path = path or _unused_path(out_dir, f"{preset}-{datetime.date.today().isoformat()}")
     header = ["model", "model construction s", "train s/epoch", "eval s (valid+test)",
               "model's eval share s", "peak RSS MB", "peak GPU MB", "valid Recall@20", "notes"]
     text = (f"# Benchmark: synthetic `{preset}` preset\n\n"
@@ -419,7 +448,9 @@ def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: in
             "The model's eval share is the time of the `full_sort_predict` calls that MMRec's (patched) "
             "trainer makes to evaluate the valid and then the test users, best of 5 (one round for "
             "Elec-sized presets); eval s is MMRec's whole evaluation, ranking and metrics included.\n\n"
-            + steps_section + f"`{ratio}`\n")
+            + steps_section + (f"`{ratio}`\n" if ratio else
+                               "**Partial:** the bench was still running when this was written, or was stopped; "
+                               "the complete report ends with its RATIO line.\n"))
     path.write_text(text, encoding="utf-8")
     return path
 

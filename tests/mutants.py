@@ -210,9 +210,11 @@ TOOLING_MUTANTS = [
  (B, "B3-ratio-inverted", 'return f"{by_model[a][key] / by_model[b][key]:.3f}"', 'return f"{by_model[b][key] / by_model[a][key]:.3f}"'),
  (B, "B4-user-env-overridden", "    added = [key for key in MAIN_PY_ENVIRONMENT if key not in os.environ]", "    added = list(MAIN_PY_ENVIRONMENT)"),
  (B, "B5-eval-repeats-one", "5 if size < 10 ** 9 else 1,", "1,"),
- (B, "B6-not-run-reason-dropped", "    status.update(not_run)\n", ""),
+ (B, "B6-not-run-reason-dropped", "by_model, status, shares, profiles = {}, dict(not_run), {}, {}", "by_model, status, shares, profiles = {}, {}, {}, {}"),
  (B, "B7-nested-operators-counted", ' and not (event.cpu_parent and event.cpu_parent.name.startswith("aten::")):', ':'),
- (B, "B8-unprofiled-reason-dropped", "f\"not profiled: {status.get(m, 'not run')}\"", "\"not profiled\""),
+ (B, "B8-unprofiled-reason-dropped", 'f"not profiled: {reason}"', '"not profiled"'),
+ (B, "B10-report-only-at-the-end", "        write()\n    ran = [m for m in models if m in by_model]", "    ran = [m for m in models if m in by_model]"),
+ (B, "B11-path-read-before-the-last-write", "    ratio = write(final=True)\n    return md, ratio", "    return md, write(final=True)"),
  (B, "B9-profile-steps-flag-ignored", "                          profile_steps=args.profile_steps)", "                          profile_steps=0)"),
  # cli_overrides
  (O, "O1-list-setting-ignores-grid", "        list_setting = isinstance(default, list) and key not in file_grid", "        list_setting = isinstance(default, list)"),

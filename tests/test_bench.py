@@ -156,6 +156,9 @@ def test_a_model_that_cannot_run_here_gets_a_row_saying_why_and_the_others_run(t
     md, ratio = bench.run_bench(checkout, "tiny", ["MDE", "DRAGON"], 1, 999, tmp_path / "out", eval_share=False,
                                 echo=lambda line: None)
     assert ran == ["MDE"]
+    alone, _ = bench.run_bench(checkout, "tiny", ["DRAGON"], 1, 999, tmp_path / "alone", eval_share=False,
+                               echo=lambda line: None)     # nothing runnable: the report still says why
+    assert "| DRAGON | - | - | - | - | - | - | - | not run: MMRec's dragon.py imports" in alone.read_text()
     row = next(line for line in md.read_text().splitlines() if line.startswith("| DRAGON |"))
     assert "not run: MMRec's dragon.py imports zqx_geometric_missing, which is not installed" in row
     assert "mde/dragon_epoch=nan" in ratio
@@ -183,32 +186,52 @@ def test_profile_counts_top_level_operators_and_device_activities_per_step():
     assert bench.profile_counts(events[:6], 1) == {"ops": 3, "device_activities": None, "device_ms": None}
 
 
-def test_step_profile_table_rows_for_profiled_failed_and_unrun_models(tmp_path, monkeypatch):
-    calls = []
-
-    def fake_child(fn, checkout, dataset, model, steps, max_rss_mb=None):
-        calls.append((fn.__name__, model, steps))
-        if model == "DRAGON":
-            return None, "killed at 20.0 GB resident memory", 20480.0
-        if model == "LightGCN":     # CUDA, but the profiler recorded no device events
-            return ({"step_ms": 5.0, "loader_ms": 3.0, "ops": 100.0, "device_activities": None, "device_ms": None,
-                     "cuda": True}, None, 100.0)
-        return ({"step_ms": 12.345, "loader_ms": 3.21, "ops": 573.0, "device_activities": 812.0, "device_ms": 4.5,
-                 "cuda": True}, None, 100.0)
-
-    monkeypatch.setattr(bench, "in_child", fake_child)
-    section = bench._step_profiles(tmp_path, "synthetic_baby", ["MDE", "FREEDOM", "DRAGON", "LightGCN"],
-                                   {"MDE": {}, "DRAGON": {}, "LightGCN": {}},
-                                   {"FREEDOM": "stopped at the 240s time limit"}, 20, None, echo=lambda line: None)
-    assert [model for _, model, _ in calls] == ["MDE", "DRAGON", "LightGCN"]
-    assert calls[0] == ("training_step_profile", "MDE", 20)
+def test_step_profile_table_rows_for_profiled_failed_and_unrun_models():
+    result = {"step_ms": 12.345, "loader_ms": 3.21, "ops": 573.0, "device_activities": 812.0, "device_ms": 4.5,
+              "cuda": True}
+    no_events = dict(result, step_ms=5.0, loader_ms=3.0, ops=100.0, device_activities=None, device_ms=None)
+    profiles = {"MDE": (result, None), "DRAGON": (None, "killed at 20.0 GB resident memory"),
+                "LightGCN": (no_events, None)}     # LightGCN: CUDA, but the profiler recorded no device events
+    section = bench._step_section(["MDE", "FREEDOM", "DRAGON", "LightGCN"], {"MDE": {}, "DRAGON": {}, "LightGCN": {}},
+                                  {"FREEDOM": "stopped at the 240s time limit"}, profiles, 20, final=True)
     lines = section.splitlines()
     assert "| MDE | 12.3 | 3.2 | 573 | 812 | 4.50 | ok |" in lines
     assert "| FREEDOM | - | - | - | - | - | not profiled: stopped at the 240s time limit |" in lines
     assert "| DRAGON | - | - | - | - | - | not profiled: killed at 20.0 GB resident memory |" in lines
     assert "| LightGCN | 5.0 | 3.0 | 100 | - | - | no CUDA events recorded (is CUPTI missing?) |" in lines
     assert "20 steps timed after 2 warm-up steps" in section
-    assert bench._step_profiles(tmp_path, "d", ["MDE"], {"MDE": {}}, {}, 0, None, echo=print) == ""
+    partial = bench._step_section(["MDE", "FREEDOM"], {"MDE": {}}, {}, {}, 20, final=False).splitlines()
+    assert "| MDE | - | - | - | - | - | pending |" in partial
+    assert "| FREEDOM | - | - | - | - | - | pending: the bench has not got to it yet |" in partial
+
+
+def test_the_report_is_written_after_each_run_and_marked_partial_until_the_end(tmp_path, monkeypatch):
+    checkout = fake_checkout(tmp_path, {"MDE": "import torch\n", "FREEDOM": "import torch\n"})
+    monkeypatch.setattr(bench.synthetic, "make_dataset", lambda *args, **kwargs: None)
+    graphs = {"build_s": 1.0, "parts": {"user_cooc": 1.0}, "load_s": 0.01, "cached_files": 1}
+    profile = {"step_ms": 10.0, "loader_ms": 2.0, "ops": 500.0, "device_activities": None, "device_ms": None,
+               "cuda": False}
+    children = {"mde_graph_seconds": graphs, "model_eval_seconds": 0.5, "training_step_profile": profile}
+    monkeypatch.setattr(bench, "in_child", lambda fn, *a, max_rss_mb=None: (children[fn.__name__], None, 50.0))
+    seen = []   # the report as it stood when each MMRec run started
+
+    def fake_run_configs(checkout_, dataset, configs, seeds, out_dir, **kwargs):
+        seen.append([p.read_text() for p in (tmp_path / "out").glob("*.md")])
+        return [{"label": c.label, "model": c.model, "s_per_epoch": 2.0, "best_valid": {"recall@20": 0.1}}
+                for c in configs], {c.label: "ok" for c in configs}
+
+    monkeypatch.setattr(bench.compare, "run_configs", fake_run_configs)
+    md, ratio = bench.run_bench(checkout, "tiny", ["MDE", "FREEDOM"], 1, 999, tmp_path / "out", profile_steps=3,
+                                echo=lambda line: None)
+    assert seen[0] == []
+    [after_mde] = seen[1]
+    assert "| MDE | - | 2.00 | - | pending |" in after_mde
+    assert "| FREEDOM | - | - | - | - | - | - | - | pending: the bench has not got to it yet |" in after_mde
+    assert "**Partial:**" in after_mde and "RATIO" not in after_mde.split("**Partial:**")[0]
+    final = md.read_text()
+    assert sorted((tmp_path / "out").glob("*.md")) == [md]          # one report, rewritten in place
+    assert "**Partial:**" not in final and "pending" not in final and final.endswith(f"`{ratio}`\n")
+    assert "| MDE | - | 2.00 | - | 0.500 |" in final and "| FREEDOM | 10.0 | 2.0 | 500 | - | - |" in final
 
 
 def test_bench_profile_steps_flag_reaches_the_run_and_the_command_line_in_the_report(tmp_path, monkeypatch):
