@@ -166,6 +166,7 @@ def built_model(checkout: Path, dataset: str, model_name: str):
         # the loaders of utils/quick_start.py: both mask the training history
         valid_data, test_data = (EvalDataLoader(config, s, additional_dataset=train,
                                                 batch_size=config["eval_batch_size"]) for s in (valid, test))
+        train_data.pretrain_setup()   # as quick_start does before building each model
         model = get_model(model_name)(config, train_data).to(config["device"])
         trainer = get_trainer()(config, model)
         try:
@@ -205,23 +206,27 @@ PROFILED_STEPS = 5   # of the timed steps, how many more run under torch.profile
 
 
 def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: int = 20) -> dict:
-    """Where one training step goes, outside MMRec's epoch loop: the model's step in ms (what the trainer does
-    per batch: zero_grad, calculate_loss, the sum and ``.item()`` of its losses, backward, optimizer step; mean
-    of ``steps`` after 2 warm-up steps, synchronised on CUDA), MMRec's loader in ms per batch (negative
-    sampling included), and, per step under torch.profiler, the aten operators dispatched (forward, backward
-    and optimizer; each costs host time, and most launch a GPU kernel) and, on CUDA, the device activities
-    (kernels, copies) and their summed time. A per-epoch hook (``pre_epoch_processing``) runs once before and is
-    not counted."""
+    """Where one training step goes, outside MMRec's epoch loop: the model's step in ms (the per-batch work of
+    MMRec's ``Trainer._train_epoch``: zero_grad, the batch's copy, calculate_loss, the sum and ``.item()`` of
+    its losses, the NaN check, backward, gradient clipping where configured, optimizer step; mean of ``steps``
+    after 2 warm-up steps, synchronised on CUDA), MMRec's loader in ms per batch (one whole pass, negative
+    sampling and shuffle included), and, per step under torch.profiler, the aten operators dispatched (forward,
+    backward and optimizer; each costs host time, and most launch a GPU kernel) and, on CUDA, the device
+    activities (kernels, copies) and their summed time. The per-epoch work (``pre_epoch_processing``,
+    ``model.train()``) runs once before and is not counted."""
     import torch
+    from torch.nn.utils import clip_grad_norm_
     from torch.profiler import ProfilerActivity, profile
     with built_model(checkout, dataset, model_name) as (config, model, trainer, train_data, _, _):
         device = config["device"]
         if hasattr(model, "pre_epoch_processing"):
             model.pre_epoch_processing()
         model.train()
-        start = time.perf_counter()
-        batches = [batch for _, batch in zip(range(steps + 2), train_data)]
-        loader_ms = 1000 * (time.perf_counter() - start) / len(batches)
+        start, batches = time.perf_counter(), []
+        for n, batch in enumerate(train_data, 1):
+            if n <= steps + 2:
+                batches.append(batch)
+        loader_ms = 1000 * (time.perf_counter() - start) / n
 
         def step(interaction):
             trainer.optimizer.zero_grad()
@@ -230,8 +235,12 @@ def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: 
             loss = sum(losses) if isinstance(losses, tuple) else losses
             for part in losses if isinstance(losses, tuple) else (losses,):
                 part.item()
+            trainer._check_nan(loss)
             loss.backward()
+            if trainer.clip_grad_norm:
+                clip_grad_norm_(model.parameters(), **trainer.clip_grad_norm)
             trainer.optimizer.step()
+            loss.detach()         # the trainer keeps each batch's loss
 
         # a copy per step, made before timing: some models (DRAGON) shift a batch's item ids in place
         cycle = [batches[i % len(batches)].clone() for i in range(steps + 2 + PROFILED_STEPS)]
@@ -256,10 +265,13 @@ def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: 
 def profile_counts(events, steps: int) -> dict:
     """Per step, from torch.profiler's events: ``ops``, the aten operators called from Python or the autograd
     engine (not those an operator calls itself); ``device_activities`` and ``device_ms``, the CUDA kernels and
-    copies and their summed duration (None without CUDA events)."""
+    copies and their summed duration (None without CUDA events). A ``record_function`` range (the optimizer's
+    step has one) also appears on the GPU timeline as a user annotation spanning its kernels: not counted."""
     from torch.autograd import DeviceType
     ops, device, device_us = 0, 0, 0.0
     for event in events:
+        if event.device_type == DeviceType.CUDA and getattr(event, "is_user_annotation", False):
+            continue
         if event.device_type == DeviceType.CUDA:
             device += 1
             device_us += event.time_range.elapsed_us()
@@ -315,11 +327,13 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
         md = _write_markdown(out_dir, preset, dataset, models, epochs, rows, ratio, " ".join(flags), section, md)
         return ratio
 
+    write()
     for config in configs:   # one model at a time, so that the report grows run by run
         records, run_status = compare.run_configs(checkout, dataset, [config], [seed], run_dir, epochs=epochs,
                                                   echo=echo, max_rss_mb=max_rss_mb, max_seconds=max_seconds)
         status.update(run_status)
         by_model.update({r["label"]: r for r in records})
+        compare.write_records(run_dir / "results.jsonl", list(by_model.values()))   # each call wrote only its own
         if config.model == "MDE" and "MDE" in by_model and not graphs.get("error"):   # its run cached the graphs
             loaded = in_child(mde_graph_seconds, checkout, dataset, True)[0]
             graphs["load_s"] = loaded["load_s"] if loaded else float("nan")
@@ -369,7 +383,7 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
     for m in models:
         result, error = profiles.get(m, (None, None))
         if result is None:
-            reason = error or (_waiting(m, status, final) if m not in by_model else "pending")
+            reason = error or (_waiting(m, status, final) if m not in by_model else "not run" if final else "pending")
             rows.append([m, "-", "-", "-", "-", "-", reason if reason.startswith("pending") else
                          f"not profiled: {reason}"])
             continue
@@ -382,8 +396,9 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
     return ("## Per training step\n\n"
             f"Each model rebuilt in a child process, {steps} steps timed after 2 warm-up steps, then "
             f"{PROFILED_STEPS} more under torch.profiler. Step: what MMRec's trainer does per batch (zero_grad, "
-            "calculate_loss, the sum and `.item()` of its losses, backward, optimizer step), synchronised on CUDA; "
-            "loader: MMRec's training loader per batch (negative sampling included). aten ops: operators called "
+            "calculate_loss, the sum and `.item()` of its losses, the NaN check, backward, optimizer step), "
+            "synchronised on CUDA; loader: MMRec's training loader per batch over one pass (negative sampling "
+            "included). aten ops: operators called "
             "from Python or the autograd engine (forward, backward, optimizer), each costing host time, most "
             "launching a GPU kernel; device activities: CUDA kernels and copies, with their summed time. Where "
             "device ms is far below step ms the GPU waits for the host.\n\n"

@@ -600,10 +600,16 @@ def collect(out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]
                 failed.setdefault(cfg.label, []).append(r)
             else:
                 records.append(dict(r, label=cfg.label, overrides=chosen))
-    with open(Path(out_dir) / "results.jsonl", "w", encoding="utf-8") as handle:
+    write_records(Path(out_dir) / "results.jsonl", records)
+    return records, failed
+
+
+def write_records(path: Path, records: list[dict]) -> None:
+    """OUT/results.jsonl: the finished records, one JSON line each."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
         for r in records:
             handle.write(json.dumps(r) + "\n")
-    return records, failed
 
 
 def write_comparison(records: list[dict], status: dict[str, str], out_dir: Path, title: str,

@@ -214,7 +214,9 @@ TOOLING_MUTANTS = [
  (B, "B7-nested-operators-counted", ' and not (event.cpu_parent and event.cpu_parent.name.startswith("aten::")):', ':'),
  (B, "B8-unprofiled-reason-dropped", 'f"not profiled: {reason}"', '"not profiled"'),
  (B, "B10-report-only-at-the-end", "        write()\n    ran = [m for m in models if m in by_model]", "    ran = [m for m in models if m in by_model]"),
- (B, "B11-path-read-before-the-last-write", "    ratio = write(final=True)\n    return md, ratio", "    return md, write(final=True)"),
+ (B, "B12-gpu-annotations-counted", '        if event.device_type == DeviceType.CUDA and getattr(event, "is_user_annotation", False):\n            continue\n', ""),
+ (B, "B13-results-file-holds-the-last-run", '        compare.write_records(run_dir / "results.jsonl", list(by_model.values()))', "        pass"),
+ (B, "B14-no-report-before-the-first-run", "    write()\n    for config in configs:", "    for config in configs:"),
  (B, "B9-profile-steps-flag-ignored", "                          profile_steps=args.profile_steps)", "                          profile_steps=0)"),
  # cli_overrides
  (O, "O1-list-setting-ignores-grid", "        list_setting = isinstance(default, list) and key not in file_grid", "        list_setting = isinstance(default, list)"),

@@ -1,5 +1,7 @@
 """Tier 1: the benchmark's pure parts (ratio line, Markdown table) and its child-process runner."""
 
+import json
+
 import pytest
 
 from mde_mmrec import bench
@@ -166,11 +168,11 @@ def test_a_model_that_cannot_run_here_gets_a_row_saying_why_and_the_others_run(t
         bench.run_bench(checkout, "tiny", ["MDE", "DRAGN"], 1, 999, tmp_path / "out", echo=lambda line: None)
 
 
-def _event(name, parent=None, device=None, us=0.0):
+def _event(name, parent=None, device=None, us=0.0, annotation=False):
     from types import SimpleNamespace
     from torch.autograd import DeviceType
     return SimpleNamespace(name=name, cpu_parent=parent, device_type=device or DeviceType.CPU,
-                           time_range=SimpleNamespace(elapsed_us=lambda: us))
+                           time_range=SimpleNamespace(elapsed_us=lambda: us), is_user_annotation=annotation)
 
 
 def test_profile_counts_top_level_operators_and_device_activities_per_step():
@@ -180,7 +182,9 @@ def test_profile_counts_top_level_operators_and_device_activities_per_step():
     events = [mm, _event("aten::empty", parent=mm), _event("aten::mm", parent=engine), _event("aten::add_"),
               _event("cudaLaunchKernel", parent=mm), _event("[memory]"),
               _event("ampere_sgemm", device=DeviceType.CUDA, us=300.0),
-              _event("Memcpy DtoH", device=DeviceType.CUDA, us=100.0)]
+              _event("Memcpy DtoH", device=DeviceType.CUDA, us=100.0),
+              # a record_function range (Adam's step) on the GPU timeline: it spans kernels already counted
+              _event("Optimizer.step#Adam.step", device=DeviceType.CUDA, us=5000.0, annotation=True)]
     # per step over 2 steps: aten::mm, the backward's aten::mm, aten::add_ (aten::empty runs inside aten::mm)
     assert bench.profile_counts(events, 2) == {"ops": 1.5, "device_activities": 1.0, "device_ms": 0.2}
     assert bench.profile_counts(events[:6], 1) == {"ops": 3, "device_activities": None, "device_ms": None}
@@ -205,36 +209,57 @@ def test_step_profile_table_rows_for_profiled_failed_and_unrun_models():
     assert "| FREEDOM | - | - | - | - | - | pending: the bench has not got to it yet |" in partial
 
 
-def test_the_report_is_written_after_each_run_and_marked_partial_until_the_end(tmp_path, monkeypatch):
+def test_the_report_is_written_after_each_measurement_and_marked_partial_until_the_end(tmp_path, monkeypatch):
     checkout = fake_checkout(tmp_path, {"MDE": "import torch\n", "FREEDOM": "import torch\n"})
     monkeypatch.setattr(bench.synthetic, "make_dataset", lambda *args, **kwargs: None)
     graphs = {"build_s": 1.0, "parts": {"user_cooc": 1.0}, "load_s": 0.01, "cached_files": 1}
     profile = {"step_ms": 10.0, "loader_ms": 2.0, "ops": 500.0, "device_activities": None, "device_ms": None,
                "cuda": False}
-    children = {"mde_graph_seconds": graphs, "model_eval_seconds": 0.5, "training_step_profile": profile}
-    monkeypatch.setattr(bench, "in_child", lambda fn, *a, max_rss_mb=None: (children[fn.__name__], None, 50.0))
-    seen = []   # the report as it stood when each MMRec run started
+    results = {"mde_graph_seconds": graphs, "model_eval_seconds": 0.5, "training_step_profile": profile}
+    seen = []   # (what is about to run, the report as it stands)
+
+    def report_now():
+        [path] = list((tmp_path / "out").glob("*.md")) or [None]
+        return path.read_text() if path else None
+
+    def fake_child(fn, *args, max_rss_mb=None):
+        seen.append((fn.__name__, report_now()))
+        return results[fn.__name__], None, 50.0
 
     def fake_run_configs(checkout_, dataset, configs, seeds, out_dir, **kwargs):
-        seen.append([p.read_text() for p in (tmp_path / "out").glob("*.md")])
+        seen.append(("run " + configs[0].model, report_now()))
         return [{"label": c.label, "model": c.model, "s_per_epoch": 2.0, "best_valid": {"recall@20": 0.1}}
                 for c in configs], {c.label: "ok" for c in configs}
 
+    monkeypatch.setattr(bench, "in_child", fake_child)
     monkeypatch.setattr(bench.compare, "run_configs", fake_run_configs)
     md, ratio = bench.run_bench(checkout, "tiny", ["MDE", "FREEDOM"], 1, 999, tmp_path / "out", profile_steps=3,
                                 echo=lambda line: None)
-    assert seen[0] == []
-    [after_mde] = seen[1]
-    assert "| MDE | - | 2.00 | - | pending |" in after_mde
-    assert "| FREEDOM | - | - | - | - | - | - | - | pending: the bench has not got to it yet |" in after_mde
-    assert "**Partial:**" in after_mde and "RATIO" not in after_mde.split("**Partial:**")[0]
+    steps = [name for name, _ in seen]
+    assert steps == ["mde_graph_seconds", "run MDE", "mde_graph_seconds", "run FREEDOM",
+                     "model_eval_seconds", "model_eval_seconds", "training_step_profile", "training_step_profile"]
+    reports = dict(zip(["graphs", "run MDE", "load", "run FREEDOM", "eval MDE", "eval FREEDOM", "profile MDE",
+                        "profile FREEDOM"], [text for _, text in seen]))
+    assert reports["graphs"] is None
+    assert "| MDE | - | - | - | - | - | - | - | pending: the bench has not got to it yet |" in reports["run MDE"]
+    assert "| MDE | - | 2.00 | - | pending |" in reports["run FREEDOM"]
+    assert "| FREEDOM | - | - | - | - | - | - | - | pending: the bench has not got to it yet |" in reports["run FREEDOM"]
+    assert "| FREEDOM | - | 2.00 | - | pending |" in reports["eval FREEDOM"]       # written after MDE's timing
+    assert "| MDE | - | 2.00 | - | 0.500 |" in reports["eval FREEDOM"]
+    assert "| MDE | 10.0 | 2.0 | 500 |" in reports["profile FREEDOM"]              # written after MDE's profile
+    assert "| FREEDOM | - | - | - | - | - | pending |" in reports["profile FREEDOM"]
+    for text in list(reports.values())[1:]:
+        assert "**Partial:**" in text and "RATIO" not in text.split("**Partial:**")[0]
     final = md.read_text()
     assert sorted((tmp_path / "out").glob("*.md")) == [md]          # one report, rewritten in place
     assert "**Partial:**" not in final and "pending" not in final and final.endswith(f"`{ratio}`\n")
     assert "| MDE | - | 2.00 | - | 0.500 |" in final and "| FREEDOM | 10.0 | 2.0 | 500 | - | - |" in final
+    assert "--profile-steps 3`" in final                             # the command line says how it ran
+    results_lines = (next((tmp_path / "out" / "runs").iterdir()) / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["model"] for line in results_lines] == ["MDE", "FREEDOM"]   # every run, not the last
 
 
-def test_bench_profile_steps_flag_reaches_the_run_and_the_command_line_in_the_report(tmp_path, monkeypatch):
+def test_bench_profile_steps_flag_reaches_the_run(tmp_path, monkeypatch):
     from mde_mmrec.cli import main
     seen = {}
 
@@ -248,9 +273,13 @@ def test_bench_profile_steps_flag_reaches_the_run_and_the_command_line_in_the_re
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     assert main(["bench", "--mmrec", str(tmp_path), "--profile-steps", "7"]) == 0
     assert seen["profile_steps"] == 7
-    rows = [["MDE", "1", "2", "1", "0.5", "10", "-", "0.1", "ok"]]
-    path = bench._write_markdown(tmp_path, "tiny", "synthetic_tiny", ["MDE"], 1, rows, "RATIO x=1",
-                                 "--profile-steps 7", "## Per training step\n\ntable\n\n")
-    text = path.read_text()
-    assert "--models MDE --profile-steps 7`" in text
-    assert text.index("## Per training step") < text.index("`RATIO x=1`") and text.endswith("`RATIO x=1`\n")
+
+
+def test_profile_counts_reads_real_profiler_events():
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    a = torch.ones(4, 4)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            a.mm(a).add(a)      # two top-level operators; what they allocate inside is not counted
+    assert bench.profile_counts(prof.events(), 3) == {"ops": 2, "device_activities": None, "device_ms": None}

@@ -52,8 +52,9 @@ def test_bench_reports_a_model_stopped_at_its_time_limit(patched_mmrec, tmp_path
     assert ratio.startswith("RATIO mde/freedom_epoch=nan")
 
 
-def test_step_profile_gives_every_step_an_unchanged_batch(patched_mmrec):
-    # tiny has one training batch, so the 10 steps reuse it; DRAGON shifts a batch's item ids in place
+def test_step_profile_reuses_batches_that_a_model_changes_in_place(patched_mmrec):
+    # tiny has one training batch, so the 10 steps reuse it; DRAGON shifts a batch's item ids in place, so
+    # without a copy per step its second step indexes past its embedding table
     reason = why_not_runnable("DRAGON", checkout=patched_mmrec)
     if reason:
         pytest.skip(reason)
