@@ -206,58 +206,41 @@ PROFILED_STEPS = 5   # of the timed steps, how many more run under torch.profile
 
 
 def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: int = 20) -> dict:
-    """Where one training step goes, outside MMRec's epoch loop: the model's step in ms (the per-batch work of
-    MMRec's ``Trainer._train_epoch``: zero_grad, the batch's copy, calculate_loss, the sum and ``.item()`` of
-    its losses, the NaN check, backward, gradient clipping where configured, optimizer step; mean of ``steps``
-    after 2 warm-up steps, synchronised on CUDA), MMRec's loader in ms per batch (one whole pass, negative
-    sampling and shuffle included), and, per step under torch.profiler, the aten operators dispatched (forward,
-    backward and optimizer; each costs host time, and most launch a GPU kernel) and, on CUDA, the device
-    activities (kernels, copies) and their summed time. The per-epoch work (``pre_epoch_processing``,
-    ``model.train()``) runs once before and is not counted."""
+    """Where one training step goes, apart from the loader: the model's step in ms (MMRec's own
+    ``Trainer._train_epoch`` over batches drawn beforehand, so exactly the trainer's per-batch work; mean of
+    ``steps`` after 2 warm-up steps, synchronised on CUDA), MMRec's loader in ms per batch (one whole pass,
+    negative sampling and shuffle included), and, per step under torch.profiler, the aten operators dispatched
+    (forward, backward and optimizer; each costs host time, and most launch a GPU kernel) and, on CUDA, the
+    device activities (kernels, copies) and their summed time. ``pre_epoch_processing`` runs once before and is
+    not counted; the ``model.train()`` that ``_train_epoch`` starts with is, once per timed or profiled run."""
     import torch
-    from torch.nn.utils import clip_grad_norm_
     from torch.profiler import ProfilerActivity, profile
     with built_model(checkout, dataset, model_name) as (config, model, trainer, train_data, _, _):
         device = config["device"]
         if hasattr(model, "pre_epoch_processing"):
             model.pre_epoch_processing()
-        model.train()
         start, batches = time.perf_counter(), []
         for n, batch in enumerate(train_data, 1):
             if n <= steps + 2:
                 batches.append(batch)
         loader_ms = 1000 * (time.perf_counter() - start) / n
 
-        def step(interaction):
-            trainer.optimizer.zero_grad()
-            interaction.clone()   # the trainer keeps a copy of every batch (for its mg option)
-            losses = model.calculate_loss(interaction)
-            loss = sum(losses) if isinstance(losses, tuple) else losses
-            for part in losses if isinstance(losses, tuple) else (losses,):
-                part.item()
-            trainer._check_nan(loss)
-            loss.backward()
-            if trainer.clip_grad_norm:
-                clip_grad_norm_(model.parameters(), **trainer.clip_grad_norm)
-            trainer.optimizer.step()
-            loss.detach()         # the trainer keeps each batch's loss
+        def train(batches):
+            losses = trainer._train_epoch(batches, 0)
+            if not isinstance(losses[1], list):   # the trainer stopped at a NaN or infinite loss
+                raise MdeMmrecError(f"{model_name}'s training loss became NaN or infinite while profiling")
+            _synchronize(device)
 
         # a copy per step, made before timing: some models (DRAGON) shift a batch's item ids in place
         cycle = [batches[i % len(batches)].clone() for i in range(steps + 2 + PROFILED_STEPS)]
-        for batch in cycle[:2]:
-            step(batch)
-        _synchronize(device)
+        train(cycle[:2])
         start = time.perf_counter()
-        for batch in cycle[2:steps + 2]:
-            step(batch)
-        _synchronize(device)
+        train(cycle[2:steps + 2])
         step_ms = 1000 * (time.perf_counter() - start) / steps
         cuda = torch.device(device).type == "cuda"
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         with profile(activities=activities) as prof:
-            for batch in cycle[steps + 2:]:
-                step(batch)
-            _synchronize(device)
+            train(cycle[steps + 2:])
         counts = profile_counts(prof.events(), PROFILED_STEPS)
     return {"step_ms": step_ms, "loader_ms": loader_ms, **counts, "cuda": cuda}
 
@@ -395,9 +378,9 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
               "device ms per step", "notes"]
     return ("## Per training step\n\n"
             f"Each model rebuilt in a child process, {steps} steps timed after 2 warm-up steps, then "
-            f"{PROFILED_STEPS} more under torch.profiler. Step: what MMRec's trainer does per batch (zero_grad, "
-            "calculate_loss, the sum and `.item()` of its losses, the NaN check, backward, optimizer step), "
-            "synchronised on CUDA; loader: MMRec's training loader per batch over one pass (negative sampling "
+            f"{PROFILED_STEPS} more under torch.profiler. Step: MMRec's own training loop over batches drawn "
+            "beforehand (zero_grad, calculate_loss, the `.item()` of its losses, the NaN check, backward, "
+            "optimizer step), synchronised on CUDA; loader: MMRec's training loader per batch over one pass (negative sampling "
             "included). aten ops: operators called "
             "from Python or the autograd engine (forward, backward, optimizer), each costing host time, most "
             "launching a GPU kernel; device activities: CUDA kernels and copies, with their summed time. Where "
