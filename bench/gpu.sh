@@ -25,7 +25,13 @@
 # it anyway, for rehearsals and tests).
 # OUT_DIR gets gpu.log (all output), pytest-cuda.xml and, per bench step, the folder OUT_DIR/STEP that bench
 # writes as it goes (its Markdown report, rewritten after each measurement and marked partial until the end,
-# and runs/ with each MMRec run's log and results lines), so a call cut off still returns what ran.
+# and runs/ with each MMRec run's log and results lines), so a call cut off still returns what ran. After each
+# step, OUT_DIR/runs.tgz holds every step's runs/ so far (the device tool returns nothing deeper than
+# OUT/a/b/file, and at most 8 files: these are 7 at most).
+# Measured on one H200 (bench/results/*-h200*.md): the first call ran tests, elec-data, elec-freedom and
+# elec-dragon in 468 s (DRAGON's Elec epoch, about 830 s there, never fits: its step measures its rate); the
+# second ran baby in 240 s; elec-mde needs about 2 minutes (its graphs in a child 24 s, MMRec's Elec loading
+# about 50 s, construction, epoch and evaluation about 35 s).
 #
 # Through the device tool (no package index there; MMRec and the lmdb wheel travel with the working tree,
 # both ignored by .git/info/exclude):
@@ -75,6 +81,18 @@ step() {
         *:0|tests:1) echo "$name" >> "$DONE" ;;   # test failures are a result too; other failures are retried
         *) echo "== $name: failed; a later call runs it again" ;;
     esac
+    archive_runs
+}
+
+# archive_runs: OUT/runs.tgz, every bench step's runs/ (MMRec logs, results lines) so far. The device tool
+# returns files at most two folders below OUT, and OUT/STEP/runs/RUN/logs/MODEL.log is deeper.
+archive_runs() {
+    local folders
+    folders=$(cd "$OUT" && find . -mindepth 2 -maxdepth 2 -type d -name runs | sort)
+    [ -n "$folders" ] || return 0
+    # shellcheck disable=SC2086  # one word per folder; the step names hold no spaces
+    (cd "$OUT" && tar -czf runs.tgz.part $folders && mv runs.tgz.part runs.tgz) \
+        || echo "== could not archive the runs' logs into $OUT/runs.tgz"
 }
 
 # bench NAME ARGS...: one bench run into OUT/NAME, each MMRec run stopped after RUN_S or LIMIT - 60 s.

@@ -217,6 +217,7 @@ TOOLING_MUTANTS = [
  (B, "B12-gpu-annotations-counted", '        if event.device_type == DeviceType.CUDA and getattr(event, "is_user_annotation", False):\n            continue\n', ""),
  (B, "B13-results-file-holds-the-last-run", '        compare.write_records(run_dir / "results.jsonl", list(by_model.values()))', "        pass"),
  (B, "B14-no-report-before-the-first-run", "    write()\n    for config in configs:", "    for config in configs:"),
+ ("bench/gpu.sh", "GS1-runs-logs-not-archived", "    esac\n    archive_runs\n}", "    esac\n}"),
  (B, "B9-profile-steps-flag-ignored", "                          profile_steps=args.profile_steps)", "                          profile_steps=0)"),
  # cli_overrides
  (O, "O1-list-setting-ignores-grid", "        list_setting = isinstance(default, list) and key not in file_grid", "        list_setting = isinstance(default, list)"),

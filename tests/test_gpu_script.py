@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,16 @@ def test_without_cuda_it_stops_before_any_step(tmp_path):
     done, mmrec, out = run_script(tmp_path, "tests", budget="400", allow_cpu="0")
     assert done.returncode == 3 and "PyTorch sees no CUDA device here; stopping" in done.stdout
     assert "== tests" not in (out / "gpu.log").read_text() and not (mmrec / ".gpu-steps-done").exists()
+
+
+def test_after_a_step_the_runs_logs_are_archived_where_the_device_tool_returns_them(tmp_path):
+    """A bench step's MMRec logs lie in OUT/STEP/runs/RUN/logs/, deeper than the tool returns: runs.tgz has them."""
+    log = tmp_path / "out" / "elec-mde" / "runs" / "elec-1" / "logs" / "MDE.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("epoch 0 training: 26/632 batches\n")
+    done, _, out = run_script(tmp_path, "tests", budget="400")
+    assert "== tests: exit 0" in (out / "gpu.log").read_text()
+    with tarfile.open(out / "runs.tgz") as archive:
+        member = archive.extractfile("./elec-mde/runs/elec-1/logs/MDE.log")
+        assert member.read() == b"epoch 0 training: 26/632 batches\n"
+    assert not (out / "runs.tgz.part").exists()
