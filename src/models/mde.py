@@ -589,6 +589,8 @@ class MDEEmbeddings(NamedTuple):
     user_prefs: torch.Tensor     # P_u [b_u, M]
     item_prefs: torch.Tensor     # P_i [b_i, M]
     item_e0: torch.Tensor        # projected item features E^0_i [b_i, M*d] (eq. 1), for the regulariser
+    users_bar: torch.Tensor      # H-bar_u per modality [b_u, M, d] (eq. 3)
+    items_bar: torch.Tensor      # H-bar_i per modality [b_i, M, d] (eq. 3)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -768,7 +770,9 @@ class MDE(GeneralRecommender):
         user_prefs = self._preferences("user_pref_logits", user_rows)
         item_prefs = self._preferences("item_pref_logits", item_rows)
         return MDEEmbeddings(users, items, fuse(users, user_prefs), fuse(items, item_prefs),  # eq. 5
-                             user_prefs, item_prefs, item_e0.index_select(0, item_rows))
+                             user_prefs, item_prefs, item_e0.index_select(0, item_rows),
+                             users_bar.index_select(0, user_rows).view(-1, n_mod, d),
+                             items_bar.index_select(0, item_rows).view(-1, n_mod, d))
 
     # ---- losses: eq. 6-11 ----
 
