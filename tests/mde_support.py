@@ -16,13 +16,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 STANDIN = REPO / "tests" / "standin"
 MODELS = REPO / "src" / "models"
+SRC = REPO / "src"   # for `from utils.mde_graphs import ...`, as in an MMRec checkout
 MDE_YAML = REPO / "src" / "configs" / "model" / "MDE.yaml"
 
-for path in (STANDIN, MODELS):
+for path in (SRC, STANDIN, MODELS):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
 mde = importlib.import_module("mde")
+graphs = importlib.import_module("utils.mde_graphs")
 from standin import StandInConfig, StandInTrainLoader  # noqa: E402
 
 

@@ -7,14 +7,14 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from mde_support import mde
+from mde_support import graphs, mde
 
 # A toy graph: 3 users, 4 items. u0-{i0,i1}, u1-{i1,i2}, u2-{i1,i2,i3}
 TOY = sp.csr_matrix((np.ones(7), ([0, 0, 1, 1, 2, 2, 2], [0, 1, 1, 2, 1, 2, 3])), shape=(3, 4))
 
 
 def test_normalized_adjacency_matches_hand_computation():
-    a = mde.normalized_bipartite_adjacency(TOY).toarray()
+    a = graphs.normalized_bipartite_adjacency(TOY).toarray()
     # degrees: users 2, 2, 3; items 1, 3, 2, 1 (nodes u0 u1 u2 i0 i1 i2 i3)
     assert a.shape == (7, 7)
     assert a[0, 3] == pytest.approx(1 / math.sqrt(2 * 1))      # u0 - i0
@@ -26,7 +26,7 @@ def test_normalized_adjacency_matches_hand_computation():
 
 def test_normalized_adjacency_user_without_items_is_isolated():
     r = sp.csr_matrix((np.ones(2), ([0, 0], [0, 1])), shape=(2, 2))  # user 1 has no training items
-    a = mde.normalized_bipartite_adjacency(r).toarray()
+    a = graphs.normalized_bipartite_adjacency(r).toarray()
     assert np.isfinite(a).all() and a[1].sum() == 0
 
 
@@ -38,40 +38,40 @@ def test_normalized_adjacency_counts_a_repeated_interaction_once():
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=3))])
     repeated = sp.csr_matrix((np.ones(len(rows)), cols[order], indptr), shape=(3, 4))
     assert repeated.nnz == TOY.nnz + 1 and not repeated.has_canonical_format
-    np.testing.assert_allclose(mde.normalized_bipartite_adjacency(repeated).toarray(),
-                               mde.normalized_bipartite_adjacency(TOY).toarray())
+    np.testing.assert_allclose(graphs.normalized_bipartite_adjacency(repeated).toarray(),
+                               graphs.normalized_bipartite_adjacency(TOY).toarray())
 
 
 def test_layer_mean_propagation_matches_dense_powers():
-    a = mde.normalized_bipartite_adjacency(TOY)
+    a = graphs.normalized_bipartite_adjacency(TOY)
     e0 = torch.randn(7, 5, dtype=torch.float32)
-    out = mde.layer_mean_propagation(mde.SparseGraph(a, torch.device("cpu"), symmetric=True), e0, 2)
+    out = mde.layer_mean_propagation(graphs.to_torch_csr(a), e0, 2)
     dense = a.toarray().astype(np.float64)
     expected = (e0.numpy() + dense @ e0.numpy() + dense @ dense @ e0.numpy()) / 3
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_sparse_graph_backward_is_transpose_product():
-    a = sp.random(6, 5, density=0.5, random_state=1, format="csr", dtype=np.float32)
-    g = mde.SparseGraph(a, torch.device("cpu"))
-    x = torch.randn(5, 3, dtype=torch.float32, requires_grad=True)
+def test_symmetric_product_backward_is_the_same_product():
+    a = sp.random(6, 6, density=0.5, random_state=1, format="csr", dtype=np.float32)
+    a = (a + a.T).tocsr()
+    x = torch.randn(6, 3, dtype=torch.float32, requires_grad=True)
     w = torch.randn(6, 3)
-    ((g @ x) * w).sum().backward()
+    (graphs.symmetric_product(graphs.to_torch_csr(a), x) * w).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), a.toarray().T @ w.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_cooccurrence_topk_counts_common_items_and_keeps_top_k():
     # common items: u0-u1 {i1}=1, u0-u2 {i1}=1, u1-u2 {i1,i2}=2
-    full = mde.cooccurrence_topk(TOY, k=5).toarray()
+    full = graphs.cooccurrence_topk(TOY, k=5).toarray()
     np.testing.assert_array_equal(full, [[0, 1, 1], [1, 0, 2], [1, 2, 0]])
-    top1 = mde.cooccurrence_topk(TOY, k=1).toarray()
+    top1 = graphs.cooccurrence_topk(TOY, k=1).toarray()
     np.testing.assert_array_equal(top1, [[0, 1, 0], [0, 0, 2], [0, 2, 0]])  # u0: tie -> smaller id
 
 
 def test_cooccurrence_topk_blocks_equal_one_block():
     r = sp.random(50, 30, density=0.15, random_state=3, format="csr")
-    one = mde.cooccurrence_topk(r, k=4)
-    blocked = mde.cooccurrence_topk(r, k=4, block_rows=7)
+    one = graphs.cooccurrence_topk(r, k=4)
+    blocked = graphs.cooccurrence_topk(r, k=4, block_rows=7)
     assert (one != blocked).nnz == 0
     dense = (r > 0).astype(np.float32)
     counts = (dense @ dense.T).toarray()
@@ -87,7 +87,7 @@ def test_cosine_knn_matches_brute_force_and_skips_self_and_zero_rows():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(12, 5)).astype(np.float32)
     x[4] = 0.0  # an all-zero feature row
-    knn = mde.cosine_knn(torch.from_numpy(x), k=3, block_rows=5).toarray()
+    knn = graphs.cosine_knn(torch.from_numpy(x), k=3, block_rows=5).toarray()
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     unit = np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
     sim = unit @ unit.T
@@ -103,15 +103,15 @@ def test_cosine_knn_matches_brute_force_and_skips_self_and_zero_rows():
 
 def test_cosine_knn_k_larger_than_candidates_keeps_all():
     x = torch.eye(4)
-    knn = mde.cosine_knn(x, k=10).toarray()
+    knn = graphs.cosine_knn(x, k=10).toarray()
     np.testing.assert_array_equal(knn, 1 - np.eye(4))
 
 
 def test_row_normalize_and_row_softmax():
     a = sp.csr_matrix(np.array([[0, 2.0, 1.0], [0, 0, 0], [3.0, 0, 0]]))
-    np.testing.assert_allclose(mde.row_normalize((a > 0).astype(np.float32)).toarray(),
+    np.testing.assert_allclose(graphs.row_normalize((a > 0).astype(np.float32)).toarray(),
                                [[0, .5, .5], [0, 0, 0], [1, 0, 0]])
-    s = mde.row_softmax(a).toarray()
+    s = graphs.row_softmax(a).toarray()
     e = np.exp([2.0, 1.0])
     np.testing.assert_allclose(s[0], [0, e[0] / e.sum(), e[1] / e.sum()], rtol=1e-6)
     np.testing.assert_allclose(s[1], 0)
@@ -120,14 +120,14 @@ def test_row_normalize_and_row_softmax():
 
 def test_neighbour_lists_pad_and_keep_weights():
     a = sp.csr_matrix(np.array([[0, .25, .75], [0, 0, 0], [1.0, 0, 0]], dtype=np.float32))
-    lists = mde.neighbour_lists(a)
+    lists = graphs.neighbour_lists(a)
     np.testing.assert_array_equal(lists.index.numpy(), [[1, 2], [1, 1], [0, 2]])
     np.testing.assert_allclose(lists.weight.numpy(), [[.25, .75], [0, 0], [1, 0]])
 
 
 def test_homogeneous_convolution_replace_or_residual_for_selected_rows():
     a = sp.csr_matrix(np.array([[0, 1.0, 0], [0.5, 0, 0.5], [0, 0, 0]], dtype=np.float32))
-    graph = mde.neighbour_lists(a)
+    graph = graphs.neighbour_lists(a)
     h = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     rows = torch.tensor([0, 1, 2])
     np.testing.assert_allclose(mde.homogeneous_convolution(h, graph, rows, residual=False).numpy(),
@@ -148,7 +148,7 @@ def test_homogeneous_convolution_gradient_on_a_random_graph_with_unreferenced_no
     rng = np.random.default_rng(3)
     dense = rng.random((10, 10)).astype(np.float32) * (rng.random((10, 10)) < 0.4)
     dense[:, 7:] = 0
-    graph = mde.neighbour_lists(sp.csr_matrix(dense))
+    graph = graphs.neighbour_lists(sp.csr_matrix(dense))
     rows = torch.tensor([4, 0, 4, 6, 2])  # repeated rows too
     h = torch.tensor(rng.standard_normal((10, 3)), dtype=torch.float32, requires_grad=True)
     w = torch.tensor(rng.standard_normal((5, 3)), dtype=torch.float32)
@@ -269,7 +269,7 @@ def test_alignment_loss_dot_similarity_matches_direct_computation():
                                     similarity="dot").item()
     assert every_item == pytest.approx(
         _direct_infonce(all_v[nodes], all_t[nodes], all_v, all_t, nodes, w, 0.4, cosine=False), rel=1e-6)
-    with pytest.raises(ValueError, match="similarity must be one of"):
+    with pytest.raises(ValueError, match="similarity must be cosine or dot"):
         mde.alignment_loss(torch.tensor(all_v), torch.tensor(all_t), torch.ones(9), 0.4, similarity="cos")
 
 
@@ -282,9 +282,9 @@ def _brute_force_knn(x: np.ndarray, k: int) -> list:
 
 @pytest.mark.parametrize("bf16", [False, True])
 def test_cosine_knn_blocked_symmetric_pass_is_exact(monkeypatch, bf16):
-    monkeypatch.setattr(mde, "fast_cpu_bf16", lambda: bf16)
+    monkeypatch.setattr(graphs, "fast_cpu_bf16", lambda: bf16)
     x = np.random.default_rng(5).normal(size=(300, 48)).astype(np.float32)
-    knn = mde.cosine_knn(torch.from_numpy(x), k=5, block_rows=64)
+    knn = graphs.cosine_knn(torch.from_numpy(x), k=5, block_rows=64)
     expected = _brute_force_knn(x, 5)
     assert [set(np.flatnonzero(row)) for row in knn.toarray()] == expected
 
@@ -293,7 +293,7 @@ def test_cosine_knn_blocked_symmetric_pass_is_exact(monkeypatch, bf16):
 def test_cosine_knn_on_cuda_is_exact_and_skips_zero_rows():
     x = np.random.default_rng(7).normal(size=(300, 48)).astype(np.float32)
     x[17] = 0.0                                                       # an item without features
-    knn = mde.cosine_knn(torch.from_numpy(x).cuda(), k=5, block_rows=64).toarray()
+    knn = graphs.cosine_knn(torch.from_numpy(x).cuda(), k=5, block_rows=64).toarray()
     expected = _brute_force_knn(np.delete(x, 17, axis=0), 5)
     got = [set(np.flatnonzero(np.delete(row, 17))) for row in np.delete(knn, 17, axis=0)]
     assert got == expected and knn[17].sum() == 0 and knn[:, 17].sum() == 0
@@ -301,14 +301,14 @@ def test_cosine_knn_on_cuda_is_exact_and_skips_zero_rows():
 
 def test_cosine_knn_bf16_pass_falls_back_to_exact_where_it_cannot_certify(monkeypatch):
     """Near-duplicate items: similarities differ by less than bf16 can resolve, so every row is recomputed."""
-    monkeypatch.setattr(mde, "fast_cpu_bf16", lambda: True)
+    monkeypatch.setattr(graphs, "fast_cpu_bf16", lambda: True)
     rng = np.random.default_rng(6)
     base = rng.normal(size=64)
     x = (base + 0.05 * rng.normal(size=(200, 64))).astype(np.float32)
     calls = []
-    original = mde._knn_candidates
-    monkeypatch.setattr(mde, "_knn_candidates", lambda *a, **kw: calls.append(kw) or original(*a, **kw))
-    knn = mde.cosine_knn(torch.from_numpy(x), k=4, block_rows=50)
+    original = graphs._knn_candidates
+    monkeypatch.setattr(graphs, "_knn_candidates", lambda *a, **kw: calls.append(kw) or original(*a, **kw))
+    knn = graphs.cosine_knn(torch.from_numpy(x), k=4, block_rows=50)
     assert any(kw.get("only_rows") is not None for kw in calls)  # the exact fallback ran
     unit = torch.nn.functional.normalize(torch.from_numpy(x), dim=1)
     sim = unit @ unit.T  # the contract: the fp32 top-k
