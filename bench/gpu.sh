@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check (a machine with CUDA), sized for this workplace's device tool: at most 600 s a call,
-# 15 minutes of device time in all (machine start included), a warm machine kept ~30 s between calls.
+# The GPU measurements of docs/performance.md, on a machine with CUDA, in steps that fit a time limit.
 #
 #   bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]
 #
@@ -8,9 +7,9 @@
 #   tests         the CUDA tier-1 tests: MDE trains on the GPU like on the CPU (its kNN graphs built there),
 #                 the exact kNN and the shared top-k on CUDA, peak GPU memory in the results line
 #   elec-data     install the plugin; Elec-shaped data (generated) and DRAGON's user graph (built, timed)
-#   elec-freedom  FREEDOM at the Elec shape, 1 epoch   } the issue's open item: seconds per epoch on a GPU.
-#   elec-dragon   DRAGON at the Elec shape, 1 epoch    } A run stopped mid-epoch reports its construction time
-#                                                        and the batches it trained (patch 0015's progress lines)
+#   elec-freedom  FREEDOM at the Elec shape, 1 epoch   } seconds per epoch on a GPU. A run stopped mid-epoch
+#   elec-dragon   DRAGON at the Elec shape, 1 epoch    } reports its construction time and the batches it
+#                                                        trained (patch 0015's progress lines)
 #   baby          MDE, FREEDOM and DRAGON at the Baby shape, 2 epochs, and 20 training steps of each profiled
 #                 (ms per step, loader, operators, CUDA kernels and their time: why MDE's GPU epoch is slower
 #                 than FREEDOM's at this size)
@@ -18,30 +17,21 @@
 # Time: the script ends within BUDGET_S (env GPU_BUDGET_S, default 550) seconds: each step's limit is cut to
 # what is left, and a step is skipped when less than it needs is left. A model's MMRec run is stopped
 # after at most RUN_S (env GPU_RUN_S, default 240) seconds. A step that succeeds (or tests that ran) is recorded
-# in MMREC/.gpu-steps-done and skipped by a later call on the same (warm) machine, so a second call continues
-# with the steps left: give it at once, carrying only .whl (carrying .mmrec again would replace the data), with
-# GPU_BUDGET_S set to what the device budget still allows (status's budget_left_s less a minute). To run a step
-# again, name it and remove its line from that file. Without CUDA the script stops at once (GPU_ALLOW_CPU=1 runs
-# it anyway, for rehearsals and tests).
+# in MMREC/.gpu-steps-done and skipped when the script runs again on the same machine, so a second run
+# continues with the steps left. To run a step again, name it and remove its line from that file. Without CUDA
+# the script stops at once (GPU_ALLOW_CPU=1 runs it anyway, for rehearsals and tests).
 # OUT_DIR gets gpu.log (all output), pytest-cuda.xml and, per bench step, the folder OUT_DIR/STEP that bench
 # writes as it goes (its Markdown report, rewritten after each measurement and marked partial until the end,
-# and runs/ with each MMRec run's log and results lines), so a call cut off still returns what ran. After each
-# step, OUT_DIR/runs.tgz holds every step's runs/ so far (the device tool returns nothing deeper than
-# OUT/a/b/file, and at most 8 files: these are 7 at most).
-# Measured on one H200 (bench/results/*-h200*.md): the first call ran tests, elec-data, elec-freedom and
-# elec-dragon in 468 s (DRAGON's Elec epoch, about 830 s there, never fits: its step measures its rate); the
-# second ran baby, which reached its limit of then, 240 s, just after its report was complete (the limit is
-# now 300 s); elec-mde needs about 2 minutes (its graphs in a child 24 s, MMRec's Elec loading about 50 s,
+# and runs/ with each MMRec run's log and results lines), so a run cut off still leaves what it measured.
+# After each step, OUT_DIR/runs.tgz holds every step's runs/ so far, in one file.
+# Times on one H200 (bench/results/*-h200*.md): tests, elec-data, elec-freedom and elec-dragon take about
+# 470 s together (DRAGON's Elec epoch, about 830 s there, never fits: its step measures its rate); baby
+# about 240 s; elec-mde about 2 minutes (its graphs in a child 24 s, MMRec's Elec loading about 50 s,
 # construction, epoch and evaluation about 35 s).
 #
-# Through the device tool (no package index there; MMRec and the lmdb wheel travel with the working tree,
-# both ignored by .git/info/exclude):
-#   git clone PRISTINE_MMREC .mmrec; python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#     --implementation cp --platform manylinux_2_17_x86_64 -d .whl lmdb
-#   run(carry=[".mmrec", ".whl"], timeout_s=600, command="python3 -m pip install -q --no-index --no-deps
-#     --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD; bash bench/gpu.sh .mmrec $OUT")
-#   then, at once, for the steps the first call had no time for: carry=[".whl"], the same command with
-#   GPU_BUDGET_S=<status's budget_left_s - 60> before `bash bench/gpu.sh`.
+# On a machine without a package index: install the lmdb wheel from a folder first, e.g.
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
+#   bash bench/gpu.sh PATH/TO/MMRec OUT_DIR
 set -u -o pipefail
 MMREC=${1:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]}
 OUT=${2:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]}
@@ -60,14 +50,14 @@ PYTHON=${PYTHON:-python3}
 cli="$PYTHON -m mde_mmrec.cli"
 
 # step NAME WANT NEED COMMAND...: COMMAND under a time limit of WANT seconds, or what is left of the budget;
-# skipped when it ended in an earlier call, or when less than NEED seconds are left. LIMIT holds the limit.
+# skipped when it ended in an earlier run, or when less than NEED seconds are left. LIMIT holds the limit.
 step() {
     local name=$1 want=$2 need=$3 left rc pid started=$SECONDS
     shift 3
-    if grep -qx "$name" "$DONE" 2>/dev/null; then echo "== $name: ended in an earlier call, skipped"; return; fi
+    if grep -qx "$name" "$DONE" 2>/dev/null; then echo "== $name: ended in an earlier run, skipped"; return; fi
     left=$((BUDGET_S > SECONDS ? BUDGET_S - SECONDS : 0))
     if [ "$left" -lt "$need" ]; then
-        echo "== $name: skipped, ${left}s of the budget left and it needs ${need}s: call again"; return
+        echo "== $name: skipped, ${left}s of the budget left and it needs ${need}s: run again"; return
     fi
     export LIMIT=$((want < left ? want : left))
     echo "== $(date +%T) $name (limit ${LIMIT}s, ${left}s of the budget left): $*"
@@ -80,13 +70,13 @@ step() {
     case $name:$rc in
         *:124|*:137) echo "== $name: stopped at its limit" ;;
         *:0|tests:1) echo "$name" >> "$DONE" ;;   # test failures are a result too; other failures are retried
-        *) echo "== $name: failed; a later call runs it again" ;;
+        *) echo "== $name: failed; a later run tries it again" ;;
     esac
     archive_runs
 }
 
-# archive_runs: OUT/runs.tgz, every bench step's runs/ (MMRec logs, results lines) so far. The device tool
-# returns files at most two folders below OUT, and OUT/STEP/runs/RUN/logs/MODEL.log is deeper.
+# archive_runs: OUT/runs.tgz, every bench step's runs/ (MMRec logs, results lines) so far, in one file
+# (OUT/STEP/runs/RUN/logs/MODEL.log lies four folders deep).
 archive_runs() {
     local folders
     folders=$(cd "$OUT" && find . -mindepth 2 -maxdepth 2 -type d -name runs | sort)

@@ -249,8 +249,8 @@ def run(path: str, name: str, old: str, new: str, tests: list[str]) -> bool:
 def _tier1_in_a_copy(tests: list[str], path: str | None = None, old: str = "", new: str = ""):
     """Run ``tests`` in a scratch copy of the repository, with ``old`` replaced by ``new`` in ``path``."""
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in ("src", "tests", "mde_mmrec", "patches", "bench"):   # what tier 1 reads (bench: gpu.sh)
-            shutil.copytree(REPO / folder, Path(tmp) / folder, ignore=shutil.ignore_patterns("results"))
+        for folder in ("src", "tests", "mde_mmrec", "patches", "bench", "docs"):   # what tier 1 reads
+            shutil.copytree(REPO / folder, Path(tmp) / folder, ignore=shutil.ignore_patterns("__pycache__"))
         for file in ("setup.cfg", "pyproject.toml", "README.md"):
             shutil.copy(REPO / file, Path(tmp) / file)
         if path is not None:

@@ -1,4 +1,4 @@
-"""Tier 1: bench/gpu.sh, the prepared GPU check, keeps to its time budget and its record of finished steps (its
+"""Tier 1: bench/gpu.sh, the GPU measurements, keeps to its time limit and its record of finished steps (its
 steps themselves need a CUDA machine; here every step is skipped or refused before it starts)."""
 
 from __future__ import annotations
@@ -38,24 +38,24 @@ def test_steps_past_the_budget_are_skipped_and_not_recorded_as_done(tmp_path):
     done, mmrec, out = run_script(tmp_path, "tests", "elec-freedom")
     assert done.returncode == 0
     log = (out / "gpu.log").read_text()
-    assert "== tests: skipped, 0s of the budget left and it needs 40s: call again" in log
+    assert "== tests: skipped, 0s of the budget left and it needs 40s: run again" in log
     assert "== elec-freedom: skipped" in log and not (mmrec / ".gpu-steps-done").exists()
 
 
-def test_a_step_that_ended_in_an_earlier_call_is_skipped(tmp_path):
+def test_a_step_that_ended_in_an_earlier_run_is_skipped(tmp_path):
     (tmp_path / "MMRec").mkdir()
     (tmp_path / "MMRec" / ".gpu-steps-done").write_text("tests\n")
     done, _, out = run_script(tmp_path, "tests", "baby")
     log = (out / "gpu.log").read_text()
-    assert "== tests: ended in an earlier call, skipped" in log and "== baby: skipped, " in log
+    assert "== tests: ended in an earlier run, skipped" in log and "== baby: skipped, " in log
 
 
-def test_a_step_that_succeeds_is_recorded_and_one_that_fails_is_left_for_the_next_call(tmp_path):
+def test_a_step_that_succeeds_is_recorded_and_one_that_fails_is_left_for_the_next_run(tmp_path):
     """tests (on this machine the CUDA tests skip) succeeds; elec-data fails at once: the folder is no MMRec."""
     done, mmrec, out = run_script(tmp_path, "tests", "elec-data", budget="400")
     log = (out / "gpu.log").read_text()
     assert "== tests: exit 0" in log and (out / "pytest-cuda.xml").is_file()
-    assert "== elec-data: failed; a later call runs it again" in log
+    assert "== elec-data: failed; a later run tries it again" in log
     assert (mmrec / ".gpu-steps-done").read_text() == "tests\n"
 
 
@@ -66,8 +66,8 @@ def test_without_cuda_it_stops_before_any_step(tmp_path):
     assert "== tests" not in (out / "gpu.log").read_text() and not (mmrec / ".gpu-steps-done").exists()
 
 
-def test_after_a_step_the_runs_logs_are_archived_where_the_device_tool_returns_them(tmp_path):
-    """A bench step's MMRec logs lie in OUT/STEP/runs/RUN/logs/, deeper than the tool returns: runs.tgz has them."""
+def test_after_a_step_the_runs_logs_are_archived_in_one_file(tmp_path):
+    """A bench step's MMRec logs lie in OUT/STEP/runs/RUN/logs/, four folders deep: runs.tgz has them all."""
     log = tmp_path / "out" / "elec-mde" / "runs" / "elec-1" / "logs" / "MDE.log"
     log.parent.mkdir(parents=True)
     log.write_text("epoch 0 training: 26/632 batches\n")

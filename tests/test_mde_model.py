@@ -156,7 +156,8 @@ def test_independent_tradeoff_weights_get_gradients(tmp_path, toy):
 
 
 def test_independent_tradeoff_drifts_towards_difference_under_bounded_form(tmp_path, toy):
-    """README, Fig. 2 B: with the bounded L_diff both trade-off losses fall as W_diff = sigmoid(t) rises, so
+    """docs/paper-to-code.md, Fig. 2 B: with the bounded L_diff both trade-off losses fall as
+    W_diff = sigmoid(t) rises, so
     every trained node's logit gets a negative gradient (gradient descent raises it); with the literal form
     L_diff rises with W_diff, so the two losses pull against each other and some gradients are positive."""
     signs = {}

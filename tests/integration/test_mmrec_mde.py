@@ -41,7 +41,8 @@ def test_mde_trains_through_main_and_beats_random_ranking(patched_mmrec, tiny_da
 
 @pytest.mark.parametrize("how", ["file missing", "key missing"])
 def test_mde_runs_on_one_modality(patched_mmrec, tiny_data, tmp_path, how):
-    """README: one modality only (a data set without text features, whether its yaml still names the file or
+    """docs/paper-to-code.md: one modality only (a data set without text features, whether its yaml still
+    names the file or
     not; patch 0016 for the latter) trains with MDA and MSA off and one warning."""
     import shutil
     name = "tiny_image_only_" + how.split()[0]
