@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_TESTS = ["tests/test_mde_equations.py", "tests/test_mde_model.py", "tests/test_mde_training.py"]
 TOOLING_TESTS = ["tests", "--deselect", "tests/test_mde_training.py",
                  "--ignore", "tests/test_mutants_table.py"]   # it fails for every mutant (its text is gone)
-M = "src/models/mde.py"; MG = "src/utils/mde_graphs.py"
+M = "src/models/mde.py"; MG = "src/utils/mde_graphs.py"; MS = "src/utils/model_settings.py"
 
 # (file, name, text in the file, replacement)
 MODEL_MUTANTS = [
@@ -95,6 +95,9 @@ MODEL_MUTANTS = [
  (M, "user graph weighting ignored", "weighting = row_softmax if hp.user_graph_weighting == \"softmax\" else row_normalize", "weighting = row_softmax"),
  (M, "xavier user", "nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, n_mod * d)))", "nn.Parameter(nn.init.normal_(torch.empty(self.n_users, n_mod * d)))"),
  (MG, "damaged graph cache crashes", "        except Exception as exc:  # a cut-off", "        except ImportError as exc:  # a cut-off"),
+ (MS, "settings: booleans read as numbers", "elif not is_bool and isinstance(value, (int, float, np.number, str)):", "elif isinstance(value, (int, float, np.number, str)):"),
+ (MS, "settings: no upper bound", "and (setting.most is None or parsed <= setting.most)", "and True"),
+ (MS, "settings: nullable ignored", "    if value is None and setting.nullable:\n        return None", "    if value is None:\n        return None"),
 ]
 
 C = "mde_mmrec/compare.py"; G = "mde_mmrec/grid.py"; R = "mde_mmrec/report.py"; P = "mde_mmrec/reproduce.py"

@@ -416,6 +416,7 @@ def test_list_value_outside_grid_is_a_clear_error(tmp_path, toy):
     ("fixed_text_weight", True, r"'fixed_text_weight' must be a finite number in \[0, 1\] or null, got True"),
     ("fixed_text_weight", 1.5, r"'fixed_text_weight' must be a finite number in \[0, 1\] or null, got 1.5"),
     ("use_mda", 1, "'use_mda' must be True or False, got 1"),
+    ("cl_weight", None, "'cl_weight' must be a finite number >= 0, got None"),   # null only where the table allows
     ("constant_tradeoff_weight", -0.5, "'constant_tradeoff_weight' must be a finite number >= 0 or null, got -0.5"),
     ("constant_tradeoff_weight", float("nan"), "'constant_tradeoff_weight' must be a finite number"),
 ])

@@ -28,9 +28,7 @@ reasons). The graphs are built once, at construction, by ``utils/mde_graphs.py``
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 import os
 from types import SimpleNamespace
 from typing import NamedTuple, Optional
@@ -39,29 +37,32 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from common.abstract_recommender import GeneralRecommender
-from utils.mde_graphs import (NeighbourLists, cached_graph, cooccurrence_topk, cosine_knn, hash_sparse, hash_tensor,
-                              neighbour_lists, neighbour_sum, normalized_bipartite_adjacency, row_normalize,
-                              row_softmax, symmetric_product, to_torch_csr)
+
+from utils.mde_graphs import (
+    NeighbourLists,
+    cached_graph,
+    cooccurrence_topk,
+    cosine_knn,
+    hash_sparse,
+    hash_tensor,
+    neighbour_lists,
+    neighbour_sum,
+    normalized_bipartite_adjacency,
+    row_normalize,
+    row_softmax,
+    symmetric_product,
+    to_torch_csr,
+)
+from utils.model_settings import Setting, read_settings
+from utils.model_settings import check_grid as check_setting_grid
 
 logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Hyperparameters: one table, from which reading, checking and every error message follow
+# Hyperparameters: one table (utils/model_settings.py reads and checks it and words every error)
 # ----------------------------------------------------------------------------------------------------------
-
-class Setting(NamedTuple):
-    """One key of MDE.yaml: its type, the values it accepts and what it means."""
-
-    kind: type                       # int, float, bool or str
-    meaning: str
-    least: Optional[float] = None    # numbers: the smallest value accepted
-    most: Optional[float] = None     # numbers: the largest value accepted
-    choices: tuple = ()              # strings: the values accepted
-    nullable: bool = False           # null accepted
-
 
 HYPERPARAMETERS: dict[str, Setting] = {
     "embedding_size": Setting(int, "d", least=1),
@@ -76,7 +77,8 @@ HYPERPARAMETERS: dict[str, Setting] = {
     "use_msa": Setting(bool, "False: Table II's w/o MSA"),
     "use_nlt": Setting(bool, "False: Table II's w/o NLT (no node-level trade-off)"),
     "constant_tradeoff_weight": Setting(float, "w/o NLT: W_diff = W_cl = this constant; null: every node gets "
-                                        "the mean W_diff of all nodes (and 1 minus it as W_cl)", least=0, nullable=True),
+                                        "the mean W_diff of all nodes (and 1 minus it as W_cl)",
+                                        least=0, nullable=True),
     "fixed_text_weight": Setting(float, "Fig. 2 variant A: P_t = w_t, P_v = 1 - w_t for every node", least=0,
                                  most=1, nullable=True),
     "tradeoff": Setting(str, "eq. 8's weights from the preferences, or Fig. 2 variant B's own learned weights",
@@ -98,86 +100,17 @@ HYPERPARAMETERS: dict[str, Setting] = {
 }
 
 
-def _where_to_set(name: str) -> str:
-    return f"set it in src/configs/model/MDE.yaml or on main.py's command line (--{name}=VALUE)"
-
-
-def _expected(setting: Setting) -> str:
-    """What a setting accepts, in words."""
-    if setting.kind is bool:
-        text = "True or False"
-    elif setting.kind is str:
-        text = "one of " + ", ".join(setting.choices)
-    else:
-        text = "an integer" if setting.kind is int else "a finite number"
-        if setting.least is not None and setting.most is not None:
-            text += f" in [{setting.least:g}, {setting.most:g}]"
-        elif setting.least is not None:
-            text += f" >= {setting.least:g}"
-    return text + (" or null" if setting.nullable else "")
-
-
-def read_setting(name: str, value):
-    """One config value checked against ``HYPERPARAMETERS[name]``; a ValueError names the fix."""
-    setting = HYPERPARAMETERS[name]
-    if isinstance(value, (list, tuple)):
-        raise ValueError(f"MDE: '{name}' is a list {value!r}; list it in hyper_parameters to grid-search it, or "
-                         f"give one value: {_where_to_set(name)}")
-    if value is None and setting.nullable:
-        return None
-    is_bool = isinstance(value, (bool, np.bool_))
-    parsed = None
-    if setting.kind is bool:
-        parsed = bool(value) if is_bool else None
-    elif setting.kind is str:
-        parsed = value if value in setting.choices else None
-    elif not is_bool and isinstance(value, (int, float, np.number, str)):   # True would read as 1
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if setting.kind is int and number.is_integer():
-            parsed = int(number)
-        elif setting.kind is float and math.isfinite(number):
-            parsed = number
-        if parsed is not None and not ((setting.least is None or parsed >= setting.least)
-                                       and (setting.most is None or parsed <= setting.most)):
-            parsed = None
-    if parsed is None:
-        raise ValueError(f"MDE: '{name}' must be {_expected(setting)}, got {value!r}; {_where_to_set(name)}")
-    return parsed
 
 
 def read_hyperparameters(config) -> SimpleNamespace:
     """Every MDE setting from MMRec's config, checked (attributes named as in ``HYPERPARAMETERS``)."""
-    missing = [name for name in HYPERPARAMETERS if name not in config]
-    if missing:
-        raise ValueError(f"MDE: {', '.join(missing)} missing from the configuration; add them to "
-                         f"src/configs/model/MDE.yaml (the MDE.yaml that comes with the model lists every key)")
-    return SimpleNamespace(**{name: read_setting(name, config[name]) for name in HYPERPARAMETERS})
+    return read_settings("MDE", HYPERPARAMETERS, config)
 
 
 def check_grid(get) -> None:
-    """Check the settings of every grid point before any data is loaded (MMRec's patched quick_start calls
-    this); ``get(key)`` reads the config. Keys missing from the config are left to the model's own check."""
-    try:
-        base = {name: get(name) for name in HYPERPARAMETERS}
-    except KeyError:   # a plain dict's __getitem__ (MMRec's Config returns None for a missing key)
-        return
-    if any(value is None and not HYPERPARAMETERS[name].nullable for name, value in base.items()):
-        return
-    keys = [k for k in (get("hyper_parameters") or []) if k in base and isinstance(base[k], list)]
-    failures = []
-    for combo in itertools.product(*(base[k] for k in keys)):
-        point = dict(zip(keys, combo))
-        try:
-            read_hyperparameters({**base, **point})
-        except ValueError as exc:
-            failures.append((point, str(exc)))
-    if failures:   # name the grid point only when the error depends on it (some other point is valid)
-        point, message = failures[0]
-        some_valid = len(failures) < math.prod(len(base[k]) for k in keys)
-        raise ValueError(f"{message} [grid point {point}]" if some_valid else message)
+    """Every grid point's MDE settings, checked before any data is loaded (MMRec's patched quick_start calls
+    this through utils/results_log.py; ``get(key)`` reads the config)."""
+    check_setting_grid("MDE", HYPERPARAMETERS, get)
 
 
 # ----------------------------------------------------------------------------------------------------------
