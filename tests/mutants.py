@@ -65,7 +65,6 @@ MODEL_MUTANTS = [
  (M, "variantB sigmoid swap", "            return w, 1.0 - w", "            return 1.0 - w, w"),
  (M, "fixed text weight swap", "return torch.tensor([1.0 - w_t, w_t]", "return torch.tensor([w_t, 1.0 - w_t]"),
  (M, "anchors all items", "anchors = torch.unique(i)  # the batch's positive items", "anchors = torch.unique(ij)  # the batch's positive items"),
- (M, "eval cache stale", "        self._eval_embeddings = None  # the parameters are about to change", "        pass"),
  (MG, "cooc ties", "keep = (counts > t) | (tied & (tied_rank < (k - above)[rows]))", "keep = (counts > t) | (tied & (tied_rank <= (k - above)[rows]))"),
  (MG, "knn bf16 bound", "uncertain = rows[top_sim[rows, -1] <= candidates.sim[rows, -1] + BF16_SIMILARITY_ERROR]", "uncertain = rows[:0]"),
  (M, "user cl anchors", "u_diff, u_cl = self._discrimination_losses(\"user\"", "u_diff, u_cl = self._discrimination_losses(\"item\""),

@@ -420,7 +420,6 @@ class MDE(GeneralRecommender):
         return self.hp.reg_weight * total / users.shape[0]
 
     def calculate_loss(self, interaction):
-        self._eval_embeddings = None  # the parameters are about to change
         users, pos, neg = interaction[0], interaction[1], interaction[2]
         batch = users.shape[0]
         user_rows, u = torch.unique(users, return_inverse=True)
