@@ -82,7 +82,6 @@ MODEL_MUTANTS = [
  (M, "residual weight", "weight = torch.cat([torch.ones_like(weight[:, :1]), weight], dim=1)", "weight = torch.cat([0.5 * torch.ones_like(weight[:, :1]), weight], dim=1)"),
  (MG, "knn symmetric half", "            if a != b:\n                _merge_candidates(best, rows_b, sim.T, a)", "            pass"),
  (MG, "knn col offset", "_merge_candidates(best, rows_a, sim, b)", "_merge_candidates(best, rows_a, sim, a)"),
- (M, "eval cache on train", "        self._eval_embeddings = None  # entering", "        pass  # entering"),
  (M, "predict rows", "return users_fused[interaction[0]] @ items_fused.T", "return users_fused[:len(interaction[0])] @ items_fused.T"),
  (MG, "rerank order", "return torch.gather(cand, 1, order), top_sim", "return cand[:, :k], top_sim"),
  (M, "layers count", "for _ in range(n_layers):", "for _ in range(max(n_layers - 1, 0)):"),
