@@ -135,6 +135,9 @@ MODEL_MUTANTS = [
  (M, "scores unfused embeddings", "self._eval_cache = (version, emb.users_fused, emb.items_fused)", "self._eval_cache = (version, emb.users.flatten(1), emb.items.flatten(1))"),
  (M, "H-bar rows", "users_bar.index_select(0, user_rows).view(-1, n_mod, d)", "users_bar[:len(user_rows)].view(-1, n_mod, d)"),
  (M, "item_e0 rows", "item_e0.index_select(0, item_rows)", "item_e0[:len(item_rows)]"),
+ (M, "eq1 items before users", "e0 = torch.cat([self.user_features, item_e0], dim=0)", "e0 = torch.cat([item_e0, self.user_features], dim=0)"),
+ (M, "eq2 self loops", "adj = sp.bmat([[None, r], [r.T, None]], format=\"csr\")", "adj = (sp.bmat([[None, r], [r.T, None]]) + sp.identity(sum(r.shape))).tocsr()"),
+ (M, "eq2 every layer from E0", "        e = graph @ e  # eq. 2", "        e = graph @ e0  # eq. 2"),
 ]
 
 C = "mde_mmrec/compare.py"; G = "mde_mmrec/grid.py"; R = "mde_mmrec/report.py"; P = "mde_mmrec/reproduce.py"
