@@ -172,7 +172,9 @@ def assert_matches(emb, reference: dict, user_rows: torch.Tensor, item_rows: tor
 
 
 def test_the_toy_data_leaves_the_reference_no_ambiguity():
-    """No isolated node, a clear k-th neighbour in every kNN row, and graphs a mix-up would change."""
+    """No isolated node, a clear k-th neighbour in every kNN row (cosine ties would make the item graphs
+    ambiguous), graphs a mix-up would change, and co-occurrence ties at the k-th user, which the stated rule
+    (ties to the smaller user id) decides."""
     data = toy_data()
     r = interaction_matrix(data)
     assert (r.sum(1) >= 2).all() and (r.sum(0) >= 1).all()
@@ -186,6 +188,9 @@ def test_the_toy_data_leaves_the_reference_no_ambiguity():
     counts = r @ r.T
     counts.fill_diagonal_(0)
     assert ((counts > 0).sum(1) > SMALL["user_knn_k"]).sum() > N_USERS // 2   # top-k selects for most users
+    ranked = counts.sort(dim=1, descending=True).values
+    k = SMALL["user_knn_k"]
+    assert ((ranked[:, k - 1] == ranked[:, k]) & (ranked[:, k] > 0)).any()   # ties at the k-th count: the rule acts
 
 
 @pytest.mark.parametrize("residual, weighting, n_layers", [(True, "softmax", 2), (False, "softmax", 2),
