@@ -24,7 +24,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_TESTS = ["tests/test_mde_equations.py", "tests/test_mde_model.py", "tests/test_mde_training.py"]
+MODEL_TESTS = ["tests/test_mde_reference.py", "tests/test_mde_equations.py", "tests/test_mde_model.py",
+               "tests/test_mde_training.py"]
 TOOLING_TESTS = ["tests", "--deselect", "tests/test_mde_training.py",
                  "--ignore", "tests/test_mutants_table.py"]   # it fails for every mutant (its text is gone)
 M = "src/models/mde.py"; MG = "src/utils/mde_graphs.py"; MS = "src/utils/model_settings.py"
@@ -96,6 +97,48 @@ MODEL_MUTANTS = [
  (MS, "settings: booleans read as numbers", "elif not is_bool and isinstance(value, (int, float, np.number, str)):", "elif isinstance(value, (int, float, np.number, str)):"),
  (MS, "settings: no upper bound", "and (setting.most is None or parsed <= setting.most)", "and True"),
  (MS, "settings: nullable ignored", "    if value is None and setting.nullable:\n        return None", "    if value is None:\n        return None"),
+ # wrong models that only a reference of the whole forward pass and of L_g's gradient tells apart
+ # (tests/test_mde_reference.py): a modality's graph, preference or projection mixed up, a stage skipped
+ (M, "eq1 text through image projection", 'self.projections[m](getattr(self, f"item_features_{m}"))', 'self.projections["v"](getattr(self, f"item_features_{m}"))'),
+ (M, "eq1 modality features swapped", 'self.projections[m](getattr(self, f"item_features_{m}"))', 'self.projections[m](getattr(self, f"item_features_{dict(v=\'t\', t=\'v\').get(m, m)}"))'),
+ (M, "eq1 one user table for both", "e0 = torch.cat([self.user_features, item_e0], dim=0)", "e0 = torch.cat([self.user_features[:, :d].repeat(1, n_mod), item_e0], dim=0)"),
+ (MG, "eq2 random-walk normalisation", 'return (scale @ adj @ scale)', 'return (scale @ scale @ adj)'),
+ (MG, "eq2 backward halved", 'return None, torch.sparse.mm(ctx.adjacency, grad)', 'return None, torch.sparse.mm(ctx.adjacency, 0.5 * grad)'),
+ (M, "eq2-3 user-item graph skipped", "h_bar = layer_mean_propagation(self.ui_graph, e0, self.hp.n_layers)", "h_bar = e0"),
+ (M, "eq3 n_layers ignored", "h_bar = layer_mean_propagation(self.ui_graph, e0, self.hp.n_layers)", "h_bar = layer_mean_propagation(self.ui_graph, e0, 2)"),
+ (M, "eq3 layer 0 left out", "total, e = e0, e0", "total, e = torch.zeros_like(e0), e0"),
+ (M, "eq4 text over image graph", "self.neighbours(f\"item_graph_{m}\"),", "self.neighbours(\"item_graph_v\"),"),
+ (M, "eq4 image over text graph", "self.neighbours(f\"item_graph_{m}\"),", "self.neighbours(\"item_graph_t\"),"),
+ (M, "eq4 image columns for both", "items_bar[:, j * d:(j + 1) * d]", "items_bar[:, :d]"),
+ (M, "eq4 user graph skipped", "users = homogeneous_convolution(users_bar, self.neighbours(\"user_graph\"), user_rows, residual)", "users = users_bar.index_select(0, user_rows)"),
+ (M, "eq4 user graph identity", "self._register_neighbours(\"user_graph\", weighting(user_graph))", "self._register_neighbours(\"user_graph\", sp.identity(self.n_users, dtype=np.float32, format=\"csr\"))"),
+ (M, "eq4 item graphs identity", "self._register_neighbours(f\"item_graph_{m}\", row_normalize(knn))", "self._register_neighbours(f\"item_graph_{m}\", sp.identity(self.n_items, dtype=np.float32, format=\"csr\"))"),
+ (M, "eq4 item graphs summed", "self._register_neighbours(f\"item_graph_{m}\", row_normalize(knn))", "self._register_neighbours(f\"item_graph_{m}\", knn)"),
+ (M, "eq4 user graph mean by default", "weighting = row_softmax if hp.user_graph_weighting == \"softmax\" else row_normalize", "weighting = row_normalize"),
+ (M, "eq4 graphs transposed", "lists = neighbour_lists(adjacency)", "lists = neighbour_lists(adjacency.T.tocsr())"),
+ (M, "eq4 user graph with item k", 'lambda: cooccurrence_topk(interactions, hp.user_knn_k)', 'lambda: cooccurrence_topk(interactions, hp.item_knn_k)'),
+ (M, "eq4 item graphs with user k", 'cosine_knn(f, hp.item_knn_k)', 'cosine_knn(f, hp.user_knn_k)'),
+ (MG, "eq4 cooc top-k ignored", 'blocks.append(_top_counts_per_row(counts, k))', 'blocks.append(counts)'),
+ (MG, "eq4 knn least similar", 'top_sim, order = torch.topk(exact, k, dim=1)', 'top_sim, order = torch.topk(exact, k, dim=1, largest=False)'),
+ (M, "eq4 residual always", "    if residual:  # the node", "    if True:  # the node"),
+ (M, "eq4 residual row ids", "index = torch.cat([rows.unsqueeze(1), index], dim=1)", "index = torch.cat([torch.arange(len(rows)).unsqueeze(1), index], dim=1)"),
+ (M, "eq5 sigmoid preferences", "return torch.softmax(logits, dim=-1)", "return torch.sigmoid(logits)"),
+ (M, "eq5 preferences detached", "return torch.softmax(logits, dim=-1)", "return torch.softmax(logits, dim=-1).detach()"),
+ (M, "eq5 preference rows", 'getattr(self, f"{side}_pref_logits").index_select(0, rows)', 'getattr(self, f"{side}_pref_logits")[:len(rows)]'),
+ (M, "eq5 user prefs on other modality", "fuse(users, user_prefs),", "fuse(users, user_prefs.flip(1)),"),
+ (M, "eq5 item prefs on other modality", "fuse(items, item_prefs),", "fuse(items, item_prefs.flip(1)),"),
+ (M, "eq5 user prefs detached in fusion", "fuse(users, user_prefs),", "fuse(users, user_prefs.detach()),"),
+ (M, "eq5 item prefs detached in fusion", "fuse(items, item_prefs),", "fuse(items, item_prefs.detach()),"),
+ (M, "eq5 fused halves swapped", "return (per_modality * prefs.unsqueeze(-1)).flatten(1)", "return (per_modality * prefs.unsqueeze(-1)).flip(1).flatten(1)"),
+ (M, "eq5 user fused halves swapped", "fuse(users, user_prefs),", "fuse(users, user_prefs).roll(d, 1),"),
+ (M, "eq5 fused interleaved", "return (per_modality * prefs.unsqueeze(-1)).flatten(1)", "return (per_modality * prefs.unsqueeze(-1)).transpose(1, 2).flatten(1)"),
+ (M, "eq9 unfused embeddings", "users_fused, items_fused = emb.users_fused.index_select(0, u), emb.items_fused.index_select(0, ij)", "users_fused, items_fused = emb.users.flatten(1).index_select(0, u), emb.items.flatten(1).index_select(0, ij)"),
+ (M, "scores unfused embeddings", 'self._eval_embeddings = (emb.users_fused, emb.items_fused)', 'self._eval_embeddings = (emb.users.flatten(1), emb.items.flatten(1))'),
+ (M, "H-bar rows", "users_bar.index_select(0, user_rows).view(-1, n_mod, d)", "users_bar[:len(user_rows)].view(-1, n_mod, d)"),
+ (M, "item_e0 rows", "item_e0.index_select(0, item_rows)", "item_e0[:len(item_rows)]"),
+ (M, "eq1 items before users", "e0 = torch.cat([self.user_features, item_e0], dim=0)", "e0 = torch.cat([item_e0, self.user_features], dim=0)"),
+ (MG, "eq2 self loops", 'adj = sp.bmat([[None, r], [r.T, None]], format="csr")', 'adj = (sp.bmat([[None, r], [r.T, None]]) + sp.identity(sum(r.shape))).tocsr()'),
+ (M, "eq2 every layer from E0", '        e = symmetric_product(adjacency, e)  # eq. 2', '        e = symmetric_product(adjacency, e0)  # eq. 2'),
 ]
 
 C = "mde_mmrec/compare.py"; G = "mde_mmrec/grid.py"; R = "mde_mmrec/report.py"; P = "mde_mmrec/reproduce.py"
