@@ -90,7 +90,7 @@ HYPERPARAMETERS: dict[str, Setting] = {
     "cl_similarity": Setting(str, "eq. 7's similarity", choices=("cosine", "dot")),
     "align_users": Setting(bool, "apply MDA and MSA to the batch's users too"),
     "homogeneous_residual": Setting(bool, "eq. 4 as H* = H + A H (DRAGON) instead of H* = A H"),
-    "user_graph_weighting": Setting(str, "user-user edge weights from co-occurrence counts",
+    "user_graph_weighting": Setting(str, "user-user edge weights: softmax of co-occurrence counts, or counts / row sum",
                                     choices=("softmax", "mean")),
     "feature_projection": Setting(str, "item feature projection (mlp: DRAGON's d_m -> 4d -> d)",
                                   choices=("linear", "mlp")),
