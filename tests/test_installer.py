@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from mde_mmrec import installer
+from mde_mmrec import installer, paths
 from mde_mmrec.errors import MdeMmrecError
 from mde_mmrec.mmrec import MMREC_MARKERS, PLUGIN_INFO, SWITCH_MARKER, find_checkout, run_main
-from mde_mmrec.paths import patches_dir
 
 REPO = Path(__file__).resolve().parents[1]
 ORIGINAL = {marker: "".join(f"# {marker} line {n}\n" for n in range(1, 13)) for marker in MMREC_MARKERS}
@@ -318,11 +317,11 @@ def test_uninstall_after_the_user_switched_branches_deletes_the_branch_only(fake
 
 
 def test_the_real_series_is_complete_and_documented():
-    series = installer.Series.load(patches_dir())
+    series = installer.Series.load(paths.patches_dir())
     assert series.names == sorted(series.names) and len(series.names) >= 10
     touched = set()
     for name in series.names:
-        text = (patches_dir() / name).read_text()
+        text = (paths.patches_dir() / name).read_text()
         header, _, body = text.partition("diff --git ")
         assert header.startswith(f"mde-mmrec patch {name[:4]}:"), name       # says what it fixes ...
         assert "Fixes:" in header or "Adds:" in header or "Speeds up:" in header
@@ -331,7 +330,17 @@ def test_the_real_series_is_complete_and_documented():
     assert touched == set(series.pristine)
     assert series.oldest.split()[0] in (REPO / "README.md").read_text()    # README names the oldest MMRec
     # the patched main.py refuses a checkout mid-switch: it looks for the installer's own marker
-    assert f"'{SWITCH_MARKER}'" in (patches_dir() / "0021-main-refuses-a-checkout-mid-install.patch").read_text()
+    assert f"'{SWITCH_MARKER}'" in (paths.patches_dir() / "0021-main-refuses-a-checkout-mid-install.patch").read_text()
+
+
+def test_the_plugin_files_and_patches_found_are_this_repository_s():
+    """Installed from a wheel (`pip install .`, the files in mde_mmrec/_data/) as in the source tree: every file
+    of src/ and of the series is there, byte for byte."""
+    assert paths.plugin_files(paths.plugin_src()) == paths.plugin_files(REPO / "src")
+    assert "src/models/mde.py" in paths.plugin_files(paths.plugin_src())
+    series = installer.Series.load(paths.patches_dir())
+    assert series.names == installer.Series.load(REPO / "patches").names
+    assert all(series.text(name) == (REPO / "patches" / name).read_text() for name in series.names)
 
 
 def test_run_main_streams_lines_and_returns_the_exit_code(fake, tmp_path, monkeypatch):
@@ -492,7 +501,7 @@ def test_a_damaged_plugin_info_file_is_a_clear_error(fake, content):
 _KILLED_AT_STEP = """
 import os, sys
 from pathlib import Path
-from mde_mmrec import installer
+from mde_mmrec import installer, paths
 root, plugin, patches, kill_at, command = sys.argv[1:6]
 steps = [0]
 real_git, real_write = installer._git, installer._write_file
