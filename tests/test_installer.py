@@ -497,6 +497,23 @@ def test_a_damaged_plugin_info_file_is_a_clear_error(fake, content):
         find_checkout(root)                 # what compare, grid, reproduce and bench call first
 
 
+@pytest.mark.parametrize("command", [["compare", "-m", "BPR", "-d", "tiny"], ["grid", "-d", "tiny"],
+                                     ["reproduce", "table1", "-d", "tiny"], ["bench"], ["make-data", "tiny"],
+                                     ["check-data", "-d", "tiny"], ["user-graph", "-d", "tiny"]])
+def test_every_command_refuses_a_checkout_mid_switch_and_names_the_fix(fake, tmp_path, command, capsys):
+    """The installer's marker is there (an install or uninstall was killed): every command that takes --mmrec
+    stops with the fix before it reads or writes anything (demo completes the switch itself: it installs)."""
+    from mde_mmrec import cli
+    root = fake[0]
+    (root / SWITCH_MARKER).write_text("{}")
+    before = snapshot(root)
+    assert cli.main([*command, "--mmrec", str(root), *(["--out", str(tmp_path / "out")] if command[0] in (
+        "compare", "grid", "reproduce", "bench") else [])]) == 2
+    assert f"an mde-mmrec install or uninstall there was interrupted, its files are a mix of two versions " \
+           f"({SWITCH_MARKER} is there); run `mde-mmrec install {root}` to complete it" in capsys.readouterr().err
+    assert snapshot(root) == before and not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------ killed at any moment (SIGKILL)
 _KILLED_AT_STEP = """
 import os, sys
