@@ -91,9 +91,9 @@ def _git(root: Path, *args: str, stdin: bytes | None = None, env: dict | None = 
          check: bool = True) -> subprocess.CompletedProcess:
     """Run git in ``root`` with mde-mmrec's identity (the user may have none) and literal paths."""
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    base_env.update(LC_ALL="C", GIT_LITERAL_PATHSPECS="1", **IDENTITY, **(env or {}))
     try:
-        result = subprocess.run(["git", "-C", str(root), *args], input=stdin, capture_output=True,
-                                env={**base_env, "LC_ALL": "C", "GIT_LITERAL_PATHSPECS": "1", **IDENTITY, **(env or {})})
+        result = subprocess.run(["git", "-C", str(root), *args], input=stdin, capture_output=True, env=base_env)
     except FileNotFoundError:
         raise MdeMmrecError("git is not on PATH: install git (MMRec is a git clone, and install builds a git "
                             "branch in it)") from None

@@ -252,7 +252,8 @@ def test_an_update_whose_series_no_longer_patches_a_file_restores_it(fake, tmp_p
     main = "src/main.py"
     smaller = tmp_path / "patches_v2"                    # the new series patches src/main.py only
     smaller.mkdir()
-    (smaller / "0001-first.patch").write_text("v2\n\n" + _diff(main, ORIGINAL[main], _edit(ORIGINAL[main], 3, "# v2\n")))
+    (smaller / "0001-first.patch").write_text("v2\n\n" + _diff(main, ORIGINAL[main],
+                                                                _edit(ORIGINAL[main], 3, "# v2\n")))
     (smaller / "manifest.json").write_text(json.dumps({
         "mmrec_commit": "0" * 40, "patches": ["0001-first.patch"],
         "pristine_sha256": {main: hashlib.sha256(ORIGINAL[main].encode()).hexdigest()}}))
