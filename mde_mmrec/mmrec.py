@@ -1,8 +1,9 @@
-"""Working with a patched MMRec checkout: find it, run its main.py, read its results file.
+"""Working with a patched MMRec checkout: find it (every command reaches it through ``mmrec_root``, which
+refuses one that an interrupted install or uninstall left half-switched), run its main.py, read its results file.
 
 The plugin's own MMRec-side modules (repo ``src/utils/*.py``: overrides, results log, fast metrics) are
-loaded from this repository with ``plugin_module(name)``, so the tools and the checkout share one copy of
-that code.
+loaded from this package's copy (``paths.plugin_src()``) with ``plugin_module(name)``, so the tools and the
+checkout share one copy of that code.
 """
 
 from __future__ import annotations
