@@ -11,7 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from . import compare, mmrec, report
+from . import compare, installer, mmrec, report
 from .errors import MdeMmrecError, positive_int
 from .synthetic import dataset_files, make_dataset
 
@@ -24,12 +24,9 @@ DEMO_KEYS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "ma
 
 def ensure_installed(path) -> Path:
     """The checkout's root, with this mde-mmrec's plugin installed (installs or updates it when needed)."""
-    root = Path(path).expanduser().resolve()
-    if not mmrec.is_mmrec(root):
-        mmrec.find_checkout(root)                # raises the clear "not an MMRec checkout" error
-    installed = (root / mmrec.INSTALL_MANIFEST).is_file()
-    if not installed or not mmrec.is_up_to_date(root):
-        from . import installer
+    root = mmrec.checkout_root(path)             # the clear "not an MMRec checkout" error
+    installed = (root / mmrec.PLUGIN_INFO).is_file()
+    if (root / mmrec.SWITCH_MARKER).exists() or not installed or not mmrec.is_up_to_date(root):
         print(f"{'updating' if installed else 'installing'} the mde-mmrec plugin in {root} ...")
         installer.install(root)
     return mmrec.find_checkout(root)

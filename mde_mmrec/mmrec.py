@@ -1,8 +1,9 @@
-"""Working with a patched MMRec checkout: find it, run its main.py, read its results file.
+"""Working with a patched MMRec checkout: find it (every command reaches it through ``mmrec_root``, which
+refuses one that an interrupted install or uninstall left half-switched), run its main.py, read its results file.
 
 The plugin's own MMRec-side modules (repo ``src/utils/*.py``: overrides, results log, fast metrics) are
-loaded from this repository with ``plugin_module(name)``, so the tools and the checkout share one copy of
-that code.
+loaded from this package's copy (``paths.plugin_src()``) with ``plugin_module(name)``, so the tools and the
+checkout share one copy of that code.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import MdeMmrecError
-from .paths import PLUGIN_SRC
+from .paths import current_fingerprint, plugin_src
 
 # files that make a directory an MMRec checkout
 MMREC_MARKERS = ("src/main.py", "src/utils/quick_start.py", "src/utils/configurator.py",
                  "src/common/abstract_recommender.py", "src/common/trainer.py", "src/configs/overall.yaml")
-INSTALL_MANIFEST = ".mde-mmrec-backup/manifest.json"   # written by `mde-mmrec install`
-JOURNAL_DIR = ".mde-mmrec-journal"   # exists only while an install or uninstall is changing files
+INSTALL_BRANCH = "mde-mmrec"                   # the git branch `mde-mmrec install` builds and checks out
+PLUGIN_INFO = "src/utils/mde_plugin_info.json"   # on that branch only; read by src/utils/results_log.py
+# In the checkout while install or uninstall switches its files (they are a mix of two versions until it is
+# gone): every command refuses the checkout, and so does the patched main.py (patch 0021).
+SWITCH_MARKER = ".mde-mmrec-switching"
 
 _PLUGIN_PACKAGE = "mde_mmrec._plugin_utils"
 MEMORY_LIMIT_EXIT = 137  # run_main's exit code for a run killed by its memory limit (as SIGKILL's 128 + 9)
@@ -42,7 +46,7 @@ def plugin_module(name: str):
     if _PLUGIN_PACKAGE not in sys.modules:
         spec = importlib.machinery.ModuleSpec(_PLUGIN_PACKAGE, None, is_package=True)
         package = importlib.util.module_from_spec(spec)
-        package.__path__ = [str(PLUGIN_SRC / "utils")]
+        package.__path__ = [str(plugin_src() / "utils")]
         sys.modules[_PLUGIN_PACKAGE] = package
     return importlib.import_module(f"{_PLUGIN_PACKAGE}.{name}")
 
@@ -65,7 +69,7 @@ def is_mmrec(path: Path) -> bool:
     return all((Path(path) / marker).is_file() for marker in MMREC_MARKERS)
 
 
-def mmrec_root(path) -> Path:
+def checkout_root(path) -> Path:
     """The root of an MMRec checkout (``path`` may also be its ``src/``); a clear error otherwise."""
     root = Path(path).expanduser().resolve()
     if root.name == "src" and is_mmrec(root.parent):
@@ -80,17 +84,25 @@ def mmrec_root(path) -> Path:
     return root
 
 
+def mmrec_root(path) -> Path:
+    """``checkout_root``, refusing a checkout that an interrupted install or uninstall left between two versions:
+    every command reaches the checkout through here."""
+    root = checkout_root(path)
+    if (root / SWITCH_MARKER).exists():
+        raise MdeMmrecError(f"{root}: an mde-mmrec install or uninstall there was interrupted, its files are a mix "
+                            f"of two versions ({SWITCH_MARKER} is there); run `mde-mmrec install {root}` to "
+                            f"complete it (or `mde-mmrec uninstall {root}` to complete it and go back)")
+    return root
+
+
 def find_checkout(path, up_to_date: bool = True) -> Path:
     """The root of an MMRec checkout with the plugin installed; a clear error otherwise. ``up_to_date``: the
     installed plugin and patches must be this mde-mmrec's (else MMRec would run other code than the user
     expects, and main.py's checks may not match the tools')."""
     root = mmrec_root(path)
-    if (root / JOURNAL_DIR).is_dir():
-        raise MdeMmrecError(f"{root}: an mde-mmrec install or uninstall there was interrupted; run `mde-mmrec "
-                            f"install {root}` (it rolls the interrupted change back first, then installs)")
-    if not (root / INSTALL_MANIFEST).is_file():
-        raise MdeMmrecError(f"{root}: the mde-mmrec plugin is not installed there "
-                            f"(no {INSTALL_MANIFEST}); run `mde-mmrec install {root}` first")
+    if not installed_info(root):
+        raise MdeMmrecError(f"{root}: the mde-mmrec plugin is not installed there (no {PLUGIN_INFO}: git branch "
+                            f"{INSTALL_BRANCH} not checked out); run `mde-mmrec install {root}` first")
     if up_to_date and not is_up_to_date(root):
         raise MdeMmrecError(f"{root}: the plugin installed there is another version than this mde-mmrec's "
                             f"(its model, helpers or patches differ); run `mde-mmrec install {root}` to update it")
@@ -99,7 +111,6 @@ def find_checkout(path, up_to_date: bool = True) -> Path:
 
 def is_up_to_date(root) -> bool:
     """Whether the plugin installed in ``root`` is the one this mde-mmrec would install."""
-    from .installer import current_fingerprint
     return installed_info(root).get("fingerprint") == current_fingerprint()
 
 
@@ -306,7 +317,17 @@ def read_results(path) -> list[dict]:
 
 
 def installed_info(checkout) -> dict:
-    """The installer's manifest of a patched checkout (version, MMRec commit, files); {} if not installed, a
-    clear error if damaged."""
-    from .installer import InstallState
-    return InstallState.read(Path(checkout)).manifest
+    """What install recorded in the checkout (``PLUGIN_INFO``: MMRec commit, plugin version, fingerprint, the
+    branch it was installed from); {} if the plugin is not installed, a clear error if the file is damaged."""
+    path = Path(checkout) / PLUGIN_INFO
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise MdeMmrecError(f"{path} is damaged ({exc}): restore it with `git checkout -- {PLUGIN_INFO}` in "
+                            f"{checkout}, or run `mde-mmrec install {checkout}`") from None
+    if not isinstance(info, dict):
+        raise MdeMmrecError(f"{path} is damaged (not a JSON object): restore it with `git checkout -- "
+                            f"{PLUGIN_INFO}` in {checkout}, or run `mde-mmrec install {checkout}`")
+    return info

@@ -46,9 +46,9 @@ def copy_mmrec():
 def pristine_copy(source: Path, target: Path) -> Path:
     """A copy of the checkout with MMRec's own files: if mde-mmrec is installed there, uninstalled in the copy
     (forced: the copy is ours, and edits made after installing are not MMRec's files either)."""
-    from mde_mmrec import installer
+    from mde_mmrec import installer, mmrec
     copy_checkout(source, target)
-    if installer.InstallState.read(target).installed:
+    if (target / mmrec.PLUGIN_INFO).is_file() or (target / mmrec.SWITCH_MARKER).exists():
         installer.uninstall(target, force=True)
     return target
 

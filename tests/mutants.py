@@ -2,8 +2,8 @@
 
 Each entry changes one behaviour that the paper, README or a command's documented contract fixes: in the
 model (``src/models/mde.py``: an equation, a switch, the graph construction, the evaluation cache) or in the
-tooling (resume, seeds, tables ranked by validation, the installer's rollback, the synthetic data, the user
-graph, the bench table, override parsing). For each, the script copies the repository to a scratch folder,
+tooling (resume, seeds, tables ranked by validation, the installer's switch and its recovery, the synthetic data,
+the user graph, the bench table, override parsing). For each, the script copies the repository to a scratch folder,
 applies the change and runs the tier-1 tests (the model tests for the model's mutants, all of tier 1 but the
 training run and tests/test_mutants_table.py, which checks this table, for the tooling's); every change must
 make some test fail. It prints one line per mutant and exits with 1 if any survives; an entry whose text is
@@ -154,11 +154,9 @@ TOOLING_MUTANTS = [
  (C, "C-legacy-lines-trusted", '    if any("settings" not in r for r in records):', "    if False:"),
  ("src/utils/results_log.py", "RL-legacy-lines-resumed", '        if "settings" not in r:\n', '        if "settings" not in r:\n            continue\n        if False:\n'),
  (C, "C-sidecar-written-unverified", "    if verified or settings_file(results_file).is_file() or not mmrec.read_results(results_file):", "    if True:"),
- (I, "I-damaged-backup-restored", "        if damaged:\n            raise MdeMmrecError(", "        if False:\n            raise MdeMmrecError("),
+ (X, "X-damaged-plugin-info-accepted", "    if not isinstance(info, dict):\n        raise MdeMmrecError", "    if False:\n        raise MdeMmrecError"),
  (DC, "DC-feature-file-shape-unchecked", "    if len(shape) != 2 or 0 in shape or array.dtype.kind not in \"biuf\":", "    if False:"),
- (I, "I-no-journal", "            self._journal({\"rel\": rel, \"copy\": copy}, self.saved[rel])", "            pass"),
- (I, "I-journal-not-replayed", "            if entry[\"copy\"] is None:\n                path.unlink(missing_ok=True)", "            if True:\n                pass"),
- (I, "I-manifest-not-validated", "        if not isinstance(manifest, dict) or not all(", "        if False and not all("),
+ (I, "I-interrupted-switch-not-completed", "    _complete(root, target)\n    done =", "    marker.unlink()\n    done ="),
  # compare
  (C, "C-imports-mmrec-own-packages-missing", "        local = (src / name).is_dir() or (src / f\"{name}.py\").is_file()\n", "        local = False\n"),
  (C, "C-imports-of-functions-too", "    for node in body:", "    for node in ast.walk(ast.Module(body=body, type_ignores=[])):"),
@@ -166,7 +164,6 @@ TOOLING_MUTANTS = [
  (P, "P-from-grid-note-ignored", "             sigma_note(from_grid),", "             sigma_note(None),"),
  (I, "I-older-mmrec-model-not-skipped", '    return rel.startswith("src/models/")', '    return False'),
  (I, "I-older-mmrec-sections-kept", "    return header + \"\".join(s for s in sections if not set(patched_files(s)) & skip)", "    return header + \"\".join(sections)"),
- (I, "I-bsd-patch-used", '    return result.returncode == 0 and "GNU patch" in result.stdout', '    return result.returncode == 0'),
  (DC, "DC-cold-start-filter-ignored", "        if cold_start_filter:", "        if False:"),
  (DC, "DC-all-items-user-off-by-one", "    full = np.flatnonzero(items_per_user >= items_in_training)", "    full = np.flatnonzero(items_per_user > items_in_training)"),
  (DC, "DC-all-items-counts-every-item", "    items_in_training = int(np.bincount(distinct % n_items, minlength=n_items).astype(bool).sum())", "    items_in_training = n_items"),
@@ -183,7 +180,7 @@ TOOLING_MUTANTS = [
  (DC, "DC-no-feature-file-passes", "    if not present:\n        raise DataError", "    if False:\n        raise DataError"),
  (DC, "DC-scan-cache-by-mtime-only", "    return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns", "    return stat.st_size, stat.st_mtime_ns"),
  (O, "O-data-warnings-not-printed", '        print(f"main.py: warning: -d {dataset}: {warning}", file=sys.stderr)', "        pass"),
- (I, "I-already-applied-not-told", "                if _series_already_applied(series, base, tool):", "                if False:"),
+ (I, "I-already-applied-not-told", "    if _series_already_applied(root, series, base, present):", "    if False:"),
  (C, "C1-skip-config-if-any-seed-done", "        if not todo:\n", "        if done:\n"),
  (C, "C2-collect-keeps-other-seeds", "            if r.get(\"seed\") not in seeds:\n                continue\n", ""),
  (C, "C3-collect-failed-into-table", "            if r.get(\"failed\"):\n                failed", "            if False:\n                failed"),
@@ -239,15 +236,17 @@ TOOLING_MUTANTS = [
  (U, "U5-duplicates-counted", "    matrix.data[:] = 1.0\n", ""),
  (U, "U6-progress-every-call", "        if last is None or now - last >= every_s:", "        if True:"),
  # installer
- (I, "I1-update-no-restore-of-dropped-patch", '    restore = {rel: state.original(root, rel) for rel in state.manifest.get("modified", {}) if rel not in to_write}', '    restore = {}'),
- (I, "I2-remember-overwrites-saved", "        if rel not in self.saved:\n            self.saved[rel]", "        if True:\n            self.saved[rel]"),
- (I, "I3-patch-fuzz", '"--fuzz=0"', '"--fuzz=2"'),
- (I, "I4-rollback-dirs-wrong-order", "        for folder in reversed(self.new_dirs):", "        for folder in self.new_dirs:"),
- (I, "I5-rollback-keeps-new-files", "                    if path.exists():\n                        path.unlink()", "                    pass"),
- (I, "I6-no-stale-delete", "    stale = sorted(old_added - set(to_write))", "    stale = []"),
- (I, "I7-commit-even-with-differences", '    info = {"mmrec_commit": head or (series.mmrec_commit if not differences else None),', '    info = {"mmrec_commit": head or series.mmrec_commit,'),
- (I, "I8-uninstall-ignores-edits", "    if edited and not force:", "    if False:"),
- (I, "I9-no-writable-check", "    check_writable(root, list(to_write) + stale + list(restore) + [INSTALL_MANIFEST])", "    pass"),
+ (I, "I1-main-py-not-first-when-installing", '(rel == "src/main.py") != installing', '(rel == "src/main.py") == installing'),
+ (I, "I2-stale-git-locks-kept", "            lock.unlink()                             # left by", "            pass  # left by"),
+ (I, "I3-uncommitted-edits-overwritten", "    if dirty:\n        raise MdeMmrecError(f\"uncommitted changes", "    if False:\n        raise MdeMmrecError(f\"uncommitted changes"),
+ (I, "I4-ignored-files-overwritten", '"--untracked-files=all", "--ignored", ', '"--untracked-files=all", '),
+ (I, "I5-failed-switch-not-undone", "            _write_marker(root, undo)\n            _complete(root, undo)", "            pass"),
+ (I, "I6-switch-without-marker", "    _write_marker(root, target)\n    try:", "    try:"),
+ (I, "I7-uninstall-ignores-edits", "    if dirty and not force:", "    if False:"),
+ (I, "I8-branch-kept-on-uninstall", '    if not target["branch"]:\n        _git(root, "update-ref", "-d", BRANCH_REF)', '    if False:\n        pass'),
+ (I, "I9-users-commits-dropped", "    if not _ours(root, head) and not force:", "    if False:"),
+ (I, "I10-rebuilds-when-up-to-date", '        if installed.get("fingerprint") == stamp:', "        if False:"),
+ (X, "X-mid-switch-checkout-accepted", "    if (root / SWITCH_MARKER).exists():\n        raise", "    if False:\n        raise"),
  # bench
  (B, "B1-cache-not-emptied", "            cache.unlink()  # so that", "            pass  # so that"),
  (B, "B2-table-valid-from-test", '_fmt(r["best_valid"].get("recall@20"), 4)', '_fmt(r["test"].get("recall@20"), 4)'),

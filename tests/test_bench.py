@@ -50,8 +50,8 @@ def test_children_get_the_environment_the_patched_main_py_sets():
     """bench times MMRec code in spawned children; they must run with main.py's allocator setting (patch
     0014), or the model's eval share would be measured under other conditions than the training runs."""
     import re
-    from mde_mmrec.paths import PATCHES_DIR
-    patch = next(PATCHES_DIR.glob("0014-*.patch")).read_text()
+    from mde_mmrec.paths import patches_dir
+    patch = next(patches_dir().glob("0014-*.patch")).read_text()
     set_by_main = dict(re.findall(r"^\+os\.environ\.setdefault\('(\w+)', '(\w+)'\)", patch, flags=re.M))
     assert set_by_main and set_by_main == bench.MAIN_PY_ENVIRONMENT
 

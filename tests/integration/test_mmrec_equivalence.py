@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mde_mmrec import installer
-from mde_mmrec.paths import PATCHES_DIR
+from mde_mmrec.paths import patches_dir
 
 from .mmrec_support import run_in_src
 
@@ -208,9 +208,9 @@ def test_series_applies_with_git_apply_and_patch_alike(pristine, copy_mmrec, tmp
             pytest.skip(f"{tool} is not installed")
         work = copy_mmrec(pristine, tmp_path / tool)
         shutil.rmtree(work / ".git")
-        for name in installer.Series.load(PATCHES_DIR).names:
-            command = ["git", "apply", str(PATCHES_DIR / name)] if tool == "git" else \
-                ["patch", "-p1", "--batch", "--fuzz=0", "-i", str(PATCHES_DIR / name)]
+        for name in installer.Series.load(patches_dir()).names:
+            command = ["git", "apply", str(patches_dir() / name)] if tool == "git" else \
+                ["patch", "-p1", "--batch", "--fuzz=0", "-i", str(patches_dir() / name)]
             result = subprocess.run(command, cwd=work, capture_output=True, text=True)
             assert result.returncode == 0, f"{tool}: {name}: {result.stdout} {result.stderr}"
         trees[tool] = tree_hashes(work)
@@ -219,8 +219,9 @@ def test_series_applies_with_git_apply_and_patch_alike(pristine, copy_mmrec, tmp
 
 
 def test_pristine_files_match_the_manifest_and_the_commit(pristine):
-    series = installer.Series.load(PATCHES_DIR)
-    assert installer.git_head(pristine) == series.mmrec_commit
+    series = installer.Series.load(patches_dir())
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=pristine, capture_output=True,
+                          text=True).stdout.strip() == series.mmrec_commit
     for rel, digest in series.pristine.items():
         assert hashlib.sha256((pristine / rel).read_bytes()).hexdigest() == digest, rel
 
@@ -236,8 +237,9 @@ def test_install_is_idempotent_and_uninstall_restores_the_checkout(pristine, cop
     assert " M " not in status_before   # MMRec's tracked files as committed
     assert installer.install(work) == "installed"
     assert installer.install(work) == "already installed"
-    result = subprocess.run(["git", "status", "--porcelain"], cwd=work, capture_output=True, text=True)
-    assert "src/utils/cli_overrides.py" in result.stdout and " M src/main.py" in result.stdout
+    changed = subprocess.run(["git", "diff", "--name-status", installer.Series.load(patches_dir()).mmrec_commit,
+                              "mde-mmrec"], cwd=work, capture_output=True, text=True).stdout   # the branch install built
+    assert "A\tsrc/utils/cli_overrides.py" in changed and "M\tsrc/main.py" in changed
     assert installer.uninstall(work) == "uninstalled"
     assert tree_hashes(work) == before
     assert git_status() == status_before

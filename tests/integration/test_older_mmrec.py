@@ -2,7 +2,8 @@
 ``oldest_mmrec``; model files added to MMRec later are skipped), MDE trains there, and uninstall gives the
 commit's files back; one commit older, install is refused with the fix and changes nothing.
 
-Needs MMREC_HOME to be a git clone with history (a shallow clone, or a copy without .git, skips)."""
+Needs MMREC_HOME to be a git clone with history (a shallow clone, or a copy without .git, skips). The clone is
+at the old commit detached, and uninstall goes back there."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from mde_mmrec import installer
 from mde_mmrec.errors import MdeMmrecError
 from mde_mmrec.mmrec import read_results, run_main
-from mde_mmrec.paths import PATCHES_DIR
+from mde_mmrec.paths import patches_dir
 from mde_mmrec.synthetic import make_dataset
 
 pytestmark = pytest.mark.mmrec
@@ -28,7 +29,7 @@ def _git(root: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def oldest(mmrec_home) -> str:
     """The oldest commit the series claims to fit; skips unless MMREC_HOME's history has it and its parent."""
-    commit = installer.Series.load(PATCHES_DIR).oldest.split()[0]
+    commit = installer.Series.load(patches_dir()).oldest.split()[0]
     probe = subprocess.run(["git", "-C", str(mmrec_home), "rev-parse", "--verify", "--quiet",
                             f"{commit}~1^{{commit}}"], capture_output=True)
     if probe.returncode != 0:
@@ -53,6 +54,7 @@ def test_the_oldest_mmrec_the_series_fits_installs_trains_mde_and_uninstalls(mmr
     with caplog.at_level(logging.WARNING):
         assert installer.install(root) == "installed"
     assert "its patch sections are skipped" in caplog.text          # models MMRec added after this commit
+    assert "Sections skipped (not in this MMRec): " in _git(root, "log", "--format=%B", f"{oldest}..mde-mmrec")
     make_dataset(root, "tiny", preset="tiny", seed=0)
     results, lines = tmp_path / "old.jsonl", []
     code = run_main(root, "MDE", "tiny", {"epochs": 1, "hyper_parameters": ["seed"], "cl_weight": 0.01,
@@ -63,6 +65,7 @@ def test_the_oldest_mmrec_the_series_fits_installs_trains_mde_and_uninstalls(mmr
     assert record["failed"] is None and record["test"]["recall@20"] > 0
     assert record["mmrec_commit"].startswith(oldest)
     installer.uninstall(root)
+    assert _git(root, "rev-parse", "HEAD").startswith(oldest) and not _git(root, "branch", "--list", "mde-mmrec")
     made_here = ("?? data/tiny/", "?? src/configs/dataset/tiny.yaml", "?? log/")    # the data set, MMRec's log
     assert [line for line in _changed(root) if not line.startswith(made_here)] == []
 

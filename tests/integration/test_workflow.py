@@ -155,3 +155,24 @@ def test_reproduce_from_grid_runs_the_ablations_at_the_grids_best_point(patched_
     assert f"- MDE: cl_weight={best['cl_weight']}, diff_weight=0.1, reg_weight=0.0001" in text
     records = mmrec.read_results(tmp_path / "t2" / "runs" / "MDE.jsonl")
     assert records[0]["settings"]["cl_weight"] == best["cl_weight"]
+
+
+def test_main_py_and_the_commands_refuse_a_checkout_mid_install(patched_mmrec, tiny_data):
+    """An install or uninstall killed while it switched the files leaves the installer's marker: the patched
+    main.py (patch 0021) exits naming the fix instead of an ImportError traceback, and so do the commands."""
+    from mde_mmrec.synthetic import make_dataset
+    marker = patched_mmrec / mmrec.SWITCH_MARKER
+    marker.write_text("{}")
+    try:
+        lines = []
+        assert mmrec.run_main(patched_mmrec, "MDE", tiny_data, {"epochs": 1}, on_line=lines.append) == 1
+        root = patched_mmrec.resolve()
+        assert lines == [f"main.py: error: an mde-mmrec install or uninstall of this checkout was interrupted (its "
+                         f"files are a mix of two versions); run `mde-mmrec install {root}` to complete it, or "
+                         f"`mde-mmrec uninstall {root}`"]
+        for command in (lambda: make_dataset(patched_mmrec, "other"), lambda: mmrec.find_checkout(patched_mmrec)):
+            with pytest.raises(MdeMmrecError, match=r"was interrupted.*run `mde-mmrec install"):
+                command()
+    finally:
+        marker.unlink()
+    assert mmrec.find_checkout(patched_mmrec) == patched_mmrec.resolve()
