@@ -30,6 +30,7 @@ from typing import Callable
 import yaml
 
 from . import mmrec, report, synthetic
+from .runner import MEMORY_LIMIT_EXIT, TIME_LIMIT_EXIT, out_dir_lock, run_main
 from .errors import MdeMmrecError, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
@@ -525,16 +526,16 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
 
     Returns (records with ``label`` added, status per label: "ok" or why it failed). Results accumulate in
     ``OUT/runs/<label>.jsonl``; logs in ``OUT/logs/<label>.log``; all records also in ``OUT/results.jsonl``.
-    ``runner`` defaults to ``mmrec.run_main`` (tests pass a fake one with the same signature);
+    ``runner`` defaults to ``run_main`` (tests pass a fake one with the same signature);
     ``max_rss_mb`` kills a run whose resident memory passes it (status "killed at the ... memory limit"),
     ``max_seconds`` one that runs longer (status "stopped at the ...s time limit", with how far it got)."""
-    with mmrec.out_dir_lock(out_dir):   # one mde-mmrec run per results folder
+    with out_dir_lock(out_dir):   # one mde-mmrec run per results folder
         checkout, out_dir = Path(checkout), Path(out_dir)
         runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
         if runner is None:   # MMRec itself runs them: main.py's own checks of every configuration first
             mmrec.check_commands(checkout, [(f"configuration {cfg.label!r}", cfg.model, dataset, overrides)
                                             for cfg, overrides, _, _ in runs])
-            runner = mmrec.run_main
+            runner = run_main
         (out_dir / "runs").mkdir(parents=True, exist_ok=True)
         (out_dir / "logs").mkdir(parents=True, exist_ok=True)
         if any(c.model in MULTIMODAL_NEEDS_USER_GRAPH for c in configs):
@@ -560,10 +561,10 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
             log_path = out_dir / "logs" / f"{cfg.slug}.log"
             limits = {k: v for k, v in (("max_rss_mb", max_rss_mb), ("max_seconds", max_seconds)) if v}
             code = runner(checkout, cfg.model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
-            if code == mmrec.MEMORY_LIMIT_EXIT and max_rss_mb:
+            if code == MEMORY_LIMIT_EXIT and max_rss_mb:
                 status[cfg.label] = f"killed at the {max_rss_mb / 1024:.0f} GB memory limit (see {log_path})"
                 echo(f"  {cfg.label} killed: resident memory passed {max_rss_mb / 1024:.0f} GB")
-            elif code == mmrec.TIME_LIMIT_EXIT and max_seconds:
+            elif code == TIME_LIMIT_EXIT and max_seconds:
                 status[cfg.label] = f"stopped at the {max_seconds:.0f}s time limit {progress.where()} (see {log_path})"
                 echo(f"  {cfg.label} stopped: {status[cfg.label]}")
             elif code != 0:
@@ -574,8 +575,8 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
                 status[cfg.label] = "ok"
                 record_settings(results_file, settings, verified=True)
         records, failed = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
-        for label, lines in failed.items():   # a run that exited 0 but has seeds without a result (NaN loss)
-            if status.get(label) == "ok":
+        for label, lines in failed.items():   # seeds without a result (NaN loss): say which, and why
+            if status.get(label) == "ok" or status.get(label, "").startswith("failed (exit"):
                 status[label] = (f"failed for seed(s) {', '.join(str(r['seed']) for r in lines)}: "
                                  f"{lines[0]['failed']}")
                 echo(f"  {label}: {status[label]}")

@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 
 from . import compare, mmrec, report
+from .runner import out_dir_lock, run_main
 from .errors import MdeMmrecError, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
              echo=print) -> int:
     """Run the grid (or this shard of it) through MMRec's grid loop, skipping finished points.
     Returns main.py's exit code (0 when nothing was left to run)."""
-    with mmrec.out_dir_lock(out_dir):   # one mde-mmrec run per results folder
+    with out_dir_lock(out_dir):   # one mde-mmrec run per results folder
         checkout, out_dir = Path(checkout), Path(out_dir)
         if any((out_dir / "runs").glob("*.jsonl")):
             raise MdeMmrecError(f"{out_dir} holds a comparison (runs/*.jsonl), whose results.jsonl a grid would "
@@ -133,7 +134,7 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
         compare.check_settings(results_file, settings)     # more values per grid key may join a finished grid
         if runner is None:   # MMRec itself runs it: main.py's own checks (every grid point's values) first
             mmrec.check_commands(checkout, [(f"{model} grid", model, dataset, overrides)])
-            runner = mmrec.run_main
+            runner = run_main
         points = grid_points(keys, values)
         done = done_params(compare.finished_with_recorded_settings(results_file), model, dataset)
         to_run, skipped = plan(points, done, shard)

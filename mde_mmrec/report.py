@@ -100,7 +100,8 @@ def summarize(records: list[dict], metrics=METRICS, ks=KS, split: str = "test",
     return pd.DataFrame(rows)
 
 
-def _fmt(value, digits=4) -> str:
+def fmt(value, digits=4) -> str:
+    """A number for a table: ``digits`` decimals for a float, as is for an int, "-" for None or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
@@ -119,7 +120,7 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub Markdown table (cells formatted with 4 decimals for floats)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |")
+        lines.append("| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -160,7 +161,7 @@ def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
         for k in keys:
             cell = f"{r[f'{k} mean']:.4f} ± {r[f'{k} std']:.4f}" if r["n_seeds"] > 1 else f"{r[f'{k} mean']:.4f}"
             cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)
-        cells += [_fmt(r["epochs_to_best"], 1), fmt_seconds(r["s_per_epoch"])]
+        cells += [fmt(r["epochs_to_best"], 1), fmt_seconds(r["s_per_epoch"])]
         rows.append(cells)
     return markdown_table(header, rows)
 
@@ -250,7 +251,7 @@ def grid_markdown(table: pd.DataFrame, keys: list[str] = ()) -> str:
             return f"{value:g}" if isinstance(value, float) else str(value)
         if column == "n_seeds":
             return str(value)
-        return _fmt(value, 1) if column == "epochs_to_best" else value
+        return fmt(value, 1) if column == "epochs_to_best" else value
     rows = [[cell(c, v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
     return markdown_table([c if c in keys else c.replace("_", " ") for c in table.columns], rows)
 

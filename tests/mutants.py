@@ -153,7 +153,7 @@ TOOLING_MUTANTS = [
  (C, "C10-default-seeds-off-by-one", "    return [DEFAULT_SEED + i for i in range(n or 1)]", "    return [DEFAULT_SEED + i + 1 for i in range(n or 1)]"),
  (C, "C11-no-unique-label-check", "    if len(set(labels)) != len(labels):", "    if False:"),
  (C, "C12-no-feature-file-check", "    if model is None or cfg.get(\"is_multimodal_model\"):", "    if model is None:"),
- (C, "C13-failed-seed-status-not-set", "            if status.get(label) == \"ok\":\n                status[label] = (f\"failed for", "            if status.get(label) == \"never\":\n                status[label] = (f\"failed for"),
+ (C, "C13-failed-seed-status-not-set", "            if status.get(label) == \"ok\" or status.get(label, \"\").startswith(\"failed (exit\"):\n                status[label] = (f\"failed for", "            if False:\n                status[label] = (f\"failed for"),
  # grid
  (G, "G1-done_params-ignores-dataset", 'if r.get("model") == model and r.get("dataset") == dataset]', 'if r.get("model") == model]'),
  (G, "G2-merge-no-dedupe", "            if key not in seen:                 # a point", "            if True:                 # a point"),
@@ -206,7 +206,7 @@ TOOLING_MUTANTS = [
  (I, "I9-no-writable-check", "    check_writable(root, list(to_write) + stale + list(restore) + [INSTALL_MANIFEST])", "    pass"),
  # bench
  (B, "B1-cache-not-emptied", "            cache.unlink()  # so that", "            pass  # so that"),
- (B, "B2-table-valid-from-test", '_fmt(r["best_valid"].get("recall@20"), 4)', '_fmt(r["test"].get("recall@20"), 4)'),
+ (B, "B2-table-valid-from-test", 'fmt(r["best_valid"].get("recall@20"), 4)', 'fmt(r["test"].get("recall@20"), 4)'),
  (B, "B3-ratio-inverted", 'return f"{by_model[a][key] / by_model[b][key]:.3f}"', 'return f"{by_model[b][key] / by_model[a][key]:.3f}"'),
  (B, "B4-user-env-overridden", "    added = [key for key in MAIN_PY_ENVIRONMENT if key not in os.environ]", "    added = list(MAIN_PY_ENVIRONMENT)"),
  (B, "B5-eval-repeats-one", "5 if size < 10 ** 9 else 1,", "1,"),

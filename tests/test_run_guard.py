@@ -1,14 +1,16 @@
 """Tier 1: the guard that lets benchmarks run models which would exhaust the machine's memory or time budget,
 and how a run stopped by it is reported."""
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
-from mde_mmrec import compare, mmrec
+from mde_mmrec import compare, mmrec, runner
 
 from checkout_support import standin_checkout
 
@@ -19,7 +21,7 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 def test_memory_limit_kills_a_process_past_it():
     grow = "import time\nchunks = []\nwhile True:\n    chunks.append(bytearray(50 * 2**20))\n    time.sleep(0.05)\n"
     process = subprocess.Popen([sys.executable, "-c", grow])
-    guard = mmrec.RunGuard(process.pid, max_rss_mb=300, interval=0.05)
+    guard = runner.RunGuard(process.pid, max_rss_mb=300, interval=0.05)
     code = process.wait(timeout=60)
     guard.stop()
     assert guard.reason == "memory" and code == -9
@@ -30,7 +32,7 @@ def test_memory_limit_kills_a_process_past_it():
 def test_time_limit_kills_a_process_that_runs_longer():
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     start = time.monotonic()
-    guard = mmrec.RunGuard(process.pid, max_seconds=0.5, interval=0.05)
+    guard = runner.RunGuard(process.pid, max_seconds=0.5, interval=0.05)
     code = process.wait(timeout=30)
     guard.stop()
     assert guard.reason == "time" and code == -9
@@ -40,7 +42,7 @@ def test_time_limit_kills_a_process_that_runs_longer():
 @linux_only
 def test_guard_leaves_a_process_within_both_limits_alone():
     process = subprocess.Popen([sys.executable, "-c", "x = bytearray(10 * 2**20)"])
-    guard = mmrec.RunGuard(process.pid, max_rss_mb=500, max_seconds=30, interval=0.05)
+    guard = runner.RunGuard(process.pid, max_rss_mb=500, max_seconds=30, interval=0.05)
     code = process.wait(timeout=60)
     guard.stop()
     assert code == 0 and not guard.killed and guard.reason is None
@@ -53,9 +55,9 @@ def test_run_main_reports_the_time_limit(tmp_path):
     (checkout / "src").mkdir(parents=True)
     (checkout / "src" / "main.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
     lines = []
-    code = mmrec.run_main(checkout, "MDE", "tiny", log_path=tmp_path / "run.log", on_line=lines.append,
+    code = runner.run_main(checkout, "MDE", "tiny", log_path=tmp_path / "run.log", on_line=lines.append,
                           max_seconds=1)
-    assert code == mmrec.TIME_LIMIT_EXIT
+    assert code == runner.TIME_LIMIT_EXIT
     assert lines == ["started", "mde-mmrec: stopped MDE at its time limit of 1 s"]
     assert (tmp_path / "run.log").read_text().endswith("time limit of 1 s\n")
 
@@ -97,7 +99,7 @@ def test_run_configs_reports_where_a_run_hit_its_time_limit(tmp_path):
         calls.append(limits)
         for line in MMREC_LOG:
             on_line(line)
-        return mmrec.TIME_LIMIT_EXIT
+        return runner.TIME_LIMIT_EXIT
 
     echo = []
     records, status = compare.run_configs(checkout, "tiny", [compare.RunConfig("FREEDOM", "FREEDOM", {})], [999],
@@ -121,7 +123,7 @@ def test_an_interrupted_run_main_does_not_leave_main_py_running(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        mmrec.run_main(tmp_path / "MMRec", "BPR", "tiny", on_line=interrupt)
+        runner.run_main(tmp_path / "MMRec", "BPR", "tiny", on_line=interrupt)
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(pids[0], 0)
@@ -132,9 +134,9 @@ def test_sigterm_to_mde_mmrec_alone_stops_main_py_too(tmp_path):
     src.mkdir(parents=True)
     (src / "main.py").write_text("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)\n")
     tool = subprocess.Popen([sys.executable, "-c", (
-        "from mde_mmrec import cli, mmrec\n"
+        "from mde_mmrec import cli, runner\n"
         "cli.exit_on_sigterm()\n"
-        f"mmrec.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))\n")],
+        f"runner.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))\n")],
         stdout=subprocess.PIPE, text=True)
     with tool:                              # closes its stdout pipe
         child = int(tool.stdout.readline())
@@ -143,3 +145,40 @@ def test_sigterm_to_mde_mmrec_alone_stops_main_py_too(tmp_path):
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
+
+
+def _survivors(pids, wait_s=10.0) -> list[int]:
+    """Those of ``pids`` still running after up to ``wait_s`` seconds (a zombie has ended)."""
+    processes = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            processes.append(psutil.Process(pid))
+    _, alive = psutil.wait_procs(processes, timeout=wait_s)
+    return [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+@linux_only
+@pytest.mark.parametrize("how", ["run_main", "bench child"])
+def test_a_sigkilled_command_leaves_no_child_running(tmp_path, how):
+    """SIGKILL (the OOM killer, a scheduler's time limit) gives mde-mmrec no chance to stop its child: the child
+    must end by itself, or it keeps appending results while a rerun trains the same points again."""
+    src = tmp_path / "MMRec" / "src"
+    src.mkdir(parents=True)
+    (src / "main.py").write_text("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)\n")
+    start = (f"runner.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))"
+             if how == "run_main" else "bench.in_child(time.sleep, 120)")
+    tool = subprocess.Popen([sys.executable, "-c", f"import time\nfrom mde_mmrec import bench, runner\n{start}\n"],
+                            stdout=subprocess.PIPE, text=True)
+    with tool:
+        if how == "run_main":
+            children = [int(tool.stdout.readline())]
+        else:
+            deadline = time.monotonic() + 30
+            while not psutil.Process(tool.pid).children() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1)                       # the spawned child is computing by now
+            children = [p.pid for p in psutil.Process(tool.pid).children(recursive=True)]
+        assert children
+        tool.kill()
+        tool.wait()
+    assert _survivors(children) == []

@@ -15,7 +15,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from mde_mmrec import compare, grid, mmrec
+from mde_mmrec import compare, grid, mmrec, runner
 from mde_mmrec.errors import MdeMmrecError
 
 from checkout_support import standin_checkout
@@ -306,8 +306,8 @@ def test_a_second_run_into_the_same_folder_is_refused_until_the_first_ends(tmp_p
     checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from mde_mmrec import mmrec
-        with mmrec.out_dir_lock({str(out)!r}):
+        from mde_mmrec import runner
+        with runner.out_dir_lock({str(out)!r}):
             print("locked", flush=True)
             time.sleep(120)
         """)], stdout=subprocess.PIPE, text=True)
@@ -328,6 +328,25 @@ def test_a_second_run_into_the_same_folder_is_refused_until_the_first_ends(tmp_p
     assert status == {"BPR": "ok"} and len(records) == 2
 
 
+def test_a_run_is_refused_while_a_main_py_still_writes_into_the_folder(tmp_path):
+    """Where no parent-death signal stopped it (not Linux; a main.py started by hand), a main.py still
+    appending to OUT would race a rerun for the same points: the rerun waits for it instead."""
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                               f"--results_file={out.resolve() / 'runs' / 'BPR.jsonl'}"])
+    try:
+        runner_calls = FakeRunner()
+        with pytest.raises(MdeMmrecError, match=rf"main.py of an earlier run still writes there \(pid {orphan.pid}\)"
+                                                rf".*kill {orphan.pid}"):
+            _compare(checkout, out, runner_calls)
+        assert runner_calls.calls == []
+    finally:
+        orphan.kill()
+        orphan.wait()
+    records, status = _compare(checkout, out, FakeRunner())
+    assert status == {"BPR": "ok"} and len(records) == 2
+
+
 def test_an_out_folder_that_is_a_file_is_refused(tmp_path):
     checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out.txt"
     out.write_text("notes\n")
@@ -339,14 +358,14 @@ def test_an_out_folder_that_is_a_file_is_refused(tmp_path):
 def test_a_run_refused_before_writing_anything_leaves_no_folder_behind(tmp_path):
     out, kept = tmp_path / "new" / "out", tmp_path / "kept"
     with pytest.raises(MdeMmrecError, match="bad"):
-        with mmrec.out_dir_lock(out):
+        with runner.out_dir_lock(out):
             assert (out / ".mde-mmrec.lock").is_file()
             raise MdeMmrecError("bad configuration")
     assert not out.exists()
     kept.mkdir()
-    with mmrec.out_dir_lock(kept):          # a folder that was there before stays
+    with runner.out_dir_lock(kept):          # a folder that was there before stays
         pass
-    with mmrec.out_dir_lock(out):           # a run that wrote something keeps its folder
+    with runner.out_dir_lock(out):           # a run that wrote something keeps its folder
         (out / "summary.md").write_text("x")
     assert kept.is_dir() and (out / "summary.md").is_file()
 
