@@ -28,9 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from . import compare, mmrec, report, runner, synthetic
+from . import core, mmrec, report, runner, synthetic
 from .report import fmt, fmt_seconds
 from .errors import MdeMmrecError, non_negative_float, non_negative_int, positive_int
 
@@ -119,8 +118,9 @@ def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> 
     with inside_checkout(checkout):
         import torch
         from models import mde  # the installed copy of src/models/mde.py
-        cfg = compare.merged_config(checkout, "MDE", dataset)
+        cfg = core.merged_config(checkout, "MDE", dataset)
         data_dir = Path(cfg.get("data_path", "../data/")) / dataset
+        import pandas as pd
         inter = pd.read_csv(data_dir / cfg["inter_file_name"], sep="\t")
         train = inter[inter[cfg["inter_splitting_label"]] == 0]
         shape = (int(inter[cfg["USER_ID_FIELD"]].max()) + 1, int(inter[cfg["ITEM_ID_FIELD"]].max()) + 1)
@@ -292,9 +292,9 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
     # a fresh folder per invocation: a benchmark measures, it never resumes earlier runs
     run_dir = Path(out_dir) / "runs" / f"{preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     for m in models:
-        compare.check_model_exists(checkout, m)   # a misspelt model is an error; one that cannot run here a row
-    configs, not_run = compare.runnable([compare.RunConfig(m, m, dict(BENCH_SETTINGS.get(m, {}))) for m in models],
-                                        compare.cuda_available(), checkout)
+        core.check_model_exists(checkout, m)   # a misspelt model is an error; one that cannot run here a row
+    configs, not_run = core.runnable([core.RunConfig(m, m, dict(BENCH_SETTINGS.get(m, {}))) for m in models],
+                                        core.cuda_available(), checkout)
     for label, reason in not_run.items():
         echo(f"  {label}: {reason}")
     flags = [f"--seed {seed}", f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
@@ -314,11 +314,11 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
 
     write()
     for config in configs:   # one model at a time, so that the report grows run by run
-        records, run_status = compare.run_configs(checkout, dataset, [config], [seed], run_dir, epochs=epochs,
+        records, run_status = core.run_configs(checkout, dataset, [config], [seed], run_dir, epochs=epochs,
                                                   echo=echo, max_rss_mb=max_rss_mb, max_seconds=max_seconds)
         status.update(run_status)
         by_model.update({r["label"]: r for r in records})
-        compare.write_records(run_dir / "results.jsonl", list(by_model.values()))   # each call wrote only its own
+        core.results_log().write_records(run_dir / "results.jsonl", list(by_model.values()))   # each run wrote its own
         if config.model == "MDE" and "MDE" in by_model and not graphs.get("error"):   # its run cached the graphs
             loaded = in_child(mde_graph_seconds, checkout, dataset, True)[0]
             graphs["load_s"] = loaded["load_s"] if loaded else float("nan")

@@ -13,8 +13,10 @@ import itertools
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:           # pandas is imported where it is used, so `mde-mmrec --help` stays fast
+    import pandas as pd
 
 from .errors import MdeMmrecError
 
@@ -55,6 +57,7 @@ def records_frame(records: list[dict], split: str = "test") -> pd.DataFrame:
         row.update((r.get(split) or {}))
         row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})
         rows.append(row)
+    import pandas as pd
     return pd.DataFrame(rows)
 
 
@@ -97,6 +100,7 @@ def summarize(records: list[dict], metrics=METRICS, ks=KS, split: str = "test",
         row["epochs_to_best"] = g["epochs_to_best"].mean()
         row["s_per_epoch"] = g["s_per_epoch"].mean()
         rows.append(row)
+    import pandas as pd
     return pd.DataFrame(rows)
 
 
@@ -263,6 +267,7 @@ def heatmap_data(table: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFram
 
 def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) -> list[Path]:
     """One PNG per pair of grid keys with more than one value: ``heatmap_<x>_<y>.png`` (none without matplotlib)."""
+    import pandas as pd
     varying = [k for k in keys if table[k].nunique() > 1]
     plt = pyplot() if len(varying) >= 2 else None
     if plt is None:

@@ -122,11 +122,17 @@ def main_command(model: str, dataset: str, overrides: dict | None = None) -> lis
     return [sys.executable, "main.py", "-m", model, "-d", dataset, *override_args(overrides or {})]
 
 
+def events_file(log_path) -> Path:
+    """Where a run logged to ``log_path`` writes its progress events (patch 0022): beside the log."""
+    return Path(log_path).with_suffix(".events.jsonl")
+
+
 def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, log_path=None,
              on_line: Callable[[str], None] | None = None, env: dict | None = None,
              max_rss_mb: float | None = None, max_seconds: float | None = None) -> int:
     """Run ``python main.py -m MODEL -d DATASET --k=v ...`` in CHECKOUT/src; each output line (stdout and
-    stderr together) goes to ``on_line`` and, if given, to ``log_path``. Returns main.py's exit code, or
+    stderr together) goes to ``on_line`` and, if given, to ``log_path`` (its progress events to
+    ``events_file(log_path)``). Returns main.py's exit code, or
     ``MEMORY_LIMIT_EXIT`` / ``TIME_LIMIT_EXIT`` when the run was killed for passing ``max_rss_mb`` /
     ``max_seconds``. A relative ``results_file`` is taken relative to the current directory (main.py runs in
     CHECKOUT/src). main.py never outlives this process (call it from the main thread: Linux's parent-death
@@ -137,6 +143,8 @@ def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, 
         overrides["results_file"] = str(Path(overrides["results_file"]).expanduser().resolve())
     command = main_command(model, dataset, overrides)
     run_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    if log_path:            # progress events (patch 0022; src/utils/results_log.py reads the variable)
+        run_env["MDE_MMREC_EVENTS"] = str(events_file(log_path).resolve())
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     guard = None
     try:

@@ -99,26 +99,30 @@ MODEL_MUTANTS = [
 
 C = "mde_mmrec/compare.py"; G = "mde_mmrec/grid.py"; R = "mde_mmrec/report.py"; P = "mde_mmrec/reproduce.py"
 S = "mde_mmrec/synthetic.py"; U = "mde_mmrec/usergraph.py"; I = "mde_mmrec/installer.py"; B = "mde_mmrec/bench.py"
-X = "mde_mmrec/mmrec.py"; L = "mde_mmrec/cli.py"
+X = "mde_mmrec/mmrec.py"; L = "mde_mmrec/cli.py"; K = "mde_mmrec/core.py"; N = "mde_mmrec/runner.py"
 O = "src/utils/cli_overrides.py"; DC = "src/utils/data_checks.py"
 TOOLING_MUTANTS = [
  # one run per folder, interruption, settings without a sidecar, damaged installs
- (X, "X-no-lock", "            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)", "            pass"),
- (X, "X-interrupt-leaves-main-py", "                stop_process(process)\n", "                pass\n"),
+ (N, "N-no-lock", "            lock.acquire()\n", "            pass\n"),
+ (N, "N-interrupt-leaves-main-py", "                stop_process(process)\n", "                pass\n"),
+ (N, "N-child-outlives-a-killed-command", "        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)", "        pass"),
+ (N, "N-leftover-main-py-ignored", "            if writers:\n", "            if False:\n"),
+ ("src/utils/results_log.py", "RL-duplicates-counted", "        if key is None or key not in seen:", "        if True:"),
+ ("src/utils/results_log.py", "RL-torn-line-kept", "    if torn:\n        write_records(", "    if False:\n        write_records("),
  (L, "L-sigterm-not-handled", "    signal.signal(signal.SIGTERM, handler)", "    pass"),
- (C, "C-no-sidecar-trusted", "    return mmrec.read_results(results_file) if settings_file(results_file).is_file() else []", "    return mmrec.read_results(results_file)"),
- (C, "C-legacy-lines-trusted", '    if any("settings" not in r for r in records):', "    if False:"),
+ (K, "C-no-sidecar-trusted", "    return results_log().read_results(results_file) if settings_file(results_file).is_file() else []", "    return results_log().read_results(results_file)"),
+ (K, "C-legacy-lines-trusted", '    if any("settings" not in r for r in records):', "    if False:"),
  ("src/utils/results_log.py", "RL-legacy-lines-resumed", '        if "settings" not in r:\n', '        if "settings" not in r:\n            continue\n        if False:\n'),
- (C, "C-sidecar-written-unverified", "    if verified or settings_file(results_file).is_file() or not mmrec.read_results(results_file):", "    if True:"),
+ (K, "C-sidecar-written-unverified", "    if verified or settings_file(results_file).is_file() or not results_log().read_results(results_file):", "    if True:"),
  (I, "I-damaged-backup-restored", "        if damaged:\n            raise MdeMmrecError(", "        if False:\n            raise MdeMmrecError("),
  (DC, "DC-feature-file-shape-unchecked", "    if len(shape) != 2 or 0 in shape or array.dtype.kind not in \"biuf\":", "    if False:"),
  (I, "I-no-journal", "            self._journal({\"rel\": rel, \"copy\": copy}, self.saved[rel])", "            pass"),
  (I, "I-journal-not-replayed", "            if entry[\"copy\"] is None:\n                path.unlink(missing_ok=True)", "            if True:\n                pass"),
  (I, "I-manifest-not-validated", "        if not isinstance(manifest, dict) or not all(", "        if False and not all("),
  # compare
- (C, "C-imports-mmrec-own-packages-missing", "        local = (src / name).is_dir() or (src / f\"{name}.py\").is_file()\n", "        local = False\n"),
- (C, "C-imports-of-functions-too", "    for node in body:", "    for node in ast.walk(ast.Module(body=body, type_ignores=[])):"),
- (C, "C-check-model-ignores-imports", "    reason = why_not_runnable(model, checkout=checkout)\n", "    reason = why_not_runnable(model)\n"),
+ (K, "C-imports-mmrec-own-packages-missing", "        local = (src / name).is_dir() or (src / f\"{name}.py\").is_file()\n", "        local = False\n"),
+ (K, "C-imports-of-functions-too", "    for node in body:", "    for node in ast.walk(ast.Module(body=body, type_ignores=[])):"),
+ (K, "C-check-model-ignores-imports", "    reason = why_not_runnable(model, checkout=checkout)\n", "    reason = why_not_runnable(model)\n"),
  (P, "P-from-grid-note-ignored", "             sigma_note(from_grid),", "             sigma_note(None),"),
  (I, "I-older-mmrec-model-not-skipped", '    return rel.startswith("src/models/")', '    return False'),
  (I, "I-older-mmrec-sections-kept", "    return header + \"\".join(s for s in sections if not set(patched_files(s)) & skip)", "    return header + \"\".join(sections)"),
@@ -140,26 +144,26 @@ TOOLING_MUTANTS = [
  (DC, "DC-scan-cache-by-mtime-only", "    return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns", "    return stat.st_size, stat.st_mtime_ns"),
  (O, "O-data-warnings-not-printed", '        print(f"main.py: warning: -d {dataset}: {warning}", file=sys.stderr)', "        pass"),
  (I, "I-already-applied-not-told", "                if _series_already_applied(series, base, tool):", "                if False:"),
- (C, "C1-skip-config-if-any-seed-done", "        if not todo:\n", "        if done:\n"),
- (C, "C2-collect-keeps-other-seeds", "            if r.get(\"seed\") not in seeds:\n                continue\n", ""),
- (C, "C3-collect-failed-into-table", "            if r.get(\"failed\"):\n                failed", "            if False:\n                failed"),
- (C, "C4-pin-last-grid-value", "            overrides[key] = value[0] if value else None", "            overrides[key] = value[-1] if value else None"),
- (C, "C5-pin-overrides-user-set", "        if key == \"seed\" or key in sets:\n            continue", "        if key == \"seed\":\n            continue"),
- (C, "C6-single-values-only-grid-keys", "and (k in file_grid or not isinstance(file_config.get(k), list))]", "and k in file_grid]"),
- (C, "C7-gpu_id-in-settings", '_NOT_SETTINGS = tuple(k for k in mmrec.plugin_module("results_log")._NOT_SETTINGS if k != "hyper_parameters")', '_NOT_SETTINGS = ("seed", "results_file", "resume", "grid_shard")'),
- (C, "C7b-grid_shard-in-settings", 'if k != "hyper_parameters")', 'if k not in ("hyper_parameters", "grid_shard"))'),
- (C, "C8-settings-ignore-data-digest", "    if recorded != settings:\n", "    if recorded[\"config\"] != settings[\"config\"]:\n"),
- (C, "C9-seed_list-keeps-duplicates", "        return list(dict.fromkeys(values))", "        return list(values)"),
- (C, "C10-default-seeds-off-by-one", "    return [DEFAULT_SEED + i for i in range(n or 1)]", "    return [DEFAULT_SEED + i + 1 for i in range(n or 1)]"),
- (C, "C11-no-unique-label-check", "    if len(set(labels)) != len(labels):", "    if False:"),
- (C, "C12-no-feature-file-check", "    if model is None or cfg.get(\"is_multimodal_model\"):", "    if model is None:"),
- (C, "C13-failed-seed-status-not-set", "            if status.get(label) == \"ok\" or status.get(label, \"\").startswith(\"failed (exit\"):\n                status[label] = (f\"failed for", "            if False:\n                status[label] = (f\"failed for"),
+ (K, "C1-skip-config-if-any-seed-done", "        if not todo:\n", "        if done:\n"),
+ (K, "C2-collect-keeps-other-seeds", "            if r.get(\"seed\") not in seeds:\n                continue\n", ""),
+ (K, "C3-collect-failed-into-table", "            if r.get(\"failed\"):\n                failed", "            if False:\n                failed"),
+ (K, "C4-pin-last-grid-value", "            overrides[key] = value[0] if value else None", "            overrides[key] = value[-1] if value else None"),
+ (K, "C5-pin-overrides-user-set", "        if key == \"seed\" or key in sets:\n            continue", "        if key == \"seed\":\n            continue"),
+ (K, "C6-single-values-only-grid-keys", "and (k in file_grid or not isinstance(file_config.get(k), list))]", "and k in file_grid]"),
+ (K, "C7-gpu_id-in-settings", '    return tuple(k for k in results_log()._NOT_SETTINGS if k != "hyper_parameters")', '    return ("seed", "results_file", "resume", "grid_shard")'),
+ (K, "C7b-grid_shard-in-settings", 'if k != "hyper_parameters")', 'if k not in ("hyper_parameters", "grid_shard"))'),
+ (K, "C8-settings-ignore-data-digest", "    if recorded != settings:\n", "    if recorded[\"config\"] != settings[\"config\"]:\n"),
+ (K, "C9-seed_list-keeps-duplicates", "        return list(dict.fromkeys(values))", "        return list(values)"),
+ (K, "C10-default-seeds-off-by-one", "    return [DEFAULT_SEED + i for i in range(n or 1)]", "    return [DEFAULT_SEED + i + 1 for i in range(n or 1)]"),
+ (K, "C11-no-unique-label-check", "    if len(set(labels)) != len(labels):", "    if False:"),
+ (K, "C12-no-feature-file-check", "    if model is None or cfg.get(\"is_multimodal_model\"):", "    if model is None:"),
+ (K, "C13-failed-seed-status-not-set", "            if status[label] == \"ok\" or status[label].startswith(\"failed (exit\"):\n                status[label] = (f\"failed for", "            if False:\n                status[label] = (f\"failed for"),
  # grid
  (G, "G1-done_params-ignores-dataset", 'if r.get("model") == model and r.get("dataset") == dataset]', 'if r.get("model") == model]'),
- (G, "G2-merge-no-dedupe", "            if key not in seen:                 # a point", "            if True:                 # a point"),
+ (G, "G2-merge-no-dedupe", "    records, repeated = results_log.unique_points(records)", "    repeated = 0"),
  (G, "G3-shard-off-by-one", "        if shard and index % shard[1] != shard[0] - 1:", "        if shard and index % shard[1] != shard[0] % shard[1]:"),
  (G, "G4-best-is-last-row", "    best = table.iloc[0]            # the table's", "    best = table.iloc[-1]            # the table's"),
- (G, "G5-grid-seed-default-ignores-yaml", 'values["seed"] = list(seeds) if seeds else (merged.get("seed") if isinstance(merged.get("seed"), list)\n                                                 else [merged.get("seed", compare.DEFAULT_SEED)])', 'values["seed"] = list(seeds) if seeds else [compare.DEFAULT_SEED]'),
+ (G, "G5-grid-seed-default-ignores-yaml", 'values["seed"] = list(seeds) if seeds else (merged.get("seed") if isinstance(merged.get("seed"), list)\n                                                 else [merged.get("seed", core.DEFAULT_SEED)])', 'values["seed"] = list(seeds) if seeds else [core.DEFAULT_SEED]'),
  # report
  (R, "R1-best-grid-point-by-test", '    return table.sort_values(f"valid {valid_metric}", ascending=False', '    return table.sort_values(f"test {test_metrics[0]}", ascending=False'),
  (R, "R2-valid-columns-from-test", '        row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})', '        row.update({f"valid.{k}": v for k, v in (r.get("test") or {}).items()})'),
@@ -175,7 +179,7 @@ TOOLING_MUTANTS = [
  (P, "P2-paper-dataset-always-baby", '        pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")', '        pd_name = paper_dataset or "baby"'),
  (P, "P3-not-run-counts-as-failed", '    failed = {label: s for label, s in status.items() if s != "ok" and not s.startswith("not run")}', '    failed = {label: s for label, s in status.items() if s != "ok"}'),
  (P, "P4-best-grid-point-keeps-failed", '               if r.get("model") == "MDE" and not r.get("failed")]', '               if r.get("model") == "MDE"]'),
- (P, "P5-wo-NLT-keeps-NLT", 'compare.RunConfig("w/o NLT", "MDE", {"use_nlt": False})', 'compare.RunConfig("w/o NLT", "MDE", {"use_nlt": True})'),
+ (P, "P5-wo-NLT-keeps-NLT", 'core.RunConfig("w/o NLT", "MDE", {"use_nlt": False})', 'core.RunConfig("w/o NLT", "MDE", {"use_nlt": True})'),
  (P, "P6-partial-seeds-not-marked", '    return text if done >= n_seeds else', '    return text if done >= 1 else'),
  (P, "P7-model_sets-override-variant", '{**(model_sets or {}).get(c.model, {}), **c.overrides}', '{**c.overrides, **(model_sets or {}).get(c.model, {})}'),
  # synthetic
@@ -215,7 +219,7 @@ TOOLING_MUTANTS = [
  (B, "B8-unprofiled-reason-dropped", 'f"not profiled: {reason}"', '"not profiled"'),
  (B, "B10-report-only-at-the-end", "        write()\n    ran = [m for m in models if m in by_model]", "    ran = [m for m in models if m in by_model]"),
  (B, "B12-gpu-annotations-counted", '        if event.device_type == DeviceType.CUDA and getattr(event, "is_user_annotation", False):\n            continue\n', ""),
- (B, "B13-results-file-holds-the-last-run", '        compare.write_records(run_dir / "results.jsonl", list(by_model.values()))', "        pass"),
+ (B, "B13-results-file-holds-the-last-run", '        core.results_log().write_records(run_dir / "results.jsonl", list(by_model.values()))', "        pass"),
  (B, "B14-no-report-before-the-first-run", "    write()\n    for config in configs:", "    for config in configs:"),
  ("bench/gpu.sh", "GS1-runs-logs-not-archived", "    esac\n    archive_runs\n}", "    esac\n}"),
  (B, "B9-profile-steps-flag-ignored", "                          profile_steps=args.profile_steps)", "                          profile_steps=0)"),
@@ -249,7 +253,7 @@ def run(path: str, name: str, old: str, new: str, tests: list[str]) -> bool:
 def _tier1_in_a_copy(tests: list[str], path: str | None = None, old: str = "", new: str = ""):
     """Run ``tests`` in a scratch copy of the repository, with ``old`` replaced by ``new`` in ``path``."""
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in ("src", "tests", "mde_mmrec", "patches", "bench"):   # what tier 1 reads (bench: gpu.sh)
+        for folder in ("src", "tests", "mde_mmrec", "patches", "bench", "docs"):   # what tier 1 reads (gpu.sh, sbatch)
             shutil.copytree(REPO / folder, Path(tmp) / folder, ignore=shutil.ignore_patterns("results"))
         for file in ("setup.cfg", "pyproject.toml", "README.md"):
             shutil.copy(REPO / file, Path(tmp) / file)

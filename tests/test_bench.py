@@ -124,7 +124,7 @@ def test_bench_reports_validation_recall_and_builds_mde_graphs_from_nothing(tmp_
         return records, {c.label: "ok" for c in configs}
 
     monkeypatch.setattr(bench, "in_child", fake_child)
-    monkeypatch.setattr(bench.compare, "run_configs", fake_run_configs)
+    monkeypatch.setattr(bench.core, "run_configs", fake_run_configs)
     md, _ = bench.run_bench(checkout, "tiny", ["MDE"], 1, 999, tmp_path / "out", echo=lambda line: None)
     assert caches_at_run == [[]]                         # the MMRec run built MDE's graphs from nothing
     row = next(line for line in md.read_text().splitlines() if line.startswith("| MDE |"))
@@ -154,7 +154,7 @@ def test_a_model_that_cannot_run_here_gets_a_row_saying_why_and_the_others_run(t
         return [{"label": c.label, "model": c.model, "s_per_epoch": 2.0, "best_valid": {"recall@20": 0.1}}
                 for c in configs], {c.label: "ok" for c in configs}
 
-    monkeypatch.setattr(bench.compare, "run_configs", fake_run_configs)
+    monkeypatch.setattr(bench.core, "run_configs", fake_run_configs)
     md, ratio = bench.run_bench(checkout, "tiny", ["MDE", "DRAGON"], 1, 999, tmp_path / "out", eval_share=False,
                                 echo=lambda line: None)
     assert ran == ["MDE"]
@@ -232,7 +232,7 @@ def test_the_report_is_written_after_each_measurement_and_marked_partial_until_t
                 for c in configs], {c.label: "ok" for c in configs}
 
     monkeypatch.setattr(bench, "in_child", fake_child)
-    monkeypatch.setattr(bench.compare, "run_configs", fake_run_configs)
+    monkeypatch.setattr(bench.core, "run_configs", fake_run_configs)
     md, ratio = bench.run_bench(checkout, "tiny", ["MDE", "FREEDOM"], 1, 999, tmp_path / "out", profile_steps=3,
                                 echo=lambda line: None)
     steps = [name for name, _ in seen]

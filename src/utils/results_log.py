@@ -193,6 +193,7 @@ def read_results(path, warn=True) -> list:
 def write_records(path, records: list) -> None:
     """Replace a JSON-lines file with ``records``, atomically: a reader sees the old file or the new one."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temporary, "wb") as handle:
         handle.write("".join(json.dumps(_plain(r)) + "\n" for r in records).encode("utf-8"))
@@ -265,6 +266,18 @@ def append_record(path, record: dict) -> None:
         os.fsync(handle.fileno())
 
 
+EVENTS_VARIABLE = "MDE_MMREC_EVENTS"   # set by mde-mmrec for each main.py it runs: where progress events go
+
+
+def event(kind: str, **fields) -> None:
+    """Append one progress event (a JSON line: ``event``, ``time`` and ``fields``) to the file that
+    $MDE_MMREC_EVENTS names (patch 0022); nothing without it. mde-mmrec shows progress from these lines."""
+    path = os.environ.get(EVENTS_VARIABLE)
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(_plain({"event": kind, "time": round(time.time(), 3), **fields})) + "\n")
+
+
 def points_to_run(config, combinators):
     """The grid points this run trains, as (0-based index in the full product, tuple): those of this
     grid_shard, less those already in results_file when resume is on (each skip is logged)."""
@@ -284,6 +297,7 @@ def points_to_run(config, combinators):
         if params in done and config["resume"]:
             logger.info(f"skipping grid point {index + 1}/{len(combinators)} {params}: "
                         f"already in {config['results_file']}")
+            event("skipped", index=index + 1, of=len(combinators), params=params)
             continue
         again += params in done
         selected.append((index, hyper_tuple))
@@ -371,6 +385,7 @@ NO_EPOCH_FINISHED = "no epoch finished: the loss was NaN or inf in the first epo
 def record_point(config, hyper_tuple, trainer, best_valid, best_test, model_init_s, train_time_s):
     """Append the grid point's line to results_file (if one is set) and return the record."""
     record = build_record(config, hyper_tuple, trainer, best_valid, best_test, model_init_s, train_time_s)
+    event("finished", params=record["params"], failed=record["failed"])
     if record["failed"]:
         logging.getLogger().error(f"grid point {record['params']}: {record['failed']}")
     if config["results_file"]:
