@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from . import compare, mmrec, report, synthetic
+from . import core, mmrec, report, runner, synthetic
+from .report import fmt, fmt_seconds
 from .errors import MdeMmrecError, non_negative_float, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,10 @@ def in_child(fn, *args, max_rss_mb: float | None = None):
     guard; returns (result or None, error message or None, the child's peak RSS in MB)."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_child_main, args=(queue, fn, args))
+    child = context.Process(target=_child_main, args=(queue, fn, args, os.getpid()))
     with main_py_environment():
         child.start()
-    guard = mmrec.RunGuard(child.pid, max_rss_mb) if max_rss_mb else None
+    guard = runner.RunGuard(child.pid, max_rss_mb) if max_rss_mb else None
     child.join()
     if guard:
         guard.stop()
@@ -96,7 +96,8 @@ def in_child(fn, *args, max_rss_mb: float | None = None):
     return result, error, peak
 
 
-def _child_main(queue, fn, args) -> None:
+def _child_main(queue, fn, args, parent_pid: int) -> None:
+    runner.die_with_parent(parent_pid)          # a killed bench leaves no child computing on
     try:
         result, error = fn(*args), None
     except Exception as exc:  # reported to the parent, which decides
@@ -117,8 +118,9 @@ def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> 
     with inside_checkout(checkout):
         import torch
         from models import mde  # the installed copy of src/models/mde.py
-        cfg = compare.merged_config(checkout, "MDE", dataset)
+        cfg = core.merged_config(checkout, "MDE", dataset)
         data_dir = Path(cfg.get("data_path", "../data/")) / dataset
+        import pandas as pd
         inter = pd.read_csv(data_dir / cfg["inter_file_name"], sep="\t")
         train = inter[inter[cfg["inter_splitting_label"]] == 0]
         shape = (int(inter[cfg["USER_ID_FIELD"]].max()) + 1, int(inter[cfg["ITEM_ID_FIELD"]].max()) + 1)
@@ -290,9 +292,9 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
     # a fresh folder per invocation: a benchmark measures, it never resumes earlier runs
     run_dir = Path(out_dir) / "runs" / f"{preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     for m in models:
-        compare.check_model_exists(checkout, m)   # a misspelt model is an error; one that cannot run here a row
-    configs, not_run = compare.runnable([compare.RunConfig(m, m, dict(BENCH_SETTINGS.get(m, {}))) for m in models],
-                                        compare.cuda_available(), checkout)
+        core.check_model_exists(checkout, m)   # a misspelt model is an error; one that cannot run here a row
+    configs, not_run = core.runnable([core.RunConfig(m, m, dict(BENCH_SETTINGS.get(m, {}))) for m in models],
+                                        core.cuda_available(), checkout)
     for label, reason in not_run.items():
         echo(f"  {label}: {reason}")
     flags = [f"--seed {seed}", f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
@@ -312,11 +314,11 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
 
     write()
     for config in configs:   # one model at a time, so that the report grows run by run
-        records, run_status = compare.run_configs(checkout, dataset, [config], [seed], run_dir, epochs=epochs,
+        records, run_status = core.run_configs(checkout, dataset, [config], [seed], run_dir, epochs=epochs,
                                                   echo=echo, max_rss_mb=max_rss_mb, max_seconds=max_seconds)
         status.update(run_status)
         by_model.update({r["label"]: r for r in records})
-        compare.write_records(run_dir / "results.jsonl", list(by_model.values()))   # each call wrote only its own
+        core.results_log().write_records(run_dir / "results.jsonl", list(by_model.values()))   # each run wrote its own
         if config.model == "MDE" and "MDE" in by_model and not graphs.get("error"):   # its run cached the graphs
             loaded = in_child(mde_graph_seconds, checkout, dataset, True)[0]
             graphs["load_s"] = loaded["load_s"] if loaded else float("nan")
@@ -354,9 +356,9 @@ def _main_rows(models, by_model: dict, status: dict, shares: dict | None, graphs
         note = "ok" if m != "MDE" or graphs.get("error") else (
             f"graphs built in {graphs['build_s']:.2f}s on the CPU (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
             f"loaded in {graphs.get('load_s', float('nan')):.3f}s")
-        rows.append([m, _fmt(r.get("model_init_s")), _fmt(r.get("s_per_epoch")), _fmt(r.get("eval_s")),
-                     error or _fmt(share, 3), _fmt(r.get("peak_rss_mb"), 0), _fmt(r.get("peak_gpu_mb"), 0),
-                     _fmt(r["best_valid"].get("recall@20"), 4), note])
+        rows.append([m, fmt(r.get("model_init_s"), 2), fmt(r.get("s_per_epoch"), 2), fmt(r.get("eval_s"), 2),
+                     error or fmt_seconds(share), fmt(r.get("peak_rss_mb"), 0), fmt(r.get("peak_gpu_mb"), 0),
+                     fmt(r["best_valid"].get("recall@20"), 4), note])
     return rows
 
 
@@ -372,8 +374,8 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
             continue
         cuda_note = ("no CUDA: device columns empty" if not result["cuda"] else
                      "no CUDA events recorded (is CUPTI missing?)" if result["device_activities"] is None else "ok")
-        rows.append([m, _fmt(result["step_ms"], 1), _fmt(result["loader_ms"], 1), _fmt(result["ops"], 0),
-                     _fmt(result["device_activities"], 0), _fmt(result["device_ms"], 2), cuda_note])
+        rows.append([m, fmt(result["step_ms"], 1), fmt(result["loader_ms"], 1), fmt(result["ops"], 0),
+                     fmt(result["device_activities"], 0), fmt(result["device_ms"], 2), cuda_note])
     header = ["model", "step ms", "loader ms/batch", "aten ops per step", "device activities per step",
               "device ms per step", "notes"]
     return ("## Per training step\n\n"
@@ -386,10 +388,6 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
             "launching a GPU kernel; device activities: CUDA kernels and copies, with their summed time. Where "
             "device ms is far below step ms the GPU waits for the host.\n\n"
             + report.markdown_table(header, rows) + "\n\n")
-
-
-def _fmt(value, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _ratio_line(by_model: dict, graphs: dict) -> str:

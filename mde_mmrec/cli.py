@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def exit_on_sigterm() -> None:
     """SIGTERM ends mde-mmrec through Python's unwinding (exit status 143), so a running main.py is stopped
-    with it (``mmrec.run_main``) and locks are released, instead of being left running."""
+    with it (``runner.run_main``) and locks are released, instead of being left running."""
     def handler(signum, frame):
         raise SystemExit(128 + signum)
     signal.signal(signal.SIGTERM, handler)

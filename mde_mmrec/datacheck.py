@@ -8,7 +8,7 @@ import logging
 
 import numpy as np
 
-from . import compare, mmrec
+from . import core, mmrec
 from .errors import MdeMmrecError
 from .mmrec import mmrec_root
 
@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 def describe(checkout, dataset: str) -> str:
     """A Markdown table of the data set as MMRec will see it: users and items (the largest id + 1), the
     interactions of each split, the training density, and each feature file's shape."""
-    cfg = compare.merged_config(checkout, "", dataset)
-    inter = compare.interaction_file(checkout, dataset, cfg=cfg)
+    cfg = core.merged_config(checkout, "", dataset)
+    inter = core.interaction_file(checkout, dataset, cfg=cfg)
     summary = mmrec.plugin_module("data_checks").interaction_summary(inter, cfg)   # read once, with the checks
     if summary is None:
         raise MdeMmrecError(f"the configuration of data set {dataset!r} lacks USER_ID_FIELD, ITEM_ID_FIELD or "
@@ -44,8 +44,8 @@ def describe(checkout, dataset: str) -> str:
 
 def _cmd_check_data(args) -> int:
     checkout = mmrec_root(args.mmrec)
-    compare.check_model_exists(checkout, args.model)   # a misspelt -m would check for a model that does not exist
-    warnings = compare.check_dataset(checkout, args.dataset, args.model)     # raises on errors, logs warnings
+    core.check_model_exists(checkout, args.model)   # a misspelt -m would check for a model that does not exist
+    warnings = core.check_dataset(checkout, args.dataset, args.model)     # raises on errors, logs warnings
     print(describe(checkout, args.dataset))
     print(f"\n{args.dataset}: no errors, MMRec can run {args.model} on it" +
           (f"; {len(warnings)} warning(s) above" if warnings else "; no warnings"))

@@ -11,7 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from . import compare, installer, mmrec, report
+from . import core, installer, mmrec, report
 from .errors import MdeMmrecError, positive_int
 from .synthetic import dataset_files, make_dataset
 
@@ -39,22 +39,22 @@ def demo_table(records: list[dict]) -> str:
     return report.markdown_table(header, rows)
 
 
-def run_demo(path, epochs: int = 5, baseline: str = "LightGCN", out=None, seed: int = compare.DEFAULT_SEED,
+def run_demo(path, epochs: int = 5, baseline: str = "LightGCN", out=None, seed: int = core.DEFAULT_SEED,
              echo=print) -> list[dict]:
     root = ensure_installed(path)
     if not all(f.is_file() for f in dataset_files(root, DEMO_DATASET).values()):
         make_dataset(root, DEMO_DATASET, preset="tiny", seed=0)
     out = Path(out or DEMO_OUT)
-    configs = [compare.RunConfig("MDE", "MDE"), compare.RunConfig(baseline, baseline)]
+    configs = [core.RunConfig("MDE", "MDE"), core.RunConfig(baseline, baseline)]
     try:
-        records, status = compare.run_configs(root, DEMO_DATASET, configs, [seed], out, epochs=epochs, echo=echo)
-    except compare.OtherSettingsError as stale:   # an earlier demo with other settings (or plugin): run anew
+        records, status = core.run_configs(root, DEMO_DATASET, configs, [seed], out, epochs=epochs, echo=echo)
+    except core.OtherSettingsError as stale:   # an earlier demo with other settings (or plugin): run anew
         echo(f"earlier demo results in {stale.files[0].parent} were made with other settings or record none; "
              "running again")
         for runs in out.glob("runs/*.jsonl"):
-            for path in (runs, compare.settings_file(runs)):
+            for path in (runs, core.settings_file(runs)):
                 path.unlink(missing_ok=True)
-        records, status = compare.run_configs(root, DEMO_DATASET, configs, [seed], out, epochs=epochs, echo=echo)
+        records, status = core.run_configs(root, DEMO_DATASET, configs, [seed], out, epochs=epochs, echo=echo)
     failed = {k: v for k, v in status.items() if v != "ok"}
     if failed:
         raise MdeMmrecError("demo run failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))
@@ -65,11 +65,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     records = run_demo(args.mmrec, args.epochs, args.baseline, args.out)
     out = Path(args.out or DEMO_OUT)
     text = (f"Test metrics on the synthetic data set '{DEMO_DATASET}' after at most {args.epochs} epochs "
-            f"(seed {compare.DEFAULT_SEED}, at the epoch with the best validation Recall@20):\n\n{demo_table(records)}")
+            f"(seed {core.DEFAULT_SEED}, at the epoch with the best validation Recall@20):\n\n{demo_table(records)}")
     (out / "summary.md").write_text(f"# mde-mmrec demo\n\n{text}", encoding="utf-8")
     print(f"\n{text}")
     print(f"results in {out}/ (summary.md, results.jsonl, runs/, logs/)")
-    dragon = compare.why_not_runnable("DRAGON", cuda=False, checkout=Path(args.mmrec))
+    dragon = core.why_not_runnable("DRAGON", cuda=False, checkout=Path(args.mmrec))
     first = f"; first: {dragon}" if dragon else ""
     print(f"Next: mde-mmrec compare --mmrec {args.mmrec} -d {DEMO_DATASET} -m MDE FREEDOM DRAGON --seeds 3 "
           f"(about 45 s on 2 idle CPU cores: each seed trains until early stopping{first}), or a data set of "

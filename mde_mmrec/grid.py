@@ -16,10 +16,12 @@ import argparse
 import itertools
 import json
 import logging
+import os
 from pathlib import Path
 
-from . import compare, mmrec, report
-from .errors import MdeMmrecError, non_negative_int, positive_int
+from . import core, mmrec, report
+from .errors import MdeMmrecError
+from .runner import events_file, out_dir_lock
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,28 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
     try:
-        return mmrec.plugin_module("results_log").parse_shard(text)
+        return core.results_log().parse_shard(text)
     except ValueError:
         raise MdeMmrecError(f"--shard {text}: write i/n with 1 <= i <= n, e.g. --shard 1/4 (the first of four "
                             "shards)") from None
+
+
+def slurm_shard(env=os.environ) -> tuple[int, int] | None:
+    """The shard of a Slurm job array task (``sbatch --array``): task ``SLURM_ARRAY_TASK_ID`` of
+    ``SLURM_ARRAY_TASK_COUNT``, counted from ``SLURM_ARRAY_TASK_MIN`` (0 where not set); None outside an array."""
+    if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
+        return None
+    try:
+        task, count = int(env["SLURM_ARRAY_TASK_ID"]), int(env["SLURM_ARRAY_TASK_COUNT"])
+        index = task - int(env.get("SLURM_ARRAY_TASK_MIN", 0)) + 1
+    except ValueError:
+        raise MdeMmrecError("SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT and SLURM_ARRAY_TASK_MIN must be whole "
+                            "numbers; give the shard with --shard i/n") from None
+    if not 1 <= index <= count:
+        raise MdeMmrecError(f"Slurm array task {task} is not one of {count} tasks from "
+                            f"{env.get('SLURM_ARRAY_TASK_MIN', 0)}: a job array for shards needs consecutive ids "
+                            "(sbatch --array=0-N); or give the shard with --shard i/n")
+    return index, count
 
 
 def plan(points: list[dict], done: list[dict], shard: tuple[int, int] | None = None
@@ -65,8 +85,7 @@ def done_params(records: list[dict], model: str, dataset: str) -> list[dict]:
     return [r.get("params") for r in records if r.get("model") == model and r.get("dataset") == dataset]
 
 
-def _show(point: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in point.items())
+_show = core._show
 
 
 # --------------------------------------------------------------------------------------------- running
@@ -76,8 +95,8 @@ def grid_spec(checkout: Path, model: str, dataset: str, sets: dict, seeds: list[
     changed or extended by list values in ``sets``; non-list ``sets`` are plain overrides. A key the model
     yaml does not have is an error (before anything runs)."""
     model_yaml = Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml"
-    model_cfg = compare.load_yaml(model_yaml)
-    merged = compare.merged_config(checkout, model, dataset)
+    model_cfg = core.load_yaml(model_yaml)
+    merged = core.merged_config(checkout, model, dataset)
     keys = ["seed"] + [k for k in model_cfg.get("hyper_parameters") or [] if k != "seed"]
     values = {k: merged.get(k) for k in keys}
     plain = {}
@@ -91,20 +110,20 @@ def grid_spec(checkout: Path, model: str, dataset: str, sets: dict, seeds: list[
                                     f"give one value" + (" (the number of epochs: --epochs N)" if key == "epochs"
                                                          else ""))
             if key not in model_cfg:
-                raise compare.unknown_keys_error(f"--set {key}", [key], [k for k in model_cfg if k != "hyper_parameters"],
+                raise core.unknown_keys_error(f"--set {key}", [key], [k for k in model_cfg if k != "hyper_parameters"],
                                                  f"a grid key must be one of {model}'s keys in {model_yaml}")
             if key not in keys:
                 keys.append(key)
             values[key] = value
         else:
             if key not in merged:
-                raise compare.unknown_keys_error(f"--set {key}", [key], merged)
+                raise core.unknown_keys_error(f"--set {key}", [key], merged)
             if key in keys:                                   # a single value pins a grid key
                 values[key] = [value]
             else:
                 plain[key] = value
     values["seed"] = list(seeds) if seeds else (merged.get("seed") if isinstance(merged.get("seed"), list)
-                                                 else [merged.get("seed", compare.DEFAULT_SEED)])
+                                                 else [merged.get("seed", core.DEFAULT_SEED)])
     for key in keys:
         if not isinstance(values[key], list):
             values[key] = [values[key]]
@@ -116,7 +135,7 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
              echo=print) -> int:
     """Run the grid (or this shard of it) through MMRec's grid loop, skipping finished points.
     Returns main.py's exit code (0 when nothing was left to run)."""
-    with mmrec.out_dir_lock(out_dir):   # one mde-mmrec run per results folder
+    with out_dir_lock(out_dir):   # one mde-mmrec run per results folder
         checkout, out_dir = Path(checkout), Path(out_dir)
         if any((out_dir / "runs").glob("*.jsonl")):
             raise MdeMmrecError(f"{out_dir} holds a comparison (runs/*.jsonl), whose results.jsonl a grid would "
@@ -129,13 +148,12 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
             overrides["grid_shard"] = f"{shard[0]}/{shard[1]}"
         if epochs:
             overrides["epochs"] = int(epochs)
-        settings = compare.run_settings(checkout, model, dataset, overrides, varying=keys)
-        compare.check_settings(results_file, settings)     # more values per grid key may join a finished grid
+        settings = core.run_settings(checkout, model, dataset, overrides, varying=keys)
+        core.check_settings(results_file, settings)     # more values per grid key may join a finished grid
         if runner is None:   # MMRec itself runs it: main.py's own checks (every grid point's values) first
             mmrec.check_commands(checkout, [(f"{model} grid", model, dataset, overrides)])
-            runner = mmrec.run_main
         points = grid_points(keys, values)
-        done = done_params(compare.finished_with_recorded_settings(results_file), model, dataset)
+        done = done_params(core.finished_with_recorded_settings(results_file), model, dataset)
         to_run, skipped = plan(points, done, shard)
         where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
         echo(f"grid of {len(points)} point(s) over {', '.join(keys)}{where}: {len(skipped)} already done, "
@@ -144,24 +162,21 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
             echo(f"  skip {index + 1}/{len(points)}: {_show(point)} (in {results_file})")
         for index, point in to_run:
             echo(f"  run  {index + 1}/{len(points)}: {_show(point)}")
-        sidecar = compare.settings_file(results_file)
-        unvouched = 0 if sidecar.is_file() else len(mmrec.read_results(results_file))
+        sidecar = core.settings_file(results_file)
+        unvouched = 0 if sidecar.is_file() else len(core.results_log().read_results(results_file))
         if unvouched:
             echo(f"  {unvouched} finished run(s) in {results_file} without recorded settings ({sidecar.name}): "
                  "main.py reuses those made with the same settings")
         if not to_run:
             return 0
-        compare.record_settings(results_file, settings)
-        n_epochs = int(epochs or compare.merged_config(checkout, model, dataset).get("epochs") or 1000)
-        progress = compare.Progress(1, n_epochs, echo)
-        progress.begin(0, f"{model} grid", len(to_run))
-        code = runner(checkout, model, dataset, overrides, log_path=out_dir / "grid.log", on_line=progress)
-        if code == 0:
-            compare.record_settings(results_file, settings, verified=True)
-        else:
-            tail = "\n".join("    " + l for l in progress.tail[-15:])
-            echo(f"MMRec exited with code {code}; finished points are kept in {results_file} (rerun to resume). "
-                 f"Last lines of {out_dir / 'grid.log'}:\n{tail}")
+        log_path = out_dir / "grid.log"
+        progress = core.Progress(1, core.n_epochs(checkout, model, dataset, epochs), echo)
+        progress.begin(0, f"{model} grid", len(to_run), events_file(log_path))
+        code, why = core.run_one(checkout, model, dataset, overrides, settings, log_path, progress, runner)
+        if why:
+            tail = "\n".join("    " + line for line in progress.tail[-15:])
+            echo(f"MMRec {why}; finished points are kept in {results_file} (rerun to resume). Last lines of "
+                 f"{log_path}:\n{tail}")
         return code
 
 
@@ -211,20 +226,22 @@ def grid_keys_of(records: list[dict]) -> list[str]:
 # ------------------------------------------------------------------------------------------------ CLI
 def _cmd_grid(args: argparse.Namespace) -> int:
     checkout = mmrec.find_checkout(args.mmrec)
-    compare.check_model(checkout, args.model)
+    core.check_model(checkout, args.model)
     report.charts_available()
-    sets = compare.parse_sets(args.set)
-    compare.check_set_models(sets, [args.model], "this grid")
+    sets = core.parse_sets(args.set)
+    core.check_set_models(sets, [args.model], "this grid")
     merged_sets = dict(sets.get(None, {}), **sets.get(args.model, {}))
-    compare.check_dataset(checkout, args.dataset, args.model, merged_sets)
-    seeds = compare.seed_list(args.seeds, args.seed_values) if (args.seeds or args.seed_values) else None
-    keys, values, plain = grid_spec(checkout, args.model, args.dataset, merged_sets, seeds)
-    shard = parse_shard(args.shard)
+    core.check_dataset(checkout, args.dataset, args.model, merged_sets)
+    keys, values, plain = grid_spec(checkout, args.model, args.dataset, merged_sets,
+                                    core.seed_list(args.seeds, args.seed_values))
+    shard = parse_shard(args.shard) if args.shard else slurm_shard()
+    if shard and not args.shard:
+        print(f"Slurm job array task: shard {shard[0]}/{shard[1]}")
     out = Path(args.out or f"results/grid-{args.model}-{args.dataset}")
     code = run_grid(checkout, args.model, args.dataset, keys, values, out, plain, args.epochs, shard)
-    records = [r for r in mmrec.read_results(out / "results.jsonl")
+    records = [r for r in core.results_log().read_results(out / "results.jsonl")
                if r.get("model") == args.model and r.get("dataset") == args.dataset]
-    if records:
+    if any(not r.get("failed") for r in records):
         md = summarize(records, keys, out, f"{args.model} grid on {args.dataset}")
         print(md.read_text(encoding="utf-8"))
         heatmaps = ", heatmaps" if any(out.glob("heatmap_*.png")) else ""
@@ -237,7 +254,7 @@ def _same_settings(results_files: list[Path]) -> dict | None:
     None (with a warning) where a shard's settings were not recorded."""
     recorded = {}
     for path in results_files:
-        sidecar = compare.settings_file(path)
+        sidecar = core.settings_file(path)
         if not sidecar.is_file():
             log.warning("%s has no %s: cannot check that it ran with the other shards' settings", path.parent,
                         sidecar.name)
@@ -247,22 +264,22 @@ def _same_settings(results_files: list[Path]) -> dict | None:
     for path, other in rest:
         if other != settings:
             raise MdeMmrecError(f"{path.parent} ran with other settings than {first.parent} ("
-                                f"{compare.settings_difference(settings, other)}): merging would rank points "
+                                f"{core.settings_difference(settings, other)}): merging would rank points "
                                 "of different runs in one table; rerun the shard with the same settings")
     return settings
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    records, seen = [], set()
+    results_log = core.results_log()
+    records = []
     for folder in args.dirs:
         path = Path(folder) / "results.jsonl"
         if not path.is_file():
             raise MdeMmrecError(f"{path}: no results file (give the --out folders of the grid shards)")
-        for r in mmrec.read_results(path):
-            key = (r.get("model"), r.get("dataset"), json.dumps(r.get("params"), sort_keys=True))
-            if key not in seen:                 # a point run by two shards counts once
-                seen.add(key)
-                records.append(r)
+        records += results_log.read_results(path)
+    records, repeated = results_log.unique_points(records)       # a point run by two shards counts once
+    if repeated:
+        log.warning("%d point(s) are in more than one shard's results; each is counted once", repeated)
     models = sorted({(r.get("model"), r.get("dataset")) for r in records})
     if len(models) > 1:
         raise MdeMmrecError(f"the folders hold grids of different models / data sets: {models}")
@@ -270,10 +287,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if settings is not None:
-        compare.record_settings(out / "results.jsonl", settings)
-    with open(out / "results.jsonl", "w", encoding="utf-8") as handle:
-        for r in records:
-            handle.write(json.dumps(r) + "\n")
+        core.record_settings(out / "results.jsonl", settings)
+    results_log.write_records(out / "results.jsonl", records)
     model, dataset = models[0] if models else ("?", "?")
     md = summarize(records, grid_keys_of(records), out, f"{model} grid on {dataset} (merged)")
     print(md.read_text(encoding="utf-8"))
@@ -283,11 +298,11 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("grid", help="resumable, shardable grid search through MMRec's grid loop",
                               description=__doc__.split("\n\n")[0])
-    compare.add_common_args(p, "results/grid-MODEL-DATASET")
+    core.add_run_args(p, "results/grid-MODEL-DATASET")
     p.add_argument("-m", "--model", default="MDE", help="model (default MDE)")
-    p.add_argument("--seeds", type=positive_int, default=None, help="seeds per point (default: overall.yaml's seed)")
-    p.add_argument("--seed-values", type=non_negative_int, nargs="+", default=None, help="explicit seeds")
-    p.add_argument("--shard", default=None, metavar="I/N", help="run every N-th point, starting at the I-th")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="run every N-th point, starting at the I-th (default: in a Slurm job array, the array task's "
+                        "shard: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1 of SLURM_ARRAY_TASK_COUNT)")
     p.epilog = "grid values: --set cl_weight=[0.01,0.1] (a list is a grid dimension; a single value pins it)"
     p.set_defaults(func=_cmd_grid)
 

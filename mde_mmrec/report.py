@@ -13,8 +13,10 @@ import itertools
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:           # pandas is imported where it is used, so `mde-mmrec --help` stays fast
+    import pandas as pd
 
 from .errors import MdeMmrecError
 
@@ -55,6 +57,7 @@ def records_frame(records: list[dict], split: str = "test") -> pd.DataFrame:
         row.update((r.get(split) or {}))
         row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})
         rows.append(row)
+    import pandas as pd
     return pd.DataFrame(rows)
 
 
@@ -97,10 +100,12 @@ def summarize(records: list[dict], metrics=METRICS, ks=KS, split: str = "test",
         row["epochs_to_best"] = g["epochs_to_best"].mean()
         row["s_per_epoch"] = g["s_per_epoch"].mean()
         rows.append(row)
+    import pandas as pd
     return pd.DataFrame(rows)
 
 
-def _fmt(value, digits=4) -> str:
+def fmt(value, digits=4) -> str:
+    """A number for a table: ``digits`` decimals for a float, as is for an int, "-" for None or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
@@ -119,7 +124,7 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub Markdown table (cells formatted with 4 decimals for floats)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |")
+        lines.append("| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -160,7 +165,7 @@ def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
         for k in keys:
             cell = f"{r[f'{k} mean']:.4f} ± {r[f'{k} std']:.4f}" if r["n_seeds"] > 1 else f"{r[f'{k} mean']:.4f}"
             cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)
-        cells += [_fmt(r["epochs_to_best"], 1), fmt_seconds(r["s_per_epoch"])]
+        cells += [fmt(r["epochs_to_best"], 1), fmt_seconds(r["s_per_epoch"])]
         rows.append(cells)
     return markdown_table(header, rows)
 
@@ -250,7 +255,7 @@ def grid_markdown(table: pd.DataFrame, keys: list[str] = ()) -> str:
             return f"{value:g}" if isinstance(value, float) else str(value)
         if column == "n_seeds":
             return str(value)
-        return _fmt(value, 1) if column == "epochs_to_best" else value
+        return fmt(value, 1) if column == "epochs_to_best" else value
     rows = [[cell(c, v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
     return markdown_table([c if c in keys else c.replace("_", " ") for c in table.columns], rows)
 
@@ -262,6 +267,7 @@ def heatmap_data(table: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFram
 
 def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) -> list[Path]:
     """One PNG per pair of grid keys with more than one value: ``heatmap_<x>_<y>.png`` (none without matplotlib)."""
+    import pandas as pd
     varying = [k for k in keys if table[k].nunique() > 1]
     plt = pyplot() if len(varying) >= 2 else None
     if plt is None:

@@ -8,18 +8,20 @@ layout, beside the paper's own numbers (``mde_mmrec/data/paper_results.csv``, co
   (``fixed_text_weight``), variant B, node-level independent trade-off weights (``tradeoff=independent``),
   and full MDE. The paper gives Fig. 2 only as a chart, so only measured values are reported.
 
-Every configuration runs through ``compare.run_configs`` (MMRec's own training loop, same seeds, resumable).
+Every configuration runs through ``core.run_configs`` (MMRec's own training loop, same seeds, resumable).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:           # pandas is imported where it is used, so `mde-mmrec --help` stays fast
+    import pandas as pd
 
-from . import compare, grid, mmrec, report
-from .errors import MdeMmrecError, non_negative_int, positive_int
+from . import core, grid, mmrec, report
+from .errors import MdeMmrecError
 
 PAPER_CSV = "paper_results.csv"
 PAPER_DATASETS = ("baby", "sports", "clothing")
@@ -32,22 +34,23 @@ FIG2_METRICS = ("recall@20", "ndcg@20")
 
 def paper_results() -> pd.DataFrame:
     """The paper's numbers (table, dataset, row, metric, value, source)."""
+    import pandas as pd
     return pd.read_csv(Path(__file__).with_name("data") / PAPER_CSV)
 
 
-def experiment_configs(name: str, models: list[str] | None = None) -> list[compare.RunConfig]:
+def experiment_configs(name: str, models: list[str] | None = None) -> list[core.RunConfig]:
     """The configurations an experiment runs."""
     if name == "table1":
-        return [compare.RunConfig(m, m) for m in (models or TABLE1_MODELS)]
+        return [core.RunConfig(m, m) for m in (models or TABLE1_MODELS)]
     if name == "table2":
-        return [compare.RunConfig("w/o MDA", "MDE", {"use_mda": False}),
-                compare.RunConfig("w/o MSA", "MDE", {"use_msa": False}),
-                compare.RunConfig("w/o NLT", "MDE", {"use_nlt": False}),
-                compare.RunConfig("MDE", "MDE")]
+        return [core.RunConfig("w/o MDA", "MDE", {"use_mda": False}),
+                core.RunConfig("w/o MSA", "MDE", {"use_msa": False}),
+                core.RunConfig("w/o NLT", "MDE", {"use_nlt": False}),
+                core.RunConfig("MDE", "MDE")]
     if name == "fig2":
-        return ([compare.RunConfig(f"A: w_t={w}", "MDE", {"fixed_text_weight": w}) for w in FIG2_WEIGHTS]
-                + [compare.RunConfig("B: independent", "MDE", {"tradeoff": "independent"}),
-                   compare.RunConfig("MDE", "MDE")])
+        return ([core.RunConfig(f"A: w_t={w}", "MDE", {"fixed_text_weight": w}) for w in FIG2_WEIGHTS]
+                + [core.RunConfig("B: independent", "MDE", {"tradeoff": "independent"}),
+                   core.RunConfig("MDE", "MDE")])
     raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
 
 
@@ -149,16 +152,17 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
     ``common``: overrides for every configuration; ``model_sets``: {model: overrides} for that model's
     configurations (an experiment's own variant settings, e.g. use_mda=False, take precedence);
     ``from_grid``: the grid folder whose best point ``model_sets`` carries for MDE (said so in the notes)."""
-    configs = [compare.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
+    configs = [core.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
                for c in experiment_configs(experiment, models)]
-    configs, skipped = compare.runnable(configs, compare.cuda_available() if cuda is None else cuda, checkout)
+    configs, skipped = core.runnable(configs, core.cuda_available() if cuda is None else cuda, checkout)
     for label, why in skipped.items():
         echo(f"{label}: {why}")
     out_dir = Path(out_dir)
-    records, status = compare.run_configs(checkout, dataset, configs, seeds, out_dir, epochs,
+    records, status = core.run_configs(checkout, dataset, configs, seeds, out_dir, epochs,
                                           common=common, runner=runner, echo=echo)
     order = [c.label for c in experiment_configs(experiment, models)]
     status = {label: status.get(label) or skipped[label] for label in order}   # "ok", a failure, "not run: ..."
+    import pandas as pd
     summary = report.summarize(records, order=order) if records else pd.DataFrame(columns=["label"])
     if records:
         summary.to_csv(out_dir / "summary.csv", index=False)
@@ -182,7 +186,7 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
              sigma_note(from_grid),
              f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0] if experiment == 'table1' else paper['source'].iloc[-1]})"
              if experiment != "fig2" else "the paper gives Fig. 2 only as a chart (Baby); no numbers to set beside ours",
-             f"command: `{compare.command_line()}`"]
+             f"command: `{core.command_line()}`"]
     text = f"# {title}\n\n{body}\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     path = out_dir / f"{experiment}.md"
     path.write_text(text, encoding="utf-8")
@@ -205,7 +209,7 @@ def sigma_note(from_grid: str | None) -> str:
 def best_grid_point(grid_dir: Path, dataset: str) -> dict:
     """The grid keys (seed aside) of the best point by mean validation Recall@20 of an MDE grid run with
     ``mde-mmrec grid --out GRID_DIR`` on ``dataset`` (the paper: sigmas chosen on the validation set)."""
-    records = [r for r in mmrec.read_results(grid_dir / "results.jsonl")
+    records = [r for r in core.results_log().read_results(grid_dir / "results.jsonl")
                if r.get("model") == "MDE" and not r.get("failed")]
     if not records:
         raise MdeMmrecError(f"--from-grid {grid_dir}: no finished MDE grid points in {grid_dir / 'results.jsonl'} "
@@ -225,8 +229,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     checkout = mmrec.find_checkout(args.mmrec)
     if args.experiment == "fig2":
         report.charts_available()
-    sets = compare.parse_sets(args.set)
-    compare.check_set_models(sets, {c.model for c in experiment_configs(args.experiment, args.models)},
+    sets = core.parse_sets(args.set)
+    core.check_set_models(sets, {c.model for c in experiment_configs(args.experiment, args.models)},
                              args.experiment)
     if args.from_grid:
         best = best_grid_point(Path(args.from_grid), args.dataset)
@@ -235,7 +239,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             raise MdeMmrecError(f"--from-grid sets {', '.join(clash)}; do not also give them with --set")
         print(f"MDE at the best point of {args.from_grid}: {', '.join(f'{k}={v}' for k, v in best.items())}")
         sets["MDE"] = {**sets.get("MDE", {}), **best}
-    seeds = compare.seed_list(args.seeds, args.seed_values)
+    seeds = core.seed_list(args.seeds, args.seed_values)
     out = Path(args.out or f"results/{args.experiment}-{args.dataset}")
     md, failed = reproduce(args.experiment, checkout, args.dataset, seeds, out, args.epochs, args.models,
                            args.paper_dataset, common=sets.get(None),
@@ -251,9 +255,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("reproduce", help="the paper's Table I, Table II or Fig. 2 on your data",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("experiment", choices=["table1", "table2", "fig2"])
-    compare.add_common_args(p, "results/EXPERIMENT-DATASET")
-    p.add_argument("--seeds", type=positive_int, default=1, help="number of seeds (default 1)")
-    p.add_argument("--seed-values", type=non_negative_int, nargs="+", default=None, help="explicit seeds")
+    core.add_run_args(p, "results/EXPERIMENT-DATASET")
     p.add_argument("--models", nargs="+", default=None, help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
     p.add_argument("--from-grid", metavar="GRID_DIR", default=None,
                    help="run MDE at the best point (by validation) of `mde-mmrec grid --out GRID_DIR` on the same "

@@ -62,9 +62,12 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:           # pandas is imported where it is used, so `mde-mmrec --help` stays fast
+    import pandas as pd
 
 from . import mmrec
 from .errors import MdeMmrecError, non_negative_int
@@ -259,6 +262,7 @@ def _interactions(rng: np.random.Generator, p: Preset, lat: dict) -> pd.DataFram
     order = np.lexsort((items, ts, users))                 # by user, then time (items break ties)
     users, items, ts = users[order], items[order], ts[order]
     rating = rng.choice(np.array([3, 4, 5]), size=len(users), p=[0.15, 0.25, 0.6])
+    import pandas as pd
     return pd.DataFrame({"userID": users.astype(np.int64), "itemID": items.astype(np.int64),
                          "rating": rating.astype(np.int64), "timestamp": ts.astype(np.int64),
                          "x_label": split_labels(users)}, columns=INTER_COLUMNS)
@@ -304,7 +308,16 @@ def generate(preset: str | Preset = "tiny", seed: int = 0, return_latents: bool 
 
 
 # ------------------------------------------------------------------------------------- MMRec on disk
-YAML_MARKER = mmrec.plugin_module("cli_overrides").SYNTHETIC_MARKER   # DATASET_YAML's first words
+def yaml_marker() -> str:
+    """DATASET_YAML's first words: the plugin's ``cli_overrides.SYNTHETIC_MARKER``."""
+    return mmrec.plugin_module("cli_overrides").SYNTHETIC_MARKER
+
+
+def __getattr__(name: str):
+    """``YAML_MARKER`` (``from .synthetic import YAML_MARKER``) is ``yaml_marker()``, read when first used."""
+    if name == "YAML_MARKER":
+        return yaml_marker()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 # caches that MMRec models write beside the data under names that do not depend on the data: FREEDOM, DRAGON,
 # BM3... (mm_adj*), LATTICE, MGCN, SMORE... (image_adj_*, text_adj_*), DRAGON / DualGNN (user_graph_dict*,
 # item_graph_dict*)
@@ -366,7 +379,7 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     mmrec_root = mmrec.mmrec_root(mmrec_root)
     files = dataset_files(mmrec_root, name)
     data_dir = files["inter"].parent
-    if files["yaml"].is_file() and not files["yaml"].read_text(encoding="utf-8").startswith(YAML_MARKER):
+    if files["yaml"].is_file() and not files["yaml"].read_text(encoding="utf-8").startswith(yaml_marker()):
         raise MdeMmrecError(f"{files['yaml']} is not a synthetic data set's config (MMRec's own '{name}'?); "
                             f"it is never overwritten: choose another name, e.g. synthetic_{name}")
     if all(f.is_file() for f in files.values()) and not force:

@@ -24,15 +24,15 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
-import torch
-import yaml
 
+if TYPE_CHECKING:           # scipy is imported where it is used, so `mde-mmrec --help` stays fast
+    import scipy.sparse as sp
+
+from . import core, synthetic
 from .errors import MdeMmrecError
-from . import synthetic
 from .mmrec import mmrec_root
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ PROGRESS_EVERY_S = 10.0  # at most one progress line per this many seconds (Elec
 def co_interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int) -> sp.csr_matrix:
     """Binary users x items matrix of the training pairs (duplicates count once, like the script's sets)."""
     n_items = int(items.max()) + 1 if len(items) else 0
+    import scipy.sparse as sp
     matrix = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items))
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
@@ -63,6 +64,7 @@ def build_user_graph_dict(users, items, n_users: int, cap: int = CAP, progress=N
     transposed = interactions.T.tocsr()
     block = max(1, min(n_users, BLOCK_BYTES // max(1, 4 * n_users)))
     buffer = np.zeros((block, n_users), dtype=np.float32)   # one dense block of rows, zeroed again after use
+    import torch
     dense = torch.from_numpy(buffer)                          # the same memory, for torch.topk
     graph = {}
     for start in range(0, n_users, block):
@@ -103,20 +105,13 @@ def throttled(report, every_s: float, clock=time.monotonic):
     return call
 
 
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
-
-
 def dataset_settings(root: Path, dataset: str) -> dict:
     """overall.yaml + dataset/<dataset>.yaml of the checkout (the keys this command needs)."""
     configs = root / "src" / "configs"
     yaml_path = configs / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
         raise MdeMmrecError(f"unknown data set {dataset!r}: no {yaml_path}; {synthetic.missing_data_hint(root, dataset)}")
-    config = {**_read_yaml(configs / "overall.yaml"), **_read_yaml(yaml_path)}
+    config = {**core.load_yaml(configs / "overall.yaml"), **core.load_yaml(yaml_path)}   # read as MMRec reads them
     for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_file_name", "data_path"):
         if not config.get(key):
             raise MdeMmrecError(f"{configs / 'dataset' / (dataset + '.yaml')}: no {key!r} (MMRec's dataset configs "
@@ -140,6 +135,7 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
         raise MdeMmrecError(f"{inter_file} does not exist; {synthetic.missing_data_hint(root, dataset)}")
     uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
     label = config.get("inter_splitting_label", "x_label")
+    import pandas as pd
     frame = pd.read_csv(inter_file, sep=config.get("field_separator", "\t"))
     missing = [c for c in (uid, iid, label) if c not in frame.columns]
     if missing:

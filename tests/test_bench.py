@@ -124,7 +124,7 @@ def test_bench_reports_validation_recall_and_builds_mde_graphs_from_nothing(tmp_
         return records, {c.label: "ok" for c in configs}
 
     monkeypatch.setattr(bench, "in_child", fake_child)
-    monkeypatch.setattr(bench.compare, "run_configs", fake_run_configs)
+    monkeypatch.setattr(bench.core, "run_configs", fake_run_configs)
     md, _ = bench.run_bench(checkout, "tiny", ["MDE"], 1, 999, tmp_path / "out", echo=lambda line: None)
     assert caches_at_run == [[]]                         # the MMRec run built MDE's graphs from nothing
     row = next(line for line in md.read_text().splitlines() if line.startswith("| MDE |"))
@@ -154,7 +154,7 @@ def test_a_model_that_cannot_run_here_gets_a_row_saying_why_and_the_others_run(t
         return [{"label": c.label, "model": c.model, "s_per_epoch": 2.0, "best_valid": {"recall@20": 0.1}}
                 for c in configs], {c.label: "ok" for c in configs}
 
-    monkeypatch.setattr(bench.compare, "run_configs", fake_run_configs)
+    monkeypatch.setattr(bench.core, "run_configs", fake_run_configs)
     md, ratio = bench.run_bench(checkout, "tiny", ["MDE", "DRAGON"], 1, 999, tmp_path / "out", eval_share=False,
                                 echo=lambda line: None)
     assert ran == ["MDE"]
@@ -232,7 +232,7 @@ def test_the_report_is_written_after_each_measurement_and_marked_partial_until_t
                 for c in configs], {c.label: "ok" for c in configs}
 
     monkeypatch.setattr(bench, "in_child", fake_child)
-    monkeypatch.setattr(bench.compare, "run_configs", fake_run_configs)
+    monkeypatch.setattr(bench.core, "run_configs", fake_run_configs)
     md, ratio = bench.run_bench(checkout, "tiny", ["MDE", "FREEDOM"], 1, 999, tmp_path / "out", profile_steps=3,
                                 echo=lambda line: None)
     steps = [name for name, _ in seen]
@@ -245,7 +245,7 @@ def test_the_report_is_written_after_each_measurement_and_marked_partial_until_t
     assert "| MDE | - | 2.00 | - | pending |" in reports["run FREEDOM"]
     assert "| FREEDOM | - | - | - | - | - | - | - | pending: the bench has not got to it yet |" in reports["run FREEDOM"]
     assert "| FREEDOM | - | 2.00 | - | pending |" in reports["eval FREEDOM"]       # written after MDE's timing
-    assert "| MDE | - | 2.00 | - | 0.500 |" in reports["eval FREEDOM"]
+    assert "| MDE | - | 2.00 | - | 0.5 |" in reports["eval FREEDOM"]
     assert "| MDE | 10.0 | 2.0 | 500 |" in reports["profile FREEDOM"]              # written after MDE's profile
     assert "| FREEDOM | - | - | - | - | - | pending |" in reports["profile FREEDOM"]
     for text in list(reports.values())[1:]:
@@ -253,7 +253,7 @@ def test_the_report_is_written_after_each_measurement_and_marked_partial_until_t
     final = md.read_text()
     assert sorted((tmp_path / "out").glob("*.md")) == [md]          # one report, rewritten in place
     assert "**Partial:**" not in final and "pending" not in final and final.endswith(f"`{ratio}`\n")
-    assert "| MDE | - | 2.00 | - | 0.500 |" in final and "| FREEDOM | 10.0 | 2.0 | 500 | - | - |" in final
+    assert "| MDE | - | 2.00 | - | 0.5 |" in final and "| FREEDOM | 10.0 | 2.0 | 500 | - | - |" in final
     assert "--profile-steps 3`" in final                             # the command line says how it ran
     results_lines = (next((tmp_path / "out" / "runs").iterdir()) / "results.jsonl").read_text().splitlines()
     assert [json.loads(line)["model"] for line in results_lines] == ["MDE", "FREEDOM"]   # every run, not the last

@@ -1,5 +1,10 @@
 """Tier 1: the `mde-mmrec` command line rejects bad arguments before doing anything."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 
@@ -29,3 +34,13 @@ def test_log_lines_say_when_they_are_warnings():
     record = lambda level: logging.LogRecord("mde_mmrec", level, __file__, 1, "the %s", ("message",), None)
     assert LogFormat().format(record(logging.INFO)).split(" ", 1)[1] == "the message"
     assert LogFormat().format(record(logging.WARNING)).split(" ", 1)[1] == "warning: the message"
+
+
+def test_help_imports_no_heavy_package():
+    """`mde-mmrec --help` answers at once: torch, pandas, scipy and matplotlib load only where a command uses them."""
+    code = ("import sys\nfrom mde_mmrec import cli\ncli.build_parser().format_help()\n"
+            "print(sorted({'torch', 'pandas', 'scipy', 'matplotlib', 'yaml'} & set(sys.modules)))")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -226,14 +226,14 @@ def test_check_data_refuses_an_unknown_model(tmp_path, capsys):
 
 def test_the_commands_check_the_data_with_the_runs_overrides(tmp_path):
     """A topk the data set is too small for is refused, unless the run itself sets a smaller one."""
-    from mde_mmrec import compare
+    from mde_mmrec import core
     from mde_mmrec.errors import MdeMmrecError
     root = _checkout_with_tiny(tmp_path)
     overall = root / "src/configs/overall.yaml"
     overall.write_text(overall.read_text().replace("topk: [5, 10, 20, 50]", "topk: [5, 500]"))
     with pytest.raises(MdeMmrecError, match=r"200 items .*fewer than the largest topk 500"):
-        compare.check_dataset(root, "tiny", "MDE")
-    assert compare.check_dataset(root, "tiny", "MDE", {"topk": [5, 20]}) == []
+        core.check_dataset(root, "tiny", "MDE")
+    assert core.check_dataset(root, "tiny", "MDE", {"topk": [5, 20]}) == []
 
 
 @pytest.mark.parametrize("dtype, refused", [("float16", None), ("float64", None), ("int64", None), ("bool", None),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mde_mmrec import grid, mmrec
+from mde_mmrec import cli, grid, mmrec, report
 from mde_mmrec.errors import MdeMmrecError
 
 results_log = mmrec.plugin_module("results_log")
@@ -138,7 +138,8 @@ def test_shards_share_a_grid_and_merge(tmp_path, capsys):
     assert ("Best point by validation recall@20 (mean over its 2 seed(s)): **cl_weight=0.1, diff_weight=1.0, "
             "reg_weight=0.0001** (valid 0.0105") in summary
     assert (merged / "summary.csv").is_file()
-    assert (merged / "heatmap_cl_weight_diff_weight.png").is_file()
+    # the heatmap needs matplotlib (the plots extra), which `pip install -e ".[test]"` does not install
+    assert (merged / "heatmap_cl_weight_diff_weight.png").is_file() == report.charts_available()
 
 
 def test_shard_parsing():
@@ -146,6 +147,38 @@ def test_shard_parsing():
     for bad in ("0/4", "5/4", "x", "1/"):
         with pytest.raises(MdeMmrecError, match="shard"):
             grid.parse_shard(bad)
+
+
+def test_a_slurm_job_array_task_is_a_shard():
+    """`sbatch --array=0-3` (or 1-4, 5-8): task SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT, from its MIN."""
+    assert grid.slurm_shard({}) is None
+    assert grid.slurm_shard({"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "4"}) == (1, 4)
+    assert grid.slurm_shard({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4",
+                             "SLURM_ARRAY_TASK_MIN": "0"}) == (4, 4)
+    assert grid.slurm_shard({"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "4",
+                             "SLURM_ARRAY_TASK_MIN": "1"}) == (1, 4)
+    assert grid.slurm_shard({"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "4",
+                             "SLURM_ARRAY_TASK_MIN": "5"}) == (3, 4)
+    with pytest.raises(MdeMmrecError, match=r"Slurm array task 9 is not one of 4 tasks from 0.*--array=0-N"):
+        grid.slurm_shard({"SLURM_ARRAY_TASK_ID": "9", "SLURM_ARRAY_TASK_COUNT": "4"})   # ids with gaps (0,3,6,9)
+
+
+def test_grid_takes_its_shard_from_a_slurm_job_array_unless_given(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(grid, "run_grid", lambda *args: seen.append(args[8]) or 0)
+    monkeypatch.setattr(grid.mmrec, "find_checkout", lambda path: tmp_path)
+    monkeypatch.setattr(grid.core, "check_model", lambda *args: None)
+    monkeypatch.setattr(grid.core, "check_dataset", lambda *args: [])
+    monkeypatch.setattr(grid, "grid_spec", lambda *args: (["seed"], {"seed": [999]}, {}))
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
+    monkeypatch.delenv("SLURM_ARRAY_TASK_MIN", raising=False)
+    base = ["grid", "--mmrec", str(tmp_path), "-d", "tiny", "--out", str(tmp_path / "out")]
+    parser = cli.build_parser()
+    for argv, shard in ((base, (3, 3)), (base + ["--shard", "1/2"], (1, 2))):
+        args = parser.parse_args(argv)
+        assert args.func(args) == 0
+        assert seen[-1] == shard
 
 
 def _fake_checkout(root: Path, model_yaml: str) -> Path:

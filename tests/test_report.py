@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from mde_mmrec import compare, report
+from mde_mmrec import compare, core, report
 from mde_mmrec.errors import MdeMmrecError
 
 
@@ -114,27 +114,27 @@ def test_heatmap_marginalises_the_other_key_by_best(tmp_path):
 def test_compare_pins_grid_keys_and_parses_sets():
     file_config = {"model": "FREEDOM", "hyper_parameters": ["seed", "lambda_coeff", "reg_weight", "n_layers"],
                    "lambda_coeff": [0.9], "reg_weight": [0.0, 1e-5, 1e-4], "n_layers": 1}
-    overrides, warnings = compare.pin_grid(file_config, {"n_layers": 2})
+    overrides, warnings = core.pin_grid(file_config, {"n_layers": 2})
     assert overrides == {"n_layers": 2, "lambda_coeff": 0.9, "reg_weight": 0.0}
     assert len(warnings) == 1 and "reg_weight=0.0" in warnings[0]
-    sets = compare.parse_sets(["MDE:cl_weight=0.1", "epochs=3", "FREEDOM:reg_weight=1e-4"])
+    sets = core.parse_sets(["MDE:cl_weight=0.1", "epochs=3", "FREEDOM:reg_weight=1e-4"])
     assert sets == {"MDE": {"cl_weight": 0.1}, None: {"epochs": 3}, "FREEDOM": {"reg_weight": 1e-4}}
     with pytest.raises(MdeMmrecError):
-        compare.parse_sets(["noequals"])
+        core.parse_sets(["noequals"])
     with pytest.raises(MdeMmrecError, match=r"MDE:cl_weight is set twice"):
-        compare.parse_sets(["MDE:cl_weight=0.1", "FREEDOM:cl_weight=1", "MDE:cl_weight=0.2"])
-    assert compare.parse_sets(["cl_weight=0.1", "MDE:cl_weight=0.2"]) == {None: {"cl_weight": 0.1},
+        core.parse_sets(["MDE:cl_weight=0.1", "FREEDOM:cl_weight=1", "MDE:cl_weight=0.2"])
+    assert core.parse_sets(["cl_weight=0.1", "MDE:cl_weight=0.2"]) == {None: {"cl_weight": 0.1},
                                                                           "MDE": {"cl_weight": 0.2}}
 
 
 def test_unknown_set_keys_come_with_the_closest_known_ones():
     with pytest.raises(MdeMmrecError, match=r"configuration 'MDE': unknown config key\(s\) cl_wieght, zzz .*"
                                             r"; for cl_wieght, did you mean cl_weight\?$"):
-        compare.check_keys({"cl_weight": 0.1, "epochs": 3}, {"cl_wieght": 0.2, "zzz": 1}, "configuration 'MDE'")
+        core.check_keys({"cl_weight": 0.1, "epochs": 3}, {"cl_wieght": 0.2, "zzz": 1}, "configuration 'MDE'")
 
 
     with pytest.raises(MdeMmrecError, match=r"unknown config key\(s\) cl_weigth .*; did you mean cl_weight\?$"):
-        compare.check_keys({"cl_weight": 0.1, "epochs": 3}, {"cl_weigth": 0.2}, "configuration 'MDE'")
+        core.check_keys({"cl_weight": 0.1, "epochs": 3}, {"cl_weigth": 0.2}, "configuration 'MDE'")
 
 
 def test_without_matplotlib_the_tables_are_written_and_the_charts_skipped_with_one_warning(tmp_path, monkeypatch,

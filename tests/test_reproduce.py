@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mde_mmrec import mmrec, reproduce
+from mde_mmrec import core, mmrec, reproduce
 from mde_mmrec.errors import MdeMmrecError
 
 from checkout_support import standin_checkout
@@ -93,7 +93,6 @@ def _checkout_with_models(root: Path, models: dict[str, str]) -> Path:
 
 
 def test_models_that_cannot_run_here_are_named_with_the_reason(tmp_path):
-    from mde_mmrec import compare
     checkout = _checkout_with_models(tmp_path, {
         "slmrec": "import torch\nfrom zqx_scatter_missing import scatter\nfrom sklearn_zq.cluster import KMeans\n"
                   "from common.abstract_recommender import GeneralRecommender\nfrom utils import x\n",
@@ -102,33 +101,32 @@ def test_models_that_cannot_run_here_are_named_with_the_reason(tmp_path):
         "mde": "import torch\nfrom common.abstract_recommender import GeneralRecommender\n"
                "def f():\n    import zqx_only_inside_a_function\n",
         "grcn": "import torch\n"})
-    assert compare.missing_imports(checkout, "SLMRec") == ["zqx_scatter_missing", "sklearn_zq"]
-    assert compare.missing_imports(checkout, "DRAGON") == ["zqx_geometric_missing"]   # named once
-    assert compare.missing_imports(checkout, "MDE") == []   # MMRec's own packages; imports inside functions
+    assert core.missing_imports(checkout, "SLMRec") == ["zqx_scatter_missing", "sklearn_zq"]
+    assert core.missing_imports(checkout, "DRAGON") == ["zqx_geometric_missing"]   # named once
+    assert core.missing_imports(checkout, "MDE") == []   # MMRec's own packages; imports inside functions
     (checkout / "src" / "models" / "broken.py").write_text("import zqx_missing\ndef f(:\n")
-    assert compare.missing_imports(checkout, "BROKEN") == []   # main.py reports the syntax error itself
-    assert compare.why_not_runnable("DRAGON", cuda=True, checkout=checkout) == (
+    assert core.missing_imports(checkout, "BROKEN") == []   # main.py reports the syntax error itself
+    assert core.why_not_runnable("DRAGON", cuda=True, checkout=checkout) == (
         "MMRec's dragon.py imports zqx_geometric_missing, which is not installed (pip install zqx_geometric_missing)")
-    assert "imports zqx_scatter_missing, sklearn_zq, which are not installed" in compare.why_not_runnable(
+    assert "imports zqx_scatter_missing, sklearn_zq, which are not installed" in core.why_not_runnable(
         "SLMRec", cuda=True, checkout=checkout)
-    assert "calls .cuda() unconditionally" in compare.why_not_runnable("GRCN", cuda=False, checkout=checkout)
-    assert compare.why_not_runnable("GRCN", cuda=True, checkout=checkout) is None
-    assert compare.why_not_runnable("MDE", cuda=False, checkout=checkout) is None
-    configs = [compare.RunConfig(m, m) for m in ("GRCN", "SLMRec", "DRAGON", "MDE")]
-    keep, skipped = compare.runnable(configs, cuda=False, checkout=checkout)
+    assert "calls .cuda() unconditionally" in core.why_not_runnable("GRCN", cuda=False, checkout=checkout)
+    assert core.why_not_runnable("GRCN", cuda=True, checkout=checkout) is None
+    assert core.why_not_runnable("MDE", cuda=False, checkout=checkout) is None
+    configs = [core.RunConfig(m, m) for m in ("GRCN", "SLMRec", "DRAGON", "MDE")]
+    keep, skipped = core.runnable(configs, cuda=False, checkout=checkout)
     assert [c.label for c in keep] == ["MDE"] and set(skipped) == {"GRCN", "SLMRec", "DRAGON"}
     assert all(reason.startswith("not run: MMRec's") for reason in skipped.values())
     (checkout / "src" / "configs" / "model").mkdir(parents=True)
     (checkout / "src" / "configs" / "model" / "DRAGON.yaml").write_text("{}\n")
     with pytest.raises(MdeMmrecError, match=r"model 'DRAGON' cannot run here: .*pip install zqx_geometric_missing"):
-        compare.check_model(checkout, "DRAGON")   # compare, grid and bench check before any training
+        core.check_model(checkout, "DRAGON")   # compare, grid and bench check before any training
 
 
 def test_pip_names_differ_from_import_names_where_known(tmp_path, monkeypatch):
-    from mde_mmrec import compare
     checkout = _checkout_with_models(tmp_path, {"slmrec": "from sklearn.cluster import KMeans\n"})
-    monkeypatch.setattr(compare.importlib.util, "find_spec", lambda name: None)
-    assert compare.why_not_runnable("SLMRec", cuda=True, checkout=checkout).endswith("(pip install scikit-learn)")
+    monkeypatch.setattr(core.importlib.util, "find_spec", lambda name: None)
+    assert core.why_not_runnable("SLMRec", cuda=True, checkout=checkout).endswith("(pip install scikit-learn)")
 
 
 def test_models_option_is_refused_outside_table1(tmp_path):
@@ -253,14 +251,13 @@ def test_each_ablation_switches_off_exactly_its_component():
 
 
 def test_an_unknown_model_name_gets_the_closest_names(tmp_path):
-    from mde_mmrec import compare
     checkout = _checkout_with_models(tmp_path, {})
     (checkout / "src" / "configs" / "model").mkdir(parents=True)
     for name in ("MDE", "DRAGON", "FREEDOM", "LightGCN"):
         (checkout / "src" / "configs" / "model" / f"{name}.yaml").write_text("{}\n")
     with pytest.raises(MdeMmrecError, match=r"unknown model 'MDEE': .*; did you mean MDE\?$"):
-        compare.check_model(checkout, "MDEE")
+        core.check_model(checkout, "MDEE")
     with pytest.raises(MdeMmrecError, match=r"names are case-sensitive\); did you mean DRAGON\?$"):
-        compare.check_model(checkout, "dragon")
+        core.check_model(checkout, "dragon")
     with pytest.raises(MdeMmrecError, match=r"names are case-sensitive\)$"):
-        compare.check_model(checkout, "ZQXW")
+        core.check_model(checkout, "ZQXW")

@@ -57,9 +57,30 @@ def test_append_survives_a_line_cut_off_by_a_kill(tmp_path):
     rl.append_record(path, {"n": 1})
     with open(path, "a") as handle:
         handle.write('{"n": 2, "best_va')                      # killed while writing
+    assert [r["n"] for r in read_results(path)] == [1]       # the cut-off line is skipped ...
     rl.append_record(path, {"n": 3})
     assert [r["n"] for r in read_results(path)] == [1, 3]
+    assert path.read_text() == '{"n": 1}\n{"n": 3}\n'         # ... and gone once the file is next written
+    assert [p.name for p in tmp_path.iterdir()] == ["results.jsonl"]      # no temporary file left behind
     assert read_results(tmp_path / "missing.jsonl") == []
+
+
+def test_a_complete_last_line_without_a_newline_is_kept(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"n": 1}')                                 # written by hand or another tool
+    rl.append_record(path, {"n": 2})
+    assert path.read_text() == '{"n": 1}\n{"n": 2}\n'
+
+
+def test_readers_count_each_grid_point_once_and_say_so(tmp_path, caplog):
+    """A run killed while its main.py kept running, then rerun, could leave a point twice in the file."""
+    path = tmp_path / "results.jsonl"
+    point = {"model": "MDE", "dataset": "tiny", "params": {"seed": 1, "cl_weight": 0.1}}
+    for n, params in enumerate([{"seed": 1, "cl_weight": 0.1}, {"seed": 2, "cl_weight": 0.1},
+                                {"cl_weight": 0.1, "seed": 1}]):
+        rl.append_record(path, dict(point, params=params, n=n))
+    assert [r["n"] for r in read_results(path)] == [0, 1]      # the first line of each point
+    assert "1 line(s) repeat a grid point already there; each point is counted once" in caplog.text
 
 
 def test_points_to_run_honours_shards(tmp_path):

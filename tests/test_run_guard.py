@@ -1,14 +1,17 @@
 """Tier 1: the guard that lets benchmarks run models which would exhaust the machine's memory or time budget,
 and how a run stopped by it is reported."""
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
-from mde_mmrec import compare, mmrec
+from mde_mmrec import core, runner
 
 from checkout_support import standin_checkout
 
@@ -19,7 +22,7 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 def test_memory_limit_kills_a_process_past_it():
     grow = "import time\nchunks = []\nwhile True:\n    chunks.append(bytearray(50 * 2**20))\n    time.sleep(0.05)\n"
     process = subprocess.Popen([sys.executable, "-c", grow])
-    guard = mmrec.RunGuard(process.pid, max_rss_mb=300, interval=0.05)
+    guard = runner.RunGuard(process.pid, max_rss_mb=300, interval=0.05)
     code = process.wait(timeout=60)
     guard.stop()
     assert guard.reason == "memory" and code == -9
@@ -30,7 +33,7 @@ def test_memory_limit_kills_a_process_past_it():
 def test_time_limit_kills_a_process_that_runs_longer():
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     start = time.monotonic()
-    guard = mmrec.RunGuard(process.pid, max_seconds=0.5, interval=0.05)
+    guard = runner.RunGuard(process.pid, max_seconds=0.5, interval=0.05)
     code = process.wait(timeout=30)
     guard.stop()
     assert guard.reason == "time" and code == -9
@@ -40,7 +43,7 @@ def test_time_limit_kills_a_process_that_runs_longer():
 @linux_only
 def test_guard_leaves_a_process_within_both_limits_alone():
     process = subprocess.Popen([sys.executable, "-c", "x = bytearray(10 * 2**20)"])
-    guard = mmrec.RunGuard(process.pid, max_rss_mb=500, max_seconds=30, interval=0.05)
+    guard = runner.RunGuard(process.pid, max_rss_mb=500, max_seconds=30, interval=0.05)
     code = process.wait(timeout=60)
     guard.stop()
     assert code == 0 and not guard.killed and guard.reason is None
@@ -53,39 +56,55 @@ def test_run_main_reports_the_time_limit(tmp_path):
     (checkout / "src").mkdir(parents=True)
     (checkout / "src" / "main.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
     lines = []
-    code = mmrec.run_main(checkout, "MDE", "tiny", log_path=tmp_path / "run.log", on_line=lines.append,
+    code = runner.run_main(checkout, "MDE", "tiny", log_path=tmp_path / "run.log", on_line=lines.append,
                           max_seconds=1)
-    assert code == mmrec.TIME_LIMIT_EXIT
+    assert code == runner.TIME_LIMIT_EXIT
     assert lines == ["started", "mde-mmrec: stopped MDE at its time limit of 1 s"]
     assert (tmp_path / "run.log").read_text().endswith("time limit of 1 s\n")
 
 
-MMREC_LOG = [  # the lines of a patched MMRec run that Progress reads (patches 0010, 0012, 0015)
-    "=========1/1: Parameters:['seed']=(999,)=======",
-    "27 Nov 02:00    INFO model constructed in 35.25s",
-    "27 Nov 02:01    INFO epoch 0 training: 300/830 batches, 60.1s",
-    "27 Nov 02:02    INFO epoch 0 training: 600/830 batches, 120.4s",
-    "27 Nov 02:03    INFO epoch 0 training [time: 166.70s, train loss: 9.1]",
-    "27 Nov 02:03    INFO epoch 0 evaluating [time: 5.10s, valid_score: 0.025400]",
-    "27 Nov 02:04    INFO epoch 1 training: 200/830 batches, 60.0s",
+T0 = 1_700_000_000.0
+EVENTS = [  # what a patched MMRec run writes to $MDE_MMREC_EVENTS (patch 0023), one JSON line each
+    {"event": "point", "time": T0, "index": 1, "of": 1, "params": {"seed": 999}},
+    {"event": "constructed", "time": T0 + 35.25, "seconds": 35.25},
+    {"event": "batches", "time": T0 + 95.3, "epoch": 0, "done": 300, "of": 830, "seconds": 60.1},
+    {"event": "batches", "time": T0 + 155.6, "epoch": 0, "done": 600, "of": 830, "seconds": 120.4},
+    {"event": "trained", "time": T0 + 202.0, "epoch": 0, "seconds": 166.7},
+    {"event": "evaluated", "time": T0 + 207.1, "epoch": 0, "seconds": 5.1, "valid_score": 0.0254},
+    {"event": "batches", "time": T0 + 267.1, "epoch": 1, "done": 200, "of": 830, "seconds": 60.0},
 ]
 
 
-def test_progress_says_how_far_a_run_got():
-    out = []
-    p = compare.Progress(n_configs=1, epochs=2, echo=out.append)
-    p.begin(0, "DRAGON", 1)
+def _write_events(path, events) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(e) + "\n" for e in events)
+
+
+def test_progress_says_how_far_a_run_got(tmp_path):
+    out, events = [], tmp_path / "run.events.jsonl"
+    _write_events(events, [{"event": "evaluated", "epoch": 5, "valid_score": 0.5}])    # an earlier run's
+    p = core.Progress(n_configs=1, epochs=2, echo=out.append)
+    p.begin(0, "DRAGON", 1, events)
+    p("a line of the log")
+    assert out == ["[1/1] DRAGON: 1 run(s) to go"]                    # the earlier run's events are not shown
     assert p.where() == "while loading the data or constructing the model"
-    for line in MMREC_LOG[:2]:
-        p(line)
-    assert out[-1] == "  DRAGON: model constructed in 35.2s"
+    _write_events(events, EVENTS[:2])
+    p("a line of the log")
+    assert out[-2:] == ["  DRAGON: run 1/1 seed=999", "  DRAGON: model constructed in 35.2s"]
     assert p.where() == "after model construction (35.2s) and 0 training epoch(s)"
-    for line in MMREC_LOG[2:]:
-        p(line)
-    assert any(l.startswith("  DRAGON epoch 1/2: 600/830 batches in 0:02:00") for l in out)
+    with open(events, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(EVENTS[2]) + "\n" + json.dumps(EVENTS[3])[:20])   # the last line half-written
+    p.poll()
+    assert out[-1].startswith("  DRAGON epoch 1/2: 300/830 batches in 0:01:00")
+    with open(events, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(EVENTS[3])[20:] + "\n")
+    _write_events(events, EVENTS[4:])
+    p.poll()
+    assert any(line.startswith("  DRAGON epoch 1/2: 600/830 batches in 0:02:00") for line in out)
+    assert any(line.startswith("  DRAGON run 1/1 epoch 1/2 valid 0.0254 | elapsed") for line in out)
     assert p.where() == ("after model construction (35.2s) and 1 training epoch(s); epoch 2 had trained "
                          "200/830 batches in 60s (at that rate about 249s per epoch)")
-    p.begin(0, "MDE", 1)   # the next configuration starts from nothing
+    p.begin(0, "MDE", 1, tmp_path / "other.events.jsonl")   # the next configuration starts from nothing
     assert p.where() == "while loading the data or constructing the model"
 
 
@@ -95,14 +114,14 @@ def test_run_configs_reports_where_a_run_hit_its_time_limit(tmp_path):
 
     def stopped(checkout, model, dataset, overrides, log_path=None, on_line=None, **limits):
         calls.append(limits)
-        for line in MMREC_LOG:
-            on_line(line)
-        return mmrec.TIME_LIMIT_EXIT
+        _write_events(runner.events_file(log_path), EVENTS)
+        on_line("mde-mmrec: stopped FREEDOM at its time limit of 240 s")
+        return runner.TIME_LIMIT_EXIT
 
     echo = []
-    records, status = compare.run_configs(checkout, "tiny", [compare.RunConfig("FREEDOM", "FREEDOM", {})], [999],
-                                          tmp_path / "out", epochs=2, runner=stopped, echo=echo.append,
-                                          max_seconds=240)
+    records, status = core.run_configs(checkout, "tiny", [core.RunConfig("FREEDOM", "FREEDOM", {})], [999],
+                                       tmp_path / "out", epochs=2, runner=stopped, echo=echo.append,
+                                       max_seconds=240)
     assert calls == [{"max_seconds": 240}] and records == []
     assert status["FREEDOM"].startswith("stopped at the 240s time limit after model construction (35.2s) and 1 "
                                         "training epoch(s); epoch 2 had trained 200/830 batches")
@@ -121,7 +140,7 @@ def test_an_interrupted_run_main_does_not_leave_main_py_running(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        mmrec.run_main(tmp_path / "MMRec", "BPR", "tiny", on_line=interrupt)
+        runner.run_main(tmp_path / "MMRec", "BPR", "tiny", on_line=interrupt)
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(pids[0], 0)
@@ -132,9 +151,9 @@ def test_sigterm_to_mde_mmrec_alone_stops_main_py_too(tmp_path):
     src.mkdir(parents=True)
     (src / "main.py").write_text("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)\n")
     tool = subprocess.Popen([sys.executable, "-c", (
-        "from mde_mmrec import cli, mmrec\n"
+        "from mde_mmrec import cli, runner\n"
         "cli.exit_on_sigterm()\n"
-        f"mmrec.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))\n")],
+        f"runner.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))\n")],
         stdout=subprocess.PIPE, text=True)
     with tool:                              # closes its stdout pipe
         child = int(tool.stdout.readline())
@@ -143,3 +162,40 @@ def test_sigterm_to_mde_mmrec_alone_stops_main_py_too(tmp_path):
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
+
+
+def _survivors(pids, wait_s=10.0) -> list[int]:
+    """Those of ``pids`` still running after up to ``wait_s`` seconds (a zombie has ended)."""
+    processes = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            processes.append(psutil.Process(pid))
+    _, alive = psutil.wait_procs(processes, timeout=wait_s)
+    return [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+@linux_only
+@pytest.mark.parametrize("how", ["run_main", "bench child"])
+def test_a_sigkilled_command_leaves_no_child_running(tmp_path, how):
+    """SIGKILL (the OOM killer, a scheduler's time limit) gives mde-mmrec no chance to stop its child: the child
+    must end by itself, or it keeps appending results while a rerun trains the same points again."""
+    src = tmp_path / "MMRec" / "src"
+    src.mkdir(parents=True)
+    (src / "main.py").write_text("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)\n")
+    start = (f"runner.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))"
+             if how == "run_main" else "bench.in_child(time.sleep, 120)")
+    tool = subprocess.Popen([sys.executable, "-c", f"import time\nfrom mde_mmrec import bench, runner\n{start}\n"],
+                            stdout=subprocess.PIPE, text=True)
+    with tool:
+        if how == "run_main":
+            children = [int(tool.stdout.readline())]
+        else:
+            deadline = time.monotonic() + 30
+            while not psutil.Process(tool.pid).children() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1)                       # the spawned child is computing by now
+            children = [p.pid for p in psutil.Process(tool.pid).children(recursive=True)]
+        assert children
+        tool.kill()
+        tool.wait()
+    assert _survivors(children) == []

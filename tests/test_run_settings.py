@@ -15,7 +15,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from mde_mmrec import compare, grid, mmrec
+from mde_mmrec import core, grid, mmrec, runner
 from mde_mmrec.errors import MdeMmrecError
 
 from checkout_support import standin_checkout
@@ -50,7 +50,7 @@ class FakeRunner:
 
 
 def _compare(checkout, out, runner, epochs=1, overrides=None):
-    return compare.run_configs(checkout, "tiny", [compare.RunConfig("BPR", "BPR", dict(overrides or {}))],
+    return core.run_configs(checkout, "tiny", [core.RunConfig("BPR", "BPR", dict(overrides or {}))],
                                [999, 1000], out, epochs=epochs, runner=runner, echo=lambda line: None)
 
 
@@ -59,7 +59,7 @@ def test_compare_reuses_finished_seeds_only_under_the_same_settings(tmp_path):
     first = FakeRunner()
     records, _ = _compare(checkout, out, first)
     assert len(first.calls) == 1 and len(records) == 2
-    assert compare.settings_file(out / "runs" / "BPR.jsonl").is_file()
+    assert core.settings_file(out / "runs" / "BPR.jsonl").is_file()
 
     again = FakeRunner()
     assert len(_compare(checkout, out, again)[0]) == 2 and again.calls == []     # same settings: reused
@@ -95,7 +95,7 @@ def test_runs_without_recorded_settings_are_left_to_main_pys_own_check(tmp_path,
     every seed with resume on, and the sidecar is written only once main.py accepted the finished lines."""
     checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
     _compare(checkout, out, FakeRunner())
-    sidecar = compare.settings_file(out / "runs" / "BPR.jsonl")
+    sidecar = core.settings_file(out / "runs" / "BPR.jsonl")
     sidecar.unlink()
     refusing = RefusingRunner()
     with caplog.at_level(logging.WARNING):
@@ -116,7 +116,7 @@ def test_a_grid_without_recorded_settings_is_left_to_main_pys_own_check(tmp_path
     keys, values = ["seed", "reg_weight"], {"seed": [999], "reg_weight": [0.1, 0.01]}
     assert grid.run_grid(checkout, "BPR", "tiny", keys, values, out, epochs=2, runner=FakeRunner(),
                          echo=lambda line: None) == 0
-    sidecar = compare.settings_file(out / "results.jsonl")
+    sidecar = core.settings_file(out / "results.jsonl")
     sidecar.unlink()
     refusing = RefusingRunner()
     assert grid.run_grid(checkout, "BPR", "tiny", keys, values, out, epochs=5, runner=refusing,
@@ -196,7 +196,7 @@ def test_grid_merge_refuses_shards_run_with_other_settings(tmp_path):
                   plain={"gpu_id": 1}, runner=FakeRunner(), echo=lambda line: None)   # README: a shard per GPU
     grid._cmd_merge(argparse.Namespace(dirs=[str(tmp_path / "s1"), str(tmp_path / "s3")], out=str(tmp_path / "m")))
     assert len(mmrec.read_results(tmp_path / "m" / "results.jsonl")) == 2
-    assert compare.settings_file(tmp_path / "m" / "results.jsonl").is_file()   # the merged grid resumes too
+    assert core.settings_file(tmp_path / "m" / "results.jsonl").is_file()   # the merged grid resumes too
 
 
 def test_a_seed_without_a_result_fails_the_configuration_and_stays_out_of_the_table(tmp_path):
@@ -218,7 +218,7 @@ def test_grid_summary_lists_points_without_a_result_instead_of_ranking_them(tmp_
 
 def test_compare_resumes_a_configuration_that_finished_only_some_seeds(tmp_path):
     checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
-    compare.run_configs(checkout, "tiny", [compare.RunConfig("BPR", "BPR")], [999], out, epochs=1,
+    core.run_configs(checkout, "tiny", [core.RunConfig("BPR", "BPR")], [999], out, epochs=1,
                         runner=FakeRunner(), echo=lambda line: None)            # seed 999 only
     again = FakeRunner()
     records, status = _compare(checkout, out, again)                            # seeds 999 and 1000
@@ -229,23 +229,23 @@ def test_compare_resumes_a_configuration_that_finished_only_some_seeds(tmp_path)
 def test_compare_with_fewer_seeds_reports_only_those_seeds(tmp_path):
     checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
     _compare(checkout, out, FakeRunner())                                       # seeds 999 and 1000
-    records, _ = compare.run_configs(checkout, "tiny", [compare.RunConfig("BPR", "BPR")], [999], out, epochs=1,
+    records, _ = core.run_configs(checkout, "tiny", [core.RunConfig("BPR", "BPR")], [999], out, epochs=1,
                                      runner=FakeRunner(), echo=lambda line: None)
     assert [r["seed"] for r in records] == [999]                               # 1000 is in the file, not asked for
 
 
 def test_seed_list_defaults_to_mmrecs_seed_upwards_and_drops_repeats():
-    assert compare.seed_list(3, None) == [999, 1000, 1001]
-    assert compare.seed_list(None, None) == [999]
-    assert compare.seed_list(None, [7, 5, 7]) == [7, 5]
+    assert core.seed_list(3, None) == [999, 1000, 1001]
+    assert core.seed_list(None, None) == [999]
+    assert core.seed_list(None, [7, 5, 7]) == [7, 5]
 
 
 def test_two_configurations_with_one_label_are_refused_before_running(tmp_path):
     checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
     runner = FakeRunner()
-    configs = [compare.RunConfig("X", "BPR"), compare.RunConfig("X", "BPR", {"reg_weight": 0.01})]
+    configs = [core.RunConfig("X", "BPR"), core.RunConfig("X", "BPR", {"reg_weight": 0.01})]
     with pytest.raises(MdeMmrecError, match="configuration labels must differ"):
-        compare.run_configs(checkout, "tiny", configs, [999], out, runner=runner, echo=lambda line: None)
+        core.run_configs(checkout, "tiny", configs, [999], out, runner=runner, echo=lambda line: None)
     assert runner.calls == []
 
 
@@ -254,16 +254,16 @@ def test_a_multimodal_model_needs_the_feature_files(tmp_path):
     (checkout / "src" / "configs" / "dataset" / "tiny.yaml").write_text(
         "inter_file_name: 'tiny.inter'\nvision_feature_file: 'image_feat.npy'\ntext_feature_file: 'text_feat.npy'\n")
     with pytest.raises(MdeMmrecError, match=r"feature file .*image_feat.npy is missing"):
-        compare.check_dataset(checkout, "tiny", "BPR")
+        core.check_dataset(checkout, "tiny", "BPR")
     (checkout / "src" / "configs" / "model" / "MDE.yaml").write_text("is_multimodal_model: True\n")
     with pytest.raises(MdeMmrecError, match=r"no feature file for MDE: vision_feature_file .*image_feat.npy is "
                                             r"missing; text_feature_file .*text_feat.npy is missing"):
-        compare.check_dataset(checkout, "tiny", "MDE")
+        core.check_dataset(checkout, "tiny", "MDE")
     text = checkout / "data" / "tiny" / "text_feat.npy"
     np.save(text, np.ones((1, 4), dtype=np.float32))
-    compare.check_dataset(checkout, "tiny", "MDE")           # as main.py: MDE runs on the text features alone
+    core.check_dataset(checkout, "tiny", "MDE")           # as main.py: MDE runs on the text features alone
     with pytest.raises(MdeMmrecError, match=r"image_feat.npy is missing"):
-        compare.check_dataset(checkout, "tiny", "BPR")
+        core.check_dataset(checkout, "tiny", "BPR")
 
 
 @pytest.mark.parametrize("content, error", [
@@ -289,16 +289,16 @@ def test_a_feature_file_that_cannot_be_loaded_is_named_before_training(tmp_path,
         np.save(text, content)
     with pytest.raises(MdeMmrecError, match=r"feature file .*text_feat.npy \(text_feature_file in .*tiny.yaml\) "
                                             + error):
-        compare.check_dataset(checkout, "tiny", "MDE")
+        core.check_dataset(checkout, "tiny", "MDE")
 
 
 def test_a_users_value_for_a_grid_key_is_kept_and_a_list_for_a_plain_key_is_refused():
     file_config = {"model": "BPR", "hyper_parameters": ["seed", "reg_weight"], "reg_weight": [0.1, 0.01],
                    "learning_rate": 0.001}
-    overrides, warnings = compare.pin_grid(file_config, {"reg_weight": 0.01})
+    overrides, warnings = core.pin_grid(file_config, {"reg_weight": 0.01})
     assert overrides == {"reg_weight": 0.01} and warnings == []
     with pytest.raises(MdeMmrecError, match=r"learning_rate=\[0.1, 1.0\] would be a grid inside one row"):
-        compare.check_single_values(file_config, {"learning_rate": [0.1, 1.0]}, "BPR")
+        core.check_single_values(file_config, {"learning_rate": [0.1, 1.0]}, "BPR")
 
 
 def test_a_second_run_into_the_same_folder_is_refused_until_the_first_ends(tmp_path):
@@ -306,8 +306,8 @@ def test_a_second_run_into_the_same_folder_is_refused_until_the_first_ends(tmp_p
     checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from mde_mmrec import mmrec
-        with mmrec.out_dir_lock({str(out)!r}):
+        from mde_mmrec import runner
+        with runner.out_dir_lock({str(out)!r}):
             print("locked", flush=True)
             time.sleep(120)
         """)], stdout=subprocess.PIPE, text=True)
@@ -328,6 +328,25 @@ def test_a_second_run_into_the_same_folder_is_refused_until_the_first_ends(tmp_p
     assert status == {"BPR": "ok"} and len(records) == 2
 
 
+def test_a_run_is_refused_while_a_main_py_still_writes_into_the_folder(tmp_path):
+    """Where no parent-death signal stopped it (not Linux; a main.py started by hand), a main.py still
+    appending to OUT would race a rerun for the same points: the rerun waits for it instead."""
+    checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out"
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                               f"--results_file={out.resolve() / 'runs' / 'BPR.jsonl'}"])
+    try:
+        runner_calls = FakeRunner()
+        with pytest.raises(MdeMmrecError, match=rf"main.py of an earlier run still writes there \(pid {orphan.pid}\)"
+                                                rf".*kill {orphan.pid}"):
+            _compare(checkout, out, runner_calls)
+        assert runner_calls.calls == []
+    finally:
+        orphan.kill()
+        orphan.wait()
+    records, status = _compare(checkout, out, FakeRunner())
+    assert status == {"BPR": "ok"} and len(records) == 2
+
+
 def test_an_out_folder_that_is_a_file_is_refused(tmp_path):
     checkout, out = standin_checkout(tmp_path / "MMRec"), tmp_path / "out.txt"
     out.write_text("notes\n")
@@ -339,14 +358,14 @@ def test_an_out_folder_that_is_a_file_is_refused(tmp_path):
 def test_a_run_refused_before_writing_anything_leaves_no_folder_behind(tmp_path):
     out, kept = tmp_path / "new" / "out", tmp_path / "kept"
     with pytest.raises(MdeMmrecError, match="bad"):
-        with mmrec.out_dir_lock(out):
+        with runner.out_dir_lock(out):
             assert (out / ".mde-mmrec.lock").is_file()
             raise MdeMmrecError("bad configuration")
     assert not out.exists()
     kept.mkdir()
-    with mmrec.out_dir_lock(kept):          # a folder that was there before stays
+    with runner.out_dir_lock(kept):          # a folder that was there before stays
         pass
-    with mmrec.out_dir_lock(out):           # a run that wrote something keeps its folder
+    with runner.out_dir_lock(out):           # a run that wrote something keeps its folder
         (out / "summary.md").write_text("x")
     assert kept.is_dir() and (out / "summary.md").is_file()
 
@@ -359,7 +378,7 @@ def test_runs_without_recorded_settings_are_never_reused(tmp_path):
     runs.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "settings"}) + "\n"
                             for line in runs.read_text().splitlines()))
     runner = FakeRunner()
-    with pytest.raises(compare.OtherSettingsError, match=r"BPR.jsonl holds runs without recorded settings \(written "
+    with pytest.raises(core.OtherSettingsError, match=r"BPR.jsonl holds runs without recorded settings \(written "
                                                          r"by an older mde-mmrec\).*choose another --out, or delete"):
         _compare(checkout, out, runner)
     assert runner.calls == []

@@ -8,7 +8,8 @@ Three config keys control it (patched into configs/overall.yaml, defaults shown)
     grid_shard: null     # "i/n" (1-based i): run only grid points p (0-based, product order) with p % n == i-1
 
 One line per finished grid point (appended, flushed and fsync'd, so a killed run leaves earlier lines
-intact; a line cut off by a kill is skipped by ``read_results`` with a warning):
+intact; a line cut off by a kill is skipped by ``read_results`` with a warning, and removed by the next
+``append_record``):
 
     {"model", "dataset", "params": {grid key: value}, "settings": {every other config key: value}, "seed",
      "best_epoch" (MMRec's epoch index, from 0), "epochs_run",
@@ -135,26 +136,70 @@ def params_of(hyper_keys, hyper_tuple) -> dict:
     return _plain(dict(zip(hyper_keys, hyper_tuple)))
 
 
+def _parse_lines(data: bytes):
+    """(records, number of lines that are not a complete JSON object: cut off by a run killed while writing)
+    of a results file's bytes."""
+    records, torn = [], 0
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            torn += 1
+    return records, torn
+
+
+def point_key(record: dict):
+    """What identifies a grid point in a results file (None for a line that names no point)."""
+    if "params" not in record:
+        return None
+    return record.get("model"), record.get("dataset"), json.dumps(record["params"], sort_keys=True)
+
+
+def unique_points(records: list) -> tuple:
+    """(records with each grid point once, the first line of each; how many lines repeated a point)."""
+    seen, unique = set(), []
+    for record in records:
+        key = point_key(record)
+        if key is None or key not in seen:
+            seen.add(key)
+            unique.append(record)
+    return unique, len(records) - len(unique)
+
+
 def read_results(path, warn=True) -> list:
-    """Every complete JSON line of a results file ([] when it does not exist); a truncated or corrupt line
-    (a run killed while writing) is skipped with a warning."""
+    """Every complete JSON line of a results file ([] when it does not exist), each grid point once. A line cut
+    off by a kill, and a second line for a point already there (two runs that trained it at once), are left out
+    with a warning."""
     path = Path(path)
     if not path.exists():
         return []
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                if warn:
-                    logging.getLogger().warning(f"{path}:{line_no}: skipping an incomplete results line")
-                continue
-            if isinstance(record, dict):
-                records.append(record)
+    records, torn = _parse_lines(path.read_bytes())
+    records, repeated = unique_points(records)
+    if warn and torn:
+        logging.getLogger().warning(f"{path}: skipping {torn} incomplete results line(s) (a run killed while "
+                                    "writing; the point runs again, and the next write removes the line)")
+    if warn and repeated:
+        logging.getLogger().warning(f"{path}: {repeated} line(s) repeat a grid point already there; each point is "
+                                    "counted once (its first line)")
     return records
+
+
+def write_records(path, records: list) -> None:
+    """Replace a JSON-lines file with ``records``, atomically: a reader sees the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write("".join(json.dumps(_plain(r)) + "\n" for r in records).encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
 
 
 # config keys that say where results go, how a run is scheduled and logged, or that MMRec derives from others:
@@ -205,19 +250,32 @@ def check_resume(values: dict, records: list | None = None) -> None:
 
 
 def append_record(path, record: dict) -> None:
-    """Append one JSON line and force it to disk. A previous line cut off by a kill is closed first, so the
-    new line stays readable."""
+    """Append one JSON line and force it to disk. A file holding a line cut off by a kill is first rewritten
+    without it (atomically), so every later reader sees complete lines only."""
     path = Path(path)
-    line = json.dumps(_plain(record), sort_keys=False) + "\n"
-    with open(path, "a+b") as handle:
-        handle.seek(0, os.SEEK_END)
-        if handle.tell() > 0:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                handle.write(b"\n")
-        handle.write(line.encode("utf-8"))
+    line = (json.dumps(_plain(record)) + "\n").encode("utf-8")
+    data = path.read_bytes() if path.exists() else b""
+    records, torn = _parse_lines(data)
+    if torn:
+        write_records(path, records + [record])
+        logging.getLogger().warning(f"{path}: removed {torn} incomplete line(s) left by a killed run")
+        return
+    with open(path, "ab") as handle:
+        handle.write(line if data.endswith(b"\n") or not data else b"\n" + line)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+EVENTS_VARIABLE = "MDE_MMREC_EVENTS"   # set by mde-mmrec for each main.py it runs: where progress events go
+
+
+def event(kind: str, **fields) -> None:
+    """Append one progress event (a JSON line: ``event``, ``time`` and ``fields``) to the file that
+    $MDE_MMREC_EVENTS names (patch 0023); nothing without it. mde-mmrec shows progress from these lines."""
+    path = os.environ.get(EVENTS_VARIABLE)
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(_plain({"event": kind, "time": round(time.time(), 3), **fields})) + "\n")
 
 
 def points_to_run(config, combinators):
@@ -239,6 +297,7 @@ def points_to_run(config, combinators):
         if params in done and config["resume"]:
             logger.info(f"skipping grid point {index + 1}/{len(combinators)} {params}: "
                         f"already in {config['results_file']}")
+            event("skipped", index=index + 1, of=len(combinators), params=params)
             continue
         again += params in done
         selected.append((index, hyper_tuple))
@@ -326,6 +385,7 @@ NO_EPOCH_FINISHED = "no epoch finished: the loss was NaN or inf in the first epo
 def record_point(config, hyper_tuple, trainer, best_valid, best_test, model_init_s, train_time_s):
     """Append the grid point's line to results_file (if one is set) and return the record."""
     record = build_record(config, hyper_tuple, trainer, best_valid, best_test, model_init_s, train_time_s)
+    event("finished", params=record["params"], failed=record["failed"])
     if record["failed"]:
         logging.getLogger().error(f"grid point {record['params']}: {record['failed']}")
     if config["results_file"]:

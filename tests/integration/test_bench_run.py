@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mde_mmrec import bench, synthetic
-from mde_mmrec.compare import why_not_runnable
+from mde_mmrec.core import why_not_runnable
 from mde_mmrec.usergraph import write_user_graph
 
 pytestmark = pytest.mark.mmrec

@@ -84,12 +84,17 @@ def test_grid_points_after_one_with_a_nan_loss_still_run(patched_mmrec, tiny_dat
                     {"epochs": 2, "train_batch_size": 4096, "hyper_parameters": ["seed", "reg_weight"],
                      "reg_weight": [0.1, 0.01, 0.001], "cl_weight": 0.01, "diff_weight": 0.1,
                      "results_file": str(results)}, on_line=lines.append)
-    assert code == 0, "\n".join(lines[-40:])
     records = read_results(results)
     assert len(records) == 3
     no_epoch = plugin_module("results_log").NO_EPOCH_FINISHED
     assert all(r["failed"] == no_epoch for r in records)
     assert sum("Loss is nan or inf at epoch: 0, batch index: 0" in line for line in lines) == 3
+    # patch 0022: no point finished, so the run failed: exit code 1, and the BEST block says why (no zeros)
+    assert code == 1, "\n".join(lines[-40:])
+    assert any("No grid point finished: each of the 3 point(s) run ended without a result" in line for line in lines)
+    assert lines[-1].startswith("main.py: error: no grid point finished")
+    final = max(i for i, line in enumerate(lines) if "█ BEST (by valid" in line)
+    assert not any(line.startswith("Valid: ") for line in lines[final:])       # no block of zeros after it
 
 
 def test_an_infinite_loss_ends_training_like_a_nan_one(patched_mmrec):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mde_mmrec.compare import why_not_runnable
+from mde_mmrec.core import why_not_runnable
 from mde_mmrec.mmrec import read_results, run_main
 from mde_mmrec.usergraph import write_user_graph
 
@@ -100,10 +100,10 @@ def test_a_wrong_model_data_set_or_value_is_a_one_line_error(patched_mmrec, tiny
 def test_long_run_logs_its_progress_and_stops_at_its_time_limit(patched_mmrec, tiny_data, tmp_path):
     """Patch 0010's construction line and 0015's within-epoch progress lines reach the log, and a run that
     passes its time limit is stopped with a status saying how far it got."""
-    from mde_mmrec import compare
+    from mde_mmrec import core
     echo = []
     common = {"progress_every_s": 1e-9, "stopping_step": 10 ** 6}   # a progress line after every batch
-    records, status = compare.run_configs(patched_mmrec, tiny_data, [compare.RunConfig("MDE", "MDE", {})], [999],
+    records, status = core.run_configs(patched_mmrec, tiny_data, [core.RunConfig("MDE", "MDE", {})], [999],
                                           tmp_path / "out", epochs=10 ** 6, common=common, echo=echo.append,
                                           max_seconds=20)
     assert records == []

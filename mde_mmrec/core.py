@@ -1,0 +1,666 @@
+"""What the commands that run MMRec share: the effective config, the checks made before any training, one
+``main.py`` run with its progress, the results files and their settings sidecar (resume).
+
+``compare``, ``grid``, ``reproduce``, ``bench`` and ``demo`` hold only their arguments and their reports.
+``run_configs`` runs a set of configurations over seeds: each configuration is ONE MMRec process whose grid
+is the list of seeds (``--seed=[s1,...] --hyper_parameters=[seed]``); the patched MMRec appends one JSON line
+per finished seed to ``OUT/runs/<label>.jsonl`` and, with ``--resume=True``, skips finished seeds. The other
+list-valued keys of the model's grid are pinned to one value each (``--set MODEL:key=value``, else the first
+value; a warning says which). ``grid`` runs a whole grid in one process through ``run_one``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import functools
+import hashlib
+import importlib.util
+import json
+import logging
+import re
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import mmrec, synthetic
+from .errors import MdeMmrecError, non_negative_int, positive_int
+from .runner import MEMORY_LIMIT_EXIT, TIME_LIMIT_EXIT, events_file, out_dir_lock, run_main
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 999                              # MMRec's configs/overall.yaml seed
+MULTIMODAL_NEEDS_USER_GRAPH = ("DRAGON", "DualGNN")
+
+
+@dataclass
+class RunConfig:
+    """One configuration to run over seeds: a model and the config overrides that make it."""
+    label: str                                  # its name in tables and file names ("MDE w/o MDA")
+    model: str
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.label).strip("_")
+
+
+# ----------------------------------------------------------------------------------- reading configs
+def load_yaml(path: Path) -> dict:
+    """A config file read with MMRec's YAML loader (1e-3 is a float); {} when absent. The one YAML reader."""
+    import yaml
+    if not Path(path).is_file():
+        return {}
+    loader = mmrec.plugin_module("cli_overrides").MMRecLoader
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=loader) or {}
+
+
+def merged_config(checkout: Path, model: str, dataset: str) -> dict:
+    """overall.yaml, then the dataset's, then the model's yaml, with hyper_parameters concatenated (as
+    MMRec's Config reads them, before command-line overrides)."""
+    configs = Path(checkout) / "src" / "configs"
+    merged, grid = {}, []
+    for path in (configs / "overall.yaml", configs / "dataset" / f"{dataset}.yaml",
+                 configs / "model" / f"{model}.yaml"):
+        data = load_yaml(path)
+        grid += list(data.get("hyper_parameters") or [])
+        merged.update(data)
+    merged["hyper_parameters"] = grid
+    return merged
+
+
+def available(checkout: Path, kind: str) -> list[str]:
+    return sorted(p.stem for p in (Path(checkout) / "src" / "configs" / kind).glob("*.yaml"))
+
+
+# MMRec models that cannot run on every machine (unpatched: their code is MMRec's): .cuda() called
+# unconditionally, or a package that is not installed here (found by reading the model file's imports)
+NEEDS_CUDA = ("DAMRS", "GRCN", "LATTICE", "MGCN", "SMORE")
+PIP_NAME = {"sklearn": "scikit-learn"}   # import name -> pip name, where they differ
+BROKEN = {"LayerGCN": "MMRec's layergcn.py imports models.common, which MMRec does not have (its common/ is "
+                      "src/common)"}
+
+
+def cuda_available() -> bool:
+    import torch
+    return bool(torch.cuda.is_available())
+
+
+def missing_imports(checkout: Path, model: str) -> list[str]:
+    """Top-level packages that MMRec's ``src/models/<model>.py`` imports at module level and this Python
+    cannot find (MMRec's own packages, ``common``, ``utils``, ``models``, are found in ``src/``)."""
+    path = Path(checkout) / "src" / "models" / f"{model.lower()}.py"
+    if not path.is_file():
+        return []
+    try:
+        body = ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body
+    except SyntaxError:   # MMRec's own run reports it, with the line
+        return []
+    names = []
+    for node in body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    src = Path(checkout) / "src"
+    missing = []
+    for name in dict.fromkeys(n.split(".")[0] for n in names):
+        local = (src / name).is_dir() or (src / f"{name}.py").is_file()
+        if not local and importlib.util.find_spec(name) is None:
+            missing.append(name)
+    return missing
+
+
+def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None = None) -> str | None:
+    """Why MMRec's ``model`` cannot run here (None if it can); ``cuda`` defaults to ``cuda_available()``;
+    with ``checkout``, also the packages its model file imports that are not installed."""
+    if model in BROKEN:
+        return BROKEN[model]
+    missing = missing_imports(checkout, model) if checkout is not None else []
+    if missing:
+        names, pip = ", ".join(missing), " ".join(PIP_NAME.get(m, m) for m in missing)
+        verb = "is" if len(missing) == 1 else "are"
+        return f"MMRec's {model.lower()}.py imports {names}, which {verb} not installed (pip install {pip})"
+    if model in NEEDS_CUDA and not (cuda_available() if cuda is None else cuda):
+        return f"MMRec's {model.lower()}.py calls .cuda() unconditionally, and this machine has no CUDA GPU"
+    return None
+
+
+def runnable(configs: list[RunConfig], cuda: bool, checkout: Path | None = None
+             ) -> tuple[list[RunConfig], dict[str, str]]:
+    """(configurations to run, {label: "not run: reason"} for those that cannot run here)."""
+    keep, skipped = [], {}
+    for c in configs:
+        reason = why_not_runnable(c.model, cuda, checkout)
+        if reason:
+            skipped[c.label] = f"not run: {reason}"
+        else:
+            keep.append(c)
+    return keep, skipped
+
+
+def check_model(checkout: Path, model: str) -> None:
+    """``model`` exists in the checkout and can run on this machine."""
+    check_model_exists(checkout, model)
+    reason = why_not_runnable(model, checkout=checkout)
+    if reason:
+        raise MdeMmrecError(f"model {model!r} cannot run here: {reason}; choose another model")
+
+
+def check_model_exists(checkout: Path, model: str) -> None:
+    """``model`` has its config and model file in the checkout (names are case-sensitive)."""
+    if not (Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml").is_file():
+        models = available(checkout, "model")
+        close = [m for m in models if m.lower() == model.lower()] or difflib.get_close_matches(model, models, n=3)
+        raise MdeMmrecError(f"unknown model {model!r}: no src/configs/model/{model}.yaml in {checkout} "
+                            f"(models there: {', '.join(models)}; names are case-sensitive)"
+                            + (f"; did you mean {', '.join(close)}?" if close else ""))
+    if not (Path(checkout) / "src" / "models" / f"{model.lower()}.py").is_file():
+        raise MdeMmrecError(f"model {model!r}: src/models/{model.lower()}.py is missing in {checkout}")
+
+
+def interaction_file(checkout: Path, dataset: str, model: str | None = None, cfg: dict | None = None) -> Path:
+    """Where MMRec reads the data set's interactions (data_path and inter_file_name of the merged config, or
+    of ``cfg``)."""
+    cfg = merged_config(checkout, model or "", dataset) if cfg is None else cfg
+    data_dir = (Path(checkout) / "src" / cfg.get("data_path", "../data/") / dataset).resolve()
+    return data_dir / str(cfg.get("inter_file_name") or f"{dataset}.inter")
+
+
+def check_dataset(checkout: Path, dataset: str, model: str | None = None, overrides: dict | None = None
+                  ) -> list[str]:
+    """The data set's yaml, interaction file and (for a multimodal model) feature files exist and hold what
+    MMRec can run on (src/utils/data_checks.py, as main.py checks them, with the run's ``overrides``: a
+    smaller ``topk``, another ``data_path`` ...); returns the warnings, also logged."""
+    checkout = Path(checkout)
+    yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
+    if not yaml_path.is_file():
+        raise MdeMmrecError(f"unknown data set {dataset!r}: no {yaml_path} (data sets there: "
+                            f"{', '.join(available(checkout, 'dataset'))}); "
+                            f"{synthetic.missing_data_hint(checkout, dataset)}")
+    cfg = dict(merged_config(checkout, model or "", dataset), **(overrides or {}))
+    inter = interaction_file(checkout, dataset, cfg=cfg)
+    data_dir = inter.parent
+    if not inter.is_file():
+        raise MdeMmrecError(f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
+                            f"{yaml_path}); {synthetic.missing_data_hint(checkout, dataset)}")
+    checks = mmrec.plugin_module("data_checks")          # what main.py checks too (utils/cli_overrides.py)
+    try:
+        n_items, warnings = checks.check_interaction_file(inter, cfg)
+    except checks.DataError as exc:
+        raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
+    if model is None or cfg.get("is_multimodal_model"):
+        try:
+            files, feature_warnings = checks.feature_files(data_dir, cfg, model, str(yaml_path))
+            warnings += feature_warnings
+            for key, path in files.items():
+                warnings += checks.check_feature_file(path, f"{key} in {yaml_path}", n_items, inter)
+        except checks.DataError as exc:
+            raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
+    for warning in warnings:
+        if (dataset, warning) not in _WARNED:     # once, not once per model of a comparison
+            _WARNED.add((dataset, warning))
+            log.warning("data set %r: %s", dataset, warning)
+    return warnings
+
+
+_WARNED: set = set()
+
+
+def parse_sets(items: list[str] | None) -> dict[str | None, dict]:
+    """``["MDE:cl_weight=0.1", "epochs=3"]`` -> ``{"MDE": {"cl_weight": 0.1}, None: {"epochs": 3}}``
+    (None: every model). Values are read like main.py reads them."""
+    out: dict[str | None, dict] = {}
+    parse_value = mmrec.plugin_module("cli_overrides").parse_value
+    for item in items or []:
+        head, sep, text = item.partition("=")
+        if not sep or not head:
+            raise MdeMmrecError(f"--set {item!r}: write --set MODEL:key=value or --set key=value")
+        model, _, key = head.rpartition(":")
+        try:
+            value = parse_value(text)
+        except Exception as exc:                                 # OverrideError: a malformed value
+            raise MdeMmrecError(f"--set {item!r}: {exc}") from None
+        scope = out.setdefault(model or None, {})
+        if key in scope:
+            raise MdeMmrecError(f"--set {item!r}: {head} is set twice; give each key once")
+        scope[key] = value
+    return out
+
+
+def check_set_models(sets: dict, models, where: str) -> None:
+    """Every ``MODEL:`` prefix of ``parse_sets``'s result names a model that runs (``where`` says what runs)."""
+    unknown = [m for m in sets if m is not None and m not in models]
+    if unknown:
+        raise MdeMmrecError(f"--set names model(s) {', '.join(unknown)} that {where} does not run (it runs "
+                            f"{', '.join(sorted(set(models)))})")
+
+
+def check_single_values(file_config: dict, sets: dict, label: str) -> None:
+    """One configuration is one setting: a list value would make its key a grid dimension in MMRec (see
+    src/utils/cli_overrides.py), and the configuration's row would average over the grid's points."""
+    file_grid = file_config.get("hyper_parameters") or []
+    lists = [f"{k}={v}" for k, v in sets.items() if isinstance(v, list) and k != "hyper_parameters"
+             and (k in file_grid or not isinstance(file_config.get(k), list))]
+    if lists:
+        raise MdeMmrecError(f"configuration {label!r}: {', '.join(lists)} would be a grid inside one row; give "
+                            f"one value per configuration (--set {label}:key=value), or search over values "
+                            "with `mde-mmrec grid`")
+
+
+def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
+    """Overrides that leave only the seed in the grid: every other grid key with a list value takes the
+    value from ``sets``, else its first value. Returns (overrides incl. ``sets``, warnings)."""
+    overrides, warnings = dict(sets), []
+    for key in file_config.get("hyper_parameters") or []:
+        if key == "seed" or key in sets:
+            continue
+        value = file_config.get(key)
+        if isinstance(value, list):
+            overrides[key] = value[0] if value else None
+            if len(value) > 1:
+                model = file_config.get("model", "MODEL")
+                warnings.append(f"{key}={value[0]!r} (first of {value}; choose with --set {model}:{key}=VALUE)")
+    return overrides, warnings
+
+
+def unknown_keys_error(where: str, unknown: list[str], known,
+                       why: str = "not in configs/overall.yaml, the data set's or the model's yaml") -> MdeMmrecError:
+    """The error for config keys that the config files lack, with the closest known keys."""
+    hints = [(k, ", ".join(close)) for k in unknown
+             if (close := difflib.get_close_matches(k, sorted(known), n=3, cutoff=0.6))]
+    if len(unknown) == 1 and hints:
+        hint = f"; did you mean {hints[0][1]}?"
+    else:
+        hint = "".join(f"; for {k}, did you mean {close}?" for k, close in hints)
+    return MdeMmrecError(f"{where}: unknown config key(s) {', '.join(unknown)} ({why}){hint}")
+
+
+def check_keys(file_config: dict, overrides: dict, where: str) -> None:
+    unknown = [k for k in overrides if k not in file_config]
+    if unknown:
+        raise unknown_keys_error(where, unknown, file_config)
+
+
+# ------------------------------------------------------------------------------------------ settings
+# A results file is resumable: finished runs (seeds, grid points) are not run again. That is only right
+# when everything else that decides their numbers is the same, so each results file has a sidecar
+# (<name>.settings.json) with those settings, and a rerun with other settings is refused, not mixed in.
+# What is not a setting is what results lines leave out too (where results go, scheduling, the GPU's number ...),
+# except hyper_parameters: the sidecar keeps it, to tell a grid key from a setting.
+def results_log():
+    """The plugin's src/utils/results_log.py: the one reader and writer of results files (JSON lines)."""
+    return mmrec.plugin_module("results_log")
+
+
+def _not_settings() -> tuple:
+    return tuple(k for k in results_log()._NOT_SETTINGS if k != "hyper_parameters")
+
+
+def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()) -> dict:
+    """What decides a run's numbers besides its seed (and the values of the ``varying`` grid keys): model,
+    data set (its interaction file's digest), the effective config (the checkout's config files with the
+    overrides applied), installed plugin and MMRec commit."""
+    try:
+        info = mmrec.installed_info(checkout)
+    except (OSError, ValueError):        # a checkout without the installer's manifest (tests' stand-ins)
+        info = {}
+    inter = interaction_file(checkout, dataset, model)
+    digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
+    config = {**merged_config(checkout, model, dataset), **overrides}
+    kept = {k: v for k, v in sorted(config.items()) if k not in _not_settings() and k not in varying}
+    return json.loads(json.dumps({"model": model, "dataset": dataset, "interactions_sha256": digest,
+                                  "config": kept, "plugin": info.get("fingerprint"),
+                                  "mmrec_commit": info.get("mmrec_commit")}))
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: Path, mtime_ns: int, size: int) -> str:
+    """A file's digest, read once per version of the file (several configurations share a data set)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def settings_file(results_file) -> Path:
+    return Path(results_file).with_suffix(".settings.json")
+
+
+class OtherSettingsError(MdeMmrecError):
+    """A results file holds finished runs made with other settings (``files``: it and its sidecar)."""
+
+    def __init__(self, message: str, files: tuple[Path, Path]):
+        super().__init__(message)
+        self.files = files
+
+
+def check_settings(results_file, settings: dict) -> None:
+    """Refuse to resume a results file whose finished runs were made with other settings, or cannot show
+    with which (lines written before each recorded its settings)."""
+    records = results_log().read_results(results_file)
+    if not records:
+        return
+    sidecar = settings_file(results_file)
+    fix = (f"finished runs are reused only with identical settings: choose another --out, or delete "
+           f"{results_file} and {sidecar} to run them again")
+    if any("settings" not in r for r in records):
+        raise OtherSettingsError(f"{results_file} holds runs without recorded settings (written by an older "
+                                 f"mde-mmrec), which cannot show that they were made with the current ones; {fix}",
+                                 (Path(results_file), sidecar))
+    if not sidecar.is_file():   # written by main.py itself, or the sidecar was deleted
+        log.warning("%s holds finished runs but no %s: main.py compares each finished run's own recorded "
+                    "settings with the current ones, reusing only runs made with the same settings",
+                    results_file, sidecar.name)
+        return
+    recorded = json.loads(sidecar.read_text(encoding="utf-8"))
+    if recorded != settings:
+        raise OtherSettingsError(f"{results_file} holds runs made with other settings ("
+                                 f"{settings_difference(recorded, settings)}); {fix}", (Path(results_file), sidecar))
+
+
+def finished_with_recorded_settings(results_file) -> list[dict]:
+    """The records mde-mmrec may skip without asking main.py: all of them when the sidecar vouches for their
+    settings (``check_settings``), none without it (main.py's resume then checks each line's own settings)."""
+    return results_log().read_results(results_file) if settings_file(results_file).is_file() else []
+
+
+def record_settings(results_file, settings: dict, verified: bool = False) -> None:
+    """Write the results file's sidecar. Where finished runs exist without one, only once main.py has checked
+    their own recorded settings against these (``verified``: its run ended with exit code 0)."""
+    if verified or settings_file(results_file).is_file() or not results_log().read_results(results_file):
+        settings_file(results_file).write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+
+
+def settings_difference(old: dict, new: dict) -> str:
+    """The keys two sidecars differ in (their ``config`` flattened in), as ``key: old -> new; ...``; a grid key
+    (in ``hyper_parameters``, its values not a setting) shows as ``(a grid key)``."""
+    def flat(sidecar: dict) -> dict:
+        config = sidecar.get("config", {})
+        grid = {k: "(a grid key)" for k in config.get("hyper_parameters") or [] if k not in config}
+        return {**{k: v for k, v in sidecar.items() if k != "config"}, **grid, **config}
+    return results_log().settings_difference(flat(old), flat(new))
+
+
+# ------------------------------------------------------------------------------------------- running
+def ensure_user_graph(checkout: Path, dataset: str) -> None:
+    """DRAGON and DualGNN read data/D/user_graph_dict.npy: build it (fast, sparse) when missing."""
+    cfg = merged_config(checkout, "DRAGON", dataset)
+    path = (Path(checkout) / "src" / cfg.get("data_path", "../data/") / dataset
+            / str(cfg.get("user_graph_dict_file") or "user_graph_dict.npy")).resolve()
+    if path.is_file():
+        return
+    from . import usergraph
+    log.info("building the user graph %s (needed by DRAGON / DualGNN)", path)
+    usergraph.write_user_graph(checkout, dataset)
+    if not path.is_file():
+        raise MdeMmrecError(f"user graph {path} was not written; build it with "
+                            f"`mde-mmrec user-graph --mmrec {checkout} -d {dataset}`")
+
+
+def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], out_dir: Path,
+            epochs: int | None = None, common: dict | None = None
+            ) -> list[tuple[RunConfig, dict, list[str], dict]]:
+    """Check everything before any training: checkout, models, data set, override keys, and that runs
+    already in OUT were made with the same settings. Returns, per configuration, the overrides main.py gets,
+    warnings about pinned grid keys and its settings (``run_settings``)."""
+    checkout = Path(checkout)
+    if not seeds:
+        raise MdeMmrecError("no seeds to run (use --seeds N with N >= 1)")
+    if any((Path(out_dir) / name).exists() for name in ("grid.log", "results.settings.json")):
+        raise MdeMmrecError(f"{out_dir} holds a grid search (grid.log / results.settings.json): a comparison "
+                            "there would overwrite the grid's results.jsonl; choose another --out")
+    runs = []
+    for cfg in configs:
+        check_model(checkout, cfg.model)
+        extra = dict(common or {}, **cfg.overrides)
+        check_dataset(checkout, dataset, cfg.model, extra)
+        file_config = merged_config(checkout, cfg.model, dataset)
+        file_config.setdefault("model", cfg.model)
+        check_keys(file_config, extra, f"configuration {cfg.label!r}")
+        check_single_values(file_config, extra, cfg.label)
+        overrides, warnings = pin_grid(file_config, extra)
+        overrides.update({"seed": list(seeds), "hyper_parameters": ["seed"],
+                          "results_file": str((Path(out_dir) / "runs" / f"{cfg.slug}.jsonl").resolve()),
+                          "resume": True})
+        if epochs:
+            overrides["epochs"] = int(epochs)
+        settings = run_settings(checkout, cfg.model, dataset, overrides)
+        check_settings(overrides["results_file"], settings)
+        runs.append((cfg, overrides, warnings, settings))
+    labels = [c.label for c in configs]
+    if len(set(labels)) != len(labels):
+        raise MdeMmrecError(f"configuration labels must differ: {labels}")
+    return runs
+
+
+def collect(out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]
+            ) -> tuple[list[dict], dict[str, list[dict]]]:
+    """The finished records of these configurations and seeds, with ``label`` and ``overrides`` (what
+    mde-mmrec set for the configuration: pinned grid keys, --set values, epochs) added, also written to
+    OUT/results.jsonl; and, per label, the lines of seeds without a result (``failed``)."""
+    records, failed = [], {}
+    for cfg, overrides in runs:
+        chosen = {k: v for k, v in overrides.items() if k not in results_log()._NOT_SETTINGS}  # not scheduling
+        for r in results_log().read_results(Path(out_dir) / "runs" / f"{cfg.slug}.jsonl"):
+            if r.get("seed") not in seeds:
+                continue
+            if r.get("failed"):
+                failed.setdefault(cfg.label, []).append(r)
+            else:
+                records.append(dict(r, label=cfg.label, overrides=chosen))
+    results_log().write_records(Path(out_dir) / "results.jsonl", records)
+    return records, failed
+
+
+# ----------------------------------------------------------------------------------------- progress
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """The one progress display: turns the events a run writes (patch 0023: ``point``, ``constructed``,
+    ``batches``, ``trained``, ``evaluated``, ``skipped``; one JSON line each in the file ``begin`` names) into
+    progress lines: model construction time, batches within long epochs, one line per epoch with the
+    configuration, run (grid point), epoch, validation score, elapsed time and an estimate of the time left
+    (from the mean wall time per epoch so far; an upper bound, since early stopping may end a run sooner).
+    Called with each line of the run's output (kept: ``tail``), it shows the events written meanwhile;
+    ``where()`` says how far the current run got (for a run stopped by a limit)."""
+
+    def __init__(self, n_configs: int, epochs: int, echo: Callable[[str], None] = print):
+        self.n_configs, self.epochs, self.echo = n_configs, epochs, echo
+        self.start = time.time()
+        self.config_index, self.label, self.events, self.offset = 0, "", None, 0
+        self.point, self.n_points = 0, 1
+        self.epoch_times: list[float] = []
+        self.last = time.time()
+        self.tail: list[str] = []
+        self._new_run()
+
+    def _new_run(self) -> None:
+        self.construction_s: float | None = None
+        self.epochs_done = 0
+        self.batches: dict | None = None
+
+    def begin(self, index: int, label: str, n_points: int, events: Path) -> None:
+        """A run of configuration ``index`` starts; it writes its events to ``events``."""
+        self.config_index, self.label, self.n_points, self.point = index, label, n_points, 0
+        self.events = Path(events)
+        self.offset = self.events.stat().st_size if self.events.is_file() else 0
+        self.echo(f"[{index + 1}/{self.n_configs}] {label}: {n_points} run(s) to go")
+        self.last, self.tail = time.time(), []
+        self._new_run()
+
+    def __call__(self, line: str) -> None:
+        self.tail = (self.tail + [line])[-40:]
+        self.poll()
+
+    def poll(self) -> None:
+        """Show the complete event lines written since the last call."""
+        if self.events is None or not self.events.is_file():
+            return
+        with open(self.events, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        complete = data[:data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            try:
+                self.show(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue
+
+    def show(self, event: dict) -> None:
+        kind, now = event["event"], event.get("time", time.time())
+        if kind == "point":
+            self.point, self.n_points, self.last = event["index"], event["of"], now
+            self._new_run()
+            self.echo(f"  {self.label}: run {self.point}/{self.n_points} {_show(event.get('params', {}))}")
+        elif kind == "skipped":
+            self.echo(f"  skipping run {event['index']}/{event['of']} {_show(event.get('params', {}))}: already done")
+        elif kind == "constructed":
+            self.construction_s, self.last = event["seconds"], now
+            self.echo(f"  {self.label}: model constructed in {self.construction_s:.1f}s")
+        elif kind == "batches":
+            self.batches = event
+            self.echo(f"  {self.label} epoch {event['epoch'] + 1}/{self.epochs}: {event['done']}/{event['of']} "
+                      f"batches in {_hms(event['seconds'])} | elapsed {_hms(now - self.start)}")
+        elif kind == "trained":
+            self.epochs_done += 1
+            self.batches = None
+        elif kind == "evaluated":
+            self.epoch_times.append(now - self.last)
+            self.last = now
+            epoch = event["epoch"] + 1
+            per_epoch = sum(self.epoch_times[-20:]) / len(self.epoch_times[-20:])
+            left = per_epoch * ((self.epochs - epoch) + (self.n_points - max(self.point, 1)) * self.epochs)
+            more = self.n_configs - self.config_index - 1
+            self.echo(f"  {self.label} run {max(self.point, 1)}/{self.n_points} epoch {epoch}/{self.epochs} "
+                      f"valid {float(event['valid_score']):.4f} | elapsed {_hms(now - self.start)} | this model "
+                      f"≤ {_hms(left)} left" + (f" (+{more} more configuration(s))" if more else ""))
+
+    def where(self) -> str:
+        """How far the current run got: construction, epochs trained, batches of the epoch."""
+        if self.construction_s is None:
+            return "while loading the data or constructing the model"
+        text = f"after model construction ({self.construction_s:.1f}s) and {self.epochs_done} training epoch(s)"
+        if self.batches:
+            b = self.batches
+            text += (f"; epoch {b['epoch'] + 1} had trained {b['done']}/{b['of']} batches in {b['seconds']:.0f}s "
+                     f"(at that rate about {b['seconds'] / b['done'] * b['of']:.0f}s per epoch)")
+        return text
+
+
+def _show(point: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def n_epochs(checkout, model: str, dataset: str, epochs: int | None) -> int:
+    """The most epochs a run trains: ``--epochs``, else the config files' ``epochs``."""
+    return int(epochs or merged_config(checkout, model, dataset).get("epochs") or 1000)
+
+
+# ------------------------------------------------------------------------------------------- running
+def run_one(checkout, model: str, dataset: str, overrides: dict, settings: dict, log_path: Path,
+            progress: Progress, runner=None, limits: dict | None = None) -> tuple[int, str | None]:
+    """One main.py run into ``overrides["results_file"]`` with its settings sidecar; returns (exit code, why it
+    failed or None). ``runner`` defaults to ``runner.run_main`` (tests pass a fake one with its signature)."""
+    results_file = Path(overrides["results_file"])
+    record_settings(results_file, settings)
+    code = (runner or run_main)(checkout, model, dataset, overrides, log_path=log_path, on_line=progress,
+                                **(limits or {}))
+    progress.poll()
+    limits = limits or {}
+    if code == 0:
+        record_settings(results_file, settings, verified=True)
+        return code, None
+    if code == MEMORY_LIMIT_EXIT and limits.get("max_rss_mb"):
+        return code, f"killed at the {limits['max_rss_mb'] / 1024:.0f} GB memory limit (see {log_path})"
+    if code == TIME_LIMIT_EXIT and limits.get("max_seconds"):
+        return code, f"stopped at the {limits['max_seconds']:.0f}s time limit {progress.where()} (see {log_path})"
+    return code, f"failed (exit {code}; see {log_path})"
+
+
+def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], out_dir,
+                epochs: int | None = None, common: dict | None = None, runner=None,
+                echo: Callable[[str], None] = print, max_rss_mb: float | None = None,
+                max_seconds: float | None = None) -> tuple[list[dict], dict[str, str]]:
+    """Run each configuration over ``seeds`` through MMRec (one process each), resumably.
+
+    Returns (records with ``label`` added, status per label: "ok" or why it failed). Results accumulate in
+    ``OUT/runs/<label>.jsonl``; logs in ``OUT/logs/<label>.log`` (progress events beside it); all records also
+    in ``OUT/results.jsonl``. ``max_rss_mb`` kills a run whose resident memory passes it, ``max_seconds`` one
+    that runs longer (the status says so, and how far it got)."""
+    with out_dir_lock(out_dir):   # one mde-mmrec run per results folder
+        checkout, out_dir = Path(checkout), Path(out_dir)
+        runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
+        if runner is None:   # MMRec itself runs them: main.py's own checks of every configuration first
+            mmrec.check_commands(checkout, [(f"configuration {cfg.label!r}", cfg.model, dataset, overrides)
+                                            for cfg, overrides, _, _ in runs])
+        (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+        (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+        if any(c.model in MULTIMODAL_NEEDS_USER_GRAPH for c in configs):
+            ensure_user_graph(checkout, dataset)
+        progress = Progress(len(runs), n_epochs(checkout, configs[0].model, dataset, epochs), echo)
+        limits = {k: v for k, v in (("max_rss_mb", max_rss_mb), ("max_seconds", max_seconds)) if v}
+        status = {}
+        for index, (cfg, overrides, warnings, settings) in enumerate(runs):
+            for w in warnings:
+                echo(f"  note: {cfg.label}: pinned {w}")
+            results_file = Path(overrides["results_file"])
+            done = {r.get("seed") for r in finished_with_recorded_settings(results_file)}
+            todo = [s for s in seeds if s not in done]
+            status[cfg.label] = "ok"
+            if not todo:
+                echo(f"[{index + 1}/{len(runs)}] {cfg.label}: all {len(seeds)} seed(s) already in {results_file}, "
+                     "skipped")
+                continue
+            if done & set(seeds):
+                echo(f"  {cfg.label}: seed(s) {sorted(done & set(seeds))} already done, skipped")
+            log_path = out_dir / "logs" / f"{cfg.slug}.log"
+            progress.begin(index, cfg.label, len(todo), events_file(log_path))
+            code, why = run_one(checkout, cfg.model, dataset, overrides, settings, log_path, progress, runner, limits)
+            if why:
+                status[cfg.label] = why
+                tail = "" if code in (MEMORY_LIMIT_EXIT, TIME_LIMIT_EXIT) else (
+                    "; last lines:\n" + "\n".join("    " + line for line in progress.tail[-15:]))
+                echo(f"  {cfg.label}: {why}{tail}")
+        records, failed = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
+        for label, lines in failed.items():   # seeds without a result (NaN loss): say which, and why
+            if status[label] == "ok" or status[label].startswith("failed (exit"):
+                status[label] = (f"failed for seed(s) {', '.join(str(r['seed']) for r in lines)}: "
+                                 f"{lines[0]['failed']}")
+                echo(f"  {label}: {status[label]}")
+        return records, status
+
+
+def seed_list(n: int | None, values: list[int] | None = None) -> list[int]:
+    """``--seed-values`` as given (each once), else ``n`` seeds from MMRec's default seed on."""
+    if values:
+        return list(dict.fromkeys(values))
+    return [DEFAULT_SEED + i for i in range(n or 1)]
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def add_run_args(p: argparse.ArgumentParser, out_default: str, epochs_default: int | None = None) -> None:
+    """The options of every command that runs MMRec: checkout, data set, results folder, epochs, config
+    overrides and seeds."""
+    p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout (mde-mmrec install)")
+    p.add_argument("-d", "--dataset", required=True, help="data set name (src/configs/dataset/NAME.yaml)")
+    p.add_argument("--out", default=None, help=f"results folder (default: {out_default})")
+    p.add_argument("--epochs", type=positive_int, default=epochs_default,
+                   help="maximum epochs per run (default: the config's epochs, with early stopping)")
+    p.add_argument("--set", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
+                   help="config override for one model (MODEL:key=value) or all (key=value); repeatable")
+    p.add_argument("--seeds", type=positive_int, default=1,
+                   help=f"number of seeds ({DEFAULT_SEED}, {DEFAULT_SEED + 1}, ...; default 1; 3 or more give "
+                        "mean ± std)")
+    p.add_argument("--seed-values", type=non_negative_int, nargs="+", default=None, help="explicit seeds instead")
+
+
+def command_line() -> str:
+    """The command as typed (for the notes under the tables)."""
+    return "mde-mmrec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
