@@ -8,20 +8,14 @@ checkout share one copy of that code.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib
 import importlib.machinery
 import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Callable
 
 from .errors import MdeMmrecError
 from .paths import current_fingerprint, plugin_src
@@ -36,8 +30,6 @@ PLUGIN_INFO = "src/utils/mde_plugin_info.json"   # on that branch only; read by 
 SWITCH_MARKER = ".mde-mmrec-switching"
 
 _PLUGIN_PACKAGE = "mde_mmrec._plugin_utils"
-MEMORY_LIMIT_EXIT = 137  # run_main's exit code for a run killed by its memory limit (as SIGKILL's 128 + 9)
-TIME_LIMIT_EXIT = 124    # ... and for a run stopped by its time limit (as timeout(1))
 
 
 def plugin_module(name: str):
@@ -114,13 +106,6 @@ def is_up_to_date(root) -> bool:
     return installed_info(root).get("fingerprint") == current_fingerprint()
 
 
-def main_command(model: str, dataset: str, overrides: dict | None = None) -> list[str]:
-    """The argv that runs one MMRec job with the current interpreter (cwd must be CHECKOUT/src)."""
-    return [sys.executable, "main.py", "-m", model, "-d", dataset, *override_args(overrides or {})]
-
-
-# Runs in CHECKOUT/src with the checkout's own (patched) code: main.py's checks of -m, -d and the overrides
-# (utils/cli_overrides.py, patch 0009), the model's grid check included, for several command lines at once.
 _CHECK_COMMANDS = """
 import json, sys
 from utils.configurator import Config
@@ -156,159 +141,6 @@ def check_commands(checkout, jobs: list[tuple[str, str, str, dict]]) -> None:
     if errors:
         raise MdeMmrecError("checked before any run, as main.py will check it: " + "; ".join(
             f"{name}: {message}" for name, message in errors))
-
-
-class RunGuard:
-    """Kill a process whose resident memory passes ``max_rss_mb`` or whose wall time passes ``max_seconds``
-    (each optional; checked every ``interval`` seconds), so a model that builds a dense items x items matrix,
-    or one that would train for hours, fails cleanly instead of taking the machine or the time budget.
-    ``reason`` says which limit stopped it ("memory" or "time"); None while it runs within both."""
-
-    def __init__(self, pid: int, max_rss_mb: float | None = None, max_seconds: float | None = None,
-                 interval: float = 0.5):
-        self.pid, self.max_rss_mb, self.max_seconds, self.interval = pid, max_rss_mb, max_seconds, interval
-        self.deadline = time.monotonic() + max_seconds if max_seconds else None
-        self.peak_mb, self.reason = 0.0, None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-
-    @property
-    def killed(self) -> bool:
-        return self.reason is not None
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.interval):
-            rss = rss_mb(self.pid)
-            self.peak_mb = max(self.peak_mb, rss)
-            if self.max_rss_mb and rss > self.max_rss_mb:
-                self.reason = "memory"
-            elif self.deadline is not None and time.monotonic() >= self.deadline:
-                self.reason = "time"
-            else:
-                continue
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            return
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (MB), from /proc; 0 where /proc is unavailable."""
-    total = 0.0
-    for p in [pid, *_children(pid)]:
-        try:
-            with open(f"/proc/{p}/status", encoding="ascii") as f:
-                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0) / 1024
-        except OSError:
-            pass
-    return total
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
-            return [int(c) for c in f.read().split()]
-    except OSError:
-        return []
-
-
-def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, log_path=None,
-             on_line: Callable[[str], None] | None = None, env: dict | None = None,
-             max_rss_mb: float | None = None, max_seconds: float | None = None) -> int:
-    """Run ``python main.py -m MODEL -d DATASET --k=v ...`` in CHECKOUT/src; each output line (stdout and
-    stderr together) goes to ``on_line`` and, if given, to ``log_path``. Returns main.py's exit code, or
-    ``MEMORY_LIMIT_EXIT`` / ``TIME_LIMIT_EXIT`` when the run was killed for passing ``max_rss_mb`` /
-    ``max_seconds``. A relative ``results_file`` is taken relative to the current directory (main.py runs in
-    CHECKOUT/src)."""
-    src = Path(checkout) / "src"
-    overrides = dict(overrides or {})
-    if isinstance(overrides.get("results_file"), (str, Path)):
-        overrides["results_file"] = str(Path(overrides["results_file"]).expanduser().resolve())
-    command = main_command(model, dataset, overrides)
-    run_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    log = open(log_path, "a", encoding="utf-8") if log_path else None
-    guard = None
-    try:
-        with subprocess.Popen(command, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              encoding="utf-8", errors="replace", bufsize=1, env=run_env) as process:
-            if max_rss_mb or max_seconds:
-                guard = RunGuard(process.pid, max_rss_mb, max_seconds)
-            try:
-                for line in process.stdout:
-                    if log:
-                        log.write(line)
-                        log.flush()
-                    if on_line:
-                        on_line(line.rstrip("\n"))
-                code = process.wait()
-            except BaseException:   # interrupted (Ctrl-C, or SIGTERM through the CLI): never leave main.py running
-                stop_process(process)
-                raise
-        if guard and guard.killed:
-            message = (f"mde-mmrec: killed {model} at {guard.peak_mb:.0f} MB resident memory "
-                       f"(limit {max_rss_mb:.0f} MB)" if guard.reason == "memory" else
-                       f"mde-mmrec: stopped {model} at its time limit of {max_seconds:.0f} s")
-            for sink in (on_line, log.write if log else None):
-                if sink:
-                    sink(message + ("\n" if sink is not on_line else ""))
-            return MEMORY_LIMIT_EXIT if guard.reason == "memory" else TIME_LIMIT_EXIT
-        return code
-    finally:
-        if guard:
-            guard.stop()
-        if log:
-            log.close()
-
-
-def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """Terminate a child (SIGTERM), then kill it if it has not ended after ``grace_s`` seconds."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@contextlib.contextmanager
-def out_dir_lock(out_dir):
-    """Hold OUT/.mde-mmrec.lock for the duration: a second mde-mmrec run into the same folder is refused (two
-    runs would both train the missing seeds and append them twice). The lock ends with the process, however
-    it ends, so a killed run never leaves a stale lock. A folder made here that holds nothing else when the
-    run ends (it was refused before writing anything) is removed again."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise MdeMmrecError(f"--out {out_dir} is a file, not a folder: choose a folder for the results")
-    made_here = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / ".mde-mmrec.lock"
-    handle = open(path, "a+", encoding="utf-8")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise MdeMmrecError(f"{out_dir} is in use by another mde-mmrec run ({holder}); wait for it to end, "
-                                "or choose another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}\n")
-        handle.flush()
-        yield
-    finally:
-        handle.close()
-        if made_here and [p.name for p in out_dir.iterdir()] == [path.name]:
-            path.unlink()
-            out_dir.rmdir()
 
 
 def read_results(path) -> list[dict]:

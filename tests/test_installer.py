@@ -18,7 +18,8 @@ import pytest
 
 from mde_mmrec import installer, paths
 from mde_mmrec.errors import MdeMmrecError
-from mde_mmrec.mmrec import MMREC_MARKERS, PLUGIN_INFO, SWITCH_MARKER, find_checkout, run_main
+from mde_mmrec.mmrec import MMREC_MARKERS, PLUGIN_INFO, SWITCH_MARKER, find_checkout
+from mde_mmrec.runner import run_main
 
 REPO = Path(__file__).resolve().parents[1]
 ORIGINAL = {marker: "".join(f"# {marker} line {n}\n" for n in range(1, 13)) for marker in MMREC_MARKERS}

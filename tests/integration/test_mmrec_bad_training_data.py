@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mde_mmrec.mmrec import plugin_module, read_results, run_main
+from mde_mmrec.mmrec import plugin_module, read_results
+from mde_mmrec.runner import run_main
 
 from .mmrec_support import run_in_src
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mde_mmrec.mmrec import read_results, run_main
+from mde_mmrec.mmrec import read_results
+from mde_mmrec.runner import run_main
 
 pytestmark = pytest.mark.mmrec
 

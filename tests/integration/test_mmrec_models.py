@@ -8,7 +8,8 @@ import re
 import pytest
 
 from mde_mmrec.core import why_not_runnable
-from mde_mmrec.mmrec import read_results, run_main
+from mde_mmrec.mmrec import read_results
+from mde_mmrec.runner import run_main
 from mde_mmrec.usergraph import write_user_graph
 
 from .mmrec_support import single_point

@@ -15,8 +15,9 @@ import pytest
 
 from mde_mmrec import installer
 from mde_mmrec.errors import MdeMmrecError
-from mde_mmrec.mmrec import read_results, run_main
+from mde_mmrec.mmrec import read_results
 from mde_mmrec.paths import patches_dir
+from mde_mmrec.runner import run_main
 from mde_mmrec.synthetic import make_dataset
 
 pytestmark = pytest.mark.mmrec

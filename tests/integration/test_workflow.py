@@ -143,6 +143,7 @@ def test_demo_trains_mde_and_a_baseline_and_reruns_after_a_settings_change(patch
 def test_reproduce_from_grid_runs_the_ablations_at_the_grids_best_point(patched_mmrec, tiny_data, tmp_path):
     """The paper's protocol: sigmas by grid search on validation, then Table II at that point."""
     import argparse
+
     from mde_mmrec import reproduce
     keys, values, plain = grid.grid_spec(patched_mmrec, "MDE", tiny_data,
                                          {"cl_weight": [0.001, 0.1], "diff_weight": 0.1, "reg_weight": 0.0001}, [1])
@@ -166,7 +167,7 @@ def test_main_py_and_the_commands_refuse_a_checkout_mid_install(patched_mmrec, t
     marker.write_text("{}")
     try:
         lines = []
-        assert mmrec.run_main(patched_mmrec, "MDE", tiny_data, {"epochs": 1}, on_line=lines.append) == 1
+        assert runner.run_main(patched_mmrec, "MDE", tiny_data, {"epochs": 1}, on_line=lines.append) == 1
         root = patched_mmrec.resolve()
         assert lines == [f"main.py: error: an mde-mmrec install or uninstall of this checkout was interrupted (its "
                          f"files are a mix of two versions); run `mde-mmrec install {root}` to complete it, or "
