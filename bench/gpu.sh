@@ -14,6 +14,9 @@
 #                 (ms per step, loader, operators, CUDA kernels and their time: why MDE's GPU epoch is slower
 #                 than FREEDOM's at this size)
 #   elec-mde      MDE at the Elec shape, 1 epoch
+#   baby-ratio    MDE and FREEDOM at the Baby shape, 1 epoch and 20 profiled steps each, with every patch
+#                 (OUT/baby-ratio) and in a copy of the checkout without patch 0024, MMRec's per-user negative
+#                 sampling loop (OUT/baby-ratio-without-0024): both RATIO lines and loader ms per batch
 # Time: the script ends within BUDGET_S (env GPU_BUDGET_S, default 550) seconds: each step's limit is cut to
 # what is left, and a step is skipped when less than it needs is left. A model's MMRec run is stopped
 # after at most RUN_S (env GPU_RUN_S, default 240) seconds. A step that succeeds (or tests that ran) is recorded
@@ -36,7 +39,7 @@ set -u -o pipefail
 MMREC=${1:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]}
 OUT=${2:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]}
 shift 2
-ALL_STEPS="tests elec-data elec-freedom elec-dragon baby elec-mde"
+ALL_STEPS="tests elec-data elec-freedom elec-dragon baby elec-mde baby-ratio"
 STEPS=${*:-$ALL_STEPS}
 for name in $STEPS; do
     case " $ALL_STEPS " in *" $name "*) ;; *) echo "bench/gpu.sh: unknown step $name (steps: $ALL_STEPS)"; exit 2 ;; esac
@@ -103,7 +106,18 @@ cuda_tests() {
         tests/test_mde_equations.py tests/test_shared_topk.py tests/test_results_log.py \
         -k "cuda or configured_device or same_seed or peak_gpu"
 }
-export -f bench elec_data cuda_tests
+# baby_ratio: the Baby-shape profile of MDE and FREEDOM with every patch, then in a copy of the checkout (its
+# data left out) with patch 0024 (the batch negative sampler) reversed.
+baby_ratio() {
+    local without="$MMREC-without-0024" args=(--preset baby --epochs 1 --models MDE FREEDOM --no-eval-share
+                                              --profile-steps 20)
+    $cli install "$MMREC" && rm -rf "$without" && mkdir -p "$without" \
+        && tar -C "$MMREC" --exclude=./data -cf - . | tar -C "$without" -xf - \
+        && patch -s -R -p1 -d "$without" < patches/0024-dataloader-vectorised-negative-sampling.patch \
+        && bench baby-ratio "${args[@]}" && MMREC=$without bench baby-ratio-without-0024 "${args[@]}" \
+        && grep -h "^\`RATIO" "$OUT"/baby-ratio/*.md "$OUT"/baby-ratio-without-0024/*.md
+}
+export -f bench elec_data cuda_tests baby_ratio
 export MMREC OUT RUN_S PYTHON cli
 
 main() {
@@ -122,6 +136,7 @@ sys.exit(not torch.cuda.is_available())" && [ "${GPU_ALLOW_CPU:-0}" != 1 ]; then
             elec-dragon)  step elec-dragon $((RUN_S + 60)) 180 bash -c 'bench elec-dragon --preset elec --epochs 1 --models DRAGON --no-eval-share' ;;
             baby)         step baby 300 150 bash -c 'bench baby --preset baby --epochs 2 --profile-steps 20' ;;
             elec-mde)     step elec-mde $((RUN_S + 90)) 180 bash -c 'bench elec-mde --preset elec --epochs 1 --models MDE --no-eval-share' ;;
+            baby-ratio)   step baby-ratio 300 200 bash -c baby_ratio ;;
         esac
     done
     echo "== done after ${SECONDS}s; steps ended so far: $(cat "$DONE" 2>/dev/null | tr '\n' ' ')"

@@ -77,3 +77,51 @@ def test_after_a_step_the_runs_logs_are_archived_in_one_file(tmp_path):
         member = archive.extractfile("./elec-mde/runs/elec-1/logs/MDE.log")
         assert member.read() == b"epoch 0 training: 26/632 batches\n"
     assert not (out / "runs.tgz.part").exists()
+
+
+def hunk_sides(patch: Path) -> tuple[str, str]:
+    """The text of a patch's hunks before and after it applies (context and removed / context and added lines)."""
+    before, after = [], []
+    for line in patch.read_text().split("\n@@")[1:]:
+        for row in line.split("\n")[1:]:
+            if row[:1] in (" ", "-"):
+                before.append(row[1:])
+            if row[:1] in (" ", "+"):
+                after.append(row[1:])
+    return "\n".join(before) + "\n", "\n".join(after) + "\n"
+
+
+def test_baby_ratio_benches_the_checkout_and_a_copy_without_patch_0024(tmp_path):
+    """The bench runs are stood in for (they need CUDA and minutes): a stand-in interpreter records each mde-mmrec
+    command and writes a report with a RATIO line; the copy must have patch 0024 reversed and no data folder."""
+    unpatched, patched = hunk_sides(ROOT / "patches" / "0024-dataloader-vectorised-negative-sampling.patch")
+    mmrec = tmp_path / "MMRec"
+    (mmrec / "src" / "utils").mkdir(parents=True)
+    (mmrec / "src" / "utils" / "dataloader.py").write_text(patched)
+    (mmrec / "data" / "synthetic_elec").mkdir(parents=True)
+    calls = tmp_path / "calls.log"
+    stand_in = tmp_path / "python"
+    stand_in.write_text(f"""#!/usr/bin/env bash
+if [ "$1 $2" != "-m mde_mmrec.cli" ]; then exec {sys.executable} "$@"; fi
+echo "${{*:3}}" >> {calls}
+if [ "$3" = bench ]; then
+    while [ $# -gt 0 ]; do case $1 in --out) out=$2 ;; --mmrec) checkout=$2 ;; esac; shift; done
+    mkdir -p "$out" && echo "\\`RATIO mde/freedom_epoch=$(basename "$checkout")\\`" > "$out/baby-1.md"
+fi
+""")
+    stand_in.chmod(0o755)
+    out = tmp_path / "out"
+    env = dict(os.environ, GPU_BUDGET_S="400", PYTHON=str(stand_in), GPU_ALLOW_CPU="1")
+    subprocess.run(["bash", str(SCRIPT), str(mmrec), str(out), "baby-ratio"], check=False, cwd=ROOT, env=env,
+                   capture_output=True, text=True, timeout=120)
+    log = (out / "gpu.log").read_text()
+    assert "== baby-ratio: exit 0" in log and (mmrec / ".gpu-steps-done").read_text() == "baby-ratio\n"
+    without = tmp_path / "MMRec-without-0024"
+    assert (without / "src" / "utils" / "dataloader.py").read_text() == unpatched
+    assert (mmrec / "src" / "utils" / "dataloader.py").read_text() == patched and not (without / "data").exists()
+    install, *benches = calls.read_text().splitlines()
+    assert install == f"install {mmrec}" and len(benches) == 2
+    for bench, checkout, folder in zip(benches, (mmrec, without), ("baby-ratio", "baby-ratio-without-0024")):
+        assert bench.startswith(f"bench --mmrec {checkout} --out {out / folder} --max-rss-gb 100 --preset baby ")
+        assert "--models MDE FREEDOM" in bench and "--profile-steps 20" in bench
+    assert "`RATIO mde/freedom_epoch=MMRec`" in log and "`RATIO mde/freedom_epoch=MMRec-without-0024`" in log
