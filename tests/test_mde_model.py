@@ -32,9 +32,9 @@ def test_total_loss_equals_independent_recomputation(tmp_path, toy):
     l_g, l_v, l_t, l_diff, l_cl, l_reg = model.calculate_loss(batch)
     emb = model.forward()
     u, i, j = batch
-    assert l_g.item() == pytest.approx(mde.bpr_loss(emb.users_fused[u], emb.items_fused[i], emb.items_fused[j]).item())
-    assert l_v.item() == pytest.approx(mde.bpr_loss(emb.users[u, 0], emb.items[i, 0], emb.items[j, 0]).item())
-    assert l_t.item() == pytest.approx(mde.bpr_loss(emb.users[u, 1], emb.items[i, 1], emb.items[j, 1]).item())
+    assert l_g.item() == pytest.approx(mde.bpr_loss((emb.users_fused[u] * emb.items_fused[i]).sum(-1), (emb.users_fused[u] * emb.items_fused[j]).sum(-1)).item())
+    assert l_v.item() == pytest.approx(mde.bpr_loss((emb.users[u, 0] * emb.items[i, 0]).sum(-1), (emb.users[u, 0] * emb.items[j, 0]).sum(-1)).item())
+    assert l_t.item() == pytest.approx(mde.bpr_loss((emb.users[u, 1] * emb.items[i, 1]).sum(-1), (emb.users[u, 1] * emb.items[j, 1]).sum(-1)).item())
     nodes = torch.unique(i)  # anchors of eq. 6-7: the batch's positive items
     p = emb.item_prefs[nodes]
     w_diff, w_cl = (p[:, 0] - p[:, 1]).abs(), 1 - (p[:, 0] - p[:, 1]).abs()

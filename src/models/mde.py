@@ -39,21 +39,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from common.abstract_recommender import GeneralRecommender
 
-from utils.mde_graphs import (
-    NeighbourLists,
-    cached_graph,
-    cooccurrence_topk,
-    cosine_knn,
-    hash_sparse,
-    hash_tensor,
-    neighbour_lists,
-    neighbour_sum,
-    normalized_bipartite_adjacency,
-    row_normalize,
-    row_softmax,
-    symmetric_product,
-    to_torch_csr,
-)
+from utils.mde_graphs import (NeighbourLists, cached_graph, cooccurrence_topk, cosine_knn, hash_sparse, hash_tensor,
+                              neighbour_lists, neighbour_sum, normalized_bipartite_adjacency, row_normalize,
+                              row_softmax, stack_modalities, symmetric_product, to_torch_csr)
 from utils.model_settings import Setting, read_settings
 from utils.model_settings import check_grid as check_setting_grid
 
@@ -152,10 +140,10 @@ def tradeoff_weights(p_v: torch.Tensor, p_t: torch.Tensor) -> tuple[torch.Tensor
     return gap, 1.0 - gap
 
 
-def bpr_loss(users: torch.Tensor, pos_items: torch.Tensor, neg_items: torch.Tensor) -> torch.Tensor:
-    r"""Eq. 9 / 10: mean over the batch of :math:`-\log \sigma(h_u^\top h_i - h_u^\top h_{i'})`."""
-    margin = (users * pos_items).sum(-1) - (users * neg_items).sum(-1)
-    return F.softplus(-margin).mean()  # softplus(-x) = -log sigmoid(x), stable for large |x|
+def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
+    r"""Eq. 9 / 10: mean over the batch (dim 0) of :math:`-\log \sigma(\hat y_{ui} - \hat y_{ui'})`, from the
+    scores of the positive and the negative items (one loss per column for [batch, M] scores)."""
+    return F.softplus(neg_scores - pos_scores).mean(0)  # softplus(-x) = -log sigmoid(x), stable for large |x|
 
 
 def modality_gap_loss(h_v: torch.Tensor, h_t: torch.Tensor, w_diff: torch.Tensor, form: str = "bounded"
@@ -272,6 +260,9 @@ class MDE(GeneralRecommender):
             knn = cached_graph(cache, f"item_knn_{m}", hp.item_knn_k, hash_tensor(feat),
                                lambda f=feat: cosine_knn(f, hp.item_knn_k), hp.graph_cache)
             self._register_neighbours(f"item_graph_{m}", row_normalize(knn))
+        stacked = stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities])  # eq. 4 at once
+        self.register_buffer("item_graphs_index", stacked.index, persistent=False)
+        self.register_buffer("item_graphs_weight", stacked.weight, persistent=False)
         self._eval_embeddings = None
         logger.info("MDE: MMRec's train_loss1..6 are L_g, L_v, L_t (eq. 9, 10), sigma_diff * L_diff (eq. 6), "
                     "sigma_cl * L_cl (eq. 7) and sigma_reg * ||Theta||^2 (eq. 11), already weighted: the loss is "
@@ -353,9 +344,10 @@ class MDE(GeneralRecommender):
         users_bar, items_bar = h_bar[:self.n_users], h_bar[self.n_users:]
         residual = self.hp.homogeneous_residual
         users = homogeneous_convolution(users_bar, self.neighbours("user_graph"), user_rows, residual)  # eq. 4
-        items = torch.cat([homogeneous_convolution(items_bar[:, j * d:(j + 1) * d], self.neighbours(f"item_graph_{m}"),
-                                                   item_rows, residual)
-                           for j, m in enumerate(self.modalities)], dim=1)  # eq. 4, per modality
+        # eq. 4, each modality over its own item graph, in one product: item i's modality m is row i * M + m
+        item_modality_rows = (item_rows.unsqueeze(1) * n_mod + torch.arange(n_mod, device=device)).reshape(-1)
+        items = homogeneous_convolution(items_bar.reshape(-1, d), self.neighbours("item_graphs"), item_modality_rows,
+                                        residual)
         users, items = users.view(-1, n_mod, d), items.view(-1, n_mod, d)
         user_prefs, item_prefs = self._preferences("user", user_rows), self._preferences("item", item_rows)
         return MDEEmbeddings(users, items, fuse(users, user_prefs), fuse(items, item_prefs),  # eq. 5
@@ -430,11 +422,12 @@ class MDE(GeneralRecommender):
         i, j = ij[:batch], ij[batch:]
         emb = self.forward(user_rows, item_rows)
         # index_select rather than t[idx] throughout: its backward is deterministic on multi-threaded CPUs
-        users_fused, items_fused = emb.users_fused.index_select(0, u), emb.items_fused.index_select(0, ij)
-        l_g = bpr_loss(users_fused, items_fused[:batch], items_fused[batch:])  # eq. 9
         users_m, items_m = emb.users.index_select(0, u), emb.items.index_select(0, ij)
-        l_modal = {m: bpr_loss(users_m[:, k], items_m[:batch, k], items_m[batch:, k])  # eq. 10 (L_v, L_t)
-                   for k, m in enumerate(self.modalities)}
+        pos_m, neg_m = (users_m * items_m[:batch]).sum(-1), (users_m * items_m[batch:]).sum(-1)  # h_u,m . h_i,m
+        l_modal = dict(zip(self.modalities, bpr_loss(pos_m, neg_m)))  # eq. 10 (L_v, L_t), one per modality
+        p_u, p_i = emb.user_prefs.index_select(0, u), emb.item_prefs.index_select(0, ij)
+        # eq. 9 on eq. 5's fused rows: h_u . h_i = sum_m P_u,m P_i,m (h_u,m . h_i,m)
+        l_g = bpr_loss((p_u * p_i[:batch] * pos_m).sum(-1), (p_u * p_i[batch:] * neg_m).sum(-1))
         zero = l_g.new_zeros(())
         l_diff = l_cl = zero
         if self.use_mda or self.use_msa:

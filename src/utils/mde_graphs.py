@@ -276,6 +276,17 @@ def neighbour_lists(adjacency: sp.csr_matrix) -> NeighbourLists:
     return NeighbourLists(torch.from_numpy(index), torch.from_numpy(weight))
 
 
+def stack_modalities(graphs: list[NeighbourLists]) -> NeighbourLists:
+    """The M item graphs (one per modality) as one graph over the rows of the [n, M, d] item table viewed as
+    [n * M, d]: row ``i * M + m`` has the neighbours ``j * M + m`` of item i in graph m, with their weights."""
+    n_mod, width = len(graphs), max(g.index.shape[1] for g in graphs)
+    index, weight = [], []
+    for m, g in enumerate(graphs):
+        pad = width - g.index.shape[1]   # padding: the row itself with weight 0, as in neighbour_lists
+        index.append(torch.cat([g.index, g.index[:, :1].expand(-1, pad)], dim=1) * n_mod + m)
+        weight.append(torch.cat([g.weight, g.weight.new_zeros(g.weight.shape[0], pad)], dim=1))
+    return NeighbourLists(torch.stack(index, dim=1).reshape(-1, width), torch.stack(weight, dim=1).reshape(-1, width))
+
 
 def neighbour_sum(h: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``out[r] = sum_k weight[r, k] * h[index[r, k]]``, with a sparse backward (see :class:`_NeighbourSum`)."""
