@@ -74,7 +74,7 @@ def test_a_bad_value_anywhere_in_the_grid_stops_main_before_loading_data(patched
                     on_line=lines.append)
     output = "\n".join(lines)
     assert code != 0
-    assert "main.py: error: MDE: 'cl_temperature' must be >= 0.001" in output and "got 0.0" in output
+    assert "main.py: error: MDE: 'cl_temperature' must be a finite number >= 0.001" in output and "got 0.0" in output
     assert "[grid point {" in output
     assert "Traceback" not in output
     assert "training [time" not in output and not (tmp_path / "r.jsonl").exists()

@@ -60,7 +60,7 @@ def test_a_bad_value_in_the_last_configuration_fails_before_the_first_runs(patch
     """main.py's own checks (patch 0009, MDE's grid check included) run for every configuration up front."""
     configs = [core.RunConfig("BPR", "BPR"), core.RunConfig("MDE", "MDE", {"cl_temperature": 0.0})]
     with pytest.raises(MdeMmrecError, match=r"checked before any run.*configuration 'MDE': MDE: 'cl_temperature' "
-                                            r"must be >= 0.001.*--set MDE:cl_temperature=VALUE"):
+                                            r"must be a finite number >= 0.001.*--cl_temperature=VALUE"):
         core.run_configs(patched_mmrec, tiny_data, configs, [1], tmp_path / "cmp", epochs=1)
     assert not list((tmp_path / "cmp").glob("runs/*.jsonl"))            # nothing ran
     with pytest.raises(MdeMmrecError, match=r"checked before any run.*MDE grid: MDE: 'cl_weight' must be >= 0"):
