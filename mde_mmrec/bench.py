@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from . import core, mmrec, report, runner, synthetic
-from .report import fmt, fmt_seconds
 from .errors import MdeMmrecError, non_negative_float, non_negative_int, positive_int
+from .report import fmt, fmt_seconds
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,12 @@ def in_child(fn, *args, max_rss_mb: float | None = None):
 
 
 def _child_main(queue, fn, args, parent_pid: int) -> None:
-    runner.die_with_parent(parent_pid)          # a killed bench leaves no child computing on
+    runner.die_with_parent(parent_pid)  # a killed bench leaves no child computing on
     try:
         result, error = fn(*args), None
     except Exception as exc:  # reported to the parent, which decides
         result, error = None, f"{type(exc).__name__}: {exc}"
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss          # KiB on Linux, bytes on macOS
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     queue.put((result, error, peak / (1024 * 1024 if sys.platform == "darwin" else 1024)))
 
 
@@ -118,21 +118,29 @@ def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> 
     with inside_checkout(checkout):
         import torch
         from models import mde  # the installed copy of src/models/mde.py
+
         cfg = core.merged_config(checkout, "MDE", dataset)
         data_dir = Path(cfg.get("data_path", "../data/")) / dataset
         import pandas as pd
+
         inter = pd.read_csv(data_dir / cfg["inter_file_name"], sep="\t")
         train = inter[inter[cfg["inter_splitting_label"]] == 0]
         shape = (int(inter[cfg["USER_ID_FIELD"]].max()) + 1, int(inter[cfg["ITEM_ID_FIELD"]].max()) + 1)
         import scipy.sparse as sp
-        r = sp.csr_matrix((np.ones(len(train), dtype=np.float32),
-                           (train[cfg["USER_ID_FIELD"]].values, train[cfg["ITEM_ID_FIELD"]].values)), shape=shape)
+
+        r = sp.csr_matrix(
+            (
+                np.ones(len(train), dtype=np.float32),
+                (train[cfg["USER_ID_FIELD"]].values, train[cfg["ITEM_ID_FIELD"]].values),
+            ),
+            shape=shape,
+        )
         seconds = {}
         if not load_only:
             seconds["user_cooc"], _ = _timed(lambda: mde.cooccurrence_topk(r, int(cfg["user_knn_k"])))
             for name, key in (("item_knn_v", "vision_feature_file"), ("item_knn_t", "text_feature_file")):
                 feat = torch.from_numpy(np.load(data_dir / cfg[key]))
-                seconds[name], _ = _timed(lambda: mde.cosine_knn(feat, int(cfg["item_knn_k"])))
+                seconds[name], _ = _timed(lambda feat=feat: mde.cosine_knn(feat, int(cfg["item_knn_k"])))
         cached = sorted((data_dir / "mde_graphs").glob("*.npz"))
         load = _timed(lambda: [sp.load_npz(p) for p in cached])[0] if cached else float("nan")
     return {"build_s": sum(seconds.values()), "parts": seconds, "load_s": load, "cached_files": len(cached)}
@@ -153,6 +161,7 @@ def built_model(checkout: Path, dataset: str, model_name: str):
         from utils.dataloader import EvalDataLoader, TrainDataLoader
         from utils.dataset import RecDataset
         from utils.utils import get_model, get_trainer, init_seed
+
         config = Config(model_name, dataset, {"gpu_id": 0})
         for key in config["hyper_parameters"]:  # one grid point: the first value of each list
             if isinstance(config[key], list):
@@ -166,9 +175,11 @@ def built_model(checkout: Path, dataset: str, model_name: str):
         train, valid, test = splits
         train_data = TrainDataLoader(config, train, batch_size=config["train_batch_size"], shuffle=True)
         # the loaders of utils/quick_start.py: both mask the training history
-        valid_data, test_data = (EvalDataLoader(config, s, additional_dataset=train,
-                                                batch_size=config["eval_batch_size"]) for s in (valid, test))
-        train_data.pretrain_setup()   # as quick_start does before building each model
+        valid_data, test_data = (
+            EvalDataLoader(config, s, additional_dataset=train, batch_size=config["eval_batch_size"])
+            for s in (valid, test)
+        )
+        train_data.pretrain_setup()  # as quick_start does before building each model
         model = get_model(model_name)(config, train_data).to(config["device"])
         trainer = get_trainer()(config, model)
         try:
@@ -181,9 +192,10 @@ def built_model(checkout: Path, dataset: str, model_name: str):
 def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int) -> float:
     with built_model(checkout, dataset, model_name) as (config, model, trainer, _, valid_data, test_data):
         from utils.shared_topk import SharedTopk
+
         if hasattr(model, "pre_epoch_processing"):
             model.pre_epoch_processing()
-        seconds = []    # per repeat: the time inside full_sort_predict
+        seconds = []  # per repeat: the time inside full_sort_predict
         predict = model.full_sort_predict
 
         def timed_predict(interaction):
@@ -195,7 +207,7 @@ def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: 
             return scores
 
         model.full_sort_predict = timed_predict
-        for _ in range(repeats):   # as Trainer.fit evaluates after an epoch (patch 0013)
+        for _ in range(repeats):  # as Trainer.fit evaluates after an epoch (patch 0013)
             model.train()
             seconds.append(0.0)
             ranked = SharedTopk()
@@ -204,7 +216,7 @@ def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: 
     return float(min(seconds))
 
 
-PROFILED_STEPS = 5   # of the timed steps, how many more run under torch.profiler (it slows them down)
+PROFILED_STEPS = 5  # of the timed steps, how many more run under torch.profiler (it slows them down)
 
 
 def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: int = 20) -> dict:
@@ -217,6 +229,7 @@ def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: 
     not counted; the ``model.train()`` that ``_train_epoch`` starts with is, once per timed or profiled run."""
     import torch
     from torch.profiler import ProfilerActivity, profile
+
     with built_model(checkout, dataset, model_name) as (config, model, trainer, train_data, _, _):
         device = config["device"]
         if hasattr(model, "pre_epoch_processing"):
@@ -229,7 +242,7 @@ def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: 
 
         def train(batches):
             losses = trainer._train_epoch(batches, 0)
-            if not isinstance(losses[1], list):   # the trainer stopped at a NaN or infinite loss
+            if not isinstance(losses[1], list):  # the trainer stopped at a NaN or infinite loss
                 raise MdeMmrecError(f"{model_name}'s training loss became NaN or infinite while profiling")
             _synchronize(device)
 
@@ -237,12 +250,12 @@ def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: 
         cycle = [batches[i % len(batches)].clone() for i in range(steps + 2 + PROFILED_STEPS)]
         train(cycle[:2])
         start = time.perf_counter()
-        train(cycle[2:steps + 2])
+        train(cycle[2 : steps + 2])
         step_ms = 1000 * (time.perf_counter() - start) / steps
         cuda = torch.device(device).type == "cuda"
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         with profile(activities=activities) as prof:
-            train(cycle[steps + 2:])
+            train(cycle[steps + 2 :])
         counts = profile_counts(prof.events(), PROFILED_STEPS)
     return {"step_ms": step_ms, "loader_ms": loader_ms, **counts, "cuda": cuda}
 
@@ -253,6 +266,7 @@ def profile_counts(events, steps: int) -> dict:
     copies and their summed duration (None without CUDA events). A ``record_function`` range (the optimizer's
     step has one) also appears on the GPU timeline as a user annotation spanning its kernels: not counted."""
     from torch.autograd import DeviceType
+
     ops, device, device_us = 0, 0, 0.0
     for event in events:
         if event.device_type == DeviceType.CUDA and getattr(event, "is_user_annotation", False):
@@ -261,20 +275,34 @@ def profile_counts(events, steps: int) -> dict:
             device += 1
             device_us += event.time_range.elapsed_us()
         elif event.name.startswith("aten::") and not (event.cpu_parent and event.cpu_parent.name.startswith("aten::")):
-            ops += 1   # a top-level operator
-    return {"ops": ops / steps, "device_activities": device / steps if device else None,
-            "device_ms": device_us / 1000 / steps if device else None}
+            ops += 1  # a top-level operator
+    return {
+        "ops": ops / steps,
+        "device_activities": device / steps if device else None,
+        "device_ms": device_us / 1000 / steps if device else None,
+    }
 
 
 def _synchronize(device) -> None:
     import torch
+
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
 
 
-def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed: int, out_dir: Path,
-              max_rss_mb: float | None = None, eval_share: bool = True, max_seconds: float | None = None,
-              profile_steps: int = 0, echo=print) -> tuple[Path, str]:
+def run_bench(
+    checkout: Path,
+    preset: str,
+    models: list[str],
+    epochs: int,
+    seed: int,
+    out_dir: Path,
+    max_rss_mb: float | None = None,
+    eval_share: bool = True,
+    max_seconds: float | None = None,
+    profile_steps: int = 0,
+    echo=print,
+) -> tuple[Path, str]:
     """Run the benchmark; the Markdown report is rewritten after each measurement (marked partial until the
     last), so a bench stopped from outside still leaves what it measured. Returns (report path, RATIO line)."""
     dataset = dataset_name(preset)
@@ -285,16 +313,22 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
         echo("== MDE graphs from nothing (in a child process)")
         result, error, peak = in_child(mde_graph_seconds, checkout, dataset, max_rss_mb=max_rss_mb)
         graphs = dict(result or {}, error=error, peak_rss_mb=peak)
-        echo(f"   {error}" if error else f"   built in {graphs['build_s']:.2f}s ("
-             + ", ".join(f"{k} {v:.2f}s" for k, v in graphs["parts"].items()) + f"), peak RSS {peak:.0f} MB")
+        echo(
+            f"   {error}"
+            if error
+            else f"   built in {graphs['build_s']:.2f}s ("
+            + ", ".join(f"{k} {v:.2f}s" for k, v in graphs["parts"].items())
+            + f"), peak RSS {peak:.0f} MB"
+        )
         for cache in (Path(checkout) / "data" / dataset / "mde_graphs").glob("*.npz"):
             cache.unlink()  # so that the MMRec run's model construction also builds from nothing
     # a fresh folder per invocation: a benchmark measures, it never resumes earlier runs
     run_dir = Path(out_dir) / "runs" / f"{preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     for m in models:
-        core.check_model_exists(checkout, m)   # a misspelt model is an error; one that cannot run here a row
-    configs, not_run = core.runnable([core.RunConfig(m, m, dict(BENCH_SETTINGS.get(m, {}))) for m in models],
-                                        core.cuda_available(), checkout)
+        core.check_model_exists(checkout, m)  # a misspelt model is an error; one that cannot run here a row
+    configs, not_run = core.runnable(
+        [core.RunConfig(m, m, dict(BENCH_SETTINGS.get(m, {}))) for m in models], core.cuda_available(), checkout
+    )
     for label, reason in not_run.items():
         echo(f"  {label}: {reason}")
     flags = [f"--seed {seed}", f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
@@ -313,13 +347,22 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
         return ratio
 
     write()
-    for config in configs:   # one model at a time, so that the report grows run by run
-        records, run_status = core.run_configs(checkout, dataset, [config], [seed], run_dir, epochs=epochs,
-                                                  echo=echo, max_rss_mb=max_rss_mb, max_seconds=max_seconds)
+    for config in configs:  # one model at a time, so that the report grows run by run
+        records, run_status = core.run_configs(
+            checkout,
+            dataset,
+            [config],
+            [seed],
+            run_dir,
+            epochs=epochs,
+            echo=echo,
+            max_rss_mb=max_rss_mb,
+            max_seconds=max_seconds,
+        )
         status.update(run_status)
         by_model.update({r["label"]: r for r in records})
-        core.results_log().write_records(run_dir / "results.jsonl", list(by_model.values()))   # each run wrote its own
-        if config.model == "MDE" and "MDE" in by_model and not graphs.get("error"):   # its run cached the graphs
+        core.results_log().write_records(run_dir / "results.jsonl", list(by_model.values()))  # each run wrote its own
+        if config.model == "MDE" and "MDE" in by_model and not graphs.get("error"):  # its run cached the graphs
             loaded = in_child(mde_graph_seconds, checkout, dataset, True)[0]
             graphs["load_s"] = loaded["load_s"] if loaded else float("nan")
         write()
@@ -328,8 +371,9 @@ def run_bench(checkout: Path, preset: str, models: list[str], epochs: int, seed:
         size = synthetic.PRESETS[preset].n_users * synthetic.PRESETS[preset].n_items
         for m in ran:
             echo(f"== {m}: timing its share of an evaluation pass (in a child process)")
-            shares[m] = in_child(model_eval_seconds, checkout, dataset, m, 5 if size < 10 ** 9 else 1,
-                                 max_rss_mb=max_rss_mb)[:2]
+            shares[m] = in_child(
+                model_eval_seconds, checkout, dataset, m, 5 if size < 10**9 else 1, max_rss_mb=max_rss_mb
+            )[:2]
             write()
     for m in ran if profile_steps else []:
         echo(f"== {m}: profiling {profile_steps} training steps (in a child process)")
@@ -353,12 +397,27 @@ def _main_rows(models, by_model: dict, status: dict, shares: dict | None, graphs
             rows.append([m, "-", "-", "-", "-", "-", "-", "-", _waiting(m, status, final)])
             continue
         share, error = (None, None) if shares is None else shares.get(m, (None, None if final else "pending"))
-        note = "ok" if m != "MDE" or graphs.get("error") else (
-            f"graphs built in {graphs['build_s']:.2f}s on the CPU (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
-            f"loaded in {graphs.get('load_s', float('nan')):.3f}s")
-        rows.append([m, fmt(r.get("model_init_s"), 2), fmt(r.get("s_per_epoch"), 2), fmt(r.get("eval_s"), 2),
-                     error or fmt_seconds(share), fmt(r.get("peak_rss_mb"), 0), fmt(r.get("peak_gpu_mb"), 0),
-                     fmt(r["best_valid"].get("recall@20"), 4), note])
+        note = (
+            "ok"
+            if m != "MDE" or graphs.get("error")
+            else (
+                f"graphs built in {graphs['build_s']:.2f}s on the CPU (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
+                f"loaded in {graphs.get('load_s', float('nan')):.3f}s"
+            )
+        )
+        rows.append(
+            [
+                m,
+                fmt(r.get("model_init_s"), 2),
+                fmt(r.get("s_per_epoch"), 2),
+                fmt(r.get("eval_s"), 2),
+                error or fmt_seconds(share),
+                fmt(r.get("peak_rss_mb"), 0),
+                fmt(r.get("peak_gpu_mb"), 0),
+                fmt(r["best_valid"].get("recall@20"), 4),
+                note,
+            ]
+        )
     return rows
 
 
@@ -369,25 +428,48 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
         result, error = profiles.get(m, (None, None))
         if result is None:
             reason = error or (_waiting(m, status, final) if m not in by_model else "not run" if final else "pending")
-            rows.append([m, "-", "-", "-", "-", "-", reason if reason.startswith("pending") else
-                         f"not profiled: {reason}"])
+            rows.append(
+                [m, "-", "-", "-", "-", "-", reason if reason.startswith("pending") else f"not profiled: {reason}"]
+            )
             continue
-        cuda_note = ("no CUDA: device columns empty" if not result["cuda"] else
-                     "no CUDA events recorded (is CUPTI missing?)" if result["device_activities"] is None else "ok")
-        rows.append([m, fmt(result["step_ms"], 1), fmt(result["loader_ms"], 1), fmt(result["ops"], 0),
-                     fmt(result["device_activities"], 0), fmt(result["device_ms"], 2), cuda_note])
-    header = ["model", "step ms", "loader ms/batch", "aten ops per step", "device activities per step",
-              "device ms per step", "notes"]
-    return ("## Per training step\n\n"
-            f"Each model rebuilt in a child process, {steps} steps timed after 2 warm-up steps, then "
-            f"{PROFILED_STEPS} more under torch.profiler. Step: MMRec's own training loop over batches drawn "
-            "beforehand (zero_grad, calculate_loss, the `.item()` of its losses, the NaN check, backward, "
-            "optimizer step), synchronised on CUDA; loader: MMRec's training loader per batch over one pass (negative sampling "
-            "included). aten ops: operators called "
-            "from Python or the autograd engine (forward, backward, optimizer), each costing host time, most "
-            "launching a GPU kernel; device activities: CUDA kernels and copies, with their summed time. Where "
-            "device ms is far below step ms the GPU waits for the host.\n\n"
-            + report.markdown_table(header, rows) + "\n\n")
+        cuda_note = (
+            "no CUDA: device columns empty"
+            if not result["cuda"]
+            else "no CUDA events recorded (is CUPTI missing?)"
+            if result["device_activities"] is None
+            else "ok"
+        )
+        rows.append(
+            [
+                m,
+                fmt(result["step_ms"], 1),
+                fmt(result["loader_ms"], 1),
+                fmt(result["ops"], 0),
+                fmt(result["device_activities"], 0),
+                fmt(result["device_ms"], 2),
+                cuda_note,
+            ]
+        )
+    header = [
+        "model",
+        "step ms",
+        "loader ms/batch",
+        "aten ops per step",
+        "device activities per step",
+        "device ms per step",
+        "notes",
+    ]
+    return (
+        "## Per training step\n\n"
+        f"Each model rebuilt in a child process, {steps} steps timed after 2 warm-up steps, then "
+        f"{PROFILED_STEPS} more under torch.profiler. Step: MMRec's own training loop over batches drawn "
+        "beforehand (zero_grad, calculate_loss, the `.item()` of its losses, the NaN check, backward, "
+        "optimizer step), synchronised on CUDA; loader: MMRec's training loader per batch over one pass (negative sampling "
+        "included). aten ops: operators called "
+        "from Python or the autograd engine (forward, backward, optimizer), each costing host time, most "
+        "launching a GPU kernel; device activities: CUDA kernels and copies, with their summed time. Where "
+        "device ms is far below step ms the GPU waits for the host.\n\n" + report.markdown_table(header, rows) + "\n\n"
+    )
 
 
 def _ratio_line(by_model: dict, graphs: dict) -> str:
@@ -395,25 +477,31 @@ def _ratio_line(by_model: dict, graphs: dict) -> str:
         if a in by_model and b in by_model and by_model[b].get(key):
             return f"{by_model[a][key] / by_model[b][key]:.3f}"
         return "nan"
+
     build = graphs.get("build_s") if not graphs.get("error") else None
-    return (f"RATIO mde/freedom_epoch={ratio('MDE', 'FREEDOM', 's_per_epoch')} "
-            f"mde/dragon_epoch={ratio('MDE', 'DRAGON', 's_per_epoch')} "
-            f"mde_graph_build_s={'nan' if build is None else f'{build:.2f}'} "
-            f"mde/freedom_rss={ratio('MDE', 'FREEDOM', 'peak_rss_mb')}")
+    return (
+        f"RATIO mde/freedom_epoch={ratio('MDE', 'FREEDOM', 's_per_epoch')} "
+        f"mde/dragon_epoch={ratio('MDE', 'DRAGON', 's_per_epoch')} "
+        f"mde_graph_build_s={'nan' if build is None else f'{build:.2f}'} "
+        f"mde/freedom_rss={ratio('MDE', 'FREEDOM', 'peak_rss_mb')}"
+    )
 
 
 def machine_description() -> str:
     import torch
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = f"GPU {torch.cuda.get_device_name(0)} (the MMRec runs' device), " if torch.cuda.is_available() else ""
-    return (f"{gpu}{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+    return (
+        f"{gpu}{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
+    )
 
 
 def _unused_path(out_dir: Path, stem: str) -> Path:
@@ -425,28 +513,54 @@ def _unused_path(out_dir: Path, stem: str) -> Path:
     return path
 
 
-def _write_markdown(out_dir: Path, preset: str, dataset: str, models, epochs: int, rows, ratio: str | None,
-                    flags: str = "", steps_section: str = "", path: Path | None = None) -> Path:
+def _write_markdown(
+    out_dir: Path,
+    preset: str,
+    dataset: str,
+    models,
+    epochs: int,
+    rows,
+    ratio: str | None,
+    flags: str = "",
+    steps_section: str = "",
+    path: Path | None = None,
+) -> Path:
     """Write the report to ``path`` (default: a new ``<preset>-<date>.md`` in ``out_dir``); ``ratio`` None
     marks it partial."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = path or _unused_path(out_dir, f"{preset}-{datetime.date.today().isoformat()}")
-    header = ["model", "model construction s", "train s/epoch", "eval s (valid+test)",
-              "model's eval share s", "peak RSS MB", "peak GPU MB", "valid Recall@20", "notes"]
-    text = (f"# Benchmark: synthetic `{preset}` preset\n\n"
-            f"Machine: {machine_description()}.\n\n"
-            f"Command: `mde-mmrec bench --mmrec MMREC --preset {preset} --epochs {epochs} "
-            f"--models {' '.join(models)}{' ' + flags if flags else ''}`; data set `{dataset}` (data seed 0), one MMRec run per model, MMRec's "
-            f"first grid point, {epochs} epoch(s), all measured in the same run.\n\n"
-            + report.markdown_table(header, rows) + "\n\n"
-            "Model construction includes graph building (MDE: from nothing, its cache was emptied first). "
-            "The model's eval share is the time of the `full_sort_predict` calls that MMRec's (patched) "
-            "trainer makes to evaluate the valid and then the test users, best of 5 (one round for "
-            "Elec-sized presets); eval s is MMRec's whole evaluation, ranking and metrics included.\n\n"
-            + steps_section + (f"`{ratio}`\n" if ratio else
-                               "**Partial:** the bench was still running when this was written, or was stopped; "
-                               "the complete report ends with its RATIO line.\n"))
+    header = [
+        "model",
+        "model construction s",
+        "train s/epoch",
+        "eval s (valid+test)",
+        "model's eval share s",
+        "peak RSS MB",
+        "peak GPU MB",
+        "valid Recall@20",
+        "notes",
+    ]
+    text = (
+        f"# Benchmark: synthetic `{preset}` preset\n\n"
+        f"Machine: {machine_description()}.\n\n"
+        f"Command: `mde-mmrec bench --mmrec MMREC --preset {preset} --epochs {epochs} "
+        f"--models {' '.join(models)}{' ' + flags if flags else ''}`; data set `{dataset}` (data seed 0), one MMRec run per model, MMRec's "
+        f"first grid point, {epochs} epoch(s), all measured in the same run.\n\n"
+        + report.markdown_table(header, rows)
+        + "\n\n"
+        "Model construction includes graph building (MDE: from nothing, its cache was emptied first). "
+        "The model's eval share is the time of the `full_sort_predict` calls that MMRec's (patched) "
+        "trainer makes to evaluate the valid and then the test users, best of 5 (one round for "
+        "Elec-sized presets); eval s is MMRec's whole evaluation, ranking and metrics included.\n\n"
+        + steps_section
+        + (
+            f"`{ratio}`\n"
+            if ratio
+            else "**Partial:** the bench was still running when this was written, or was stopped; "
+            "the complete report ends with its RATIO line.\n"
+        )
+    )
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -455,11 +569,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     checkout = mmrec.find_checkout(args.mmrec)
     if args.preset not in synthetic.PRESETS:
         raise MdeMmrecError(f"unknown preset {args.preset!r}: choose one of {', '.join(synthetic.PRESETS)}")
-    md, ratio = run_bench(checkout, args.preset, args.models, args.epochs, args.seed, Path(args.out),
-                          max_rss_mb=args.max_rss_gb * 1024 if args.max_rss_gb else None,
-                          eval_share=not args.no_eval_share,
-                          max_seconds=args.max_minutes * 60 if args.max_minutes else None,
-                          profile_steps=args.profile_steps)
+    md, ratio = run_bench(
+        checkout,
+        args.preset,
+        args.models,
+        args.epochs,
+        args.seed,
+        Path(args.out),
+        max_rss_mb=args.max_rss_gb * 1024 if args.max_rss_gb else None,
+        eval_share=not args.no_eval_share,
+        max_seconds=args.max_minutes * 60 if args.max_minutes else None,
+        profile_steps=args.profile_steps,
+    )
     print(md.read_text(encoding="utf-8"))
     print(f"written to {md}")
     print(ratio)
@@ -467,23 +588,40 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="time MDE against FREEDOM and DRAGON on a synthetic preset",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "bench", help="time MDE against FREEDOM and DRAGON on a synthetic preset", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout")
     p.add_argument("--preset", default="baby", help=f"synthetic preset ({', '.join(synthetic.PRESETS)}; default baby)")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     p.add_argument("--epochs", type=positive_int, default=2, help="training epochs per model (default 2)")
     p.add_argument("--seed", type=int, default=999)
     p.add_argument("--out", default="bench/results", help="folder for the Markdown result")
-    p.add_argument("--no-eval-share", action="store_true",
-                   help="skip timing each model's share of an evaluation pass (it rebuilds each model)")
-    p.add_argument("--max-rss-gb", type=non_negative_float, default=20.0,
-                   help="kill a run whose resident memory passes this (default 20; 0 = no limit)")
-    p.add_argument("--max-minutes", type=non_negative_float, default=0.0,
-                   help="stop a model's MMRec run after this many minutes; the table says how far it got "
-                        "(construction, epochs, batches of the epoch). Default 0 = no limit")
-    p.add_argument("--profile-steps", type=non_negative_int, default=0, metavar="N",
-                   help="also time N training steps of each model outside MMRec's loop and count the operators "
-                        "(and, on CUDA, the kernels and their time) of a step with torch.profiler; a second table "
-                        "says where a step's time goes. Default 0 = off")
+    p.add_argument(
+        "--no-eval-share",
+        action="store_true",
+        help="skip timing each model's share of an evaluation pass (it rebuilds each model)",
+    )
+    p.add_argument(
+        "--max-rss-gb",
+        type=non_negative_float,
+        default=20.0,
+        help="kill a run whose resident memory passes this (default 20; 0 = no limit)",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=non_negative_float,
+        default=0.0,
+        help="stop a model's MMRec run after this many minutes; the table says how far it got "
+        "(construction, epochs, batches of the epoch). Default 0 = no limit",
+    )
+    p.add_argument(
+        "--profile-steps",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="also time N training steps of each model outside MMRec's loop and count the operators "
+        "(and, on CUDA, the kernels and their time) of a step with torch.profiler; a second table "
+        "says where a step's time goes. Default 0 = off",
+    )
     p.set_defaults(func=_cmd_bench)

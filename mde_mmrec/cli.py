@@ -17,15 +17,15 @@ from .errors import MdeMmrecError
 
 # module -> the sub-commands it registers
 COMMAND_MODULES = (
-    "installer",    # install, uninstall
-    "usergraph",    # user-graph
-    "synthetic",    # make-data
-    "datacheck",    # check-data
-    "demo",         # demo
-    "compare",      # compare
-    "grid",         # grid
-    "reproduce",    # reproduce
-    "bench",        # bench
+    "installer",  # install, uninstall
+    "usergraph",  # user-graph
+    "synthetic",  # make-data
+    "datacheck",  # check-data
+    "demo",  # demo
+    "compare",  # compare
+    "grid",  # grid
+    "reproduce",  # reproduce
+    "bench",  # bench
 )
 
 
@@ -43,8 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 def exit_on_sigterm() -> None:
     """SIGTERM ends mde-mmrec through Python's unwinding (exit status 143), so a running main.py is stopped
     with it (``runner.run_main``) and locks are released, instead of being left running."""
+
     def handler(signum, frame):
         raise SystemExit(128 + signum)
+
     signal.signal(signal.SIGTERM, handler)
 
 

@@ -12,8 +12,9 @@ from . import core, mmrec, report
 from .errors import MdeMmrecError
 
 
-def write_comparison(records: list[dict], status: dict[str, str], out_dir: Path, title: str,
-                     command: str = "", chart: bool = True) -> Path:
+def write_comparison(
+    records: list[dict], status: dict[str, str], out_dir: Path, title: str, command: str = "", chart: bool = True
+) -> Path:
     """summary.md / summary.csv (mean ± std over seeds) and chart.png; returns the Markdown path."""
     order = list(status)
     notes = [f"{label}: {s}" for label, s in status.items() if s != "ok"]
@@ -27,7 +28,7 @@ def write_comparison(records: list[dict], status: dict[str, str], out_dir: Path,
     md, _ = report.write_summary(summary, out_dir, title=title, notes=notes)
     stale = Path(out_dir) / "chart.png"
     if not (chart and report.bar_chart(summary, stale, title=title)) and stale.is_file():
-        stale.unlink()                                   # an earlier run's chart would not match the table
+        stale.unlink()  # an earlier run's chart would not match the table
     return md
 
 
@@ -39,10 +40,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     configs = [core.RunConfig(m, m, dict(sets.get(m, {}))) for m in args.models]
     seeds = core.seed_list(args.seeds, args.seed_values)
     out = Path(args.out or f"results/compare-{args.dataset}")
-    records, status = core.run_configs(checkout, args.dataset, configs, seeds, out, args.epochs,
-                                       common=sets.get(None))
-    md = write_comparison(records, status, out, f"{args.dataset}: {', '.join(args.models)}, {len(seeds)} seed(s)",
-                          core.command_line())
+    records, status = core.run_configs(checkout, args.dataset, configs, seeds, out, args.epochs, common=sets.get(None))
+    md = write_comparison(
+        records, status, out, f"{args.dataset}: {', '.join(args.models)}, {len(seeds)} seed(s)", core.command_line()
+    )
     print(md.read_text(encoding="utf-8"))
     chart = ", chart.png" if (out / "chart.png").is_file() else ""
     print(f"results in {out}/ (summary.md, summary.csv{chart}, results.jsonl, runs/, logs/)")
@@ -50,8 +51,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("compare", help="run models side by side over seeds; table and chart",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "compare", help="run models side by side over seeds; table and chart", description=__doc__.split("\n\n")[0]
+    )
     core.add_run_args(p, "results/compare-DATASET")
     p.add_argument("-m", "--models", nargs="+", required=True, help="models, e.g. MDE FREEDOM DRAGON")
     p.set_defaults(func=_cmd_compare)

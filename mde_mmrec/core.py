@@ -23,9 +23,9 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import mmrec, synthetic
 from .errors import MdeMmrecError, non_negative_int, positive_int
@@ -33,14 +33,15 @@ from .runner import MEMORY_LIMIT_EXIT, TIME_LIMIT_EXIT, events_file, out_dir_loc
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEED = 999                              # MMRec's configs/overall.yaml seed
+DEFAULT_SEED = 999  # MMRec's configs/overall.yaml seed
 MULTIMODAL_NEEDS_USER_GRAPH = ("DRAGON", "DualGNN")
 
 
 @dataclass
 class RunConfig:
     """One configuration to run over seeds: a model and the config overrides that make it."""
-    label: str                                  # its name in tables and file names ("MDE w/o MDA")
+
+    label: str  # its name in tables and file names ("MDE w/o MDA")
     model: str
     overrides: dict = field(default_factory=dict)
 
@@ -53,6 +54,7 @@ class RunConfig:
 def load_yaml(path: Path) -> dict:
     """A config file read with MMRec's YAML loader (1e-3 is a float); {} when absent. The one YAML reader."""
     import yaml
+
     if not Path(path).is_file():
         return {}
     loader = mmrec.plugin_module("cli_overrides").MMRecLoader
@@ -65,8 +67,11 @@ def merged_config(checkout: Path, model: str, dataset: str) -> dict:
     MMRec's Config reads them, before command-line overrides)."""
     configs = Path(checkout) / "src" / "configs"
     merged, grid = {}, []
-    for path in (configs / "overall.yaml", configs / "dataset" / f"{dataset}.yaml",
-                 configs / "model" / f"{model}.yaml"):
+    for path in (
+        configs / "overall.yaml",
+        configs / "dataset" / f"{dataset}.yaml",
+        configs / "model" / f"{model}.yaml",
+    ):
         data = load_yaml(path)
         grid += list(data.get("hyper_parameters") or [])
         merged.update(data)
@@ -81,13 +86,15 @@ def available(checkout: Path, kind: str) -> list[str]:
 # MMRec models that cannot run on every machine (unpatched: their code is MMRec's): .cuda() called
 # unconditionally, or a package that is not installed here (found by reading the model file's imports)
 NEEDS_CUDA = ("DAMRS", "GRCN", "LATTICE", "MGCN", "SMORE")
-PIP_NAME = {"sklearn": "scikit-learn"}   # import name -> pip name, where they differ
-BROKEN = {"LayerGCN": "MMRec's layergcn.py imports models.common, which MMRec does not have (its common/ is "
-                      "src/common)"}
+PIP_NAME = {"sklearn": "scikit-learn"}  # import name -> pip name, where they differ
+BROKEN = {
+    "LayerGCN": "MMRec's layergcn.py imports models.common, which MMRec does not have (its common/ is src/common)"
+}
 
 
 def cuda_available() -> bool:
     import torch
+
     return bool(torch.cuda.is_available())
 
 
@@ -99,7 +106,7 @@ def missing_imports(checkout: Path, model: str) -> list[str]:
         return []
     try:
         body = ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body
-    except SyntaxError:   # MMRec's own run reports it, with the line
+    except SyntaxError:  # MMRec's own run reports it, with the line
         return []
     names = []
     for node in body:
@@ -131,8 +138,9 @@ def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None
     return None
 
 
-def runnable(configs: list[RunConfig], cuda: bool, checkout: Path | None = None
-             ) -> tuple[list[RunConfig], dict[str, str]]:
+def runnable(
+    configs: list[RunConfig], cuda: bool, checkout: Path | None = None
+) -> tuple[list[RunConfig], dict[str, str]]:
     """(configurations to run, {label: "not run: reason"} for those that cannot run here)."""
     keep, skipped = [], {}
     for c in configs:
@@ -157,9 +165,11 @@ def check_model_exists(checkout: Path, model: str) -> None:
     if not (Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml").is_file():
         models = available(checkout, "model")
         close = [m for m in models if m.lower() == model.lower()] or difflib.get_close_matches(model, models, n=3)
-        raise MdeMmrecError(f"unknown model {model!r}: no src/configs/model/{model}.yaml in {checkout} "
-                            f"(models there: {', '.join(models)}; names are case-sensitive)"
-                            + (f"; did you mean {', '.join(close)}?" if close else ""))
+        raise MdeMmrecError(
+            f"unknown model {model!r}: no src/configs/model/{model}.yaml in {checkout} "
+            f"(models there: {', '.join(models)}; names are case-sensitive)"
+            + (f"; did you mean {', '.join(close)}?" if close else "")
+        )
     if not (Path(checkout) / "src" / "models" / f"{model.lower()}.py").is_file():
         raise MdeMmrecError(f"model {model!r}: src/models/{model.lower()}.py is missing in {checkout}")
 
@@ -172,24 +182,27 @@ def interaction_file(checkout: Path, dataset: str, model: str | None = None, cfg
     return data_dir / str(cfg.get("inter_file_name") or f"{dataset}.inter")
 
 
-def check_dataset(checkout: Path, dataset: str, model: str | None = None, overrides: dict | None = None
-                  ) -> list[str]:
+def check_dataset(checkout: Path, dataset: str, model: str | None = None, overrides: dict | None = None) -> list[str]:
     """The data set's yaml, interaction file and (for a multimodal model) feature files exist and hold what
     MMRec can run on (src/utils/data_checks.py, as main.py checks them, with the run's ``overrides``: a
     smaller ``topk``, another ``data_path`` ...); returns the warnings, also logged."""
     checkout = Path(checkout)
     yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
-        raise MdeMmrecError(f"unknown data set {dataset!r}: no {yaml_path} (data sets there: "
-                            f"{', '.join(available(checkout, 'dataset'))}); "
-                            f"{synthetic.missing_data_hint(checkout, dataset)}")
+        raise MdeMmrecError(
+            f"unknown data set {dataset!r}: no {yaml_path} (data sets there: "
+            f"{', '.join(available(checkout, 'dataset'))}); "
+            f"{synthetic.missing_data_hint(checkout, dataset)}"
+        )
     cfg = dict(merged_config(checkout, model or "", dataset), **(overrides or {}))
     inter = interaction_file(checkout, dataset, cfg=cfg)
     data_dir = inter.parent
     if not inter.is_file():
-        raise MdeMmrecError(f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
-                            f"{yaml_path}); {synthetic.missing_data_hint(checkout, dataset)}")
-    checks = mmrec.plugin_module("data_checks")          # what main.py checks too (utils/cli_overrides.py)
+        raise MdeMmrecError(
+            f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
+            f"{yaml_path}); {synthetic.missing_data_hint(checkout, dataset)}"
+        )
+    checks = mmrec.plugin_module("data_checks")  # what main.py checks too (utils/cli_overrides.py)
     try:
         n_items, warnings = checks.check_interaction_file(inter, cfg)
     except checks.DataError as exc:
@@ -203,7 +216,7 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None, overri
         except checks.DataError as exc:
             raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
     for warning in warnings:
-        if (dataset, warning) not in _WARNED:     # once, not once per model of a comparison
+        if (dataset, warning) not in _WARNED:  # once, not once per model of a comparison
             _WARNED.add((dataset, warning))
             log.warning("data set %r: %s", dataset, warning)
     return warnings
@@ -224,7 +237,7 @@ def parse_sets(items: list[str] | None) -> dict[str | None, dict]:
         model, _, key = head.rpartition(":")
         try:
             value = parse_value(text)
-        except Exception as exc:                                 # OverrideError: a malformed value
+        except Exception as exc:  # OverrideError: a malformed value
             raise MdeMmrecError(f"--set {item!r}: {exc}") from None
         scope = out.setdefault(model or None, {})
         if key in scope:
@@ -237,20 +250,29 @@ def check_set_models(sets: dict, models, where: str) -> None:
     """Every ``MODEL:`` prefix of ``parse_sets``'s result names a model that runs (``where`` says what runs)."""
     unknown = [m for m in sets if m is not None and m not in models]
     if unknown:
-        raise MdeMmrecError(f"--set names model(s) {', '.join(unknown)} that {where} does not run (it runs "
-                            f"{', '.join(sorted(set(models)))})")
+        raise MdeMmrecError(
+            f"--set names model(s) {', '.join(unknown)} that {where} does not run (it runs "
+            f"{', '.join(sorted(set(models)))})"
+        )
 
 
 def check_single_values(file_config: dict, sets: dict, label: str) -> None:
     """One configuration is one setting: a list value would make its key a grid dimension in MMRec (see
     src/utils/cli_overrides.py), and the configuration's row would average over the grid's points."""
     file_grid = file_config.get("hyper_parameters") or []
-    lists = [f"{k}={v}" for k, v in sets.items() if isinstance(v, list) and k != "hyper_parameters"
-             and (k in file_grid or not isinstance(file_config.get(k), list))]
+    lists = [
+        f"{k}={v}"
+        for k, v in sets.items()
+        if isinstance(v, list)
+        and k != "hyper_parameters"
+        and (k in file_grid or not isinstance(file_config.get(k), list))
+    ]
     if lists:
-        raise MdeMmrecError(f"configuration {label!r}: {', '.join(lists)} would be a grid inside one row; give "
-                            f"one value per configuration (--set {label}:key=value), or search over values "
-                            "with `mde-mmrec grid`")
+        raise MdeMmrecError(
+            f"configuration {label!r}: {', '.join(lists)} would be a grid inside one row; give "
+            f"one value per configuration (--set {label}:key=value), or search over values "
+            "with `mde-mmrec grid`"
+        )
 
 
 def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
@@ -269,11 +291,15 @@ def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
     return overrides, warnings
 
 
-def unknown_keys_error(where: str, unknown: list[str], known,
-                       why: str = "not in configs/overall.yaml, the data set's or the model's yaml") -> MdeMmrecError:
+def unknown_keys_error(
+    where: str, unknown: list[str], known, why: str = "not in configs/overall.yaml, the data set's or the model's yaml"
+) -> MdeMmrecError:
     """The error for config keys that the config files lack, with the closest known keys."""
-    hints = [(k, ", ".join(close)) for k in unknown
-             if (close := difflib.get_close_matches(k, sorted(known), n=3, cutoff=0.6))]
+    hints = [
+        (k, ", ".join(close))
+        for k in unknown
+        if (close := difflib.get_close_matches(k, sorted(known), n=3, cutoff=0.6))
+    ]
     if len(unknown) == 1 and hints:
         hint = f"; did you mean {hints[0][1]}?"
     else:
@@ -308,15 +334,24 @@ def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()
     overrides applied), installed plugin and MMRec commit."""
     try:
         info = mmrec.installed_info(checkout)
-    except (OSError, ValueError):        # a checkout without the installer's manifest (tests' stand-ins)
+    except (OSError, ValueError):  # a checkout without the installer's manifest (tests' stand-ins)
         info = {}
     inter = interaction_file(checkout, dataset, model)
     digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
     config = {**merged_config(checkout, model, dataset), **overrides}
     kept = {k: v for k, v in sorted(config.items()) if k not in _not_settings() and k not in varying}
-    return json.loads(json.dumps({"model": model, "dataset": dataset, "interactions_sha256": digest,
-                                  "config": kept, "plugin": info.get("fingerprint"),
-                                  "mmrec_commit": info.get("mmrec_commit")}))
+    return json.loads(
+        json.dumps(
+            {
+                "model": model,
+                "dataset": dataset,
+                "interactions_sha256": digest,
+                "config": kept,
+                "plugin": info.get("fingerprint"),
+                "mmrec_commit": info.get("mmrec_commit"),
+            }
+        )
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -344,21 +379,30 @@ def check_settings(results_file, settings: dict) -> None:
     if not records:
         return
     sidecar = settings_file(results_file)
-    fix = (f"finished runs are reused only with identical settings: choose another --out, or delete "
-           f"{results_file} and {sidecar} to run them again")
+    fix = (
+        f"finished runs are reused only with identical settings: choose another --out, or delete "
+        f"{results_file} and {sidecar} to run them again"
+    )
     if any("settings" not in r for r in records):
-        raise OtherSettingsError(f"{results_file} holds runs without recorded settings (written by an older "
-                                 f"mde-mmrec), which cannot show that they were made with the current ones; {fix}",
-                                 (Path(results_file), sidecar))
-    if not sidecar.is_file():   # written by main.py itself, or the sidecar was deleted
-        log.warning("%s holds finished runs but no %s: main.py compares each finished run's own recorded "
-                    "settings with the current ones, reusing only runs made with the same settings",
-                    results_file, sidecar.name)
+        raise OtherSettingsError(
+            f"{results_file} holds runs without recorded settings (written by an older "
+            f"mde-mmrec), which cannot show that they were made with the current ones; {fix}",
+            (Path(results_file), sidecar),
+        )
+    if not sidecar.is_file():  # written by main.py itself, or the sidecar was deleted
+        log.warning(
+            "%s holds finished runs but no %s: main.py compares each finished run's own recorded "
+            "settings with the current ones, reusing only runs made with the same settings",
+            results_file,
+            sidecar.name,
+        )
         return
     recorded = json.loads(sidecar.read_text(encoding="utf-8"))
     if recorded != settings:
-        raise OtherSettingsError(f"{results_file} holds runs made with other settings ("
-                                 f"{settings_difference(recorded, settings)}); {fix}", (Path(results_file), sidecar))
+        raise OtherSettingsError(
+            f"{results_file} holds runs made with other settings ({settings_difference(recorded, settings)}); {fix}",
+            (Path(results_file), sidecar),
+        )
 
 
 def finished_with_recorded_settings(results_file) -> list[dict]:
@@ -377,10 +421,12 @@ def record_settings(results_file, settings: dict, verified: bool = False) -> Non
 def settings_difference(old: dict, new: dict) -> str:
     """The keys two sidecars differ in (their ``config`` flattened in), as ``key: old -> new; ...``; a grid key
     (in ``hyper_parameters``, its values not a setting) shows as ``(a grid key)``."""
+
     def flat(sidecar: dict) -> dict:
         config = sidecar.get("config", {})
         grid = {k: "(a grid key)" for k in config.get("hyper_parameters") or [] if k not in config}
         return {**{k: v for k, v in sidecar.items() if k != "config"}, **grid, **config}
+
     return results_log().settings_difference(flat(old), flat(new))
 
 
@@ -388,21 +434,34 @@ def settings_difference(old: dict, new: dict) -> str:
 def ensure_user_graph(checkout: Path, dataset: str) -> None:
     """DRAGON and DualGNN read data/D/user_graph_dict.npy: build it (fast, sparse) when missing."""
     cfg = merged_config(checkout, "DRAGON", dataset)
-    path = (Path(checkout) / "src" / cfg.get("data_path", "../data/") / dataset
-            / str(cfg.get("user_graph_dict_file") or "user_graph_dict.npy")).resolve()
+    path = (
+        Path(checkout)
+        / "src"
+        / cfg.get("data_path", "../data/")
+        / dataset
+        / str(cfg.get("user_graph_dict_file") or "user_graph_dict.npy")
+    ).resolve()
     if path.is_file():
         return
     from . import usergraph
+
     log.info("building the user graph %s (needed by DRAGON / DualGNN)", path)
     usergraph.write_user_graph(checkout, dataset)
     if not path.is_file():
-        raise MdeMmrecError(f"user graph {path} was not written; build it with "
-                            f"`mde-mmrec user-graph --mmrec {checkout} -d {dataset}`")
+        raise MdeMmrecError(
+            f"user graph {path} was not written; build it with `mde-mmrec user-graph --mmrec {checkout} -d {dataset}`"
+        )
 
 
-def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], out_dir: Path,
-            epochs: int | None = None, common: dict | None = None
-            ) -> list[tuple[RunConfig, dict, list[str], dict]]:
+def prepare(
+    checkout,
+    dataset: str,
+    configs: list[RunConfig],
+    seeds: list[int],
+    out_dir: Path,
+    epochs: int | None = None,
+    common: dict | None = None,
+) -> list[tuple[RunConfig, dict, list[str], dict]]:
     """Check everything before any training: checkout, models, data set, override keys, and that runs
     already in OUT were made with the same settings. Returns, per configuration, the overrides main.py gets,
     warnings about pinned grid keys and its settings (``run_settings``)."""
@@ -410,8 +469,10 @@ def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], 
     if not seeds:
         raise MdeMmrecError("no seeds to run (use --seeds N with N >= 1)")
     if any((Path(out_dir) / name).exists() for name in ("grid.log", "results.settings.json")):
-        raise MdeMmrecError(f"{out_dir} holds a grid search (grid.log / results.settings.json): a comparison "
-                            "there would overwrite the grid's results.jsonl; choose another --out")
+        raise MdeMmrecError(
+            f"{out_dir} holds a grid search (grid.log / results.settings.json): a comparison "
+            "there would overwrite the grid's results.jsonl; choose another --out"
+        )
     runs = []
     for cfg in configs:
         check_model(checkout, cfg.model)
@@ -422,9 +483,14 @@ def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], 
         check_keys(file_config, extra, f"configuration {cfg.label!r}")
         check_single_values(file_config, extra, cfg.label)
         overrides, warnings = pin_grid(file_config, extra)
-        overrides.update({"seed": list(seeds), "hyper_parameters": ["seed"],
-                          "results_file": str((Path(out_dir) / "runs" / f"{cfg.slug}.jsonl").resolve()),
-                          "resume": True})
+        overrides.update(
+            {
+                "seed": list(seeds),
+                "hyper_parameters": ["seed"],
+                "results_file": str((Path(out_dir) / "runs" / f"{cfg.slug}.jsonl").resolve()),
+                "resume": True,
+            }
+        )
         if epochs:
             overrides["epochs"] = int(epochs)
         settings = run_settings(checkout, cfg.model, dataset, overrides)
@@ -436,8 +502,9 @@ def prepare(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], 
     return runs
 
 
-def collect(out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]
-            ) -> tuple[list[dict], dict[str, list[dict]]]:
+def collect(
+    out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]
+) -> tuple[list[dict], dict[str, list[dict]]]:
     """The finished records of these configurations and seeds, with ``label`` and ``overrides`` (what
     mde-mmrec set for the configuration: pinned grid keys, --set values, epochs) added, also written to
     OUT/results.jsonl; and, per label, the lines of seeds without a result (``failed``)."""
@@ -505,7 +572,7 @@ class Progress:
         with open(self.events, "rb") as handle:
             handle.seek(self.offset)
             data = handle.read()
-        complete = data[:data.rfind(b"\n") + 1]
+        complete = data[: data.rfind(b"\n") + 1]
         self.offset += len(complete)
         for line in complete.decode("utf-8", errors="replace").splitlines():
             try:
@@ -526,8 +593,10 @@ class Progress:
             self.echo(f"  {self.label}: model constructed in {self.construction_s:.1f}s")
         elif kind == "batches":
             self.batches = event
-            self.echo(f"  {self.label} epoch {event['epoch'] + 1}/{self.epochs}: {event['done']}/{event['of']} "
-                      f"batches in {_hms(event['seconds'])} | elapsed {_hms(now - self.start)}")
+            self.echo(
+                f"  {self.label} epoch {event['epoch'] + 1}/{self.epochs}: {event['done']}/{event['of']} "
+                f"batches in {_hms(event['seconds'])} | elapsed {_hms(now - self.start)}"
+            )
         elif kind == "trained":
             self.epochs_done += 1
             self.batches = None
@@ -538,9 +607,11 @@ class Progress:
             per_epoch = sum(self.epoch_times[-20:]) / len(self.epoch_times[-20:])
             left = per_epoch * ((self.epochs - epoch) + (self.n_points - max(self.point, 1)) * self.epochs)
             more = self.n_configs - self.config_index - 1
-            self.echo(f"  {self.label} run {max(self.point, 1)}/{self.n_points} epoch {epoch}/{self.epochs} "
-                      f"valid {float(event['valid_score']):.4f} | elapsed {_hms(now - self.start)} | this model "
-                      f"≤ {_hms(left)} left" + (f" (+{more} more configuration(s))" if more else ""))
+            self.echo(
+                f"  {self.label} run {max(self.point, 1)}/{self.n_points} epoch {epoch}/{self.epochs} "
+                f"valid {float(event['valid_score']):.4f} | elapsed {_hms(now - self.start)} | this model "
+                f"≤ {_hms(left)} left" + (f" (+{more} more configuration(s))" if more else "")
+            )
 
     def where(self) -> str:
         """How far the current run got: construction, epochs trained, batches of the epoch."""
@@ -549,8 +620,10 @@ class Progress:
         text = f"after model construction ({self.construction_s:.1f}s) and {self.epochs_done} training epoch(s)"
         if self.batches:
             b = self.batches
-            text += (f"; epoch {b['epoch'] + 1} had trained {b['done']}/{b['of']} batches in {b['seconds']:.0f}s "
-                     f"(at that rate about {b['seconds'] / b['done'] * b['of']:.0f}s per epoch)")
+            text += (
+                f"; epoch {b['epoch'] + 1} had trained {b['done']}/{b['of']} batches in {b['seconds']:.0f}s "
+                f"(at that rate about {b['seconds'] / b['done'] * b['of']:.0f}s per epoch)"
+            )
         return text
 
 
@@ -564,14 +637,24 @@ def n_epochs(checkout, model: str, dataset: str, epochs: int | None) -> int:
 
 
 # ------------------------------------------------------------------------------------------- running
-def run_one(checkout, model: str, dataset: str, overrides: dict, settings: dict, log_path: Path,
-            progress: Progress, runner=None, limits: dict | None = None) -> tuple[int, str | None]:
+def run_one(
+    checkout,
+    model: str,
+    dataset: str,
+    overrides: dict,
+    settings: dict,
+    log_path: Path,
+    progress: Progress,
+    runner=None,
+    limits: dict | None = None,
+) -> tuple[int, str | None]:
     """One main.py run into ``overrides["results_file"]`` with its settings sidecar; returns (exit code, why it
     failed or None). ``runner`` defaults to ``runner.run_main`` (tests pass a fake one with its signature)."""
     results_file = Path(overrides["results_file"])
     record_settings(results_file, settings)
-    code = (runner or run_main)(checkout, model, dataset, overrides, log_path=log_path, on_line=progress,
-                                **(limits or {}))
+    code = (runner or run_main)(
+        checkout, model, dataset, overrides, log_path=log_path, on_line=progress, **(limits or {})
+    )
     progress.poll()
     limits = limits or {}
     if code == 0:
@@ -584,22 +667,33 @@ def run_one(checkout, model: str, dataset: str, overrides: dict, settings: dict,
     return code, f"failed (exit {code}; see {log_path})"
 
 
-def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[int], out_dir,
-                epochs: int | None = None, common: dict | None = None, runner=None,
-                echo: Callable[[str], None] = print, max_rss_mb: float | None = None,
-                max_seconds: float | None = None) -> tuple[list[dict], dict[str, str]]:
+def run_configs(
+    checkout,
+    dataset: str,
+    configs: list[RunConfig],
+    seeds: list[int],
+    out_dir,
+    epochs: int | None = None,
+    common: dict | None = None,
+    runner=None,
+    echo: Callable[[str], None] = print,
+    max_rss_mb: float | None = None,
+    max_seconds: float | None = None,
+) -> tuple[list[dict], dict[str, str]]:
     """Run each configuration over ``seeds`` through MMRec (one process each), resumably.
 
     Returns (records with ``label`` added, status per label: "ok" or why it failed). Results accumulate in
     ``OUT/runs/<label>.jsonl``; logs in ``OUT/logs/<label>.log`` (progress events beside it); all records also
     in ``OUT/results.jsonl``. ``max_rss_mb`` kills a run whose resident memory passes it, ``max_seconds`` one
     that runs longer (the status says so, and how far it got)."""
-    with out_dir_lock(out_dir):   # one mde-mmrec run per results folder
+    with out_dir_lock(out_dir):  # one mde-mmrec run per results folder
         checkout, out_dir = Path(checkout), Path(out_dir)
         runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
-        if runner is None:   # MMRec itself runs them: main.py's own checks of every configuration first
-            mmrec.check_commands(checkout, [(f"configuration {cfg.label!r}", cfg.model, dataset, overrides)
-                                            for cfg, overrides, _, _ in runs])
+        if runner is None:  # MMRec itself runs them: main.py's own checks of every configuration first
+            mmrec.check_commands(
+                checkout,
+                [(f"configuration {cfg.label!r}", cfg.model, dataset, overrides) for cfg, overrides, _, _ in runs],
+            )
         (out_dir / "runs").mkdir(parents=True, exist_ok=True)
         (out_dir / "logs").mkdir(parents=True, exist_ok=True)
         if any(c.model in MULTIMODAL_NEEDS_USER_GRAPH for c in configs):
@@ -615,8 +709,10 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
             todo = [s for s in seeds if s not in done]
             status[cfg.label] = "ok"
             if not todo:
-                echo(f"[{index + 1}/{len(runs)}] {cfg.label}: all {len(seeds)} seed(s) already in {results_file}, "
-                     "skipped")
+                echo(
+                    f"[{index + 1}/{len(runs)}] {cfg.label}: all {len(seeds)} seed(s) already in {results_file}, "
+                    "skipped"
+                )
                 continue
             if done & set(seeds):
                 echo(f"  {cfg.label}: seed(s) {sorted(done & set(seeds))} already done, skipped")
@@ -625,14 +721,16 @@ def run_configs(checkout, dataset: str, configs: list[RunConfig], seeds: list[in
             code, why = run_one(checkout, cfg.model, dataset, overrides, settings, log_path, progress, runner, limits)
             if why:
                 status[cfg.label] = why
-                tail = "" if code in (MEMORY_LIMIT_EXIT, TIME_LIMIT_EXIT) else (
-                    "; last lines:\n" + "\n".join("    " + line for line in progress.tail[-15:]))
+                tail = (
+                    ""
+                    if code in (MEMORY_LIMIT_EXIT, TIME_LIMIT_EXIT)
+                    else ("; last lines:\n" + "\n".join("    " + line for line in progress.tail[-15:]))
+                )
                 echo(f"  {cfg.label}: {why}{tail}")
         records, failed = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
-        for label, lines in failed.items():   # seeds without a result (NaN loss): say which, and why
+        for label, lines in failed.items():  # seeds without a result (NaN loss): say which, and why
             if status[label] == "ok" or status[label].startswith("failed (exit"):
-                status[label] = (f"failed for seed(s) {', '.join(str(r['seed']) for r in lines)}: "
-                                 f"{lines[0]['failed']}")
+                status[label] = f"failed for seed(s) {', '.join(str(r['seed']) for r in lines)}: {lines[0]['failed']}"
                 echo(f"  {label}: {status[label]}")
         return records, status
 
@@ -651,13 +749,25 @@ def add_run_args(p: argparse.ArgumentParser, out_default: str, epochs_default: i
     p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout (mde-mmrec install)")
     p.add_argument("-d", "--dataset", required=True, help="data set name (src/configs/dataset/NAME.yaml)")
     p.add_argument("--out", default=None, help=f"results folder (default: {out_default})")
-    p.add_argument("--epochs", type=positive_int, default=epochs_default,
-                   help="maximum epochs per run (default: the config's epochs, with early stopping)")
-    p.add_argument("--set", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
-                   help="config override for one model (MODEL:key=value) or all (key=value); repeatable")
-    p.add_argument("--seeds", type=positive_int, default=1,
-                   help=f"number of seeds ({DEFAULT_SEED}, {DEFAULT_SEED + 1}, ...; default 1; 3 or more give "
-                        "mean ± std)")
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=epochs_default,
+        help="maximum epochs per run (default: the config's epochs, with early stopping)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[MODEL:]KEY=VALUE",
+        help="config override for one model (MODEL:key=value) or all (key=value); repeatable",
+    )
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=1,
+        help=f"number of seeds ({DEFAULT_SEED}, {DEFAULT_SEED + 1}, ...; default 1; 3 or more give mean ± std)",
+    )
     p.add_argument("--seed-values", type=non_negative_int, nargs="+", default=None, help="explicit seeds instead")
 
 

@@ -24,7 +24,7 @@ DEMO_KEYS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "ma
 
 def ensure_installed(path) -> Path:
     """The checkout's root, with this mde-mmrec's plugin installed (installs or updates it when needed)."""
-    root = mmrec.checkout_root(path)             # the clear "not an MMRec checkout" error
+    root = mmrec.checkout_root(path)  # the clear "not an MMRec checkout" error
     installed = (root / mmrec.PLUGIN_INFO).is_file()
     if (root / mmrec.SWITCH_MARKER).exists() or not installed or not mmrec.is_up_to_date(root):
         print(f"{'updating' if installed else 'installing'} the mde-mmrec plugin in {root} ...")
@@ -34,13 +34,18 @@ def ensure_installed(path) -> Path:
 
 def demo_table(records: list[dict]) -> str:
     header = ["model"] + [report.metric_label(k) for k in DEMO_KEYS] + ["epochs to best", "s/epoch"]
-    rows = [[report.label_of(r)] + [r["test"].get(k) for k in DEMO_KEYS]
-            + [report.epochs_to_best(r), report.fmt_seconds(r.get("s_per_epoch"))] for r in records]
+    rows = [
+        [report.label_of(r)]
+        + [r["test"].get(k) for k in DEMO_KEYS]
+        + [report.epochs_to_best(r), report.fmt_seconds(r.get("s_per_epoch"))]
+        for r in records
+    ]
     return report.markdown_table(header, rows)
 
 
-def run_demo(path, epochs: int = 5, baseline: str = "LightGCN", out=None, seed: int = core.DEFAULT_SEED,
-             echo=print) -> list[dict]:
+def run_demo(
+    path, epochs: int = 5, baseline: str = "LightGCN", out=None, seed: int = core.DEFAULT_SEED, echo=print
+) -> list[dict]:
     root = ensure_installed(path)
     if not all(f.is_file() for f in dataset_files(root, DEMO_DATASET).values()):
         make_dataset(root, DEMO_DATASET, preset="tiny", seed=0)
@@ -48,9 +53,11 @@ def run_demo(path, epochs: int = 5, baseline: str = "LightGCN", out=None, seed: 
     configs = [core.RunConfig("MDE", "MDE"), core.RunConfig(baseline, baseline)]
     try:
         records, status = core.run_configs(root, DEMO_DATASET, configs, [seed], out, epochs=epochs, echo=echo)
-    except core.OtherSettingsError as stale:   # an earlier demo with other settings (or plugin): run anew
-        echo(f"earlier demo results in {stale.files[0].parent} were made with other settings or record none; "
-             "running again")
+    except core.OtherSettingsError as stale:  # an earlier demo with other settings (or plugin): run anew
+        echo(
+            f"earlier demo results in {stale.files[0].parent} were made with other settings or record none; "
+            "running again"
+        )
         for runs in out.glob("runs/*.jsonl"):
             for path in (runs, core.settings_file(runs)):
                 path.unlink(missing_ok=True)
@@ -64,22 +71,29 @@ def run_demo(path, epochs: int = 5, baseline: str = "LightGCN", out=None, seed: 
 def _cmd_demo(args: argparse.Namespace) -> int:
     records = run_demo(args.mmrec, args.epochs, args.baseline, args.out)
     out = Path(args.out or DEMO_OUT)
-    text = (f"Test metrics on the synthetic data set '{DEMO_DATASET}' after at most {args.epochs} epochs "
-            f"(seed {core.DEFAULT_SEED}, at the epoch with the best validation Recall@20):\n\n{demo_table(records)}")
+    text = (
+        f"Test metrics on the synthetic data set '{DEMO_DATASET}' after at most {args.epochs} epochs "
+        f"(seed {core.DEFAULT_SEED}, at the epoch with the best validation Recall@20):\n\n{demo_table(records)}"
+    )
     (out / "summary.md").write_text(f"# mde-mmrec demo\n\n{text}", encoding="utf-8")
     print(f"\n{text}")
     print(f"results in {out}/ (summary.md, results.jsonl, runs/, logs/)")
     dragon = core.why_not_runnable("DRAGON", cuda=False, checkout=Path(args.mmrec))
     first = f"; first: {dragon}" if dragon else ""
-    print(f"Next: mde-mmrec compare --mmrec {args.mmrec} -d {DEMO_DATASET} -m MDE FREEDOM DRAGON --seeds 3 "
-          f"(about 45 s on 2 idle CPU cores: each seed trains until early stopping{first}), or a data set of "
-          f"Amazon Baby's shape: mde-mmrec make-data synthetic_baby --mmrec {args.mmrec}")
+    print(
+        f"Next: mde-mmrec compare --mmrec {args.mmrec} -d {DEMO_DATASET} -m MDE FREEDOM DRAGON --seeds 3 "
+        f"(about 45 s on 2 idle CPU cores: each seed trains until early stopping{first}), or a data set of "
+        f"Amazon Baby's shape: mde-mmrec make-data synthetic_baby --mmrec {args.mmrec}"
+    )
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="install if needed, make 'tiny', train MDE and a baseline briefly",
-                              description=__doc__.split("\n\n")[1])
+    p = subparsers.add_parser(
+        "demo",
+        help="install if needed, make 'tiny', train MDE and a baseline briefly",
+        description=__doc__.split("\n\n")[1],
+    )
     p.add_argument("--mmrec", required=True, help="path to your MMRec clone")
     p.add_argument("--epochs", type=positive_int, default=5, help="epochs per model (default 5)")
     p.add_argument("--baseline", default="LightGCN", help="baseline model (default LightGCN)")

@@ -7,8 +7,10 @@ class MdeMmrecError(Exception):
 
 def int_at_least(minimum: int):
     """An argparse type for whole numbers >= ``minimum``, with a readable error otherwise."""
+
     def parse(text: str) -> int:
         import argparse
+
         try:
             value = int(text)
         except ValueError:
@@ -16,17 +18,19 @@ def int_at_least(minimum: int):
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
+
     return parse
 
 
-positive_int = int_at_least(1)        # epochs, numbers of seeds
-non_negative_int = int_at_least(0)    # seeds of numpy's generator
+positive_int = int_at_least(1)  # epochs, numbers of seeds
+non_negative_int = int_at_least(0)  # seeds of numpy's generator
 
 
 def non_negative_float(text: str) -> float:
     """An argparse type for limits (GB, minutes) where 0 means none."""
     import argparse
     import math
+
     try:
         value = float(text)
     except ValueError:

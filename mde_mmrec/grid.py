@@ -25,7 +25,7 @@ from .runner import events_file, out_dir_lock
 
 log = logging.getLogger(__name__)
 
-VALID_METRIC = "recall@20"      # MMRec's default valid_metric, lower-cased as in the results
+VALID_METRIC = "recall@20"  # MMRec's default valid_metric, lower-cased as in the results
 
 
 # ------------------------------------------------------------------------------------- pure grid logic
@@ -36,19 +36,20 @@ def grid_points(keys: list[str], values: dict[str, list]) -> list[dict]:
     missing = [k for k in keys if not isinstance(values.get(k), list) or not values[k]]
     if missing:
         raise MdeMmrecError(f"grid key(s) {', '.join(missing)} need a non-empty list of values")
-    plain = json.loads(json.dumps({k: values[k] for k in keys}))      # the form the results file holds
+    plain = json.loads(json.dumps({k: values[k] for k in keys}))  # the form the results file holds
     return [dict(zip(keys, combo)) for combo in itertools.product(*(plain[k] for k in keys))]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """"i/n" -> (i, n), 1 <= i <= n."""
+    """ "i/n" -> (i, n), 1 <= i <= n."""
     if text is None:
         return None
     try:
         return core.results_log().parse_shard(text)
     except ValueError:
-        raise MdeMmrecError(f"--shard {text}: write i/n with 1 <= i <= n, e.g. --shard 1/4 (the first of four "
-                            "shards)") from None
+        raise MdeMmrecError(
+            f"--shard {text}: write i/n with 1 <= i <= n, e.g. --shard 1/4 (the first of four shards)"
+        ) from None
 
 
 def slurm_shard(env=os.environ) -> tuple[int, int] | None:
@@ -60,17 +61,22 @@ def slurm_shard(env=os.environ) -> tuple[int, int] | None:
         task, count = int(env["SLURM_ARRAY_TASK_ID"]), int(env["SLURM_ARRAY_TASK_COUNT"])
         index = task - int(env.get("SLURM_ARRAY_TASK_MIN", 0)) + 1
     except ValueError:
-        raise MdeMmrecError("SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT and SLURM_ARRAY_TASK_MIN must be whole "
-                            "numbers; give the shard with --shard i/n") from None
+        raise MdeMmrecError(
+            "SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT and SLURM_ARRAY_TASK_MIN must be whole "
+            "numbers; give the shard with --shard i/n"
+        ) from None
     if not 1 <= index <= count:
-        raise MdeMmrecError(f"Slurm array task {task} is not one of {count} tasks from "
-                            f"{env.get('SLURM_ARRAY_TASK_MIN', 0)}: a job array for shards needs consecutive ids "
-                            "(sbatch --array=0-N); or give the shard with --shard i/n")
+        raise MdeMmrecError(
+            f"Slurm array task {task} is not one of {count} tasks from "
+            f"{env.get('SLURM_ARRAY_TASK_MIN', 0)}: a job array for shards needs consecutive ids "
+            "(sbatch --array=0-N); or give the shard with --shard i/n"
+        )
     return index, count
 
 
-def plan(points: list[dict], done: list[dict], shard: tuple[int, int] | None = None
-         ) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
+def plan(
+    points: list[dict], done: list[dict], shard: tuple[int, int] | None = None
+) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
     """(to_run, skipped): the (index, point) pairs of this shard not yet done, and those already done.
     ``done``: the params of finished records. Same selection as the patched MMRec grid loop."""
     to_run, skipped = [], []
@@ -89,8 +95,9 @@ _show = core._show
 
 
 # --------------------------------------------------------------------------------------------- running
-def grid_spec(checkout: Path, model: str, dataset: str, sets: dict, seeds: list[int] | None
-              ) -> tuple[list[str], dict[str, list], dict]:
+def grid_spec(
+    checkout: Path, model: str, dataset: str, sets: dict, seeds: list[int] | None
+) -> tuple[list[str], dict[str, list], dict]:
     """(keys, values, plain overrides) of the grid to run: the model yaml's hyper_parameters (their lists),
     changed or extended by list values in ``sets``; non-list ``sets`` are plain overrides. A key the model
     yaml does not have is an error (before anything runs)."""
@@ -105,42 +112,62 @@ def grid_spec(checkout: Path, model: str, dataset: str, sets: dict, seeds: list[
             raise MdeMmrecError("choose seeds with --seeds N, not --set seed=...")
         if isinstance(value, list):
             if key not in model_cfg and key in merged:
-                raise MdeMmrecError(f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's "
-                                    f"yaml, not in {model_yaml}, and a grid key must be one of {model}'s keys: "
-                                    f"give one value" + (" (the number of epochs: --epochs N)" if key == "epochs"
-                                                         else ""))
+                raise MdeMmrecError(
+                    f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's "
+                    f"yaml, not in {model_yaml}, and a grid key must be one of {model}'s keys: "
+                    f"give one value" + (" (the number of epochs: --epochs N)" if key == "epochs" else "")
+                )
             if key not in model_cfg:
-                raise core.unknown_keys_error(f"--set {key}", [key], [k for k in model_cfg if k != "hyper_parameters"],
-                                                 f"a grid key must be one of {model}'s keys in {model_yaml}")
+                raise core.unknown_keys_error(
+                    f"--set {key}",
+                    [key],
+                    [k for k in model_cfg if k != "hyper_parameters"],
+                    f"a grid key must be one of {model}'s keys in {model_yaml}",
+                )
             if key not in keys:
                 keys.append(key)
             values[key] = value
         else:
             if key not in merged:
                 raise core.unknown_keys_error(f"--set {key}", [key], merged)
-            if key in keys:                                   # a single value pins a grid key
+            if key in keys:  # a single value pins a grid key
                 values[key] = [value]
             else:
                 plain[key] = value
-    values["seed"] = list(seeds) if seeds else (merged.get("seed") if isinstance(merged.get("seed"), list)
-                                                 else [merged.get("seed", core.DEFAULT_SEED)])
+    values["seed"] = (
+        list(seeds)
+        if seeds
+        else (merged.get("seed") if isinstance(merged.get("seed"), list) else [merged.get("seed", core.DEFAULT_SEED)])
+    )
     for key in keys:
         if not isinstance(values[key], list):
             values[key] = [values[key]]
     return keys, values, plain
 
 
-def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, out_dir,
-             plain: dict | None = None, epochs: int | None = None, shard=None, runner=None,
-             echo=print) -> int:
+def run_grid(
+    checkout,
+    model: str,
+    dataset: str,
+    keys: list[str],
+    values: dict,
+    out_dir,
+    plain: dict | None = None,
+    epochs: int | None = None,
+    shard=None,
+    runner=None,
+    echo=print,
+) -> int:
     """Run the grid (or this shard of it) through MMRec's grid loop, skipping finished points.
     Returns main.py's exit code (0 when nothing was left to run)."""
-    with out_dir_lock(out_dir):   # one mde-mmrec run per results folder
+    with out_dir_lock(out_dir):  # one mde-mmrec run per results folder
         checkout, out_dir = Path(checkout), Path(out_dir)
         if any((out_dir / "runs").glob("*.jsonl")):
-            raise MdeMmrecError(f"{out_dir} holds a comparison (runs/*.jsonl), whose results.jsonl a grid would "
-                                "mix with its own; choose another --out")
-        results_file = (out_dir / "results.jsonl").resolve()   # out_dir_lock has created the folder
+            raise MdeMmrecError(
+                f"{out_dir} holds a comparison (runs/*.jsonl), whose results.jsonl a grid would "
+                "mix with its own; choose another --out"
+            )
+        results_file = (out_dir / "results.jsonl").resolve()  # out_dir_lock has created the folder
         overrides = dict(plain or {})
         overrides.update({k: values[k] for k in keys})
         overrides.update({"hyper_parameters": list(keys), "results_file": str(results_file), "resume": True})
@@ -149,15 +176,17 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
         if epochs:
             overrides["epochs"] = int(epochs)
         settings = core.run_settings(checkout, model, dataset, overrides, varying=keys)
-        core.check_settings(results_file, settings)     # more values per grid key may join a finished grid
-        if runner is None:   # MMRec itself runs it: main.py's own checks (every grid point's values) first
+        core.check_settings(results_file, settings)  # more values per grid key may join a finished grid
+        if runner is None:  # MMRec itself runs it: main.py's own checks (every grid point's values) first
             mmrec.check_commands(checkout, [(f"{model} grid", model, dataset, overrides)])
         points = grid_points(keys, values)
         done = done_params(core.finished_with_recorded_settings(results_file), model, dataset)
         to_run, skipped = plan(points, done, shard)
         where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
-        echo(f"grid of {len(points)} point(s) over {', '.join(keys)}{where}: {len(skipped)} already done, "
-             f"{len(to_run)} to run")
+        echo(
+            f"grid of {len(points)} point(s) over {', '.join(keys)}{where}: {len(skipped)} already done, "
+            f"{len(to_run)} to run"
+        )
         for index, point in skipped:
             echo(f"  skip {index + 1}/{len(points)}: {_show(point)} (in {results_file})")
         for index, point in to_run:
@@ -165,8 +194,10 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
         sidecar = core.settings_file(results_file)
         unvouched = 0 if sidecar.is_file() else len(core.results_log().read_results(results_file))
         if unvouched:
-            echo(f"  {unvouched} finished run(s) in {results_file} without recorded settings ({sidecar.name}): "
-                 "main.py reuses those made with the same settings")
+            echo(
+                f"  {unvouched} finished run(s) in {results_file} without recorded settings ({sidecar.name}): "
+                "main.py reuses those made with the same settings"
+            )
         if not to_run:
             return 0
         log_path = out_dir / "grid.log"
@@ -175,15 +206,23 @@ def run_grid(checkout, model: str, dataset: str, keys: list[str], values: dict, 
         code, why = core.run_one(checkout, model, dataset, overrides, settings, log_path, progress, runner)
         if why:
             tail = "\n".join("    " + line for line in progress.tail[-15:])
-            echo(f"MMRec {why}; finished points are kept in {results_file} (rerun to resume). Last lines of "
-                 f"{log_path}:\n{tail}")
+            echo(
+                f"MMRec {why}; finished points are kept in {results_file} (rerun to resume). Last lines of "
+                f"{log_path}:\n{tail}"
+            )
         return code
 
 
-def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,
-              valid_metric: str = VALID_METRIC, charts: bool = True) -> Path:
+def summarize(
+    records: list[dict],
+    keys: list[str],
+    out_dir: Path,
+    title: str,
+    valid_metric: str = VALID_METRIC,
+    charts: bool = True,
+) -> Path:
     """summary.md / summary.csv (all points, best first) and heatmap_<a>_<b>.png per pair of grid keys."""
-    failed = [r for r in records if r.get("failed")]          # no result (NaN loss): listed, not ranked
+    failed = [r for r in records if r.get("failed")]  # no result (NaN loss): listed, not ranked
     records = [r for r in records if not r.get("failed")]
     if not records:
         raise MdeMmrecError(f"no finished grid points to summarise in {out_dir}")
@@ -191,24 +230,31 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str,
     out_dir.mkdir(parents=True, exist_ok=True)
     sigma_keys = [k for k in keys if k != "seed"]
     table = report.grid_table(records, sigma_keys, valid_metric)
-    best = table.iloc[0]            # the table's first row: best by the mean over the point's seeds
+    best = table.iloc[0]  # the table's first row: best by the mean over the point's seeds
     table.to_csv(out_dir / "summary.csv", index=False)
     heat = report.heatmaps(table, sigma_keys, out_dir, f"valid {valid_metric}") if charts else []
     valid = table[f"valid {valid_metric}"]
     ties = int((valid == valid.iloc[0]).sum()) - 1
-    text = (f"# {title}\n\n"
-            f"Best point by validation {valid_metric} (mean over its {int(best['n_seeds'])} seed(s)): "
-            f"**{_show({k: best[k] for k in sigma_keys})}** (valid {best[f'valid {valid_metric}']:.4f}, "
-            f"test recall@20 {best['test recall@20']:.4f}, ndcg@20 {best['test ndcg@20']:.4f}, "
-            f"best validation after {best['epochs_to_best']:.1f} epochs)"
-            + (f"; tied on validation with the next {ties} row(s) of the table" if ties else "")
-            + ("; one seed per point: rerun with --seeds N to see how much of the ranking is seed noise"
-               if int(table["n_seeds"].max()) == 1 else "") + "\n\n"
-            f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
-            f"{valid_metric}.\n\n" + report.grid_markdown(table, sigma_keys))
+    text = (
+        f"# {title}\n\n"
+        f"Best point by validation {valid_metric} (mean over its {int(best['n_seeds'])} seed(s)): "
+        f"**{_show({k: best[k] for k in sigma_keys})}** (valid {best[f'valid {valid_metric}']:.4f}, "
+        f"test recall@20 {best['test recall@20']:.4f}, ndcg@20 {best['test ndcg@20']:.4f}, "
+        f"best validation after {best['epochs_to_best']:.1f} epochs)"
+        + (f"; tied on validation with the next {ties} row(s) of the table" if ties else "")
+        + (
+            "; one seed per point: rerun with --seeds N to see how much of the ranking is seed noise"
+            if int(table["n_seeds"].max()) == 1
+            else ""
+        )
+        + "\n\n"
+        f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
+        f"{valid_metric}.\n\n" + report.grid_markdown(table, sigma_keys)
+    )
     if failed:
         text += "\nWithout a result (not ranked):\n" + "".join(
-            f"- {_show(r.get('params', {}))}: {r['failed']}\n" for r in failed)
+            f"- {_show(r.get('params', {}))}: {r['failed']}\n" for r in failed
+        )
     if heat:
         text += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in heat) + "\n"
     path = out_dir / "summary.md"
@@ -232,15 +278,19 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     core.check_set_models(sets, [args.model], "this grid")
     merged_sets = dict(sets.get(None, {}), **sets.get(args.model, {}))
     core.check_dataset(checkout, args.dataset, args.model, merged_sets)
-    keys, values, plain = grid_spec(checkout, args.model, args.dataset, merged_sets,
-                                    core.seed_list(args.seeds, args.seed_values))
+    keys, values, plain = grid_spec(
+        checkout, args.model, args.dataset, merged_sets, core.seed_list(args.seeds, args.seed_values)
+    )
     shard = parse_shard(args.shard) if args.shard else slurm_shard()
     if shard and not args.shard:
         print(f"Slurm job array task: shard {shard[0]}/{shard[1]}")
     out = Path(args.out or f"results/grid-{args.model}-{args.dataset}")
     code = run_grid(checkout, args.model, args.dataset, keys, values, out, plain, args.epochs, shard)
-    records = [r for r in core.results_log().read_results(out / "results.jsonl")
-               if r.get("model") == args.model and r.get("dataset") == args.dataset]
+    records = [
+        r
+        for r in core.results_log().read_results(out / "results.jsonl")
+        if r.get("model") == args.model and r.get("dataset") == args.dataset
+    ]
     if any(not r.get("failed") for r in records):
         md = summarize(records, keys, out, f"{args.model} grid on {args.dataset}")
         print(md.read_text(encoding="utf-8"))
@@ -256,16 +306,19 @@ def _same_settings(results_files: list[Path]) -> dict | None:
     for path in results_files:
         sidecar = core.settings_file(path)
         if not sidecar.is_file():
-            log.warning("%s has no %s: cannot check that it ran with the other shards' settings", path.parent,
-                        sidecar.name)
+            log.warning(
+                "%s has no %s: cannot check that it ran with the other shards' settings", path.parent, sidecar.name
+            )
             return None
         recorded[path] = json.loads(sidecar.read_text(encoding="utf-8"))
     (first, settings), *rest = recorded.items()
     for path, other in rest:
         if other != settings:
-            raise MdeMmrecError(f"{path.parent} ran with other settings than {first.parent} ("
-                                f"{core.settings_difference(settings, other)}): merging would rank points "
-                                "of different runs in one table; rerun the shard with the same settings")
+            raise MdeMmrecError(
+                f"{path.parent} ran with other settings than {first.parent} ("
+                f"{core.settings_difference(settings, other)}): merging would rank points "
+                "of different runs in one table; rerun the shard with the same settings"
+            )
     return settings
 
 
@@ -277,7 +330,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise MdeMmrecError(f"{path}: no results file (give the --out folders of the grid shards)")
         records += results_log.read_results(path)
-    records, repeated = results_log.unique_points(records)       # a point run by two shards counts once
+    records, repeated = results_log.unique_points(records)  # a point run by two shards counts once
     if repeated:
         log.warning("%d point(s) are in more than one shard's results; each is counted once", repeated)
     models = sorted({(r.get("model"), r.get("dataset")) for r in records})
@@ -296,13 +349,18 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("grid", help="resumable, shardable grid search through MMRec's grid loop",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "grid", help="resumable, shardable grid search through MMRec's grid loop", description=__doc__.split("\n\n")[0]
+    )
     core.add_run_args(p, "results/grid-MODEL-DATASET")
     p.add_argument("-m", "--model", default="MDE", help="model (default MDE)")
-    p.add_argument("--shard", default=None, metavar="I/N",
-                   help="run every N-th point, starting at the I-th (default: in a Slurm job array, the array task's "
-                        "shard: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1 of SLURM_ARRAY_TASK_COUNT)")
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run every N-th point, starting at the I-th (default: in a Slurm job array, the array task's "
+        "shard: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1 of SLURM_ARRAY_TASK_COUNT)",
+    )
     p.epilog = "grid values: --set cl_weight=[0.01,0.1] (a list is a grid dimension; a single value pins it)"
     p.set_defaults(func=_cmd_grid)
 

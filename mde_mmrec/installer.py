@@ -36,30 +36,41 @@ from .mmrec import INSTALL_BRANCH, PLUGIN_INFO, SWITCH_MARKER, checkout_root, pl
 log = logging.getLogger(__name__)
 
 BRANCH_REF = f"refs/heads/{INSTALL_BRANCH}"
-IDENTITY = {"GIT_AUTHOR_NAME": "mde-mmrec", "GIT_AUTHOR_EMAIL": "mde-mmrec@localhost",
-            "GIT_COMMITTER_NAME": "mde-mmrec", "GIT_COMMITTER_EMAIL": "mde-mmrec@localhost"}
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "mde-mmrec",
+    "GIT_AUTHOR_EMAIL": "mde-mmrec@localhost",
+    "GIT_COMMITTER_NAME": "mde-mmrec",
+    "GIT_COMMITTER_EMAIL": "mde-mmrec@localhost",
+}
 
 
 # ----------------------------------------------------------------------------------------- inputs
 @dataclass
 class Series:
     """The numbered patches and what they were made against (patches/manifest.json)."""
+
     directory: Path
     names: list
     mmrec_commit: str
-    pristine: dict          # file (relative to the checkout) -> sha256 at mmrec_commit
-    oldest: str | None = None   # the oldest MMRec the series applies to, "<commit> (<date>)"
+    pristine: dict  # file (relative to the checkout) -> sha256 at mmrec_commit
+    oldest: str | None = None  # the oldest MMRec the series applies to, "<commit> (<date>)"
 
     @classmethod
-    def load(cls, directory: Path) -> "Series":
+    def load(cls, directory: Path) -> Series:
         manifest = Path(directory) / "manifest.json"
         try:
             data = json.loads(manifest.read_text(encoding="utf-8"))
-            series = cls(Path(directory), list(data["patches"]), data["mmrec_commit"],
-                         dict(data["pristine_sha256"]), data.get("oldest_mmrec"))
+            series = cls(
+                Path(directory),
+                list(data["patches"]),
+                data["mmrec_commit"],
+                dict(data["pristine_sha256"]),
+                data.get("oldest_mmrec"),
+            )
         except (OSError, ValueError, KeyError) as exc:
-            raise MdeMmrecError(f"{manifest}: cannot read the patch series ({exc}); "
-                                "reinstall mde-mmrec from its repository") from None
+            raise MdeMmrecError(
+                f"{manifest}: cannot read the patch series ({exc}); reinstall mde-mmrec from its repository"
+            ) from None
         for name in series.names:
             if not (series.directory / name).is_file():
                 raise MdeMmrecError(f"{manifest} lists {name}, which is missing from {directory}")
@@ -87,16 +98,18 @@ def without_files(patch_text: str, skip: set) -> str:
 
 
 # -------------------------------------------------------------------------------------------- git
-def _git(root: Path, *args: str, stdin: bytes | None = None, env: dict | None = None,
-         check: bool = True) -> subprocess.CompletedProcess:
+def _git(
+    root: Path, *args: str, stdin: bytes | None = None, env: dict | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run git in ``root`` with mde-mmrec's identity (the user may have none) and literal paths."""
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     base_env.update(LC_ALL="C", GIT_LITERAL_PATHSPECS="1", **IDENTITY, **(env or {}))
     try:
         result = subprocess.run(["git", "-C", str(root), *args], input=stdin, capture_output=True, env=base_env)
     except FileNotFoundError:
-        raise MdeMmrecError("git is not on PATH: install git (MMRec is a git clone, and install builds a git "
-                            "branch in it)") from None
+        raise MdeMmrecError(
+            "git is not on PATH: install git (MMRec is a git clone, and install builds a git branch in it)"
+        ) from None
     if check and result.returncode:
         raise MdeMmrecError(f"`git {' '.join(args[:2])}` failed in {root}: {_said(result)}")
     return result
@@ -118,9 +131,11 @@ def require_git_clone(root: Path) -> None:
     """``root`` must be the top of a git clone with a commit checked out."""
     top = _git(root, "rev-parse", "--show-toplevel", check=False)
     if top.returncode or Path(top.stdout.decode().strip()).resolve() != root or not _commit_or_none(root, "HEAD"):
-        raise MdeMmrecError(f"{root} is not a git clone (install builds a git branch in it): clone MMRec with "
-                            f"`git clone https://github.com/enoche/MMRec`, or make this copy one: `git init && "
-                            f"git add -A && git commit -m MMRec` in {root}. Nothing was changed.")
+        raise MdeMmrecError(
+            f"{root} is not a git clone (install builds a git branch in it): clone MMRec with "
+            f"`git clone https://github.com/enoche/MMRec`, or make this copy one: `git init && "
+            f"git add -A && git commit -m MMRec` in {root}. Nothing was changed."
+        )
 
 
 def _head(root: Path) -> tuple[str | None, str]:
@@ -136,8 +151,9 @@ def info_at(root: Path, commit: str) -> dict:
 
 def _ours(root: Path, commit: str) -> bool:
     """Whether ``commit`` is one install made (the last of a branch it built), not one of the user's."""
-    return (_out(root, "log", "-1", "--format=%ae", commit) == IDENTITY["GIT_AUTHOR_EMAIL"]
-            and bool(info_at(root, commit)))
+    return _out(root, "log", "-1", "--format=%ae", commit) == IDENTITY["GIT_AUTHOR_EMAIL"] and bool(
+        info_at(root, commit)
+    )
 
 
 def _described(root: Path, head: str) -> str:
@@ -159,12 +175,15 @@ def build_branch(root: Path, base: str, series: Series, files: dict, info: dict)
             absent = {rel for rel in patched_files(text) if rel not in present}
             core = sorted(rel for rel in absent if not optional_file(rel))
             if core:
-                raise MdeMmrecError(f"patch {name} changes {', '.join(core)}, which the checkout lacks: is it a "
-                                    "complete MMRec checkout? Start from a clean clone of enoche/MMRec. Nothing was "
-                                    "changed.")
+                raise MdeMmrecError(
+                    f"patch {name} changes {', '.join(core)}, which the checkout lacks: is it a "
+                    "complete MMRec checkout? Start from a clean clone of enoche/MMRec. Nothing was "
+                    "changed."
+                )
             for rel in sorted(absent):
-                log.warning(f"{rel} is missing (a model added to MMRec after this checkout: its patch sections "
-                            "are skipped)")
+                log.warning(
+                    f"{rel} is missing (a model added to MMRec after this checkout: its patch sections are skipped)"
+                )
             patch = without_files(text, absent).encode()
             applied = _git(root, "apply", "--cached", "-", stdin=patch, env=env, check=False)
             if applied.returncode:
@@ -180,10 +199,15 @@ def build_branch(root: Path, base: str, series: Series, files: dict, info: dict)
         blobs = _out(root, "hash-object", "-w", "--stdin-paths", stdin="\n".join(map(str, copies)).encode()).split()
         entries = "".join(f"100644 {blob}\t{rel}\n" for blob, rel in zip(blobs, sorted(data)))
         _git(root, "update-index", "--add", "--index-info", stdin=entries.encode(), env=env)
-        return _commit(root, env, commit, f"mde-mmrec {__version__}: the plugin's files\n\nAdds the MDE model, "
-                       "its config and the helper modules the patches call (mde-mmrec's src/ tree), and "
-                       f"{PLUGIN_INFO} (MMRec commit and plugin version, for the results lines):\n"
-                       + "".join(f"  {rel}\n" for rel in sorted(data)))
+        return _commit(
+            root,
+            env,
+            commit,
+            f"mde-mmrec {__version__}: the plugin's files\n\nAdds the MDE model, "
+            "its config and the helper modules the patches call (mde-mmrec's src/ tree), and "
+            f"{PLUGIN_INFO} (MMRec commit and plugin version, for the results lines):\n"
+            + "".join(f"  {rel}\n" for rel in sorted(data)),
+        )
 
 
 def _series_already_applied(root: Path, series: Series, base: str, present: set) -> bool:
@@ -206,30 +230,39 @@ def _commit(root: Path, env: dict, parent: str, message: str) -> str:
 
 def _does_not_apply(root, series, name, patch, applied, base, present) -> MdeMmrecError:
     if _series_already_applied(root, series, base, present):
-        return MdeMmrecError(f"patch {name} is already in the commit the checkout is on ({base[:12]}: a branch made "
-                             "from mde-mmrec's?): switch to MMRec's own commit (e.g. `git checkout master`) and "
-                             "install again. Nothing was changed.")
-    older = (f"; or an MMRec older than {series.oldest}, the oldest these patches fit: update it (`git pull` in "
-             "the checkout)") if series.oldest else ""
+        return MdeMmrecError(
+            f"patch {name} is already in the commit the checkout is on ({base[:12]}: a branch made "
+            "from mde-mmrec's?): switch to MMRec's own commit (e.g. `git checkout master`) and "
+            "install again. Nothing was changed."
+        )
+    older = (
+        (
+            f"; or an MMRec older than {series.oldest}, the oldest these patches fit: update it (`git pull` in "
+            "the checkout)"
+        )
+        if series.oldest
+        else ""
+    )
     return MdeMmrecError(
         f"patch {name} does not apply to {', '.join(patched_files(patch.decode()))} (git apply: {_said(applied)}); "
         f"the commit the checkout is on ({base[:12]}) differs from MMRec {series.mmrec_commit[:7]} where the patch "
-        f"changes it: your own commits (install from MMRec's){older}. Nothing was changed.")
+        f"changes it: your own commits (install from MMRec's){older}. Nothing was changed."
+    )
 
 
 # ------------------------------------------------------------------------------------ the switch
 def _changed_paths(root: Path, old: str, new: str) -> list[str]:
     """The files that differ between two commits."""
-    return sorted(p for p in _out(root, "diff-tree", "-r", "--name-only", "--no-renames", "-z", old, new).split("\0")
-                  if p)
+    return sorted(
+        p for p in _out(root, "diff-tree", "-r", "--name-only", "--no-renames", "-z", old, new).split("\0") if p
+    )
 
 
 def _uncommitted(root: Path, paths: list[str]) -> list[str]:
     """``git status`` lines of those of ``paths`` that have uncommitted changes, or are untracked or ignored."""
     if not paths:
         return []
-    out = _out(root, "status", "--porcelain", "-z", "--untracked-files=all", "--ignored", "--no-renames", "--",
-               *paths)
+    out = _out(root, "status", "--porcelain", "-z", "--untracked-files=all", "--ignored", "--no-renames", "--", *paths)
     return sorted(entry for entry in out.split("\0") if entry.strip())
 
 
@@ -264,10 +297,10 @@ def _blobs(root: Path, shas: list[str]) -> dict[str, bytes]:
         return {}
     out = _git(root, "cat-file", "--batch", stdin="".join(f"{sha}\n" for sha in shas).encode()).stdout
     contents, at = {}, 0
-    for sha in shas:                        # each: "<sha> blob <size>\n<content>\n"
+    for sha in shas:  # each: "<sha> blob <size>\n<content>\n"
         start = out.index(b"\n", at) + 1
         size = int(out[at:start].split()[2])
-        contents[sha] = out[start:start + size]
+        contents[sha] = out[start : start + size]
         at = start + size + 1
     return contents
 
@@ -289,8 +322,9 @@ def _complete(root: Path, target: dict) -> None:
         else:
             _remove_file(root, rel)
     zero = "0" * len(target["sha"])
-    index = "".join(f"{entries[rel][0]} {entries[rel][2]}\t{rel}\n" if rel in entries else f"0 {zero}\t{rel}\n"
-                    for rel in paths)
+    index = "".join(
+        f"{entries[rel][0]} {entries[rel][2]}\t{rel}\n" if rel in entries else f"0 {zero}\t{rel}\n" for rel in paths
+    )
     _git(root, "update-index", "--index-info", stdin=index.encode())
     _git(root, "update-index", "-q", "--refresh", check=False)
     message = f"mde-mmrec {target['action']}: to {_described(root, target['head'])}"
@@ -314,8 +348,10 @@ def _switch(root: Path, target: dict, undo: dict) -> None:
             _write_marker(root, undo)
             _complete(root, undo)
         except Exception as again:
-            raise MdeMmrecError(f"{what}; undoing it failed too ({again}): once the cause is fixed, run `mde-mmrec "
-                                f"install {root}` or `mde-mmrec uninstall {root}` to complete either") from exc
+            raise MdeMmrecError(
+                f"{what}; undoing it failed too ({again}): once the cause is fixed, run `mde-mmrec "
+                f"install {root}` or `mde-mmrec uninstall {root}` to complete either"
+            ) from exc
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         raise MdeMmrecError(f"{what}; every change was undone, {root} is as before") from exc
@@ -334,14 +370,14 @@ def finish_interrupted(root: Path) -> bool:
     try:
         target = json.loads(marker.read_text(encoding="utf-8"))
         fields = (target["action"], target["head"], target["sha"], target["branch"], list(target["paths"]))
-    except (ValueError, KeyError, TypeError):       # killed while writing the marker: nothing else had changed
+    except (ValueError, KeyError, TypeError):  # killed while writing the marker: nothing else had changed
         marker.unlink()
         log.warning(f"an mde-mmrec install or uninstall in {root} was interrupted before it changed anything")
         return True
     git_dir = Path(_out(root, "rev-parse", "--absolute-git-dir"))
     for lock in (git_dir / "index.lock", git_dir / "HEAD.lock", git_dir / f"{BRANCH_REF}.lock"):
         if lock.exists() and lock.stat().st_mtime >= marker.stat().st_mtime - 1:
-            lock.unlink()                             # left by a git command killed with the switch
+            lock.unlink()  # left by a git command killed with the switch
     _complete(root, target)
     done = "installed" if fields[1] == BRANCH_REF else f"back on {_described(root, fields[1])}"
     log.warning(f"an mde-mmrec {fields[0]} in {root} was interrupted; it is complete now ({done})")
@@ -363,37 +399,48 @@ def install(path, plugin_src: Path | None = None, patches_dir: Path | None = Non
     old_tip = _commit_or_none(root, BRANCH_REF)
     updating = head_ref == BRANCH_REF
     if old_tip and not _ours(root, old_tip):
-        raise MdeMmrecError(f"the branch {INSTALL_BRANCH} in {root} has commits mde-mmrec did not make (`git log "
-                            f"{INSTALL_BRANCH}`): keep them on a branch of your own (`git branch -m {INSTALL_BRANCH} "
-                            f"my-work`), then install again. Nothing was changed.")
+        raise MdeMmrecError(
+            f"the branch {INSTALL_BRANCH} in {root} has commits mde-mmrec did not make (`git log "
+            f"{INSTALL_BRANCH}`): keep them on a branch of your own (`git branch -m {INSTALL_BRANCH} "
+            f"my-work`), then install again. Nothing was changed."
+        )
     if updating:
         installed = info_at(root, head)
         if installed.get("fingerprint") == stamp:
-            log.info(f"mde-mmrec {__version__} is already installed in {root} (branch {INSTALL_BRANCH}); "
-                     "nothing changed")
+            log.info(
+                f"mde-mmrec {__version__} is already installed in {root} (branch {INSTALL_BRANCH}); nothing changed"
+            )
             return "already installed"
         base, installed_from = installed["mmrec_commit"], installed.get("installed_from")
     else:
         base, installed_from = head, head_ref
     if base != series.mmrec_commit:
-        log.info(f"{root} is at {base[:12]}, not MMRec {series.mmrec_commit[:12]} (the commit the patches are made "
-                 "for); they are applied to it")
-    info = {"mmrec_commit": base, "plugin_version": __version__, "fingerprint": stamp,
-            "installed_from": installed_from}
+        log.info(
+            f"{root} is at {base[:12]}, not MMRec {series.mmrec_commit[:12]} (the commit the patches are made "
+            "for); they are applied to it"
+        )
+    info = {"mmrec_commit": base, "plugin_version": __version__, "fingerprint": stamp, "installed_from": installed_from}
     tip = build_branch(root, base, series, files, info)
     changed = _changed_paths(root, head, tip)
     dirty = _uncommitted(root, changed)
     if dirty:
-        raise MdeMmrecError(f"uncommitted changes in {root} to files the install changes: {'; '.join(dirty)}. "
-                            "Commit them (`git commit`), put them aside (`git stash`) or move the untracked ones "
-                            "away, then install again. Nothing was changed.")
-    _switch(root, {"action": "install", "head": BRANCH_REF, "sha": tip, "branch": tip, "paths": changed},
-            undo={"action": "undo", "head": head_ref or head, "sha": head, "branch": old_tip, "paths": changed})
+        raise MdeMmrecError(
+            f"uncommitted changes in {root} to files the install changes: {'; '.join(dirty)}. "
+            "Commit them (`git commit`), put them aside (`git stash`) or move the untracked ones "
+            "away, then install again. Nothing was changed."
+        )
+    _switch(
+        root,
+        {"action": "install", "head": BRANCH_REF, "sha": tip, "branch": tip, "paths": changed},
+        undo={"action": "undo", "head": head_ref or head, "sha": head, "branch": old_tip, "paths": changed},
+    )
     verb = "updated" if updating else "installed"
-    log.info(f"mde-mmrec {__version__} {verb} in {root}: branch {INSTALL_BRANCH} checked out, {len(series.names)} "
-             f"patch commits and 1 commit of {len(files) + 1} plugin files on {base[:12]} (`git log --stat "
-             f"{base[:7]}..{INSTALL_BRANCH}` shows each change); `mde-mmrec uninstall {root}` returns to "
-             f"{_described(root, installed_from or base)}")
+    log.info(
+        f"mde-mmrec {__version__} {verb} in {root}: branch {INSTALL_BRANCH} checked out, {len(series.names)} "
+        f"patch commits and 1 commit of {len(files) + 1} plugin files on {base[:12]} (`git log --stat "
+        f"{base[:7]}..{INSTALL_BRANCH}` shows each change); `mde-mmrec uninstall {root}` returns to "
+        f"{_described(root, installed_from or base)}"
+    )
     return verb
 
 
@@ -408,15 +455,19 @@ def uninstall(path, force: bool = False) -> str:
     if head_ref != BRANCH_REF:
         if tip and _ours(root, tip):
             _git(root, "update-ref", "-d", BRANCH_REF, tip)
-            log.info(f"mde-mmrec was not checked out in {root} (HEAD is on {_described(root, head_ref or head)}); "
-                     f"its branch {INSTALL_BRANCH} is deleted")
+            log.info(
+                f"mde-mmrec was not checked out in {root} (HEAD is on {_described(root, head_ref or head)}); "
+                f"its branch {INSTALL_BRANCH} is deleted"
+            )
             return "uninstalled"
         log.info(f"mde-mmrec is not installed in {root}; nothing changed")
         return "not installed"
     if not _ours(root, head) and not force:
-        raise MdeMmrecError(f"the branch {INSTALL_BRANCH} in {root} has commits mde-mmrec did not make (`git log "
-                            f"{INSTALL_BRANCH}`); uninstalling deletes the branch. Keep them on a branch of your own "
-                            f"(`git branch my-work`), then run `mde-mmrec uninstall --force {root}`")
+        raise MdeMmrecError(
+            f"the branch {INSTALL_BRANCH} in {root} has commits mde-mmrec did not make (`git log "
+            f"{INSTALL_BRANCH}`); uninstalling deletes the branch. Keep them on a branch of your own "
+            f"(`git branch my-work`), then run `mde-mmrec uninstall --force {root}`"
+        )
     installed = info_at(root, head)
     back = installed.get("installed_from")
     back_sha = (_commit_or_none(root, back) if back else None) or installed["mmrec_commit"]
@@ -424,13 +475,20 @@ def uninstall(path, force: bool = False) -> str:
     changed = _changed_paths(root, head, back_sha)
     dirty = _uncommitted(root, changed)
     if dirty and not force:
-        raise MdeMmrecError(f"these installed files were edited since the install: {'; '.join(dirty)}; "
-                            f"uninstalling would discard those edits. Keep a copy (or `git stash`), then run "
-                            f"`mde-mmrec uninstall --force {root}`")
-    _switch(root, {"action": "uninstall", "head": back, "sha": back_sha, "branch": None, "paths": changed},
-            undo={"action": "undo", "head": BRANCH_REF, "sha": head, "branch": tip, "paths": changed})
-    log.info(f"mde-mmrec uninstalled from {root}: back on {_described(root, back)}, branch {INSTALL_BRANCH} "
-             f"deleted ({len(changed)} files restored or removed)")
+        raise MdeMmrecError(
+            f"these installed files were edited since the install: {'; '.join(dirty)}; "
+            f"uninstalling would discard those edits. Keep a copy (or `git stash`), then run "
+            f"`mde-mmrec uninstall --force {root}`"
+        )
+    _switch(
+        root,
+        {"action": "uninstall", "head": back, "sha": back_sha, "branch": None, "paths": changed},
+        undo={"action": "undo", "head": BRANCH_REF, "sha": head, "branch": tip, "paths": changed},
+    )
+    log.info(
+        f"mde-mmrec uninstalled from {root}: back on {_described(root, back)}, branch {INSTALL_BRANCH} "
+        f"deleted ({len(changed)} files restored or removed)"
+    )
     left = data_left_behind(root)
     if left:
         log.info("left in place (your data; delete them by hand if you no longer need them): " + "; ".join(left))
@@ -441,12 +499,18 @@ def data_left_behind(root: Path) -> list[str]:
     """What mde-mmrec's commands wrote beside MMRec's own files: synthetic data sets (make-data) and MDE's
     graph caches (data/*/mde_graphs)."""
     marker = plugin_module("cli_overrides").SYNTHETIC_MARKER
-    configs = sorted(p for p in (root / "src" / "configs" / "dataset").glob("*.yaml")
-                     if p.read_text(encoding="utf-8", errors="replace").startswith(marker))
+    configs = sorted(
+        p
+        for p in (root / "src" / "configs" / "dataset").glob("*.yaml")
+        if p.read_text(encoding="utf-8", errors="replace").startswith(marker)
+    )
     left = [f"synthetic data set {p.stem} (data/{p.stem}/, src/configs/dataset/{p.name})" for p in configs]
     synthetic_names = {p.stem for p in configs}
-    left += [f"MDE's graph cache {p.relative_to(root)}/" for p in sorted((root / "data").glob("*/mde_graphs"))
-             if p.parent.name not in synthetic_names]
+    left += [
+        f"MDE's graph cache {p.relative_to(root)}/"
+        for p in sorted((root / "data").glob("*/mde_graphs"))
+        if p.parent.name not in synthetic_names
+    ]
     return left
 
 
@@ -462,18 +526,27 @@ def _cmd_uninstall(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("install", help="install the MDE plugin and the patches into an MMRec clone "
-                              f"(as the git branch {INSTALL_BRANCH})", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "install",
+        help=f"install the MDE plugin and the patches into an MMRec clone (as the git branch {INSTALL_BRANCH})",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("path", help="the MMRec clone (git clone https://github.com/enoche/MMRec)")
     p.set_defaults(func=_cmd_install)
-    p = subparsers.add_parser("uninstall", help="switch an MMRec clone back to the branch it was installed from",
-                              description=f"Switch the clone back to the branch (or commit) it was on when "
-                              f"mde-mmrec was installed and delete the branch {INSTALL_BRANCH}. Uncommitted edits "
-                              "of the files this changes are not discarded without --force; other uncommitted "
-                              "edits stay. Data sets made by make-data and MDE's graph caches are left in place "
-                              "(listed at the end).")
+    p = subparsers.add_parser(
+        "uninstall",
+        help="switch an MMRec clone back to the branch it was installed from",
+        description=f"Switch the clone back to the branch (or commit) it was on when "
+        f"mde-mmrec was installed and delete the branch {INSTALL_BRANCH}. Uncommitted edits "
+        "of the files this changes are not discarded without --force; other uncommitted "
+        "edits stay. Data sets made by make-data and MDE's graph caches are left in place "
+        "(listed at the end).",
+    )
     p.add_argument("path", help="the MMRec clone")
-    p.add_argument("--force", action="store_true",
-                   help=f"also when files it changes were edited, or {INSTALL_BRANCH} has commits of yours")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help=f"also when files it changes were edited, or {INSTALL_BRANCH} has commits of yours",
+    )
     p.set_defaults(func=_cmd_uninstall)

@@ -21,10 +21,16 @@ from .errors import MdeMmrecError
 from .paths import current_fingerprint, plugin_src
 
 # files that make a directory an MMRec checkout
-MMREC_MARKERS = ("src/main.py", "src/utils/quick_start.py", "src/utils/configurator.py",
-                 "src/common/abstract_recommender.py", "src/common/trainer.py", "src/configs/overall.yaml")
-INSTALL_BRANCH = "mde-mmrec"                   # the git branch `mde-mmrec install` builds and checks out
-PLUGIN_INFO = "src/utils/mde_plugin_info.json"   # on that branch only; read by src/utils/results_log.py
+MMREC_MARKERS = (
+    "src/main.py",
+    "src/utils/quick_start.py",
+    "src/utils/configurator.py",
+    "src/common/abstract_recommender.py",
+    "src/common/trainer.py",
+    "src/configs/overall.yaml",
+)
+INSTALL_BRANCH = "mde-mmrec"  # the git branch `mde-mmrec install` builds and checks out
+PLUGIN_INFO = "src/utils/mde_plugin_info.json"  # on that branch only; read by src/utils/results_log.py
 # In the checkout while install or uninstall switches its files (they are a mix of two versions until it is
 # gone): every command refuses the checkout, and so does the patched main.py (patch 0021).
 SWITCH_MARKER = ".mde-mmrec-switching"
@@ -67,12 +73,15 @@ def checkout_root(path) -> Path:
     if root.name == "src" and is_mmrec(root.parent):
         root = root.parent
     if not root.is_dir():
-        raise MdeMmrecError(f"{root}: no such directory; give the path of your MMRec clone "
-                            "(git clone https://github.com/enoche/MMRec)")
+        raise MdeMmrecError(
+            f"{root}: no such directory; give the path of your MMRec clone (git clone https://github.com/enoche/MMRec)"
+        )
     if not is_mmrec(root):
         missing = [m for m in MMREC_MARKERS if not (root / m).is_file()]
-        raise MdeMmrecError(f"{root} is not an MMRec checkout: missing {', '.join(missing)} "
-                            "(give the folder that contains MMRec's src/ and data/)")
+        raise MdeMmrecError(
+            f"{root} is not an MMRec checkout: missing {', '.join(missing)} "
+            "(give the folder that contains MMRec's src/ and data/)"
+        )
     return root
 
 
@@ -81,9 +90,11 @@ def mmrec_root(path) -> Path:
     every command reaches the checkout through here."""
     root = checkout_root(path)
     if (root / SWITCH_MARKER).exists():
-        raise MdeMmrecError(f"{root}: an mde-mmrec install or uninstall there was interrupted, its files are a mix "
-                            f"of two versions ({SWITCH_MARKER} is there); run `mde-mmrec install {root}` to "
-                            f"complete it (or `mde-mmrec uninstall {root}` to complete it and go back)")
+        raise MdeMmrecError(
+            f"{root}: an mde-mmrec install or uninstall there was interrupted, its files are a mix "
+            f"of two versions ({SWITCH_MARKER} is there); run `mde-mmrec install {root}` to "
+            f"complete it (or `mde-mmrec uninstall {root}` to complete it and go back)"
+        )
     return root
 
 
@@ -93,11 +104,15 @@ def find_checkout(path, up_to_date: bool = True) -> Path:
     expects, and main.py's checks may not match the tools')."""
     root = mmrec_root(path)
     if not installed_info(root):
-        raise MdeMmrecError(f"{root}: the mde-mmrec plugin is not installed there (no {PLUGIN_INFO}: git branch "
-                            f"{INSTALL_BRANCH} not checked out); run `mde-mmrec install {root}` first")
+        raise MdeMmrecError(
+            f"{root}: the mde-mmrec plugin is not installed there (no {PLUGIN_INFO}: git branch "
+            f"{INSTALL_BRANCH} not checked out); run `mde-mmrec install {root}` first"
+        )
     if up_to_date and not is_up_to_date(root):
-        raise MdeMmrecError(f"{root}: the plugin installed there is another version than this mde-mmrec's "
-                            f"(its model, helpers or patches differ); run `mde-mmrec install {root}` to update it")
+        raise MdeMmrecError(
+            f"{root}: the plugin installed there is another version than this mde-mmrec's "
+            f"(its model, helpers or patches differ); run `mde-mmrec install {root}` to update it"
+        )
     return root
 
 
@@ -124,11 +139,21 @@ def check_commands(checkout, jobs: list[tuple[str, str, str, dict]]) -> None:
     """Check ``(name, model, dataset, overrides)`` jobs as main.py will check them when each one starts, all in
     one process before the first runs: a bad value in the last configuration fails now, not hours in.
     Raises MdeMmrecError naming each failing job and main.py's reason."""
-    ours = ("results_file", "resume")   # written by mde-mmrec into folders it creates when the run starts
-    payload = json.dumps([[name, model, dataset, override_args({k: v for k, v in overrides.items() if k not in ours})]
-                          for name, model, dataset, overrides in jobs])
-    proc = subprocess.run([sys.executable, "-c", _CHECK_COMMANDS], cwd=Path(checkout) / "src", input=payload,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    ours = ("results_file", "resume")  # written by mde-mmrec into folders it creates when the run starts
+    payload = json.dumps(
+        [
+            [name, model, dataset, override_args({k: v for k, v in overrides.items() if k not in ours})]
+            for name, model, dataset, overrides in jobs
+        ]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHECK_COMMANDS],
+        cwd=Path(checkout) / "src",
+        input=payload,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     lines = proc.stdout.strip().splitlines()
     try:
         errors = json.loads(lines[-1]) if proc.returncode == 0 and lines else None
@@ -136,11 +161,15 @@ def check_commands(checkout, jobs: list[tuple[str, str, str, dict]]) -> None:
         errors = None
     if errors is None:
         detail = (proc.stderr.strip().splitlines() or lines or ["no output"])[-1]
-        raise MdeMmrecError(f"could not check the runs with the code in {checkout}/src ({detail}); "
-                            f"is this mde-mmrec's plugin installed there? (`mde-mmrec install {checkout}`)")
+        raise MdeMmrecError(
+            f"could not check the runs with the code in {checkout}/src ({detail}); "
+            f"is this mde-mmrec's plugin installed there? (`mde-mmrec install {checkout}`)"
+        )
     if errors:
-        raise MdeMmrecError("checked before any run, as main.py will check it: " + "; ".join(
-            f"{name}: {message}" for name, message in errors))
+        raise MdeMmrecError(
+            "checked before any run, as main.py will check it: "
+            + "; ".join(f"{name}: {message}" for name, message in errors)
+        )
 
 
 def read_results(path) -> list[dict]:
@@ -157,9 +186,13 @@ def installed_info(checkout) -> dict:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise MdeMmrecError(f"{path} is damaged ({exc}): restore it with `git checkout -- {PLUGIN_INFO}` in "
-                            f"{checkout}, or run `mde-mmrec install {checkout}`") from None
+        raise MdeMmrecError(
+            f"{path} is damaged ({exc}): restore it with `git checkout -- {PLUGIN_INFO}` in "
+            f"{checkout}, or run `mde-mmrec install {checkout}`"
+        ) from None
     if not isinstance(info, dict):
-        raise MdeMmrecError(f"{path} is damaged (not a JSON object): restore it with `git checkout -- "
-                            f"{PLUGIN_INFO}` in {checkout}, or run `mde-mmrec install {checkout}`")
+        raise MdeMmrecError(
+            f"{path} is damaged (not a JSON object): restore it with `git checkout -- "
+            f"{PLUGIN_INFO}` in {checkout}, or run `mde-mmrec install {checkout}`"
+        )
     return info

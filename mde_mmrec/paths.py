@@ -14,17 +14,19 @@ from . import __version__
 from .errors import MdeMmrecError
 
 _PACKAGE = Path(__file__).resolve().parent
-_LAYOUTS = (_PACKAGE.parent, _PACKAGE / "_data")    # the repository's top level; the wheel's package data
-_SKIP_NAMES = {"__pycache__", ".DS_Store", "mde_plugin_info.json"}   # caches; the file install writes itself
+_LAYOUTS = (_PACKAGE.parent, _PACKAGE / "_data")  # the repository's top level; the wheel's package data
+_SKIP_NAMES = {"__pycache__", ".DS_Store", "mde_plugin_info.json"}  # caches; the file install writes itself
 
 
 def _data_root() -> Path:
     for root in _LAYOUTS:
         if (root / "src" / "models" / "mde.py").is_file() and (root / "patches" / "manifest.json").is_file():
             return root
-    raise MdeMmrecError(f"the plugin files are missing: neither {_LAYOUTS[0]} nor {_LAYOUTS[1]} holds "
-                        "src/models/mde.py and patches/manifest.json; reinstall mde-mmrec (`pip install .` or "
-                        "`pip install -e .` in its repository)")
+    raise MdeMmrecError(
+        f"the plugin files are missing: neither {_LAYOUTS[0]} nor {_LAYOUTS[1]} holds "
+        "src/models/mde.py and patches/manifest.json; reinstall mde-mmrec (`pip install .` or "
+        "`pip install -e .` in its repository)"
+    )
 
 
 def plugin_src() -> Path:
@@ -39,9 +41,11 @@ def patches_dir() -> Path:
 
 def plugin_files(src: Path) -> dict[str, bytes]:
     """Checkout path ('src/...') -> content of every file of the plugin tree ``src`` (caches left out)."""
-    return {(Path("src") / path.relative_to(src)).as_posix(): path.read_bytes()
-            for path in sorted(Path(src).rglob("*"))
-            if path.is_file() and path.suffix != ".pyc" and not _SKIP_NAMES.intersection(path.relative_to(src).parts)}
+    return {
+        (Path("src") / path.relative_to(src)).as_posix(): path.read_bytes()
+        for path in sorted(Path(src).rglob("*"))
+        if path.is_file() and path.suffix != ".pyc" and not _SKIP_NAMES.intersection(path.relative_to(src).parts)
+    }
 
 
 def fingerprint(patches: Path, files: dict[str, bytes]) -> str:

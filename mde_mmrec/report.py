@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:           # pandas is imported where it is used, so `mde-mmrec --help` stays fast
+if TYPE_CHECKING:  # pandas is imported where it is used, so `mde-mmrec --help` stays fast
     import pandas as pd
 
 from .errors import MdeMmrecError
@@ -50,14 +50,22 @@ def records_frame(records: list[dict], split: str = "test") -> pd.DataFrame:
     (a results line keeps MMRec's epoch index, which counts from 0 as MMRec's log does)."""
     rows = []
     for r in records:
-        row = {"label": label_of(r), "model": r.get("model"), "dataset": r.get("dataset"),
-               "seed": r.get("seed"), "epochs_to_best": epochs_to_best(r), "epochs_run": r.get("epochs_run"),
-               "s_per_epoch": r.get("s_per_epoch"), "train_time_s": r.get("train_time_s")}
+        row = {
+            "label": label_of(r),
+            "model": r.get("model"),
+            "dataset": r.get("dataset"),
+            "seed": r.get("seed"),
+            "epochs_to_best": epochs_to_best(r),
+            "epochs_run": r.get("epochs_run"),
+            "s_per_epoch": r.get("s_per_epoch"),
+            "train_time_s": r.get("train_time_s"),
+        }
         row.update({f"p.{k}": _hashable(v) for k, v in (r.get("params") or {}).items()})
-        row.update((r.get(split) or {}))
+        row.update(r.get(split) or {})
         row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})
         rows.append(row)
     import pandas as pd
+
     return pd.DataFrame(rows)
 
 
@@ -71,8 +79,9 @@ def _hashable(value):
     return tuple(value) if isinstance(value, list) else value
 
 
-def summarize(records: list[dict], metrics=METRICS, ks=KS, split: str = "test",
-              order: list[str] | None = None) -> pd.DataFrame:
+def summarize(
+    records: list[dict], metrics=METRICS, ks=KS, split: str = "test", order: list[str] | None = None
+) -> pd.DataFrame:
     """Mean and standard deviation over seeds, one row per label (configuration).
 
     Columns: label, model, n_seeds, ``<metric>@k mean`` / ``<metric>@k std`` for each metric and k,
@@ -85,8 +94,9 @@ def summarize(records: list[dict], metrics=METRICS, ks=KS, split: str = "test",
     keys = metric_keys(metrics, ks)
     missing = [k for k in keys if k not in frame.columns]
     if missing:
-        raise MdeMmrecError(f"results lack the metrics {', '.join(missing)} (set topk/metrics in "
-                            "configs/overall.yaml to include them)")
+        raise MdeMmrecError(
+            f"results lack the metrics {', '.join(missing)} (set topk/metrics in configs/overall.yaml to include them)"
+        )
     labels = list(dict.fromkeys(frame["label"]))
     if order:
         labels = [l for l in order if l in labels] + [l for l in labels if l not in order]
@@ -101,6 +111,7 @@ def summarize(records: list[dict], metrics=METRICS, ks=KS, split: str = "test",
         row["s_per_epoch"] = g["s_per_epoch"].mean()
         rows.append(row)
     import pandas as pd
+
     return pd.DataFrame(rows)
 
 
@@ -117,7 +128,7 @@ def fmt_seconds(value) -> str:
     """Seconds with 3 significant digits, so a 0.035 s epoch on ``tiny`` and a 66.5 s one read alike."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return f"{value:.3g}" if value < 999.5 else f"{value:.0f}"     # not 1e+03
+    return f"{value:.3g}" if value < 999.5 else f"{value:.0f}"  # not 1e+03
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -131,15 +142,24 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 def method_note(records: list[dict], bold: bool = False) -> str:
     """How the numbers of a comparison table were obtained, in one sentence."""
     seeds = sorted({r.get("seed") for r in records} - {None})
-    epochs = sorted({(r.get("overrides") or {}).get("epochs") or (r.get("settings") or {}).get("epochs")
-                     for r in records} - {None})
-    metric = next((str((r.get("settings") or {}).get("valid_metric")) for r in records
-                   if (r.get("settings") or {}).get("valid_metric")), "Recall@20")
-    spread = ("mean ± sample standard deviation over seeds" if len(seeds) > 1 else "one seed (no spread):")
-    return (f"test-split metrics at the epoch with the best validation {metric}; {spread} "
-            f"{', '.join(map(str, seeds))}"
-            + (f"; at most {'/'.join(map(str, epochs))} epochs" if epochs else "")
-            + ("; bold: the best mean in its column" if bold else ""))
+    epochs = sorted(
+        {(r.get("overrides") or {}).get("epochs") or (r.get("settings") or {}).get("epochs") for r in records} - {None}
+    )
+    metric = next(
+        (
+            str((r.get("settings") or {}).get("valid_metric"))
+            for r in records
+            if (r.get("settings") or {}).get("valid_metric")
+        ),
+        "Recall@20",
+    )
+    spread = "mean ± sample standard deviation over seeds" if len(seeds) > 1 else "one seed (no spread):"
+    return (
+        f"test-split metrics at the epoch with the best validation {metric}; {spread} "
+        f"{', '.join(map(str, seeds))}"
+        + (f"; at most {'/'.join(map(str, epochs))} epochs" if epochs else "")
+        + ("; bold: the best mean in its column" if bold else "")
+    )
 
 
 def settings_notes(records: list[dict]) -> list[str]:
@@ -156,8 +176,7 @@ def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
     """The comparison table: one row per configuration, ``mean ± std`` cells; the best mean per column
     in bold."""
     keys = metric_keys(metrics, ks)
-    header = ["model", "seeds"] + [metric_label(k) for k in keys] \
-        + ["epochs to best", "s/epoch"]
+    header = ["model", "seeds"] + [metric_label(k) for k in keys] + ["epochs to best", "s/epoch"]
     best = {k: summary[f"{k} mean"].max() for k in keys}
     rows = []
     for _, r in summary.iterrows():
@@ -170,8 +189,15 @@ def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
     return markdown_table(header, rows)
 
 
-def write_summary(summary: pd.DataFrame, out_dir: Path, stem: str = "summary", title: str | None = None,
-                  notes: list[str] | None = None, metrics=METRICS, ks=KS) -> tuple[Path, Path]:
+def write_summary(
+    summary: pd.DataFrame,
+    out_dir: Path,
+    stem: str = "summary",
+    title: str | None = None,
+    notes: list[str] | None = None,
+    metrics=METRICS,
+    ks=KS,
+) -> tuple[Path, Path]:
     """``summary.md`` (title, table, notes) and ``summary.csv`` (all columns, full precision)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -191,8 +217,10 @@ def pyplot():
     if not charts_available():
         return None
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -203,8 +231,11 @@ def charts_available() -> bool:
     try:
         importlib.import_module("matplotlib")
     except ImportError as exc:
-        log.warning("matplotlib cannot be imported (%s): the tables will be written, the charts skipped "
-                    "(pip install matplotlib, or pip install 'mde-mmrec[plots]')", exc)
+        log.warning(
+            "matplotlib cannot be imported (%s): the tables will be written, the charts skipped "
+            "(pip install matplotlib, or pip install 'mde-mmrec[plots]')",
+            exc,
+        )
         return False
     return True
 
@@ -220,7 +251,7 @@ def bar_chart(summary: pd.DataFrame, path: Path, keys: list[str] | None = None, 
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(keys) + 0.4 * n), 4))
     for i, (_, row) in enumerate(summary.iterrows()):
         xs = [j + (i - (n - 1) / 2) * width for j in range(len(keys))]
-        spread = [row[f"{k} std"] for k in keys] if row["n_seeds"] > 1 else None   # no bars for one seed
+        spread = [row[f"{k} std"] for k in keys] if row["n_seeds"] > 1 else None  # no bars for one seed
         ax.bar(xs, [row[f"{k} mean"] for k in keys], width, yerr=spread, capsize=3, label=row["label"])
     ax.set_xticks(range(len(keys)))
     ax.set_xticklabels([metric_label(k) for k in keys])
@@ -234,28 +265,41 @@ def bar_chart(summary: pd.DataFrame, path: Path, keys: list[str] | None = None, 
     return path
 
 
-def grid_table(records: list[dict], keys: list[str], valid_metric: str = "recall@20",
-               test_metrics=("recall@20", "ndcg@20")) -> pd.DataFrame:
+def grid_table(
+    records: list[dict], keys: list[str], valid_metric: str = "recall@20", test_metrics=("recall@20", "ndcg@20")
+) -> pd.DataFrame:
     """One row per grid point (seeds averaged), sorted by the mean validation metric, best first."""
     frame = records_frame(records)
     cols = [f"p.{k}" for k in keys]
-    agg = {f"valid.{valid_metric}": "mean", **{m: "mean" for m in test_metrics}, "seed": "nunique",
-           "epochs_to_best": "mean"}
+    agg = {
+        f"valid.{valid_metric}": "mean",
+        **{m: "mean" for m in test_metrics},
+        "seed": "nunique",
+        "epochs_to_best": "mean",
+    }
     table = frame.groupby(cols, dropna=False).agg(agg).reset_index()
-    table = table.rename(columns={**{f"p.{k}": k for k in keys}, f"valid.{valid_metric}": f"valid {valid_metric}",
-                                  **{m: f"test {m}" for m in test_metrics}, "seed": "n_seeds"})
+    table = table.rename(
+        columns={
+            **{f"p.{k}": k for k in keys},
+            f"valid.{valid_metric}": f"valid {valid_metric}",
+            **{m: f"test {m}" for m in test_metrics},
+            "seed": "n_seeds",
+        }
+    )
     table["n_seeds"] = table["n_seeds"].astype(int)
     return table.sort_values(f"valid {valid_metric}", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def grid_markdown(table: pd.DataFrame, keys: list[str] = ()) -> str:
     """Grid values written exactly (1e-05, not 0.0000); metrics with 4 decimals, epochs with 1."""
+
     def cell(column, value):
         if column in keys:
             return f"{value:g}" if isinstance(value, float) else str(value)
         if column == "n_seeds":
             return str(value)
         return fmt(value, 1) if column == "epochs_to_best" else value
+
     rows = [[cell(c, v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
     return markdown_table([c if c in keys else c.replace("_", " ") for c in table.columns], rows)
 
@@ -268,6 +312,7 @@ def heatmap_data(table: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFram
 def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) -> list[Path]:
     """One PNG per pair of grid keys with more than one value: ``heatmap_<x>_<y>.png`` (none without matplotlib)."""
     import pandas as pd
+
     varying = [k for k in keys if table[k].nunique() > 1]
     plt = pyplot() if len(varying) >= 2 else None
     if plt is None:
@@ -278,13 +323,13 @@ def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) ->
         fig, ax = plt.subplots(figsize=(1.2 * data.shape[1] + 2.5, 0.8 * data.shape[0] + 2))
         im = ax.imshow(data.values, cmap="viridis", aspect="auto", origin="lower")
         ax.set_xticks(range(data.shape[1]))
-        ax.set_xticklabels([f"{v:g}" if isinstance(v, float) else str(v) for v in data.columns])   # 1e-05, 0.1
+        ax.set_xticklabels([f"{v:g}" if isinstance(v, float) else str(v) for v in data.columns])  # 1e-05, 0.1
         ax.set_yticks(range(data.shape[0]))
         ax.set_yticklabels([f"{v:g}" if isinstance(v, float) else str(v) for v in data.index])
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         middle = (im.norm.vmin + im.norm.vmax) / 2
-        for (i, j), v in pd.DataFrame(data.values).stack().items():   # dark text on viridis' light (high) end
+        for (i, j), v in pd.DataFrame(data.values).stack().items():  # dark text on viridis' light (high) end
             ax.text(j, i, f"{v:.4f}", ha="center", va="center", color="k" if v > middle else "w", fontsize="small")
         others = [k for k in keys if k not in (x, y)]
         ax.set_title(f"{value}" + (f" (best over {', '.join(others)})" if others else ""), fontsize="small")

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:           # pandas is imported where it is used, so `mde-mmrec --help` stays fast
+if TYPE_CHECKING:  # pandas is imported where it is used, so `mde-mmrec --help` stays fast
     import pandas as pd
 
 from . import core, grid, mmrec, report
@@ -26,7 +26,7 @@ from .errors import MdeMmrecError
 PAPER_CSV = "paper_results.csv"
 PAPER_DATASETS = ("baby", "sports", "clothing")
 TABLE1_MODELS = ("VBPR", "MMGCN", "GRCN", "DualGNN", "SLMRec", "BM3", "FREEDOM", "DRAGON", "MDE")
-TABLE1_METRICS = ("recall@5", "precision@5", "map@5", "ndcg@5")      # the paper's column order
+TABLE1_METRICS = ("recall@5", "precision@5", "map@5", "ndcg@5")  # the paper's column order
 TABLE1_HEAD = ("REC", "PREC", "MAP", "NDCG")
 FIG2_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 FIG2_METRICS = ("recall@20", "ndcg@20")
@@ -35,6 +35,7 @@ FIG2_METRICS = ("recall@20", "ndcg@20")
 def paper_results() -> pd.DataFrame:
     """The paper's numbers (table, dataset, row, metric, value, source)."""
     import pandas as pd
+
     return pd.read_csv(Path(__file__).with_name("data") / PAPER_CSV)
 
 
@@ -43,14 +44,17 @@ def experiment_configs(name: str, models: list[str] | None = None) -> list[core.
     if name == "table1":
         return [core.RunConfig(m, m) for m in (models or TABLE1_MODELS)]
     if name == "table2":
-        return [core.RunConfig("w/o MDA", "MDE", {"use_mda": False}),
-                core.RunConfig("w/o MSA", "MDE", {"use_msa": False}),
-                core.RunConfig("w/o NLT", "MDE", {"use_nlt": False}),
-                core.RunConfig("MDE", "MDE")]
+        return [
+            core.RunConfig("w/o MDA", "MDE", {"use_mda": False}),
+            core.RunConfig("w/o MSA", "MDE", {"use_msa": False}),
+            core.RunConfig("w/o NLT", "MDE", {"use_nlt": False}),
+            core.RunConfig("MDE", "MDE"),
+        ]
     if name == "fig2":
-        return ([core.RunConfig(f"A: w_t={w}", "MDE", {"fixed_text_weight": w}) for w in FIG2_WEIGHTS]
-                + [core.RunConfig("B: independent", "MDE", {"tradeoff": "independent"}),
-                   core.RunConfig("MDE", "MDE")])
+        return [core.RunConfig(f"A: w_t={w}", "MDE", {"fixed_text_weight": w}) for w in FIG2_WEIGHTS] + [
+            core.RunConfig("B: independent", "MDE", {"tradeoff": "independent"}),
+            core.RunConfig("MDE", "MDE"),
+        ]
     raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
 
 
@@ -71,11 +75,16 @@ def _ours(summary, label, key, n_seeds) -> str:
     return text if done >= n_seeds else f"{text} ({done} of {n_seeds} seeds)"
 
 
-def table1_markdown(summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str,
-                    paper_dataset: str, n_seeds: int) -> str:
+def table1_markdown(
+    summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str, paper_dataset: str, n_seeds: int
+) -> str:
     """Rows: Table I's models; columns: ours (REC PREC MAP NDCG @5) then the paper's on paper_dataset."""
     p = paper[(paper["table"] == "table1") & (paper["dataset"] == paper_dataset)]
-    header = ["model"] + [f"{h} (ours, {dataset})" for h in TABLE1_HEAD] + [f"{h} (paper, {paper_dataset})" for h in TABLE1_HEAD]
+    header = (
+        ["model"]
+        + [f"{h} (ours, {dataset})" for h in TABLE1_HEAD]
+        + [f"{h} (paper, {paper_dataset})" for h in TABLE1_HEAD]
+    )
     rows = []
     for label in status:
         ours = [_ours(summary, label, k, n_seeds) for k in TABLE1_METRICS]
@@ -86,8 +95,7 @@ def table1_markdown(summary: pd.DataFrame, status: dict, paper: pd.DataFrame, da
     return report.markdown_table(header, rows)
 
 
-def table2_markdown(summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str,
-                    n_seeds: int) -> str:
+def table2_markdown(summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str, n_seeds: int) -> str:
     p = paper[paper["table"] == "table2"]
     header = ["components", f"R@5 (ours, {dataset})"] + [f"R@5 (paper, {d})" for d in PAPER_DATASETS]
     rows = []
@@ -102,8 +110,10 @@ def table2_markdown(summary: pd.DataFrame, status: dict, paper: pd.DataFrame, da
 
 def fig2_markdown(summary: pd.DataFrame, status: dict, n_seeds: int) -> str:
     header = ["variant"] + [f"{k} (ours)" for k in FIG2_METRICS]
-    rows = [[label] + [_ours(summary, label, k, n_seeds) if status[label] == "ok" else status[label]
-                       for k in FIG2_METRICS] for label in status]
+    rows = [
+        [label] + [_ours(summary, label, k, n_seeds) if status[label] == "ok" else status[label] for k in FIG2_METRICS]
+        for label in status
+    ]
     return report.markdown_table(header, rows)
 
 
@@ -128,9 +138,16 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
             mean, _ = _cell(summary, label, key)
             if mean is not None:
                 values.append(mean)
-                ax.axhline(mean, linestyle=style, color=color, linewidth=width, alpha=0.7, zorder=2,
-                           label=f"{label} ({mean:.4f})")
-        if values:   # every point and line inside the frame, with room around them
+                ax.axhline(
+                    mean,
+                    linestyle=style,
+                    color=color,
+                    linewidth=width,
+                    alpha=0.7,
+                    zorder=2,
+                    label=f"{label} ({mean:.4f})",
+                )
+        if values:  # every point and line inside the frame, with room around them
             pad = 0.1 * (max(values) - min(values)) or 0.01
             ax.set_ylim(min(values) - pad, max(values) + pad)
         ax.set_xlabel("w_t (text preference, variant A)")
@@ -143,26 +160,42 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
     return path
 
 
-def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir, epochs=None,
-              models=None, paper_dataset: str | None = None, common: dict | None = None, runner=None,
-              cuda: bool | None = None, echo=print, model_sets: dict | None = None,
-              from_grid: str | None = None) -> tuple[Path, dict[str, str]]:
+def reproduce(
+    experiment: str,
+    checkout,
+    dataset: str,
+    seeds: list[int],
+    out_dir,
+    epochs=None,
+    models=None,
+    paper_dataset: str | None = None,
+    common: dict | None = None,
+    runner=None,
+    cuda: bool | None = None,
+    echo=print,
+    model_sets: dict | None = None,
+    from_grid: str | None = None,
+) -> tuple[Path, dict[str, str]]:
     """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown and the
     configurations that failed (label: why; configurations skipped by design, e.g. needing CUDA, are not).
     ``common``: overrides for every configuration; ``model_sets``: {model: overrides} for that model's
     configurations (an experiment's own variant settings, e.g. use_mda=False, take precedence);
     ``from_grid``: the grid folder whose best point ``model_sets`` carries for MDE (said so in the notes)."""
-    configs = [core.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
-               for c in experiment_configs(experiment, models)]
+    configs = [
+        core.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
+        for c in experiment_configs(experiment, models)
+    ]
     configs, skipped = core.runnable(configs, core.cuda_available() if cuda is None else cuda, checkout)
     for label, why in skipped.items():
         echo(f"{label}: {why}")
     out_dir = Path(out_dir)
-    records, status = core.run_configs(checkout, dataset, configs, seeds, out_dir, epochs,
-                                          common=common, runner=runner, echo=echo)
+    records, status = core.run_configs(
+        checkout, dataset, configs, seeds, out_dir, epochs, common=common, runner=runner, echo=echo
+    )
     order = [c.label for c in experiment_configs(experiment, models)]
-    status = {label: status.get(label) or skipped[label] for label in order}   # "ok", a failure, "not run: ..."
+    status = {label: status.get(label) or skipped[label] for label in order}  # "ok", a failure, "not run: ..."
     import pandas as pd
+
     summary = report.summarize(records, order=order) if records else pd.DataFrame(columns=["label"])
     if records:
         summary.to_csv(out_dir / "summary.csv", index=False)
@@ -181,12 +214,15 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
         title = f"Fig. 2 (trade-off mechanisms) on {dataset}"
         if any(s == "ok" for s in status.values()) and fig2_chart(summary, out_dir / "fig2.png", dataset):
             body += "\n![Fig. 2](fig2.png)\n"
-    notes = [f"ours: {report.method_note(records)}" if records else f"ours: {runs}",
-             *report.settings_notes(records),
-             sigma_note(from_grid),
-             f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0] if experiment == 'table1' else paper['source'].iloc[-1]})"
-             if experiment != "fig2" else "the paper gives Fig. 2 only as a chart (Baby); no numbers to set beside ours",
-             f"command: `{core.command_line()}`"]
+    notes = [
+        f"ours: {report.method_note(records)}" if records else f"ours: {runs}",
+        *report.settings_notes(records),
+        sigma_note(from_grid),
+        f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0] if experiment == 'table1' else paper['source'].iloc[-1]})"
+        if experiment != "fig2"
+        else "the paper gives Fig. 2 only as a chart (Baby); no numbers to set beside ours",
+        f"command: `{core.command_line()}`",
+    ]
     text = f"# {title}\n\n{body}\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     path = out_dir / f"{experiment}.md"
     path.write_text(text, encoding="utf-8")
@@ -197,27 +233,38 @@ def reproduce(experiment: str, checkout, dataset: str, seeds: list[int], out_dir
 def sigma_note(from_grid: str | None) -> str:
     """Where MDE's three loss weights in a reproduced table come from."""
     if from_grid:
-        return (f"MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are the best point by "
-                f"validation Recall@20 of the grid in {from_grid} (listed above), as the paper chose them by grid "
-                "search on the validation set")
-    return ("MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are MDE.yaml's first grid "
-            "values unless set (listed above); the paper chose them by grid search on the validation set: "
-            "`mde-mmrec grid --out G` finds them, `reproduce ... --from-grid G` uses them (at small sigma_diff "
-            "MDA barely acts: see README, Paper to code)")
+        return (
+            f"MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are the best point by "
+            f"validation Recall@20 of the grid in {from_grid} (listed above), as the paper chose them by grid "
+            "search on the validation set"
+        )
+    return (
+        "MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are MDE.yaml's first grid "
+        "values unless set (listed above); the paper chose them by grid search on the validation set: "
+        "`mde-mmrec grid --out G` finds them, `reproduce ... --from-grid G` uses them (at small sigma_diff "
+        "MDA barely acts: see README, Paper to code)"
+    )
 
 
 def best_grid_point(grid_dir: Path, dataset: str) -> dict:
     """The grid keys (seed aside) of the best point by mean validation Recall@20 of an MDE grid run with
     ``mde-mmrec grid --out GRID_DIR`` on ``dataset`` (the paper: sigmas chosen on the validation set)."""
-    records = [r for r in core.results_log().read_results(grid_dir / "results.jsonl")
-               if r.get("model") == "MDE" and not r.get("failed")]
+    records = [
+        r
+        for r in core.results_log().read_results(grid_dir / "results.jsonl")
+        if r.get("model") == "MDE" and not r.get("failed")
+    ]
     if not records:
-        raise MdeMmrecError(f"--from-grid {grid_dir}: no finished MDE grid points in {grid_dir / 'results.jsonl'} "
-                            "(run `mde-mmrec grid --out` there first)")
+        raise MdeMmrecError(
+            f"--from-grid {grid_dir}: no finished MDE grid points in {grid_dir / 'results.jsonl'} "
+            "(run `mde-mmrec grid --out` there first)"
+        )
     datasets = sorted({r.get("dataset") for r in records})
     if datasets != [dataset]:
-        raise MdeMmrecError(f"--from-grid {grid_dir}: its grid ran on {', '.join(map(str, datasets))}, not on "
-                            f"{dataset}; the paper tunes the sigmas per data set")
+        raise MdeMmrecError(
+            f"--from-grid {grid_dir}: its grid ran on {', '.join(map(str, datasets))}, not on "
+            f"{dataset}; the paper tunes the sigmas per data set"
+        )
     keys = [k for k in grid.grid_keys_of(records) if k != "seed"]
     best = report.grid_table(records, keys).iloc[0]
     return {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in keys}
@@ -230,8 +277,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.experiment == "fig2":
         report.charts_available()
     sets = core.parse_sets(args.set)
-    core.check_set_models(sets, {c.model for c in experiment_configs(args.experiment, args.models)},
-                             args.experiment)
+    core.check_set_models(sets, {c.model for c in experiment_configs(args.experiment, args.models)}, args.experiment)
     if args.from_grid:
         best = best_grid_point(Path(args.from_grid), args.dataset)
         clash = sorted(set(best) & (set(sets.get("MDE", {})) | set(sets.get(None, {}))))
@@ -241,9 +287,19 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         sets["MDE"] = {**sets.get("MDE", {}), **best}
     seeds = core.seed_list(args.seeds, args.seed_values)
     out = Path(args.out or f"results/{args.experiment}-{args.dataset}")
-    md, failed = reproduce(args.experiment, checkout, args.dataset, seeds, out, args.epochs, args.models,
-                           args.paper_dataset, common=sets.get(None),
-                           model_sets={m: v for m, v in sets.items() if m is not None}, from_grid=args.from_grid)
+    md, failed = reproduce(
+        args.experiment,
+        checkout,
+        args.dataset,
+        seeds,
+        out,
+        args.epochs,
+        args.models,
+        args.paper_dataset,
+        common=sets.get(None),
+        model_sets={m: v for m, v in sets.items() if m is not None},
+        from_grid=args.from_grid,
+    )
     print(md.read_text(encoding="utf-8"))
     print(f"results in {out}/")
     for label, why in failed.items():
@@ -252,14 +308,23 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("reproduce", help="the paper's Table I, Table II or Fig. 2 on your data",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "reproduce", help="the paper's Table I, Table II or Fig. 2 on your data", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("experiment", choices=["table1", "table2", "fig2"])
     core.add_run_args(p, "results/EXPERIMENT-DATASET")
     p.add_argument("--models", nargs="+", default=None, help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
-    p.add_argument("--from-grid", metavar="GRID_DIR", default=None,
-                   help="run MDE at the best point (by validation) of `mde-mmrec grid --out GRID_DIR` on the same "
-                        "data set, as the paper does")
-    p.add_argument("--paper-dataset", choices=PAPER_DATASETS, default=None,
-                   help="which of the paper's data sets to set beside ours (default: -d if it is one, else baby)")
+    p.add_argument(
+        "--from-grid",
+        metavar="GRID_DIR",
+        default=None,
+        help="run MDE at the best point (by validation) of `mde-mmrec grid --out GRID_DIR` on the same "
+        "data set, as the paper does",
+    )
+    p.add_argument(
+        "--paper-dataset",
+        choices=PAPER_DATASETS,
+        default=None,
+        help="which of the paper's data sets to set beside ours (default: -d if it is one, else baby)",
+    )
     p.set_defaults(func=_cmd_reproduce)

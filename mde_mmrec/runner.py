@@ -19,14 +19,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import MdeMmrecError
 
 MEMORY_LIMIT_EXIT = 137  # run_main's exit code for a run killed by its memory limit (as SIGKILL's 128 + 9)
-TIME_LIMIT_EXIT = 124    # ... and for a run stopped by its time limit (as timeout(1))
-_PR_SET_PDEATHSIG = 1    # linux/prctl.h
+TIME_LIMIT_EXIT = 124  # ... and for a run stopped by its time limit (as timeout(1))
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @functools.cache
@@ -58,8 +58,9 @@ class RunGuard:
     items x items matrix, or one that would train for hours, fails cleanly instead of taking the machine or the
     time budget. ``reason`` says which limit stopped it ("memory" or "time"); None while it runs within both."""
 
-    def __init__(self, pid: int, max_rss_mb: float | None = None, max_seconds: float | None = None,
-                 interval: float = 0.5):
+    def __init__(
+        self, pid: int, max_rss_mb: float | None = None, max_seconds: float | None = None, interval: float = 0.5
+    ):
         self.pid, self.max_rss_mb, self.max_seconds, self.interval = pid, max_rss_mb, max_seconds, interval
         self.deadline = time.monotonic() + max_seconds if max_seconds else None
         self.peak_mb, self.reason = 0.0, None
@@ -91,6 +92,7 @@ class RunGuard:
 
 def _tree(pid: int) -> list:
     import psutil
+
     try:
         process = psutil.Process(pid)
         return [process, *process.children(recursive=True)]
@@ -101,16 +103,18 @@ def _tree(pid: int) -> list:
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children (MB); 0 once it has ended."""
     import psutil
+
     total = 0
     for process in _tree(pid):
         with contextlib.suppress(psutil.Error):
             total += process.memory_info().rss
-    return total / 2 ** 20
+    return total / 2**20
 
 
 def kill_tree(pid: int) -> None:
     """SIGKILL a process and its children."""
     import psutil
+
     for process in reversed(_tree(pid)):
         with contextlib.suppress(psutil.Error):
             process.kill()
@@ -119,6 +123,7 @@ def kill_tree(pid: int) -> None:
 def main_command(model: str, dataset: str, overrides: dict | None = None) -> list[str]:
     """The argv that runs one MMRec job with the current interpreter (cwd must be CHECKOUT/src)."""
     from .mmrec import override_args
+
     return [sys.executable, "main.py", "-m", model, "-d", dataset, *override_args(overrides or {})]
 
 
@@ -127,9 +132,17 @@ def events_file(log_path) -> Path:
     return Path(log_path).with_suffix(".events.jsonl")
 
 
-def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, log_path=None,
-             on_line: Callable[[str], None] | None = None, env: dict | None = None,
-             max_rss_mb: float | None = None, max_seconds: float | None = None) -> int:
+def run_main(
+    checkout,
+    model: str,
+    dataset: str,
+    overrides: dict | None = None,
+    log_path=None,
+    on_line: Callable[[str], None] | None = None,
+    env: dict | None = None,
+    max_rss_mb: float | None = None,
+    max_seconds: float | None = None,
+) -> int:
     """Run ``python main.py -m MODEL -d DATASET --k=v ...`` in CHECKOUT/src; each output line (stdout and
     stderr together) goes to ``on_line`` and, if given, to ``log_path`` (its progress events to
     ``events_file(log_path)``). Returns main.py's exit code, or
@@ -143,14 +156,23 @@ def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, 
         overrides["results_file"] = str(Path(overrides["results_file"]).expanduser().resolve())
     command = main_command(model, dataset, overrides)
     run_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    if log_path:            # progress events (patch 0023; src/utils/results_log.py reads the variable)
+    if log_path:  # progress events (patch 0023; src/utils/results_log.py reads the variable)
         run_env["MDE_MMREC_EVENTS"] = str(events_file(log_path).resolve())
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     guard = None
     try:
-        with subprocess.Popen(command, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              encoding="utf-8", errors="replace", bufsize=1, env=run_env,
-                              preexec_fn=child_setup()) as process:
+        with subprocess.Popen(
+            command,
+            cwd=src,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            env=run_env,
+            preexec_fn=child_setup(),
+        ) as process:
             if max_rss_mb or max_seconds:
                 guard = RunGuard(process.pid, max_rss_mb, max_seconds)
             try:
@@ -161,13 +183,15 @@ def run_main(checkout, model: str, dataset: str, overrides: dict | None = None, 
                     if on_line:
                         on_line(line.rstrip("\n"))
                 code = process.wait()
-            except BaseException:   # interrupted (Ctrl-C, or SIGTERM through the CLI): never leave main.py running
+            except BaseException:  # interrupted (Ctrl-C, or SIGTERM through the CLI): never leave main.py running
                 stop_process(process)
                 raise
         if guard and guard.killed:
-            message = (f"mde-mmrec: killed {model} at {guard.peak_mb:.0f} MB resident memory "
-                       f"(limit {max_rss_mb:.0f} MB)" if guard.reason == "memory" else
-                       f"mde-mmrec: stopped {model} at its time limit of {max_seconds:.0f} s")
+            message = (
+                f"mde-mmrec: killed {model} at {guard.peak_mb:.0f} MB resident memory (limit {max_rss_mb:.0f} MB)"
+                if guard.reason == "memory"
+                else f"mde-mmrec: stopped {model} at its time limit of {max_seconds:.0f} s"
+            )
             for sink in (on_line, log.write if log else None):
                 if sink:
                     sink(message + ("\n" if sink is not on_line else ""))
@@ -197,6 +221,7 @@ def writers_of(out_dir) -> list[int]:
     ``out_dir`` (``--results_file=OUT/...``): a main.py that a killed mde-mmrec left behind where the system
     has no parent-death signal, or one started by hand."""
     import psutil
+
     prefix = f"--results_file={Path(out_dir).resolve()}{os.sep}"
     pids = []
     for process in psutil.process_iter(["pid", "cmdline"]):
@@ -206,7 +231,7 @@ def writers_of(out_dir) -> list[int]:
     return pids
 
 
-LOCK_NAME, HOLDER_NAME = ".mde-mmrec.lock", ".mde-mmrec.holder"   # the lock, and who holds it
+LOCK_NAME, HOLDER_NAME = ".mde-mmrec.lock", ".mde-mmrec.holder"  # the lock, and who holds it
 
 
 @contextlib.contextmanager
@@ -217,6 +242,7 @@ def out_dir_lock(out_dir):
     A folder made here that holds nothing else when the run ends (it was refused before writing anything) is
     removed again."""
     import filelock
+
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise MdeMmrecError(f"--out {out_dir} is a file, not a folder: choose a folder for the results")
@@ -229,15 +255,18 @@ def out_dir_lock(out_dir):
             lock.acquire()
         except filelock.Timeout:
             who = holder.read_text(encoding="utf-8").strip() if holder.is_file() else "another process"
-            raise MdeMmrecError(f"{out_dir} is in use by another mde-mmrec run ({who}); wait for it to end, or "
-                                "choose another --out") from None
+            raise MdeMmrecError(
+                f"{out_dir} is in use by another mde-mmrec run ({who}); wait for it to end, or choose another --out"
+            ) from None
         try:
             holder.write_text(f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}\n", encoding="utf-8")
             writers = writers_of(out_dir)
             if writers:
                 pids = " ".join(map(str, writers))
-                raise MdeMmrecError(f"{out_dir}: main.py of an earlier run still writes there (pid {pids}); wait "
-                                    f"for it to end, or end it (kill {pids}), then run again")
+                raise MdeMmrecError(
+                    f"{out_dir}: main.py of an earlier run still writes there (pid {pids}); wait "
+                    f"for it to end, or end it (kill {pids}), then run again"
+                )
             yield
         finally:
             holder.unlink(missing_ok=True)

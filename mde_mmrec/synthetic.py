@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:           # pandas is imported where it is used, so `mde-mmrec --help` stays fast
+if TYPE_CHECKING:  # pandas is imported where it is used, so `mde-mmrec --help` stays fast
     import pandas as pd
 
 from . import mmrec
@@ -76,22 +76,22 @@ log = logging.getLogger(__name__)
 
 IMAGE_DIM = 4096
 TEXT_DIM = 384
-LATENT_DIM = 16          # D: size of each latent part (shared, visual-only, text-only)
-MIN_PER_USER = 5         # 5-core-like activity
+LATENT_DIM = 16  # D: size of each latent part (shared, visual-only, text-only)
+MIN_PER_USER = 5  # 5-core-like activity
 MIN_PER_ITEM = 5
-TEMPERATURE = 0.75       # of the Gumbel top-k choice; lower = choices follow the taste more closely
-POP_WEIGHT = 0.3         # weight of log-popularity in the score
-FULL_SCORING_ITEMS = 30_000   # catalogues up to this size: every user scores every item
-N_CANDIDATES = 512            # larger catalogues (Elec): candidates per user, drawn from the prior
-T0, T1 = 1388534400, 1514764800   # timestamps within 2014-01-01 .. 2018-01-01 (UTC)
+TEMPERATURE = 0.75  # of the Gumbel top-k choice; lower = choices follow the taste more closely
+POP_WEIGHT = 0.3  # weight of log-popularity in the score
+FULL_SCORING_ITEMS = 30_000  # catalogues up to this size: every user scores every item
+N_CANDIDATES = 512  # larger catalogues (Elec): candidates per user, drawn from the prior
+T0, T1 = 1388534400, 1514764800  # timestamps within 2014-01-01 .. 2018-01-01 (UTC)
 
 
 @dataclass(frozen=True)
 class Preset:
     n_users: int
     n_items: int
-    n_interactions: int   # target; the generated total is close to it (see the module docstring)
-    n_clusters: int       # K: category / style / topic centres
+    n_interactions: int  # target; the generated total is close to it (see the module docstring)
+    n_clusters: int  # K: category / style / topic centres
     note: str = ""
 
 
@@ -120,7 +120,7 @@ def _clustered(rng: np.random.Generator, n: int, centres: np.ndarray, spread: fl
     """n points, each around a random centre (rows of ``centres``); unit-variance-ish per dimension."""
     which = rng.integers(0, len(centres), size=n)
     pts = centres[which] + spread * rng.standard_normal((n, centres.shape[1]), dtype=np.float32)
-    return (pts / np.sqrt(1.0 + spread ** 2)).astype(np.float32)
+    return (pts / np.sqrt(1.0 + spread**2)).astype(np.float32)
 
 
 def _latents(rng: np.random.Generator, p: Preset) -> dict[str, np.ndarray]:
@@ -171,8 +171,9 @@ def _gumbel(rng: np.random.Generator, shape) -> np.ndarray:
     return -np.log(-np.log(u))
 
 
-def _choose_items(rng: np.random.Generator, p: Preset, lat: dict, n_per_user: np.ndarray,
-                  max_cells: int = 16_000_000) -> tuple[np.ndarray, np.ndarray]:
+def _choose_items(
+    rng: np.random.Generator, p: Preset, lat: dict, n_per_user: np.ndarray, max_cells: int = 16_000_000
+) -> tuple[np.ndarray, np.ndarray]:
     """Per user, n_u distinct items: Gumbel top-n_u of score / T + log prior (see the module docstring).
 
     Scores all items when the catalogue is at most FULL_SCORING_ITEMS; beyond that (Elec) only
@@ -185,12 +186,12 @@ def _choose_items(rng: np.random.Generator, p: Preset, lat: dict, n_per_user: np
     u_vec, i_vec = _user_item_vectors(lat)
     pop_term = POP_WEIGHT * lat["item_log_pop"]
     full = p.n_items <= FULL_SCORING_ITEMS
-    order = np.argsort(n_per_user, kind="stable")          # similar activity in one block
+    order = np.argsort(n_per_user, kind="stable")  # similar activity in one block
     n_cols = p.n_items if full else max(N_CANDIDATES, 4 * int(n_per_user.max()))
-    block = max(1, (max_cells if full else max_cells // 16) // n_cols)   # gathers are 48 wide: smaller blocks
+    block = max(1, (max_cells if full else max_cells // 16) // n_cols)  # gathers are 48 wide: smaller blocks
     users_out, items_out = [], []
     for start in range(0, p.n_users, block):
-        users = order[start:start + block]
+        users = order[start : start + block]
         n_u = n_per_user[users]
         if full:
             cand = np.broadcast_to(np.arange(p.n_items), (len(users), p.n_items))
@@ -202,7 +203,7 @@ def _choose_items(rng: np.random.Generator, p: Preset, lat: dict, n_per_user: np
             cand = np.sort(rng.choice(p.n_items, size=(len(users), n_cols), p=prior), axis=1)
             score = np.einsum("bd,bcd->bc", u_vec[users], i_vec[cand]) + pop_term[cand]
             score /= TEMPERATURE
-            dup = np.zeros(cand.shape, dtype=bool)          # drop repeated candidates
+            dup = np.zeros(cand.shape, dtype=bool)  # drop repeated candidates
             dup[:, 1:] = cand[:, 1:] == cand[:, :-1]
             score[dup] = -np.inf
         score += _gumbel(rng, score.shape)
@@ -217,8 +218,9 @@ def _choose_items(rng: np.random.Generator, p: Preset, lat: dict, n_per_user: np
     return np.concatenate(users_out), np.concatenate(items_out)
 
 
-def _fill_rare_items(rng: np.random.Generator, p: Preset, lat: dict, users: np.ndarray,
-                     items: np.ndarray, n_probe: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def _fill_rare_items(
+    rng: np.random.Generator, p: Preset, lat: dict, users: np.ndarray, items: np.ndarray, n_probe: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """Give every item at least MIN_PER_ITEM interactions: each missing one goes to the best-matching
     user among ``n_probe`` random users who do not have the item yet."""
     counts = np.bincount(items, minlength=p.n_items)
@@ -232,22 +234,24 @@ def _fill_rare_items(rng: np.random.Generator, p: Preset, lat: dict, users: np.n
     probe = np.take_along_axis(probe, rank, axis=1)
     existing = set(zip(users.tolist(), items.tolist()))
     add_u, add_i = [], []
-    for row, item in enumerate(need_items.tolist()):      # only the few rare items: a short loop
+    for row, item in enumerate(need_items.tolist()):  # only the few rare items: a short loop
         for u in probe[row].tolist():
             if (u, item) not in existing:
                 existing.add((u, item))
                 add_u.append(u)
                 add_i.append(item)
                 break
-    return (np.concatenate([users, np.asarray(add_u, dtype=users.dtype)]),
-            np.concatenate([items, np.asarray(add_i, dtype=items.dtype)]))
+    return (
+        np.concatenate([users, np.asarray(add_u, dtype=users.dtype)]),
+        np.concatenate([items, np.asarray(add_i, dtype=items.dtype)]),
+    )
 
 
 def split_labels(user_sorted: np.ndarray) -> np.ndarray:
     """x_label for rows already sorted by (user, time), with MMRec's per-user rule (1splitting.ipynb)."""
     starts = np.flatnonzero(np.r_[True, user_sorted[1:] != user_sorted[:-1]])
     sizes = np.diff(np.r_[starts, len(user_sorted)])
-    pos = np.arange(len(user_sorted)) - np.repeat(starts, sizes)        # position within the user
+    pos = np.arange(len(user_sorted)) - np.repeat(starts, sizes)  # position within the user
     n = np.repeat(sizes, sizes)
     held = np.where(n < 10, 2, (n * 0.2).astype(np.int64))
     n_valid = np.where(n < 10, 1, held // 2)
@@ -259,22 +263,29 @@ def _interactions(rng: np.random.Generator, p: Preset, lat: dict) -> pd.DataFram
     users, items = _choose_items(rng, p, lat, _activity(rng, p))
     users, items = _fill_rare_items(rng, p, lat, users, items)
     ts = rng.integers(T0, T1, size=len(users))
-    order = np.lexsort((items, ts, users))                 # by user, then time (items break ties)
+    order = np.lexsort((items, ts, users))  # by user, then time (items break ties)
     users, items, ts = users[order], items[order], ts[order]
     rating = rng.choice(np.array([3, 4, 5]), size=len(users), p=[0.15, 0.25, 0.6])
     import pandas as pd
-    return pd.DataFrame({"userID": users.astype(np.int64), "itemID": items.astype(np.int64),
-                         "rating": rating.astype(np.int64), "timestamp": ts.astype(np.int64),
-                         "x_label": split_labels(users)}, columns=INTER_COLUMNS)
+
+    return pd.DataFrame(
+        {
+            "userID": users.astype(np.int64),
+            "itemID": items.astype(np.int64),
+            "rating": rating.astype(np.int64),
+            "timestamp": ts.astype(np.int64),
+            "x_label": split_labels(users),
+        },
+        columns=INTER_COLUMNS,
+    )
 
 
 # ------------------------------------------------------------------------------------------- features
-def _features(rng: np.random.Generator, p: Preset, lat: dict, block: int = 8192
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _features(rng: np.random.Generator, p: Preset, lat: dict, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """image_feat [n_items, 4096] and text_feat [n_items, 384], float32, built in row blocks."""
     d2 = 2 * LATENT_DIM
     w_img = rng.standard_normal((d2, IMAGE_DIM), dtype=np.float32) / np.sqrt(d2)
-    b_img = rng.normal(-0.5, 0.3, size=IMAGE_DIM).astype(np.float32)    # negative bias: sparse after relu
+    b_img = rng.normal(-0.5, 0.3, size=IMAGE_DIM).astype(np.float32)  # negative bias: sparse after relu
     w_txt = rng.standard_normal((d2, TEXT_DIM), dtype=np.float32) / np.sqrt(d2)
     z_img = np.concatenate([lat["item_shared"], lat["item_visual"]], axis=1)
     z_txt = np.concatenate([lat["item_shared"], lat["item_text"]], axis=1)
@@ -318,6 +329,8 @@ def __getattr__(name: str):
     if name == "YAML_MARKER":
         return yaml_marker()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # caches that MMRec models write beside the data under names that do not depend on the data: FREEDOM, DRAGON,
 # BM3... (mm_adj*), LATTICE, MGCN, SMORE... (image_adj_*, text_adj_*), DRAGON / DualGNN (user_graph_dict*,
 # item_graph_dict*)
@@ -360,12 +373,15 @@ def dataset_files(mmrec_root: str | Path, name: str) -> dict[str, Path]:
     """Where make_dataset writes (and MMRec reads) the files of data set ``name``."""
     root = Path(mmrec_root)
     data = root / "data" / name
-    return {"inter": data / f"{name}.inter", "image": data / "image_feat.npy",
-            "text": data / "text_feat.npy", "yaml": root / "src" / "configs" / "dataset" / f"{name}.yaml"}
+    return {
+        "inter": data / f"{name}.inter",
+        "image": data / "image_feat.npy",
+        "text": data / "text_feat.npy",
+        "yaml": root / "src" / "configs" / "dataset" / f"{name}.yaml",
+    }
 
 
-def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: int = 0,
-                 force: bool = False) -> Path:
+def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: int = 0, force: bool = False) -> Path:
     """Write data set ``name`` into the MMRec checkout; returns its data folder.
 
     Existing files are kept unless ``force`` (an existing complete data set is reused as is).
@@ -380,14 +396,18 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     files = dataset_files(mmrec_root, name)
     data_dir = files["inter"].parent
     if files["yaml"].is_file() and not files["yaml"].read_text(encoding="utf-8").startswith(yaml_marker()):
-        raise MdeMmrecError(f"{files['yaml']} is not a synthetic data set's config (MMRec's own '{name}'?); "
-                            f"it is never overwritten: choose another name, e.g. synthetic_{name}")
+        raise MdeMmrecError(
+            f"{files['yaml']} is not a synthetic data set's config (MMRec's own '{name}'?); "
+            f"it is never overwritten: choose another name, e.g. synthetic_{name}"
+        )
     if all(f.is_file() for f in files.values()) and not force:
         made_with = _made_with(files["yaml"])
         if made_with != (preset, seed):
-            raise MdeMmrecError(f"data set {name!r} in {data_dir} was made with preset {made_with[0]}, seed "
-                                f"{made_with[1]} (first line of {files['yaml']}), not preset {preset}, seed "
-                                f"{seed}: pass --force to regenerate it, or choose another name")
+            raise MdeMmrecError(
+                f"data set {name!r} in {data_dir} was made with preset {made_with[0]}, seed "
+                f"{made_with[1]} (first line of {files['yaml']}), not preset {preset}, seed "
+                f"{seed}: pass --force to regenerate it, or choose another name"
+            )
         log.info("data set %s already exists in %s (use --force to regenerate)", name, data_dir)
         return data_dir
     if files["inter"].is_file() and not force:
@@ -398,13 +418,21 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     for pattern in STALE_CACHES:
         for stale in data_dir.glob(pattern):
             stale.unlink()
-    np.save(files["image"], image)   # the large files first: a write cut short leaves no interaction file,
-    np.save(files["text"], text)     # so the next make-data starts again rather than calling the set incomplete
+    np.save(files["image"], image)  # the large files first: a write cut short leaves no interaction file,
+    np.save(files["text"], text)  # so the next make-data starts again rather than calling the set incomplete
     inter.to_csv(files["inter"], sep="\t", index=False)
     files["yaml"].write_text(DATASET_YAML.format(name=name, preset=preset, seed=seed))
-    log.info("wrote data set %s (%s, seed %d): %d users, %d items, %d interactions in %.1fs -> %s",
-             name, preset, seed, inter.userID.max() + 1, inter.itemID.max() + 1, len(inter),
-             time.time() - t, data_dir)
+    log.info(
+        "wrote data set %s (%s, seed %d): %d users, %d items, %d interactions in %.1fs -> %s",
+        name,
+        preset,
+        seed,
+        inter.userID.max() + 1,
+        inter.itemID.max() + 1,
+        len(inter),
+        time.time() - t,
+        data_dir,
+    )
     return data_dir
 
 
@@ -424,17 +452,27 @@ def _cmd_make_data(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "make-data", help="write a synthetic multimodal data set into an MMRec checkout",
+        "make-data",
+        help="write a synthetic multimodal data set into an MMRec checkout",
         description="Write a synthetic data set in MMRec's format (data/NAME/NAME.inter, image_feat.npy "
-                    "4096-d, text_feat.npy 384-d, src/configs/dataset/NAME.yaml) with planted multimodal "
-                    "structure. Presets (users, items, target interactions; the generated count is within a "
-                    "few percent of the target, e.g. 164,585 for baby): "
-                    + "; ".join(f"{k}: {v.n_users:,} users, {v.n_items:,} items, {v.n_interactions:,} "
-                                f"interactions ({v.note})" for k, v in PRESETS.items()))
-    p.add_argument("name", help="data set name (use with -d NAME); a preset name, or synthetic_<preset>, also picks that preset")
+        "4096-d, text_feat.npy 384-d, src/configs/dataset/NAME.yaml) with planted multimodal "
+        "structure. Presets (users, items, target interactions; the generated count is within a "
+        "few percent of the target, e.g. 164,585 for baby): "
+        + "; ".join(
+            f"{k}: {v.n_users:,} users, {v.n_items:,} items, {v.n_interactions:,} interactions ({v.note})"
+            for k, v in PRESETS.items()
+        ),
+    )
+    p.add_argument(
+        "name", help="data set name (use with -d NAME); a preset name, or synthetic_<preset>, also picks that preset"
+    )
     p.add_argument("--mmrec", required=True, help="path to the MMRec checkout")
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="size preset (default: NAME if it is a preset name, else tiny)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="size preset (default: NAME if it is a preset name, else tiny)",
+    )
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--force", action="store_true", help="regenerate even if the files exist")
     p.set_defaults(func=_cmd_make_data)

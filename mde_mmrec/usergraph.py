@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:           # scipy is imported where it is used, so `mde-mmrec --help` stays fast
+if TYPE_CHECKING:  # scipy is imported where it is used, so `mde-mmrec --help` stays fast
     import scipy.sparse as sp
 
 from . import core, synthetic
@@ -37,7 +37,7 @@ from .mmrec import mmrec_root
 
 log = logging.getLogger(__name__)
 
-CAP = 200               # neighbours kept per user, as in the original script
+CAP = 200  # neighbours kept per user, as in the original script
 BLOCK_BYTES = 256 << 20  # size of one dense block of rows
 PROGRESS_EVERY_S = 10.0  # at most one progress line per this many seconds (Elec has 553 blocks of rows)
 
@@ -46,6 +46,7 @@ def co_interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int) ->
     """Binary users x items matrix of the training pairs (duplicates count once, like the script's sets)."""
     n_items = int(items.max()) + 1 if len(items) else 0
     import scipy.sparse as sp
+
     matrix = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items))
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
@@ -58,26 +59,29 @@ def build_user_graph_dict(users, items, n_users: int, cap: int = CAP, progress=N
     users = np.asarray(users, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     if len(users) and (users.min() < 0 or users.max() >= n_users):
-        raise MdeMmrecError(f"user ids must lie in 0..{n_users - 1} (the number of distinct users - 1), found "
-                            f"{users.min()}..{users.max()}: MMRec needs dense user ids from 0")
+        raise MdeMmrecError(
+            f"user ids must lie in 0..{n_users - 1} (the number of distinct users - 1), found "
+            f"{users.min()}..{users.max()}: MMRec needs dense user ids from 0"
+        )
     interactions = co_interaction_matrix(users, items, n_users)
     transposed = interactions.T.tocsr()
     block = max(1, min(n_users, BLOCK_BYTES // max(1, 4 * n_users)))
-    buffer = np.zeros((block, n_users), dtype=np.float32)   # one dense block of rows, zeroed again after use
+    buffer = np.zeros((block, n_users), dtype=np.float32)  # one dense block of rows, zeroed again after use
     import torch
-    dense = torch.from_numpy(buffer)                          # the same memory, for torch.topk
+
+    dense = torch.from_numpy(buffer)  # the same memory, for torch.topk
     graph = {}
     for start in range(0, n_users, block):
         stop = min(n_users, start + block)
-        counts = interactions[start:stop] @ transposed                      # shared items of each pair of users
+        counts = interactions[start:stop] @ transposed  # shared items of each pair of users
         owner = np.repeat(np.arange(stop - start), np.diff(counts.indptr))
-        other = counts.indices != start + owner                              # a user is not its own neighbour
+        other = counts.indices != start + owner  # a user is not its own neighbour
         owner, neighbour, shared = owner[other], counts.indices[other], counts.data[other]
         keep = np.minimum(np.bincount(owner, minlength=stop - start), cap)  # the script's k: min(nonzeros, cap)
-        order = np.argsort(keep, kind="stable")            # the block's rows by k, so that rows sharing a k are
-        slot = np.empty_like(order)                        # one contiguous slice of the buffer
+        order = np.argsort(keep, kind="stable")  # the block's rows by k, so that rows sharing a k are
+        slot = np.empty_like(order)  # one contiguous slice of the buffer
         slot[order] = np.arange(len(order))
-        buffer[slot[owner], neighbour] = shared                             # the script's dense float32 rows
+        buffer[slot[owner], neighbour] = shared  # the script's dense float32 rows
         lists = [None] * (stop - start)
         ks, firsts = np.unique(keep[order], return_index=True)
         for k, first, end in zip(ks, firsts, [*firsts[1:], len(order)]):
@@ -102,6 +106,7 @@ def throttled(report, every_s: float, clock=time.monotonic):
         if last is None or now - last >= every_s:
             last = now
             report(*args)
+
     return call
 
 
@@ -110,12 +115,16 @@ def dataset_settings(root: Path, dataset: str) -> dict:
     configs = root / "src" / "configs"
     yaml_path = configs / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
-        raise MdeMmrecError(f"unknown data set {dataset!r}: no {yaml_path}; {synthetic.missing_data_hint(root, dataset)}")
-    config = {**core.load_yaml(configs / "overall.yaml"), **core.load_yaml(yaml_path)}   # read as MMRec reads them
+        raise MdeMmrecError(
+            f"unknown data set {dataset!r}: no {yaml_path}; {synthetic.missing_data_hint(root, dataset)}"
+        )
+    config = {**core.load_yaml(configs / "overall.yaml"), **core.load_yaml(yaml_path)}  # read as MMRec reads them
     for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_file_name", "data_path"):
         if not config.get(key):
-            raise MdeMmrecError(f"{configs / 'dataset' / (dataset + '.yaml')}: no {key!r} (MMRec's dataset configs "
-                                "set USER_ID_FIELD, ITEM_ID_FIELD, inter_file_name and user_graph_dict_file)")
+            raise MdeMmrecError(
+                f"{configs / 'dataset' / (dataset + '.yaml')}: no {key!r} (MMRec's dataset configs "
+                "set USER_ID_FIELD, ITEM_ID_FIELD, inter_file_name and user_graph_dict_file)"
+            )
     return config
 
 
@@ -125,10 +134,14 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
     root = mmrec_root(mmrec)
     config = dataset_settings(root, dataset)
     if output is None and not config.get("user_graph_dict_file"):
-        raise MdeMmrecError(f"{root / 'src' / 'configs' / 'dataset' / (dataset + '.yaml')}: no 'user_graph_dict_file' "
-                            "(where DRAGON / DualGNN read the graph); add it, or give --output")
+        raise MdeMmrecError(
+            f"{root / 'src' / 'configs' / 'dataset' / (dataset + '.yaml')}: no 'user_graph_dict_file' "
+            "(where DRAGON / DualGNN read the graph); add it, or give --output"
+        )
     if output is not None and Path(output).is_dir():
-        raise MdeMmrecError(f"--output {output} is a folder; give the file to write, e.g. {Path(output) / 'user_graph_dict.npy'}")
+        raise MdeMmrecError(
+            f"--output {output} is a folder; give the file to write, e.g. {Path(output) / 'user_graph_dict.npy'}"
+        )
     data_dir = (root / "src" / config["data_path"] / dataset).resolve()
     inter_file = data_dir / config["inter_file_name"]
     if not inter_file.is_file():
@@ -136,6 +149,7 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
     uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
     label = config.get("inter_splitting_label", "x_label")
     import pandas as pd
+
     frame = pd.read_csv(inter_file, sep=config.get("field_separator", "\t"))
     missing = [c for c in (uid, iid, label) if c not in frame.columns]
     if missing:
@@ -143,18 +157,20 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
     n_users = int(frame[uid].nunique())
     train = frame[frame[label] == 0]
     started = time.time()
-    progress = throttled(lambda done, total: log.info("user graph: %d / %d users (%.1fs)", done, total,
-                                                      time.time() - started), PROGRESS_EVERY_S)
+    progress = throttled(
+        lambda done, total: log.info("user graph: %d / %d users (%.1fs)", done, total, time.time() - started),
+        PROGRESS_EVERY_S,
+    )
     graph = build_user_graph_dict(train[uid].to_numpy(), train[iid].to_numpy(), n_users, cap, progress)
     target = Path(output) if output else data_dir / config["user_graph_dict_file"]
     try:
-        with open(target, "wb") as handle:       # np.save on a path would append .npy to one without it
+        with open(target, "wb") as handle:  # np.save on a path would append .npy to one without it
             np.save(handle, graph, allow_pickle=True)
     except OSError as exc:
-        raise MdeMmrecError(f"cannot write the user graph to {target}: {exc.strerror or exc}; "
-                            "choose a writable --output path") from None
-    log.info("wrote %s: %d users, %d training interactions, %.1fs", target, n_users, len(train),
-             time.time() - started)
+        raise MdeMmrecError(
+            f"cannot write the user graph to {target}: {exc.strerror or exc}; choose a writable --output path"
+        ) from None
+    log.info("wrote %s: %d users, %d training interactions, %.1fs", target, n_users, len(train), time.time() - started)
     return target
 
 
@@ -165,10 +181,12 @@ def _cmd_user_graph(args) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "user-graph", help="write user_graph_dict.npy (DRAGON, DualGNN) in seconds",
+        "user-graph",
+        help="write user_graph_dict.npy (DRAGON, DualGNN) in seconds",
         description="Build data/DATASET/<user_graph_dict_file> from the training interactions, identical to "
-                    "MMRec's preprocessing/dualgnn-gen-u-u-matrix.py (same neighbours, counts, order and "
-                    "cap), with a sparse product instead of a dense users x users matrix.")
+        "MMRec's preprocessing/dualgnn-gen-u-u-matrix.py (same neighbours, counts, order and "
+        "cap), with a sparse product instead of a dense users x users matrix.",
+    )
     p.add_argument("--mmrec", required=True, help="path to the MMRec checkout")
     p.add_argument("-d", "--dataset", required=True, help="data set name (as for main.py -d)")
     p.add_argument("--output", help="write here instead of data/DATASET/<user_graph_dict_file>")

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BASE = "e775373b3ab1354a92165b0885ce4ab3dc4d7497"     # enoche/MMRec master, "Add MMGCF (UMAP 26)"
+BASE = "e775373b3ab1354a92165b0885ce4ab3dc4d7497"  # enoche/MMRec master, "Add MMGCF (UMAP 26)"
 # The oldest MMRec commit the series applies to (sections for model files added later are skipped): its parent
 # has the `quick_start(..., mg=args.mg)` main.py that patch 0009 does not fit. Checked by the tier-2 test
 # tests/integration/test_older_mmrec.py; re-check it after changing a patch.
@@ -41,8 +41,11 @@ def main(scratch: str) -> int:
         if not re.fullmatch(r"\d{4}-[a-z0-9-]+\.patch", name):
             sys.exit(f"commit {commit[:7]}: subject {name!r} is not a patch file name like 0001-short-name.patch")
         old = HERE / name
-        header = old.read_text().split("diff --git ", 1)[0].rstrip() if old.is_file() else \
-            git(repo, "log", "-1", "--format=%b", commit).strip()
+        header = (
+            old.read_text().split("diff --git ", 1)[0].rstrip()
+            if old.is_file()
+            else git(repo, "log", "-1", "--format=%b", commit).strip()
+        )
         if not header:
             sys.exit(f"{name}: no header; write one in the commit body (what it fixes and why)")
         diff = git(repo, "diff", "-U2", "--no-color", f"{commit}~1", commit)
@@ -50,11 +53,19 @@ def main(scratch: str) -> int:
         (HERE / name).write_text(header + "\n\n" + diff)
         names.append(name)
         touched += [f for f in git(repo, "diff", "--name-only", f"{commit}~1", commit).split() if f not in touched]
-    pristine = {rel: hashlib.sha256(subprocess.run(["git", "show", f"{BASE}:{rel}"], cwd=repo, capture_output=True,
-                                                   check=True).stdout).hexdigest() for rel in sorted(touched)}
-    manifest = {"mmrec_repository": "https://github.com/enoche/MMRec", "mmrec_commit": BASE,
-                "oldest_mmrec": OLDEST,
-                "patches": names, "pristine_sha256": pristine}
+    pristine = {
+        rel: hashlib.sha256(
+            subprocess.run(["git", "show", f"{BASE}:{rel}"], cwd=repo, capture_output=True, check=True).stdout
+        ).hexdigest()
+        for rel in sorted(touched)
+    }
+    manifest = {
+        "mmrec_repository": "https://github.com/enoche/MMRec",
+        "mmrec_commit": BASE,
+        "oldest_mmrec": OLDEST,
+        "patches": names,
+        "pristine_sha256": pristine,
+    }
     (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"{len(names)} patches, {len(pristine)} files -> {HERE}")
     return 0

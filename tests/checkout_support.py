@@ -7,8 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def standin_checkout(root: Path, model: str = "BPR", model_yaml: str = "hyper_parameters: ['reg_weight']\n"
-                     "reg_weight: [0.1, 0.01]\n", interactions: str = "userID\titemID\tx_label\n0\t0\t0\n") -> Path:
+def standin_checkout(
+    root: Path,
+    model: str = "BPR",
+    model_yaml: str = "hyper_parameters: ['reg_weight']\nreg_weight: [0.1, 0.01]\n",
+    interactions: str = "userID\titemID\tx_label\n0\t0\t0\n",
+) -> Path:
     cfg = root / "src" / "configs"
     (cfg / "model").mkdir(parents=True)
     (cfg / "dataset").mkdir()

@@ -19,8 +19,7 @@ SKIP_REASON = "set MMREC_HOME to an MMRec checkout (enoche/MMRec e775373) to run
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "mmrec: tier-2 integration test, needs MMREC_HOME pointing at an MMRec "
-                                       "checkout")
+    config.addinivalue_line("markers", "mmrec: tier-2 integration test, needs MMREC_HOME pointing at an MMRec checkout")
 
 
 def _copy_ignore(folder, names):
@@ -47,6 +46,7 @@ def pristine_copy(source: Path, target: Path) -> Path:
     """A copy of the checkout with MMRec's own files: if mde-mmrec is installed there, uninstalled in the copy
     (forced: the copy is ours, and edits made after installing are not MMRec's files either)."""
     from mde_mmrec import installer, mmrec
+
     copy_checkout(source, target)
     if (target / mmrec.PLUGIN_INFO).is_file() or (target / mmrec.SWITCH_MARKER).exists():
         installer.uninstall(target, force=True)
@@ -75,6 +75,7 @@ def mmrec_home() -> Path:
 def patched_mmrec(mmrec_home, tmp_path_factory) -> Path:
     """A temporary copy of MMREC_HOME with the plugin installed (shared by the tier-2 tests)."""
     from mde_mmrec import installer
+
     root = pristine_copy(mmrec_home, tmp_path_factory.mktemp("mmrec") / "MMRec")
     installer.install(root)
     return root
@@ -84,6 +85,7 @@ def patched_mmrec(mmrec_home, tmp_path_factory) -> Path:
 def tiny_data(patched_mmrec) -> str:
     """A small synthetic data set ("tiny") in the patched checkout; returns its name."""
     from mde_mmrec.synthetic import make_dataset
+
     make_dataset(patched_mmrec, "tiny", preset="tiny", seed=0)
     return "tiny"
 
@@ -96,6 +98,7 @@ def without_optional_packages(tmp_path_factory) -> dict:
     for name in ("torchvision", "matplotlib"):
         (blockers / name).mkdir()
         (blockers / name / "__init__.py").write_text(
-            f"raise ImportError('{name} is blocked by the mde-mmrec tests (no {name} installed)')\n")
+            f"raise ImportError('{name} is blocked by the mde-mmrec tests (no {name} installed)')\n"
+        )
     path = os.pathsep.join([str(blockers), str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return {"PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}

@@ -16,7 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 STANDIN = REPO / "tests" / "standin"
 MODELS = REPO / "src" / "models"
-SRC = REPO / "src"   # for `from utils.mde_graphs import ...`, as in an MMRec checkout
+SRC = REPO / "src"  # for `from utils.mde_graphs import ...`, as in an MMRec checkout
 MDE_YAML = REPO / "src" / "configs" / "model" / "MDE.yaml"
 
 for path in (SRC, STANDIN, MODELS):
@@ -37,8 +37,9 @@ def default_hyperparameters() -> dict:
     return values
 
 
-def make_model(tmp_path: Path, users, items, n_users: int, n_items: int, v_feat=None, t_feat=None,
-               seed: int = 0, **overrides):
+def make_model(
+    tmp_path: Path, users, items, n_users: int, n_items: int, v_feat=None, t_feat=None, seed: int = 0, **overrides
+):
     """Write the features like MMRec's data folder and construct MDE through the stand-in base class."""
     data = tmp_path / "data" / "toy"
     data.mkdir(parents=True, exist_ok=True)
@@ -47,9 +48,17 @@ def make_model(tmp_path: Path, users, items, n_users: int, n_items: int, v_feat=
             np.save(data / name, np.asarray(feat, dtype=np.float32))
         elif (data / name).exists():
             (data / name).unlink()
-    values = {"train_batch_size": 64, "device": torch.device("cpu"), "end2end": False,
-              "is_multimodal_model": True, "data_path": str(tmp_path / "data") + "/", "dataset": "toy",
-              "inter_file_name": "toy.inter", "vision_feature_file": "image_feat.npy", "text_feature_file": "text_feat.npy"}
+    values = {
+        "train_batch_size": 64,
+        "device": torch.device("cpu"),
+        "end2end": False,
+        "is_multimodal_model": True,
+        "data_path": str(tmp_path / "data") + "/",
+        "dataset": "toy",
+        "inter_file_name": "toy.inter",
+        "vision_feature_file": "image_feat.npy",
+        "text_feature_file": "text_feat.npy",
+    }
     values.update(default_hyperparameters())
     values.update(overrides)
     torch.manual_seed(seed)

@@ -24,13 +24,25 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_TESTS = ["tests/test_mde_reference.py", "tests/test_mde_equations.py", "tests/test_mde_model.py",
-               "tests/test_mde_training.py"]
-TOOLING_TESTS = ["tests", "--deselect", "tests/test_mde_training.py",
-                 "--ignore", "tests/test_mutants_table.py"]   # it fails for every mutant (its text is gone)
-M = "src/models/mde.py"; MG = "src/utils/mde_graphs.py"; MS = "src/utils/model_settings.py"
+MODEL_TESTS = [
+    "tests/test_mde_reference.py",
+    "tests/test_mde_equations.py",
+    "tests/test_mde_model.py",
+    "tests/test_mde_training.py",
+]
+TOOLING_TESTS = [
+    "tests",
+    "--deselect",
+    "tests/test_mde_training.py",
+    "--ignore",
+    "tests/test_mutants_table.py",
+]  # it fails for every mutant (its text is gone)
+M = "src/models/mde.py"
+MG = "src/utils/mde_graphs.py"
+MS = "src/utils/model_settings.py"
 
 # (file, name, text in the file, replacement)
+# fmt: off
 MODEL_MUTANTS = [
  (M, "train resets cache", "        self._eval_embeddings = None  # entering", "        pass  # entering"),
  (M, "temperature floor 0", "Setting(float, \"tau (eq. 7); smaller values blow its logits up\", least=1e-3)", "Setting(float, \"tau (eq. 7); smaller values blow its logits up\", least=0)"),
@@ -68,12 +80,12 @@ MODEL_MUTANTS = [
  (M, "anchors all items", "anchors = torch.unique(i)  # the batch's positive items", "anchors = torch.unique(ij)  # the batch's positive items"),
  (MG, "cooc ties", "keep = (counts > t) | (tied & (tied_rank < (k - above)[rows]))", "keep = (counts > t) | (tied & (tied_rank <= (k - above)[rows]))"),
  (MG, "knn bf16 bound", "uncertain = rows[top_sim[rows, -1] <= candidates.sim[rows, -1] + BF16_SIMILARITY_ERROR]", "uncertain = rows[:0]"),
- (M, "user cl anchors", "u_diff, u_cl = self._discrimination_losses(\"user\"", "u_diff, u_cl = self._discrimination_losses(\"item\""),
+ (M, "user cl anchors", "                    \"user\", emb.users, emb.user_prefs, anchors, user_rows, all_candidates=False\n", "                    \"item\", emb.users, emb.user_prefs, anchors, user_rows, all_candidates=False\n"),
  (M, "cl all positive index", "candidates = (table[:, 0], table[:, 1], anchors) if", "candidates = (table[:, 0], table[:, 1], torch.arange(len(anchors))) if"),
- (M, "eq7 cl_similarity ignored", "similarity=self.hp.cl_similarity)", "similarity=\"cosine\")"),
+ (M, "eq7 cl_similarity ignored", "            similarity=self.hp.cl_similarity,\n", "            similarity=\"cosine\",\n"),
  (M, "eq7 dot normalises", "return F.normalize(x, dim=-1) if similarity == \"cosine\" else x", "return F.normalize(x, dim=-1)"),
  (M, "eq7 dot candidates normalised", "c_v, c_t = rows(candidates_v), rows(candidates_t)", "c_v, c_t = F.normalize(candidates_v, dim=-1), F.normalize(candidates_t, dim=-1)"),
- (M, "variantB item node ids", "anchors, item_rows[anchors],", "anchors, anchors,"),
+ (M, "variantB item node ids", "                \"item\",\n                emb.items,\n                emb.item_prefs,\n                anchors,\n                item_rows[anchors],\n                all_candidates=self.hp.cl_negatives == \"all\",\n", "                \"item\", emb.items, emb.item_prefs, anchors, anchors, all_candidates=self.hp.cl_negatives == \"all\"\n"),
  (M, "item graph swap", 'stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities])', 'stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities[::-1]])'),
  (M, "user/item prefs swap", "self._preferences(\"item\", item_rows)", "self._preferences(\"user\", item_rows)"),
  (MG, "adjacency duplicates", "    r.sum_duplicates()\n    r.data[:] = 1.0\n    adj", "    r.sum_duplicates()\n    adj"),
@@ -111,7 +123,7 @@ MODEL_MUTANTS = [
  (M, "eq3 layer 0 left out", "total, e = e0, e0", "total, e = torch.zeros_like(e0), e0"),
  (M, "eq4 text over image graph", 'stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities])', 'stack_modalities([self.neighbours("item_graph_v") for m in self.modalities])'),
  (M, "eq4 image over text graph", 'stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities])', 'stack_modalities([self.neighbours("item_graph_t") for m in self.modalities])'),
- (M, "eq4 image columns for both", "items = homogeneous_convolution(items_bar.reshape(-1, d),", "items = homogeneous_convolution(items_bar[:, :d].repeat(1, n_mod).reshape(-1, d),"),
+ (M, "eq4 image columns for both", "            items_bar.reshape(-1, d), self.neighbours(\"item_graphs\"), item_modality_rows, residual\n", "            items_bar[:, :d].repeat(1, n_mod).reshape(-1, d),\n            self.neighbours(\"item_graphs\"),\n            item_modality_rows,\n            residual,\n"),
  (M, "eq4 user graph skipped", "users = homogeneous_convolution(users_bar, self.neighbours(\"user_graph\"), user_rows, residual)", "users = users_bar.index_select(0, user_rows)"),
  (M, "eq4 user graph identity", "self._register_neighbours(\"user_graph\", weighting(user_graph))", "self._register_neighbours(\"user_graph\", sp.identity(self.n_users, dtype=np.float32, format=\"csr\"))"),
  (M, "eq4 item graphs identity", "self._register_neighbours(f\"item_graph_{m}\", row_normalize(knn))", "self._register_neighbours(f\"item_graph_{m}\", sp.identity(self.n_items, dtype=np.float32, format=\"csr\"))"),
@@ -143,10 +155,20 @@ MODEL_MUTANTS = [
  (M, "eq2 every layer from E0", '        e = symmetric_product(adjacency, e)  # eq. 2', '        e = symmetric_product(adjacency, e0)  # eq. 2'),
 ]
 
-C = "mde_mmrec/compare.py"; G = "mde_mmrec/grid.py"; R = "mde_mmrec/report.py"; P = "mde_mmrec/reproduce.py"
-S = "mde_mmrec/synthetic.py"; U = "mde_mmrec/usergraph.py"; I = "mde_mmrec/installer.py"; B = "mde_mmrec/bench.py"
-X = "mde_mmrec/mmrec.py"; L = "mde_mmrec/cli.py"; K = "mde_mmrec/core.py"; N = "mde_mmrec/runner.py"
-O = "src/utils/cli_overrides.py"; DC = "src/utils/data_checks.py"
+C = "mde_mmrec/compare.py"
+G = "mde_mmrec/grid.py"
+R = "mde_mmrec/report.py"
+P = "mde_mmrec/reproduce.py"
+S = "mde_mmrec/synthetic.py"
+U = "mde_mmrec/usergraph.py"
+I = "mde_mmrec/installer.py"
+B = "mde_mmrec/bench.py"
+X = "mde_mmrec/mmrec.py"
+L = "mde_mmrec/cli.py"
+K = "mde_mmrec/core.py"
+N = "mde_mmrec/runner.py"
+O = "src/utils/cli_overrides.py"
+DC = "src/utils/data_checks.py"
 TOOLING_MUTANTS = [
  # one run per folder, interruption, settings without a sidecar, damaged installs
  (N, "N-no-lock", "            lock.acquire()\n", "            pass\n"),
@@ -167,7 +189,7 @@ TOOLING_MUTANTS = [
  (K, "C-imports-mmrec-own-packages-missing", "        local = (src / name).is_dir() or (src / f\"{name}.py\").is_file()\n", "        local = False\n"),
  (K, "C-imports-of-functions-too", "    for node in body:", "    for node in ast.walk(ast.Module(body=body, type_ignores=[])):"),
  (K, "C-check-model-ignores-imports", "    reason = why_not_runnable(model, checkout=checkout)\n", "    reason = why_not_runnable(model)\n"),
- (P, "P-from-grid-note-ignored", "             sigma_note(from_grid),", "             sigma_note(None),"),
+ (P, "P-from-grid-note-ignored", "        sigma_note(from_grid),\n", "        sigma_note(None),\n"),
  (I, "I-older-mmrec-model-not-skipped", '    return rel.startswith("src/models/")', '    return False'),
  (I, "I-older-mmrec-sections-kept", "    return header + \"\".join(s for s in sections if not set(patched_files(s)) & skip)", "    return header + \"\".join(sections)"),
  (DC, "DC-cold-start-filter-ignored", "        if cold_start_filter:", "        if False:"),
@@ -192,7 +214,7 @@ TOOLING_MUTANTS = [
  (K, "C3-collect-failed-into-table", "            if r.get(\"failed\"):\n                failed", "            if False:\n                failed"),
  (K, "C4-pin-last-grid-value", "            overrides[key] = value[0] if value else None", "            overrides[key] = value[-1] if value else None"),
  (K, "C5-pin-overrides-user-set", "        if key == \"seed\" or key in sets:\n            continue", "        if key == \"seed\":\n            continue"),
- (K, "C6-single-values-only-grid-keys", "and (k in file_grid or not isinstance(file_config.get(k), list))]", "and k in file_grid]"),
+ (K, "C6-single-values-only-grid-keys", "    lists = [\n        f\"{k}={v}\"\n        for k, v in sets.items()\n        if isinstance(v, list)\n        and k != \"hyper_parameters\"\n        and (k in file_grid or not isinstance(file_config.get(k), list))\n    ]\n", "    lists = [f\"{k}={v}\" for k, v in sets.items() if isinstance(v, list) and k != \"hyper_parameters\" and k in file_grid]\n"),
  (K, "C7-gpu_id-in-settings", '    return tuple(k for k in results_log()._NOT_SETTINGS if k != "hyper_parameters")', '    return ("seed", "results_file", "resume", "grid_shard")'),
  (K, "C7b-grid_shard-in-settings", 'if k != "hyper_parameters")', 'if k not in ("hyper_parameters", "grid_shard"))'),
  (K, "C8-settings-ignore-data-digest", "    if recorded != settings:\n", "    if recorded[\"config\"] != settings[\"config\"]:\n"),
@@ -200,13 +222,13 @@ TOOLING_MUTANTS = [
  (K, "C10-default-seeds-off-by-one", "    return [DEFAULT_SEED + i for i in range(n or 1)]", "    return [DEFAULT_SEED + i + 1 for i in range(n or 1)]"),
  (K, "C11-no-unique-label-check", "    if len(set(labels)) != len(labels):", "    if False:"),
  (K, "C12-no-feature-file-check", "    if model is None or cfg.get(\"is_multimodal_model\"):", "    if model is None:"),
- (K, "C13-failed-seed-status-not-set", "            if status[label] == \"ok\" or status[label].startswith(\"failed (exit\"):\n                status[label] = (f\"failed for", "            if False:\n                status[label] = (f\"failed for"),
+ (K, "C13-failed-seed-status-not-set", "            if status[label] == \"ok\" or status[label].startswith(\"failed (exit\"):\n", "            if False:\n"),
  # grid
  (G, "G1-done_params-ignores-dataset", 'if r.get("model") == model and r.get("dataset") == dataset]', 'if r.get("model") == model]'),
  (G, "G2-merge-no-dedupe", "    records, repeated = results_log.unique_points(records)", "    repeated = 0"),
  (G, "G3-shard-off-by-one", "        if shard and index % shard[1] != shard[0] - 1:", "        if shard and index % shard[1] != shard[0] % shard[1]:"),
- (G, "G4-best-is-last-row", "    best = table.iloc[0]            # the table's", "    best = table.iloc[-1]            # the table's"),
- (G, "G5-grid-seed-default-ignores-yaml", 'values["seed"] = list(seeds) if seeds else (merged.get("seed") if isinstance(merged.get("seed"), list)\n                                                 else [merged.get("seed", core.DEFAULT_SEED)])', 'values["seed"] = list(seeds) if seeds else [core.DEFAULT_SEED]'),
+ (G, "G4-best-is-last-row", "    best = table.iloc[0]  # the table's first row: best by the mean over the point's seeds\n", "    best = table.iloc[-1]  # the table's first row: best by the mean over the point's seeds\n"),
+ (G, "G5-grid-seed-default-ignores-yaml", "    values[\"seed\"] = (\n        list(seeds)\n        if seeds\n        else (merged.get(\"seed\") if isinstance(merged.get(\"seed\"), list) else [merged.get(\"seed\", core.DEFAULT_SEED)])\n    )\n", "    values[\"seed\"] = list(seeds) if seeds else [core.DEFAULT_SEED]\n"),
  # report
  (R, "R1-best-grid-point-by-test", '    return table.sort_values(f"valid {valid_metric}", ascending=False', '    return table.sort_values(f"test {test_metrics[0]}", ascending=False'),
  (R, "R2-valid-columns-from-test", '        row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})', '        row.update({f"valid.{k}": v for k, v in (r.get("test") or {}).items()})'),
@@ -221,14 +243,14 @@ TOOLING_MUTANTS = [
  (P, "P1-table1-ignores-paper-dataset", '    p = paper[(paper["table"] == "table1") & (paper["dataset"] == paper_dataset)]', '    p = paper[paper["table"] == "table1"]'),
  (P, "P2-paper-dataset-always-baby", '        pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")', '        pd_name = paper_dataset or "baby"'),
  (P, "P3-not-run-counts-as-failed", '    failed = {label: s for label, s in status.items() if s != "ok" and not s.startswith("not run")}', '    failed = {label: s for label, s in status.items() if s != "ok"}'),
- (P, "P4-best-grid-point-keeps-failed", '               if r.get("model") == "MDE" and not r.get("failed")]', '               if r.get("model") == "MDE"]'),
+ (P, "P4-best-grid-point-keeps-failed", "    records = [\n        r\n        for r in core.results_log().read_results(grid_dir / \"results.jsonl\")\n        if r.get(\"model\") == \"MDE\" and not r.get(\"failed\")\n    ]\n", "    records = [r for r in core.results_log().read_results(grid_dir / \"results.jsonl\") if r.get(\"model\") == \"MDE\"]\n"),
  (P, "P5-wo-NLT-keeps-NLT", 'core.RunConfig("w/o NLT", "MDE", {"use_nlt": False})', 'core.RunConfig("w/o NLT", "MDE", {"use_nlt": True})'),
  (P, "P6-partial-seeds-not-marked", '    return text if done >= n_seeds else', '    return text if done >= 1 else'),
  (P, "P7-model_sets-override-variant", '{**(model_sets or {}).get(c.model, {}), **c.overrides}', '{**c.overrides, **(model_sets or {}).get(c.model, {})}'),
  # synthetic
  (S, "S1-valid-gets-larger-half", "    n_valid = np.where(n < 10, 1, held // 2)", "    n_valid = np.where(n < 10, 1, held - held // 2)"),
  (S, "S2-text-weight-inverted-in-choice", '    u = np.concatenate([lat["user_shared"], (1 - w) * lat["user_visual"], w * lat["user_text"]], axis=1)', '    u = np.concatenate([lat["user_shared"], w * lat["user_visual"], (1 - w) * lat["user_text"]], axis=1)'),
- (S, "S4-interactions-written-first", '    np.save(files["image"], image)   # the large files first: a write cut short leaves no interaction file,\n    np.save(files["text"], text)     # so the next make-data starts again rather than calling the set incomplete\n    inter.to_csv(files["inter"], sep="\\t", index=False)\n', '    inter.to_csv(files["inter"], sep="\\t", index=False)\n    np.save(files["image"], image)   # the large files first: a write cut short leaves no interaction file,\n    np.save(files["text"], text)     # so the next make-data starts again rather than calling the set incomplete\n'),
+ (S, "S4-interactions-written-first", "    np.save(files[\"image\"], image)  # the large files first: a write cut short leaves no interaction file,\n    np.save(files[\"text\"], text)  # so the next make-data starts again rather than calling the set incomplete\n    inter.to_csv(files[\"inter\"], sep=\"\\t\", index=False)\n", "    inter.to_csv(files[\"inter\"], sep=\"\\t\", index=False)\n    np.save(files[\"image\"], image)  # the large files first: a write cut short leaves no interaction file,\n    np.save(files[\"text\"], text)  # so the next make-data starts again rather than calling the set incomplete\n"),
  (S, "S3-incomplete-dataset-overwritten", '    if files["inter"].is_file() and not force:\n        raise', '    if False:\n        raise'),
  (S, "S4-activity-plus-one", "    n = MIN_PER_USER + rng.geometric(1.0 / (1.0 + extra_mean), size=p.n_users) - 1", "    n = MIN_PER_USER + rng.geometric(1.0 / (1.0 + extra_mean), size=p.n_users)"),
  (S, "S5-no-stale-cache-removal", "            stale.unlink()", "            pass"),
@@ -243,8 +265,8 @@ TOOLING_MUTANTS = [
  (U, "U6-progress-every-call", "        if last is None or now - last >= every_s:", "        if True:"),
  # installer
  (I, "I1-main-py-not-first-when-installing", '(rel == "src/main.py") != installing', '(rel == "src/main.py") == installing'),
- (I, "I2-stale-git-locks-kept", "            lock.unlink()                             # left by", "            pass  # left by"),
- (I, "I3-uncommitted-edits-overwritten", "    if dirty:\n        raise MdeMmrecError(f\"uncommitted changes", "    if False:\n        raise MdeMmrecError(f\"uncommitted changes"),
+ (I, "I2-stale-git-locks-kept", "            lock.unlink()  # left by a git command killed with the switch\n", "            pass  # left by a git command killed with the switch\n"),
+ (I, "I3-uncommitted-edits-overwritten", "    if dirty:\n", "    if False:\n"),
  (I, "I4-ignored-files-overwritten", '"--untracked-files=all", "--ignored", ', '"--untracked-files=all", '),
  (I, "I5-failed-switch-not-undone", "            _write_marker(root, undo)\n            _complete(root, undo)", "            pass"),
  (I, "I6-switch-without-marker", "    _write_marker(root, target)\n    try:", "    try:"),
@@ -258,7 +280,7 @@ TOOLING_MUTANTS = [
  (B, "B2-table-valid-from-test", 'fmt(r["best_valid"].get("recall@20"), 4)', 'fmt(r["test"].get("recall@20"), 4)'),
  (B, "B3-ratio-inverted", 'return f"{by_model[a][key] / by_model[b][key]:.3f}"', 'return f"{by_model[b][key] / by_model[a][key]:.3f}"'),
  (B, "B4-user-env-overridden", "    added = [key for key in MAIN_PY_ENVIRONMENT if key not in os.environ]", "    added = list(MAIN_PY_ENVIRONMENT)"),
- (B, "B5-eval-repeats-one", "5 if size < 10 ** 9 else 1,", "1,"),
+ (B, "B5-eval-repeats-one", "            shares[m] = in_child(\n                model_eval_seconds, checkout, dataset, m, 5 if size < 10**9 else 1, max_rss_mb=max_rss_mb\n            )[:2]\n", "            shares[m] = in_child(model_eval_seconds, checkout, dataset, m, 1, max_rss_mb=max_rss_mb)[:2]\n"),
  (B, "B6-not-run-reason-dropped", "by_model, status, shares, profiles = {}, dict(not_run), {}, {}", "by_model, status, shares, profiles = {}, {}, {}, {}"),
  (B, "B7-nested-operators-counted", ' and not (event.cpu_parent and event.cpu_parent.name.startswith("aten::")):', ':'),
  (B, "B8-unprofiled-reason-dropped", 'f"not profiled: {reason}"', '"not profiled"'),
@@ -267,7 +289,7 @@ TOOLING_MUTANTS = [
  (B, "B13-results-file-holds-the-last-run", '        core.results_log().write_records(run_dir / "results.jsonl", list(by_model.values()))', "        pass"),
  (B, "B14-no-report-before-the-first-run", "    write()\n    for config in configs:", "    for config in configs:"),
  ("bench/gpu.sh", "GS1-runs-logs-not-archived", "    esac\n    archive_runs\n}", "    esac\n}"),
- (B, "B9-profile-steps-flag-ignored", "                          profile_steps=args.profile_steps)", "                          profile_steps=0)"),
+ (B, "B9-profile-steps-flag-ignored", "        profile_steps=args.profile_steps,\n", "        profile_steps=0,\n"),
  # cli_overrides
  (O, "O1-list-setting-ignores-grid", "        list_setting = isinstance(default, list) and key not in file_grid", "        list_setting = isinstance(default, list)"),
  (O, "O2-int-not-a-number-for-floats", '    if isinstance(value, (int, float)):\n        return "a number"', '    if isinstance(value, int):\n        return "a number"'),
@@ -276,8 +298,9 @@ TOOLING_MUTANTS = [
  (O, "O5-no-resume-check", "        results_log.check_resume(merged)", "        pass"),
  (O, "O6-no-seed-first", '        grid.insert(0, "seed")', '        pass'),
  (O, "O8-space-form-takes-negative-as-flag", '        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):', '        elif i + 1 < len(argv) and not argv[i + 1].startswith("-"):'),
- (O, "O-duplicate-grid-value-runs", "            if repeated:\n                raise OverrideError(f\"{arg}: {repeated[0]!r} is listed twice", "            if False:\n                raise OverrideError(f\"{arg}: {repeated[0]!r} is listed twice"),
+ (O, "O-duplicate-grid-value-runs", "            if repeated:\n", "            if False:\n"),
 ]
+# fmt: on
 GROUPS = {"model": (MODEL_MUTANTS, MODEL_TESTS), "tooling": (TOOLING_MUTANTS, TOOLING_TESTS)}
 
 
@@ -298,17 +321,22 @@ def run(path: str, name: str, old: str, new: str, tests: list[str]) -> bool:
 def _tier1_in_a_copy(tests: list[str], path: str | None = None, old: str = "", new: str = ""):
     """Run ``tests`` in a scratch copy of the repository, with ``old`` replaced by ``new`` in ``path``."""
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in ("src", "tests", "mde_mmrec", "patches", "bench", "docs"):   # what tier 1 reads
+        for folder in ("src", "tests", "mde_mmrec", "patches", "bench", "docs"):  # what tier 1 reads
             shutil.copytree(REPO / folder, Path(tmp) / folder, ignore=shutil.ignore_patterns("__pycache__"))
         for file in ("setup.cfg", "pyproject.toml", "README.md"):
             shutil.copy(REPO / file, Path(tmp) / file)
         if path is not None:
             source = (REPO / path).read_text(encoding="utf-8")
             (Path(tmp) / path).write_text(source.replace(old, new), encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if k != "MMREC_HOME"}    # tier 1 only
-        env["PYTHONPATH"] = tmp                                              # the copy's mde_mmrec, not the installed one
-        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
-                              cwd=tmp, env=env, capture_output=True, text=True)
+        env = {k: v for k, v in os.environ.items() if k != "MMREC_HOME"}  # tier 1 only
+        env["PYTHONPATH"] = tmp  # the copy's mde_mmrec, not the installed one
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
 
 
 def main(names: list[str]) -> int:
@@ -319,17 +347,21 @@ def main(names: list[str]) -> int:
     if unknown:
         raise SystemExit(f"unknown group or mutant name(s): {sorted(unknown)}")
     stale = stale_entries([m for m, _ in chosen])
-    if stale:                                  # before any run, not after minutes of them
+    if stale:  # before any run, not after minutes of them
         raise SystemExit("; ".join(stale) + "; update the entries")
-    for tests in {tuple(tests) for _, tests in chosen}:   # unmutated, the copy must pass: else every mutant
-        baseline = _tier1_in_a_copy(list(tests))          # would look caught
+    for tests in {tuple(tests) for _, tests in chosen}:  # unmutated, the copy must pass: else every mutant
+        baseline = _tier1_in_a_copy(list(tests))  # would look caught
         if baseline.returncode:
             failed = [line for line in baseline.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-            raise SystemExit(f"the tests fail in the scratch copy without any mutant ({'; '.join(failed[:3])}): "
-                             "fix that first (a file tier 1 reads not copied?)")
+            raise SystemExit(
+                f"the tests fail in the scratch copy without any mutant ({'; '.join(failed[:3])}): "
+                "fix that first (a file tier 1 reads not copied?)"
+            )
     survivors = [m[1] for m, tests in chosen if not run(*m, tests)]
-    print(f"{len(chosen) - len(survivors)} of {len(chosen)} mutants caught" +
-          (f"; survived: {', '.join(survivors)}" if survivors else ""))
+    print(
+        f"{len(chosen) - len(survivors)} of {len(chosen)} mutants caught"
+        + (f"; survived: {', '.join(survivors)}" if survivors else "")
+    )
     return 1 if survivors else 0
 
 

@@ -21,14 +21,14 @@ DOCS = sorted((REPO / "docs").glob("*.md"))
 MDE_PY = (REPO / "src" / "models" / "mde.py").read_text()
 MDE_YAML = yaml.safe_load((REPO / "src" / "configs" / "model" / "MDE.yaml").read_text())
 TEST_SOURCES = "".join(p.read_text() for p in (REPO / "tests").glob("test_*.py"))
-PLACEHOLDER = "TODO-NLT-DEFAULT"        # a default the documentation has not settled yet
+PLACEHOLDER = "TODO-NLT-DEFAULT"  # a default the documentation has not settled yet
 
 
 def section(text: str, heading: str) -> str:
     """The lines under the ``## heading...`` line, up to the next ``## `` heading."""
     start = text.index("\n## " + heading)
     end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else None]
+    return text[start : end if end > 0 else None]
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -98,8 +98,9 @@ def _command_lines() -> list[tuple[str, str]]:
     for path in [README, *DOCS]:
         text = path.read_text().replace("\\\n", " ")
         for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
-            found += [(path.name, line.split("#")[0].strip()) for line in block.splitlines()
-                      if line.startswith("mde-mmrec ")]
+            found += [
+                (path.name, line.split("#")[0].strip()) for line in block.splitlines() if line.startswith("mde-mmrec ")
+            ]
         found += [(path.name, span) for span in re.findall(r"`(mde-mmrec [a-z][^`]*)`", text)]
     return found
 
@@ -132,8 +133,19 @@ def _help_top() -> str:
 
 def test_command_lines_are_found():
     commands = {shlex.split(line)[1] for _, line in _command_lines()}
-    assert {"install", "uninstall", "make-data", "check-data", "demo", "compare", "grid", "grid-merge",
-            "reproduce", "bench", "user-graph"} <= commands
+    assert {
+        "install",
+        "uninstall",
+        "make-data",
+        "check-data",
+        "demo",
+        "compare",
+        "grid",
+        "grid-merge",
+        "reproduce",
+        "bench",
+        "user-graph",
+    } <= commands
 
 
 def test_relative_links_lead_to_files():

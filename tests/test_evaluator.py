@@ -12,8 +12,9 @@ fast = plugin_module("fast_topk")
 
 
 def reference_hits(pos_items, topk_index):
-    return np.asarray([[item in set(np.asarray(m).tolist()) for item in row]
-                       for m, row in zip(pos_items, topk_index)], dtype=bool).reshape(np.shape(topk_index))
+    return np.asarray(
+        [[item in set(np.asarray(m).tolist()) for item in row] for m, row in zip(pos_items, topk_index)], dtype=bool
+    ).reshape(np.shape(topk_index))
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -30,8 +31,10 @@ def test_hit_matrix_equals_the_definition(seed):
 
 def test_hit_matrix_edge_cases():
     topk = np.array([[3, 1, 2], [0, 1, 2]])
-    assert fast.hit_matrix([np.array([2, 2, 9]), np.array([], dtype=int)], topk).tolist() == \
-        [[False, False, True], [False, False, False]]
+    assert fast.hit_matrix([np.array([2, 2, 9]), np.array([], dtype=int)], topk).tolist() == [
+        [False, False, True],
+        [False, False, False],
+    ]
     assert fast.hit_matrix([np.array([5])], np.array([[5]])).tolist() == [[True]]
     with pytest.raises(ValueError, match="recommendation lists"):
         fast.hit_matrix([np.array([1])], topk)

@@ -20,8 +20,14 @@ def run_script(tmp_path, *steps, budget="0", allow_cpu="1"):
     mmrec, out = tmp_path / "MMRec", tmp_path / "out"
     mmrec.mkdir(exist_ok=True)
     env = dict(os.environ, GPU_BUDGET_S=budget, PYTHON=sys.executable, GPU_ALLOW_CPU=allow_cpu)
-    done = subprocess.run(["bash", str(SCRIPT), str(mmrec), str(out), *steps], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", str(SCRIPT), str(mmrec), str(out), *steps],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return done, mmrec, out
 
 
@@ -112,8 +118,15 @@ fi
     stand_in.chmod(0o755)
     out = tmp_path / "out"
     env = dict(os.environ, GPU_BUDGET_S="400", PYTHON=str(stand_in), GPU_ALLOW_CPU="1")
-    subprocess.run(["bash", str(SCRIPT), str(mmrec), str(out), "baby-ratio"], check=False, cwd=ROOT, env=env,
-                   capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        ["bash", str(SCRIPT), str(mmrec), str(out), "baby-ratio"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     log = (out / "gpu.log").read_text()
     assert "== baby-ratio: exit 0" in log and (mmrec / ".gpu-steps-done").read_text() == "baby-ratio\n"
     without = tmp_path / "MMRec-without-0024"

@@ -25,13 +25,18 @@ REPO = Path(__file__).resolve().parents[1]
 ORIGINAL = {marker: "".join(f"# {marker} line {n}\n" for n in range(1, 13)) for marker in MMREC_MARKERS}
 ORIGINAL["src/models/lightgcn.py"] = "".join(f"x{n} = {n}\n" for n in range(1, 13))
 ORIGINAL["README.md"] = "MMRec\n"
-USER = {"GIT_AUTHOR_NAME": "A User", "GIT_AUTHOR_EMAIL": "user@example.org", "GIT_COMMITTER_NAME": "A User",
-        "GIT_COMMITTER_EMAIL": "user@example.org"}
+USER = {
+    "GIT_AUTHOR_NAME": "A User",
+    "GIT_AUTHOR_EMAIL": "user@example.org",
+    "GIT_COMMITTER_NAME": "A User",
+    "GIT_COMMITTER_EMAIL": "user@example.org",
+}
 
 
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True,
-                          env={**os.environ, **USER}).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True, env={**os.environ, **USER}
+    ).stdout.strip()
 
 
 def _diff(rel: str, old: str, new: str) -> str:
@@ -76,19 +81,32 @@ def fake(tmp_path):
     (plugin / "utils" / "__pycache__" / "helper.cpython-311.pyc").write_bytes(b"junk")
 
     main, trainer, lightgcn = "src/main.py", "src/common/trainer.py", "src/models/lightgcn.py"
-    step1 = {main: _edit(ORIGINAL[main], 3, "# patched by 0001\n"),
-             lightgcn: _edit(ORIGINAL[lightgcn], 8, "x8 = 'patched'\n")}
-    step2 = {main: _edit(step1[main], 4, "# patched by 0002\n"),
-             trainer: _edit(ORIGINAL[trainer], 10, "# patched by 0002\n")}
+    step1 = {
+        main: _edit(ORIGINAL[main], 3, "# patched by 0001\n"),
+        lightgcn: _edit(ORIGINAL[lightgcn], 8, "x8 = 'patched'\n"),
+    }
+    step2 = {
+        main: _edit(step1[main], 4, "# patched by 0002\n"),
+        trainer: _edit(ORIGINAL[trainer], 10, "# patched by 0002\n"),
+    }
     patches = tmp_path / "patches"
     patches.mkdir()
-    (patches / "0001-first.patch").write_text("header: the first fix\n\nWhy: a reason\n\n" + "".join(
-        _diff(rel, ORIGINAL[rel], new) for rel, new in step1.items()))
-    (patches / "0002-second.patch").write_text("header: the second fix\n\n" + _diff(main, step1[main], step2[main])
-                                              + _diff(trainer, ORIGINAL[trainer], step2[trainer]))
-    manifest = {"mmrec_commit": git(root, "rev-parse", "HEAD"), "patches": ["0001-first.patch", "0002-second.patch"],
-                "pristine_sha256": {rel: hashlib.sha256(ORIGINAL[rel].encode()).hexdigest()
-                                    for rel in (main, trainer, lightgcn)}}
+    (patches / "0001-first.patch").write_text(
+        "header: the first fix\n\nWhy: a reason\n\n"
+        + "".join(_diff(rel, ORIGINAL[rel], new) for rel, new in step1.items())
+    )
+    (patches / "0002-second.patch").write_text(
+        "header: the second fix\n\n"
+        + _diff(main, step1[main], step2[main])
+        + _diff(trainer, ORIGINAL[trainer], step2[trainer])
+    )
+    manifest = {
+        "mmrec_commit": git(root, "rev-parse", "HEAD"),
+        "patches": ["0001-first.patch", "0002-second.patch"],
+        "pristine_sha256": {
+            rel: hashlib.sha256(ORIGINAL[rel].encode()).hexdigest() for rel in (main, trainer, lightgcn)
+        },
+    }
     (patches / "manifest.json").write_text(json.dumps(manifest))
     expected = {**step1, **step2}
     return root, plugin, patches, expected
@@ -96,10 +114,14 @@ def fake(tmp_path):
 
 def snapshot(root: Path) -> dict:
     """The clone as the user sees it: every file outside .git, HEAD (branch or commit) and the branches."""
-    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-             if p.is_file() and ".git" not in p.relative_to(root).parts}
-    head = subprocess.run(["git", "-C", str(root), "symbolic-ref", "-q", "HEAD"], capture_output=True,
-                          text=True).stdout.strip() or git(root, "rev-parse", "HEAD")
+    files = {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+    head = subprocess.run(
+        ["git", "-C", str(root), "symbolic-ref", "-q", "HEAD"], capture_output=True, text=True
+    ).stdout.strip() or git(root, "rev-parse", "HEAD")
     return {"files": files, "HEAD": head, "branches": git(root, "branch", "--format=%(refname)").split()}
 
 
@@ -116,21 +138,26 @@ def test_install_builds_a_branch_that_git_log_explains_and_uninstall_goes_back(f
         assert (root / rel).read_text() == text
     assert (root / "src/models/toy.py").read_text() == "class TOY:\n    pass\n"
     assert (root / "src/utils/helper.py").is_file()
-    assert not (root / "src/utils/__pycache__").exists()          # caches are not copied
+    assert not (root / "src/utils/__pycache__").exists()  # caches are not copied
     assert git(root, "symbolic-ref", "HEAD") == "refs/heads/mde-mmrec"
-    assert git(root, "status", "--porcelain") == ""                 # everything is committed on the branch
+    assert git(root, "status", "--porcelain") == ""  # everything is committed on the branch
     log = git(root, "log", "--format=%an <%ae>|%s", f"{master}..mde-mmrec").splitlines()
-    assert [line.split("|")[1] for line in log] == ["mde-mmrec 0.1.0: the plugin's files", "header: the second fix",
-                                                    "header: the first fix"]
-    assert {line.split("|")[0] for line in log} == {"mde-mmrec <mde-mmrec@localhost>"}    # no identity needed
-    assert "Why: a reason" in git(root, "log", "-1", "--format=%B", "mde-mmrec~2")          # the whole header
-    assert git(root, "diff", "--name-only", "mde-mmrec~2", "mde-mmrec~1").split() == ["src/common/trainer.py",
-                                                                                      "src/main.py"]
+    assert [line.split("|")[1] for line in log] == [
+        "mde-mmrec 0.1.0: the plugin's files",
+        "header: the second fix",
+        "header: the first fix",
+    ]
+    assert {line.split("|")[0] for line in log} == {"mde-mmrec <mde-mmrec@localhost>"}  # no identity needed
+    assert "Why: a reason" in git(root, "log", "-1", "--format=%B", "mde-mmrec~2")  # the whole header
+    assert git(root, "diff", "--name-only", "mde-mmrec~2", "mde-mmrec~1").split() == [
+        "src/common/trainer.py",
+        "src/main.py",
+    ]
     assert git(root, "rev-parse", "mde-mmrec~3") == master
     info = json.loads((root / PLUGIN_INFO).read_text())
     assert info["plugin_version"] == "0.1.0" and info["mmrec_commit"] == master
     assert info["installed_from"] == "refs/heads/master"
-    assert find_checkout(root, up_to_date=False) == root.resolve()   # a test plugin: not this mde-mmrec's
+    assert find_checkout(root, up_to_date=False) == root.resolve()  # a test plugin: not this mde-mmrec's
 
     assert installer.uninstall(root) == "uninstalled"
     assert snapshot(root) == before
@@ -162,11 +189,11 @@ def test_uninstall_returns_to_a_detached_commit(fake):
 
 def test_other_uncommitted_edits_survive_install_and_uninstall(fake):
     root = fake[0]
-    (root / "README.md").write_text("MMRec, my notes\n")                    # tracked, edited
+    (root / "README.md").write_text("MMRec, my notes\n")  # tracked, edited
     (root / "src/configs/overall.yaml").write_text("seed: [1]\n")
-    git(root, "add", "src/configs/overall.yaml")                             # staged
-    (root / "notes.txt").write_text("mine\n")                                # untracked
-    (root / "run.log").write_text("ignored\n")                               # ignored
+    git(root, "add", "src/configs/overall.yaml")  # staged
+    (root / "notes.txt").write_text("mine\n")  # untracked
+    (root / "run.log").write_text("ignored\n")  # ignored
     before, status = snapshot(root), git(root, "status", "--porcelain", "--ignored")
     run_install(fake)
     assert (root / "README.md").read_text() == "MMRec, my notes\n" and (root / "notes.txt").is_file()
@@ -183,15 +210,18 @@ def test_refuses_uncommitted_changes_to_files_the_install_changes(fake, edit):
         if edit == "staged":
             git(root, "add", "src/common/trainer.py")
         rel = "src/common/trainer.py"
-    else:                                   # a file of the user's where the plugin adds one
+    else:  # a file of the user's where the plugin adds one
         rel = "src/models/toy.py"
         if edit.startswith("ignored"):
             (root / ".gitignore").write_text("toy.py\n")
             git(root, "commit", "-qam", "ignore toy.py")
         (root / rel).write_text("my own toy\n")
     before = snapshot(root)
-    with pytest.raises(MdeMmrecError, match=rf"uncommitted changes in .* to files the install changes: .*{rel}.*"
-                                            r"`git stash`.*Nothing was changed"):
+    with pytest.raises(
+        MdeMmrecError,
+        match=rf"uncommitted changes in .* to files the install changes: .*{rel}.*"
+        r"`git stash`.*Nothing was changed",
+    ):
         run_install(fake)
     assert snapshot(root) == before
 
@@ -205,12 +235,17 @@ def test_refuses_a_folder_that_is_not_mmrec_or_not_a_git_clone(tmp_path, fake):
         installer.install(tmp_path / "missing", plugin_src=fake[1], patches_dir=fake[2])
     copy = shutil.copytree(fake[0], tmp_path / "download", ignore=shutil.ignore_patterns(".git"))
     before = snapshot(fake[0])["files"]
-    for attempt in (lambda: installer.install(copy, plugin_src=fake[1], patches_dir=fake[2]),
-                    lambda: installer.uninstall(copy)):
-        with pytest.raises(MdeMmrecError, match=r"is not a git clone .*`git clone https://github.com/enoche/MMRec`"
-                                                r".*Nothing was changed"):
+    for attempt in (
+        lambda: installer.install(copy, plugin_src=fake[1], patches_dir=fake[2]),
+        lambda: installer.uninstall(copy),
+    ):
+        with pytest.raises(
+            MdeMmrecError,
+            match=r"is not a git clone .*`git clone https://github.com/enoche/MMRec`"
+            r".*Nothing was changed",
+        ):
             attempt()
-    inner = shutil.copytree(copy, fake[0] / "vendored" / "MMRec")      # inside another clone: not its top
+    inner = shutil.copytree(copy, fake[0] / "vendored" / "MMRec")  # inside another clone: not its top
     with pytest.raises(MdeMmrecError, match="is not a git clone"):
         installer.install(inner, plugin_src=fake[1], patches_dir=fake[2])
     shutil.rmtree(fake[0] / "vendored")
@@ -220,7 +255,7 @@ def test_refuses_a_folder_that_is_not_mmrec_or_not_a_git_clone(tmp_path, fake):
 def test_a_commit_that_conflicts_with_a_patch_is_refused_and_nothing_changes(fake):
     root = fake[0]
     (root / "src/common/trainer.py").write_text(_edit(ORIGINAL["src/common/trainer.py"], 9, "# my own line 9\n"))
-    git(root, "commit", "-qam", "my change")             # patch 0002 changes line 10; line 9 is its context
+    git(root, "commit", "-qam", "my change")  # patch 0002 changes line 10; line 9 is its context
     before = snapshot(root)
     with pytest.raises(MdeMmrecError) as error:
         run_install(fake)
@@ -238,9 +273,11 @@ def test_update_after_plugin_change_rebuilds_the_branch(fake, caplog):
     (plugin / "models" / "toy.py").unlink()
     assert run_install(fake) == "updated"
     assert (root / "src/utils/helper.py").read_text() == "VALUE = 2\n"
-    assert not (root / "src/models/toy.py").exists()            # dropped by the new version
-    assert git(root, "status", "--porcelain") == "" and git(root, "rev-parse", "mde-mmrec~3") == \
-        json.loads((root / PLUGIN_INFO).read_text())["mmrec_commit"]
+    assert not (root / "src/models/toy.py").exists()  # dropped by the new version
+    assert (
+        git(root, "status", "--porcelain") == ""
+        and git(root, "rev-parse", "mde-mmrec~3") == json.loads((root / PLUGIN_INFO).read_text())["mmrec_commit"]
+    )
     assert run_install(fake) == "already installed"
     installer.uninstall(root)
     assert snapshot(root) == before
@@ -251,13 +288,20 @@ def test_an_update_whose_series_no_longer_patches_a_file_restores_it(fake, tmp_p
     before = snapshot(root)
     run_install(fake)
     main = "src/main.py"
-    smaller = tmp_path / "patches_v2"                    # the new series patches src/main.py only
+    smaller = tmp_path / "patches_v2"  # the new series patches src/main.py only
     smaller.mkdir()
-    (smaller / "0001-first.patch").write_text("v2\n\n" + _diff(main, ORIGINAL[main],
-                                                                _edit(ORIGINAL[main], 3, "# v2\n")))
-    (smaller / "manifest.json").write_text(json.dumps({
-        "mmrec_commit": "0" * 40, "patches": ["0001-first.patch"],
-        "pristine_sha256": {main: hashlib.sha256(ORIGINAL[main].encode()).hexdigest()}}))
+    (smaller / "0001-first.patch").write_text(
+        "v2\n\n" + _diff(main, ORIGINAL[main], _edit(ORIGINAL[main], 3, "# v2\n"))
+    )
+    (smaller / "manifest.json").write_text(
+        json.dumps(
+            {
+                "mmrec_commit": "0" * 40,
+                "patches": ["0001-first.patch"],
+                "pristine_sha256": {main: hashlib.sha256(ORIGINAL[main].encode()).hexdigest()},
+            }
+        )
+    )
     assert installer.install(root, plugin_src=plugin, patches_dir=smaller) == "updated"
     for rel in ("src/models/lightgcn.py", "src/common/trainer.py"):
         assert (root / rel).read_text() == ORIGINAL[rel], rel
@@ -273,7 +317,7 @@ def test_uninstall_and_update_refuse_to_discard_edits_unless_forced(fake):
     with pytest.raises(MdeMmrecError, match="edited since.*src/main.py"):
         installer.uninstall(root)
     (root / "src/utils/helper.py").write_text("VALUE = 'mine'\n")
-    (plugin / "utils" / "helper.py").write_text("VALUE = 2\n")      # an update rewrites helper.py, not main.py
+    (plugin / "utils" / "helper.py").write_text("VALUE = 2\n")  # an update rewrites helper.py, not main.py
     with pytest.raises(MdeMmrecError, match=r"uncommitted changes .*: M src/utils/helper.py\. Commit"):
         run_install(fake)
     installer.uninstall(root, force=True)
@@ -302,7 +346,7 @@ def test_commits_of_the_user_on_the_branch_are_never_dropped_silently(fake):
     installer.uninstall(root, force=True)
     assert git(root, "symbolic-ref", "HEAD") == "refs/heads/master"
     assert git(root, "log", "-1", "--format=%s", "my-work") == "my experiment"
-    git(root, "branch", "mde-mmrec", "master")                         # a branch of the user's with our name
+    git(root, "branch", "mde-mmrec", "master")  # a branch of the user's with our name
     before = snapshot(root)
     with pytest.raises(MdeMmrecError, match=r"has commits mde-mmrec did not make .*`git branch -m mde-mmrec"):
         run_install(fake)
@@ -325,12 +369,12 @@ def test_the_real_series_is_complete_and_documented():
     for name in series.names:
         text = (paths.patches_dir() / name).read_text()
         header, _, body = text.partition("diff --git ")
-        assert header.startswith(f"mde-mmrec patch {name[:4]}:"), name       # says what it fixes ...
+        assert header.startswith(f"mde-mmrec patch {name[:4]}:"), name  # says what it fixes ...
         assert "Fixes:" in header or "Adds:" in header or "Speeds up:" in header
         assert body, name
         touched.update(installer.patched_files(text))
     assert touched == set(series.pristine)
-    assert series.oldest.split()[0] in (REPO / "README.md").read_text()    # README names the oldest MMRec
+    assert series.oldest.split()[0] in (REPO / "README.md").read_text()  # README names the oldest MMRec
     # the patched main.py refuses a checkout mid-switch: it looks for the installer's own marker
     assert f"'{SWITCH_MARKER}'" in (paths.patches_dir() / "0021-main-refuses-a-checkout-mid-install.patch").read_text()
 
@@ -347,15 +391,29 @@ def test_the_plugin_files_and_patches_found_are_this_repository_s():
 
 def test_run_main_streams_lines_and_returns_the_exit_code(fake, tmp_path, monkeypatch):
     root = fake[0]
-    (root / "src/main.py").write_text("import sys\nprint('args', sys.argv[1:])\n"
-                                      "print('to stderr', file=sys.stderr)\nsys.exit(3)\n")
+    (root / "src/main.py").write_text(
+        "import sys\nprint('args', sys.argv[1:])\nprint('to stderr', file=sys.stderr)\nsys.exit(3)\n"
+    )
     monkeypatch.chdir(tmp_path)
     lines = []
-    code = run_main(root, "MDE", "tiny", {"epochs": 2, "reg_weight": [0.1, 0.01], "results_file": "r.jsonl"},
-                    log_path=tmp_path / "run.log", on_line=lines.append)
+    code = run_main(
+        root,
+        "MDE",
+        "tiny",
+        {"epochs": 2, "reg_weight": [0.1, 0.01], "results_file": "r.jsonl"},
+        log_path=tmp_path / "run.log",
+        on_line=lines.append,
+    )
     assert code == 3
-    expected_args = ["-m", "MDE", "-d", "tiny", "--epochs=2", "--reg_weight=[0.1,0.01]",
-                     f"--results_file={tmp_path / 'r.jsonl'}"]
+    expected_args = [
+        "-m",
+        "MDE",
+        "-d",
+        "tiny",
+        "--epochs=2",
+        "--reg_weight=[0.1,0.01]",
+        f"--results_file={tmp_path / 'r.jsonl'}",
+    ]
     assert lines == [f"args {expected_args}", "to stderr"]
     assert (tmp_path / "run.log").read_text().splitlines() == lines
 
@@ -368,8 +426,10 @@ def test_install_and_uninstall_say_where_and_name_the_data_left_behind(fake, cap
         assert "installed in" in caplog.text and "branch mde-mmrec checked out, 2 patch commits" in caplog.text
         assert "`mde-mmrec uninstall" in caplog.text and "returns to branch master" in caplog.text
         from mde_mmrec.mmrec import plugin_module
+
         (root / "src" / "configs" / "dataset" / "syn.yaml").write_text(
-            plugin_module("cli_overrides").SYNTHETIC_MARKER + " ...\n")
+            plugin_module("cli_overrides").SYNTHETIC_MARKER + " ...\n"
+        )
         (root / "data" / "real" / "mde_graphs").mkdir(parents=True)
         caplog.clear()
         installer.uninstall(root)
@@ -379,7 +439,7 @@ def test_install_and_uninstall_say_where_and_name_the_data_left_behind(fake, cap
 
 
 def test_the_tools_refuse_a_checkout_installed_by_another_mde_mmrec(fake):
-    run_install(fake)                  # the test's own plugin and patches, not this repository's
+    run_install(fake)  # the test's own plugin and patches, not this repository's
     with pytest.raises(MdeMmrecError, match=r"another version than this mde-mmrec's .*run `mde-mmrec install"):
         find_checkout(fake[0])
 
@@ -396,7 +456,7 @@ def test_a_failure_at_any_file_write_is_undone(fake, tmp_path, monkeypatch, comm
     probe = shutil.copytree(fake[0], tmp_path / "probe")
     installer.uninstall(probe) if command == "uninstall" else run_install((probe, *fake[1:]))
     writes = len(calls)
-    assert writes >= 2          # update: toy.py and the plugin-info file
+    assert writes >= 2  # update: toy.py and the plugin-info file
     for fail_at in range(writes):
         root = shutil.copytree(fake[0], tmp_path / f"fail-{fail_at}")
         before = snapshot(root)
@@ -433,9 +493,11 @@ def test_an_older_mmrec_without_a_patched_model_file_installs_without_that_secti
     before = snapshot(root)
     with caplog.at_level(logging.WARNING):
         assert run_install(fake) == "installed"
-    assert f"{newer} is missing (a model added to MMRec after this checkout: its patch sections are skipped)" \
+    assert (
+        f"{newer} is missing (a model added to MMRec after this checkout: its patch sections are skipped)"
         in caplog.text
-    for rel, text in expected.items():                  # 0001's other sections, before and after the skipped one
+    )
+    for rel, text in expected.items():  # 0001's other sections, before and after the skipped one
         assert (root / rel).read_text() == text
     assert not (root / newer).exists()
     assert f"Sections skipped (not in this MMRec): {newer}" in git(root, "log", "-1", "--format=%B", "mde-mmrec~2")
@@ -447,7 +509,8 @@ def test_without_files_drops_exactly_the_named_sections():
     first, second = _diff("src/a.py", "a\n", "b\n"), _diff("src/models/m.py", "c\n", "d\n")
     text = "header line\n\n" + first + second + first.replace("src/a.py", "src/c.py")
     assert installer.without_files(text, {"src/models/m.py"}) == "header line\n\n" + first + first.replace(
-        "src/a.py", "src/c.py")
+        "src/a.py", "src/c.py"
+    )
     assert installer.without_files(text, set()) == text
     assert installer.without_files(second, {"src/models/m.py"}) == ""
 
@@ -456,8 +519,11 @@ def test_a_missing_core_file_is_refused_and_nothing_changes(fake):
     _patch_also_changes(fake, "0002-second.patch", "src/utils/extra.py", "z = 1\n", "z = 2\n")
     root = fake[0]
     before = snapshot(root)
-    with pytest.raises(MdeMmrecError, match=r"0002-second.patch changes src/utils/extra.py, which the checkout "
-                                            r"lacks: is it a complete MMRec checkout\?.*Nothing was changed"):
+    with pytest.raises(
+        MdeMmrecError,
+        match=r"0002-second.patch changes src/utils/extra.py, which the checkout "
+        r"lacks: is it a complete MMRec checkout\?.*Nothing was changed",
+    ):
         run_install(fake)
     assert snapshot(root) == before
 
@@ -468,8 +534,11 @@ def test_a_patch_that_does_not_apply_names_the_oldest_mmrec_the_series_fits(fake
     (patches / "manifest.json").write_text(json.dumps({**manifest, "oldest_mmrec": "abc1234 (2024-12-25)"}))
     (root / "src/main.py").write_text(_edit(ORIGINAL["src/main.py"], 3, "# an older main.py\n"))
     git(root, "commit", "-qam", "older")
-    with pytest.raises(MdeMmrecError, match=r"0001-first.patch does not apply .*an MMRec older than abc1234 "
-                                            r"\(2024-12-25\).*`git pull` in the checkout.*Nothing was changed"):
+    with pytest.raises(
+        MdeMmrecError,
+        match=r"0001-first.patch does not apply .*an MMRec older than abc1234 "
+        r"\(2024-12-25\).*`git pull` in the checkout.*Nothing was changed",
+    ):
         run_install(fake)
 
 
@@ -494,25 +563,49 @@ def test_a_damaged_plugin_info_file_is_a_clear_error(fake, content):
     root = fake[0]
     run_install(fake)
     (root / PLUGIN_INFO).write_text(content)
-    with pytest.raises(MdeMmrecError, match=r"mde_plugin_info.json is damaged .*`git checkout -- "
-                                            r"src/utils/mde_plugin_info.json`"):
-        find_checkout(root)                 # what compare, grid, reproduce and bench call first
+    with pytest.raises(
+        MdeMmrecError,
+        match=r"mde_plugin_info.json is damaged .*`git checkout -- "
+        r"src/utils/mde_plugin_info.json`",
+    ):
+        find_checkout(root)  # what compare, grid, reproduce and bench call first
 
 
-@pytest.mark.parametrize("command", [["compare", "-m", "BPR", "-d", "tiny"], ["grid", "-d", "tiny"],
-                                     ["reproduce", "table1", "-d", "tiny"], ["bench"], ["make-data", "tiny"],
-                                     ["check-data", "-d", "tiny"], ["user-graph", "-d", "tiny"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["compare", "-m", "BPR", "-d", "tiny"],
+        ["grid", "-d", "tiny"],
+        ["reproduce", "table1", "-d", "tiny"],
+        ["bench"],
+        ["make-data", "tiny"],
+        ["check-data", "-d", "tiny"],
+        ["user-graph", "-d", "tiny"],
+    ],
+)
 def test_every_command_refuses_a_checkout_mid_switch_and_names_the_fix(fake, tmp_path, command, capsys):
     """The installer's marker is there (an install or uninstall was killed): every command that takes --mmrec
     stops with the fix before it reads or writes anything (demo completes the switch itself: it installs)."""
     from mde_mmrec import cli
+
     root = fake[0]
     (root / SWITCH_MARKER).write_text("{}")
     before = snapshot(root)
-    assert cli.main([*command, "--mmrec", str(root), *(["--out", str(tmp_path / "out")] if command[0] in (
-        "compare", "grid", "reproduce", "bench") else [])]) == 2
-    assert f"an mde-mmrec install or uninstall there was interrupted, its files are a mix of two versions " \
-           f"({SWITCH_MARKER} is there); run `mde-mmrec install {root}` to complete it" in capsys.readouterr().err
+    assert (
+        cli.main(
+            [
+                *command,
+                "--mmrec",
+                str(root),
+                *(["--out", str(tmp_path / "out")] if command[0] in ("compare", "grid", "reproduce", "bench") else []),
+            ]
+        )
+        == 2
+    )
+    assert (
+        f"an mde-mmrec install or uninstall there was interrupted, its files are a mix of two versions "
+        f"({SWITCH_MARKER} is there); run `mde-mmrec install {root}` to complete it" in capsys.readouterr().err
+    )
     assert snapshot(root) == before and not (tmp_path / "out").exists()
 
 
@@ -554,9 +647,13 @@ print("finished", steps[0])
 
 def _run_killed(fake, root, kill_at: int, command: str) -> subprocess.CompletedProcess:
     _, plugin, patches, _ = fake
-    return subprocess.run([sys.executable, "-c", _KILLED_AT_STEP, str(root), str(plugin), str(patches),
-                           str(kill_at), command], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(Path(installer.__file__).parents[1])})
+    return subprocess.run(
+        [sys.executable, "-c", _KILLED_AT_STEP, str(root), str(plugin), str(patches), str(kill_at), command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(installer.__file__).parents[1])},
+    )
 
 
 def _states(fake, tmp_path, command: str) -> tuple[dict, dict]:
@@ -574,13 +671,14 @@ def test_an_install_or_uninstall_killed_at_any_step_is_completed_by_the_next_run
     command ends where it would have without the kill."""
     from mde_mmrec.mmrec import mmrec_root
     from mde_mmrec.synthetic import make_dataset
+
     if command in ("update", "uninstall"):
         run_install(fake)
-    if command == "update":     # a newer plugin: the branch is rebuilt
+    if command == "update":  # a newer plugin: the branch is rebuilt
         (fake[1] / "models" / "toy.py").write_text("class TOY:\n    version = 2\n")
     before, after = _states(fake, tmp_path, command)
     installed_main = (before if command == "uninstall" else after)["files"]["src/main.py"]
-    total = int(_run_killed(fake, shutil.copytree(fake[0], tmp_path / "count"), 10 ** 6, command).stdout.split()[-1])
+    total = int(_run_killed(fake, shutil.copytree(fake[0], tmp_path / "count"), 10**6, command).stdout.split()[-1])
     assert total > 10
     interrupted = 0
     for kill_at in range(1, total + 1):
@@ -589,18 +687,24 @@ def test_an_install_or_uninstall_killed_at_any_step_is_completed_by_the_next_run
         interrupted_here = (root / SWITCH_MARKER).exists()
         if interrupted_here:
             interrupted += 1
-            files = {rel: data for rel, data in snapshot(root)["files"].items()
-                     if rel != SWITCH_MARKER and not rel.endswith(".mde-mmrec-partial")}
-            if files not in (before["files"], after["files"]):   # mixed: main.py is the patched one, which refuses
+            files = {
+                rel: data
+                for rel, data in snapshot(root)["files"].items()
+                if rel != SWITCH_MARKER and not rel.endswith(".mde-mmrec-partial")
+            }
+            if files not in (before["files"], after["files"]):  # mixed: main.py is the patched one, which refuses
                 assert files["src/main.py"] == installed_main, f"killed at step {kill_at} of {total}"
-            for tool in (lambda: find_checkout(root, up_to_date=False), lambda: mmrec_root(root),
-                         lambda: make_dataset(root, "tiny")):
+            for tool in (
+                lambda: find_checkout(root, up_to_date=False),
+                lambda: mmrec_root(root),
+                lambda: make_dataset(root, "tiny"),
+            ):
                 with pytest.raises(MdeMmrecError, match="was interrupted.*run `mde-mmrec install"):
                     tool()
         else:
             assert snapshot(root) == before, f"killed at step {kill_at} of {total}: changed, and no marker"
         caplog.clear()
-        with caplog.at_level(logging.WARNING):       # the next command: the one killed, or the other one
+        with caplog.at_level(logging.WARNING):  # the next command: the one killed, or the other one
             if kill_at % 2:
                 installer.uninstall(root) if command == "uninstall" else run_install((root, *fake[1:]))
                 expected = after
@@ -609,7 +713,7 @@ def test_an_install_or_uninstall_killed_at_any_step_is_completed_by_the_next_run
                 expected = before if command == "install" else _states_after_uninstall(fake, tmp_path)
         assert not (root / SWITCH_MARKER).exists()
         if interrupted_here:
-            assert "was interrupted" in caplog.text      # the next command says what it completed
+            assert "was interrupted" in caplog.text  # the next command says what it completed
         assert snapshot(root)["files"] == expected["files"], f"killed at step {kill_at} of {total}"
         assert snapshot(root)["HEAD"] == expected["HEAD"] and snapshot(root)["branches"] == expected["branches"]
     assert interrupted >= 5
@@ -627,17 +731,21 @@ def test_an_install_killed_at_random_moments_is_completed_by_the_next_run(fake, 
     """Real SIGKILLs of the installer and its git child at moments spread over an install's duration."""
     _, plugin, patches, _ = fake
     before, after = _states(fake, tmp_path, "install")
-    command = [sys.executable, "-c", "import sys; from mde_mmrec import installer; "
-               "installer.install(sys.argv[1], plugin_src=sys.argv[2], patches_dir=sys.argv[3])"]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from mde_mmrec import installer; "
+        "installer.install(sys.argv[1], plugin_src=sys.argv[2], patches_dir=sys.argv[3])",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(installer.__file__).parents[1])}
     start = time.monotonic()
-    subprocess.run([*command, str(shutil.copytree(fake[0], tmp_path / "timed")), str(plugin), str(patches)],
-                   env=env, check=True)
+    subprocess.run(
+        [*command, str(shutil.copytree(fake[0], tmp_path / "timed")), str(plugin), str(patches)], env=env, check=True
+    )
     duration = time.monotonic() - start
     for n in range(8):
         root = shutil.copytree(fake[0], tmp_path / f"killed-{n}")
-        process = subprocess.Popen([*command, str(root), str(plugin), str(patches)], env=env,
-                                   start_new_session=True)
+        process = subprocess.Popen([*command, str(root), str(plugin), str(patches)], env=env, start_new_session=True)
         time.sleep(duration * (0.3 + n / 10))
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -645,5 +753,4 @@ def test_an_install_killed_at_random_moments_is_completed_by_the_next_run(fake, 
             assert snapshot(root) == before, f"killed after {duration * (0.3 + n / 10):.2f} s"
         run_install((root, *fake[1:]))
         state = snapshot(root)
-        assert (state["files"], state["HEAD"], state["branches"]) == (after["files"], after["HEAD"],
-                                                                     after["branches"])
+        assert (state["files"], state["HEAD"], state["branches"]) == (after["files"], after["HEAD"], after["branches"])

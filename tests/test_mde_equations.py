@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-
 from mde_support import graphs, mde
 
 # A toy graph: 3 users, 4 items. u0-{i0,i1}, u1-{i1,i2}, u2-{i1,i2,i3}
@@ -17,10 +16,10 @@ def test_normalized_adjacency_matches_hand_computation():
     a = graphs.normalized_bipartite_adjacency(TOY).toarray()
     # degrees: users 2, 2, 3; items 1, 3, 2, 1 (nodes u0 u1 u2 i0 i1 i2 i3)
     assert a.shape == (7, 7)
-    assert a[0, 3] == pytest.approx(1 / math.sqrt(2 * 1))      # u0 - i0
-    assert a[0, 4] == pytest.approx(1 / math.sqrt(2 * 3))      # u0 - i1
-    assert a[6, 2] == pytest.approx(1 / math.sqrt(1 * 3))      # i3 - u2
-    assert a[0, 1] == 0 and a[3, 4] == 0                       # no user-user or item-item edges
+    assert a[0, 3] == pytest.approx(1 / math.sqrt(2 * 1))  # u0 - i0
+    assert a[0, 4] == pytest.approx(1 / math.sqrt(2 * 3))  # u0 - i1
+    assert a[6, 2] == pytest.approx(1 / math.sqrt(1 * 3))  # i3 - u2
+    assert a[0, 1] == 0 and a[3, 4] == 0  # no user-user or item-item edges
     np.testing.assert_allclose(a, a.T)
 
 
@@ -38,8 +37,9 @@ def test_normalized_adjacency_counts_a_repeated_interaction_once():
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=3))])
     repeated = sp.csr_matrix((np.ones(len(rows)), cols[order], indptr), shape=(3, 4))
     assert repeated.nnz == TOY.nnz + 1 and not repeated.has_canonical_format
-    np.testing.assert_allclose(graphs.normalized_bipartite_adjacency(repeated).toarray(),
-                               graphs.normalized_bipartite_adjacency(TOY).toarray())
+    np.testing.assert_allclose(
+        graphs.normalized_bipartite_adjacency(repeated).toarray(), graphs.normalized_bipartite_adjacency(TOY).toarray()
+    )
 
 
 def test_layer_mean_propagation_matches_dense_powers():
@@ -109,8 +109,9 @@ def test_cosine_knn_k_larger_than_candidates_keeps_all():
 
 def test_row_normalize_and_row_softmax():
     a = sp.csr_matrix(np.array([[0, 2.0, 1.0], [0, 0, 0], [3.0, 0, 0]]))
-    np.testing.assert_allclose(graphs.row_normalize((a > 0).astype(np.float32)).toarray(),
-                               [[0, .5, .5], [0, 0, 0], [1, 0, 0]])
+    np.testing.assert_allclose(
+        graphs.row_normalize((a > 0).astype(np.float32)).toarray(), [[0, 0.5, 0.5], [0, 0, 0], [1, 0, 0]]
+    )
     s = graphs.row_softmax(a).toarray()
     e = np.exp([2.0, 1.0])
     np.testing.assert_allclose(s[0], [0, e[0] / e.sum(), e[1] / e.sum()], rtol=1e-6)
@@ -119,10 +120,10 @@ def test_row_normalize_and_row_softmax():
 
 
 def test_neighbour_lists_pad_and_keep_weights():
-    a = sp.csr_matrix(np.array([[0, .25, .75], [0, 0, 0], [1.0, 0, 0]], dtype=np.float32))
+    a = sp.csr_matrix(np.array([[0, 0.25, 0.75], [0, 0, 0], [1.0, 0, 0]], dtype=np.float32))
     lists = graphs.neighbour_lists(a)
     np.testing.assert_array_equal(lists.index.numpy(), [[1, 2], [1, 1], [0, 2]])
-    np.testing.assert_allclose(lists.weight.numpy(), [[.25, .75], [0, 0], [1, 0]])
+    np.testing.assert_allclose(lists.weight.numpy(), [[0.25, 0.75], [0, 0], [1, 0]])
 
 
 def test_homogeneous_convolution_replace_or_residual_for_selected_rows():
@@ -130,10 +131,12 @@ def test_homogeneous_convolution_replace_or_residual_for_selected_rows():
     graph = graphs.neighbour_lists(a)
     h = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     rows = torch.tensor([0, 1, 2])
-    np.testing.assert_allclose(mde.homogeneous_convolution(h, graph, rows, residual=False).numpy(),
-                               a.toarray() @ h.numpy())
-    np.testing.assert_allclose(mde.homogeneous_convolution(h, graph, rows, residual=True).numpy(),
-                               h.numpy() + a.toarray() @ h.numpy())
+    np.testing.assert_allclose(
+        mde.homogeneous_convolution(h, graph, rows, residual=False).numpy(), a.toarray() @ h.numpy()
+    )
+    np.testing.assert_allclose(
+        mde.homogeneous_convolution(h, graph, rows, residual=True).numpy(), h.numpy() + a.toarray() @ h.numpy()
+    )
     h.requires_grad_(True)
     some = mde.homogeneous_convolution(h, graph, torch.tensor([2, 0]), residual=True)
     np.testing.assert_allclose(some.detach().numpy(), (h.detach().numpy() + a.toarray() @ h.detach().numpy())[[2, 0]])
@@ -149,10 +152,10 @@ def test_stacked_modality_graphs_convolve_each_modality_with_its_own_graph():
     dense = [rng.random((6, 6)).astype(np.float32) * (rng.random((6, 6)) < p) for p in (0.5, 0.2)]  # widths differ
     lists = [graphs.neighbour_lists(sp.csr_matrix(a)) for a in dense]
     stacked = graphs.stack_modalities(lists)
-    h = torch.tensor(rng.standard_normal((6, 2, 3)), dtype=torch.float32)   # [items, M, d]
+    h = torch.tensor(rng.standard_normal((6, 2, 3)), dtype=torch.float32)  # [items, M, d]
     rows = torch.tensor([5, 0, 5, 2])
     for residual in (False, True):
-        item_modality_rows = (rows[:, None] * 2 + torch.arange(2)).reshape(-1)   # item i, modality m: i * 2 + m
+        item_modality_rows = (rows[:, None] * 2 + torch.arange(2)).reshape(-1)  # item i, modality m: i * 2 + m
         together = mde.homogeneous_convolution(h.reshape(-1, 3), stacked, item_modality_rows, residual).view(-1, 2, 3)
         for m in range(2):
             alone = mde.homogeneous_convolution(h[:, m], lists[m], rows, residual)
@@ -177,9 +180,9 @@ def test_homogeneous_convolution_gradient_on_a_random_graph_with_unreferenced_no
 def test_preference_and_fusion():
     logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
     p = mde.preference(logits)
-    np.testing.assert_allclose(p.numpy(), [[.5, .5], [.75, .25]], rtol=1e-6)
+    np.testing.assert_allclose(p.numpy(), [[0.5, 0.5], [0.75, 0.25]], rtol=1e-6)
     h = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[1.0, 1.0], [2.0, 2.0]]])  # [n=2, M=2, d=2]
-    np.testing.assert_allclose(mde.fuse(h, p).numpy(), [[.5, 1, 1.5, 2], [.75, .75, .5, .5]], rtol=1e-6)
+    np.testing.assert_allclose(mde.fuse(h, p).numpy(), [[0.5, 1, 1.5, 2], [0.75, 0.75, 0.5, 0.5]], rtol=1e-6)
 
 
 def test_tradeoff_weights():
@@ -220,7 +223,9 @@ def _gap_after_step(form):
     w = torch.rand(16)
 
     def gap():
-        return (torch.nn.functional.normalize(h_v, dim=1) - torch.nn.functional.normalize(h_t, dim=1)).norm(dim=1).mean()
+        return (
+            (torch.nn.functional.normalize(h_v, dim=1) - torch.nn.functional.normalize(h_t, dim=1)).norm(dim=1).mean()
+        )
 
     before = gap().item()
     mde.modality_gap_loss(h_v, h_t, w, form).backward()
@@ -242,8 +247,10 @@ def test_gradient_step_on_literal_modality_gap_loss_decreases_the_gap():
 
 def _direct_infonce(a_v, a_t, c_v, c_t, pos, w, tau, cosine=True):
     """Eq. 7 written out term by term with Python loops (cosine similarities, or raw dot products)."""
+
     def unit(x):
         return x / np.linalg.norm(x, axis=1, keepdims=True) if cosine else x
+
     a_v, a_t, c_v, c_t = map(unit, (a_v, a_t, c_v, c_t))
     total = 0.0
     for n in range(len(a_v)):
@@ -265,26 +272,43 @@ def test_alignment_loss_all_items_matches_direct_computation():
     all_v, all_t = rng.normal(size=(9, 4)), rng.normal(size=(9, 4))
     nodes = np.array([1, 4, 7])
     w = rng.random(3)
-    got = mde.alignment_loss(torch.tensor(all_v[nodes]), torch.tensor(all_t[nodes]), torch.tensor(w), 0.5,
-                             torch.tensor(all_v), torch.tensor(all_t), torch.tensor(nodes)).item()
+    got = mde.alignment_loss(
+        torch.tensor(all_v[nodes]),
+        torch.tensor(all_t[nodes]),
+        torch.tensor(w),
+        0.5,
+        torch.tensor(all_v),
+        torch.tensor(all_t),
+        torch.tensor(nodes),
+    ).item()
     assert got == pytest.approx(_direct_infonce(all_v[nodes], all_t[nodes], all_v, all_t, nodes, w, 0.5), rel=1e-6)
 
 
 def test_alignment_loss_dot_similarity_matches_direct_computation():
     """cl_similarity: dot, eq. 7 as printed: raw h_v . h_t over tau, no normalisation."""
     rng = np.random.default_rng(3)
-    all_v, all_t = 2.0 * rng.normal(size=(9, 4)), rng.normal(size=(9, 4))   # rows of unequal norms
+    all_v, all_t = 2.0 * rng.normal(size=(9, 4)), rng.normal(size=(9, 4))  # rows of unequal norms
     nodes, w = np.array([0, 3, 5, 8]), rng.random(4)
-    in_batch = mde.alignment_loss(torch.tensor(all_v[nodes]), torch.tensor(all_t[nodes]), torch.tensor(w), 0.4,
-                                  similarity="dot").item()
+    in_batch = mde.alignment_loss(
+        torch.tensor(all_v[nodes]), torch.tensor(all_t[nodes]), torch.tensor(w), 0.4, similarity="dot"
+    ).item()
     assert in_batch == pytest.approx(
         _direct_infonce(all_v[nodes], all_t[nodes], all_v[nodes], all_t[nodes], range(4), w, 0.4, cosine=False),
-        rel=1e-6)
-    every_item = mde.alignment_loss(torch.tensor(all_v[nodes]), torch.tensor(all_t[nodes]), torch.tensor(w), 0.4,
-                                    torch.tensor(all_v), torch.tensor(all_t), torch.tensor(nodes),
-                                    similarity="dot").item()
+        rel=1e-6,
+    )
+    every_item = mde.alignment_loss(
+        torch.tensor(all_v[nodes]),
+        torch.tensor(all_t[nodes]),
+        torch.tensor(w),
+        0.4,
+        torch.tensor(all_v),
+        torch.tensor(all_t),
+        torch.tensor(nodes),
+        similarity="dot",
+    ).item()
     assert every_item == pytest.approx(
-        _direct_infonce(all_v[nodes], all_t[nodes], all_v, all_t, nodes, w, 0.4, cosine=False), rel=1e-6)
+        _direct_infonce(all_v[nodes], all_t[nodes], all_v, all_t, nodes, w, 0.4, cosine=False), rel=1e-6
+    )
     with pytest.raises(ValueError, match="similarity must be cosine or dot"):
         mde.alignment_loss(torch.tensor(all_v), torch.tensor(all_t), torch.ones(9), 0.4, similarity="cos")
 
@@ -308,7 +332,7 @@ def test_cosine_knn_blocked_symmetric_pass_is_exact(monkeypatch, bf16):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cosine_knn_on_cuda_is_exact_and_skips_zero_rows():
     x = np.random.default_rng(7).normal(size=(300, 48)).astype(np.float32)
-    x[17] = 0.0                                                       # an item without features
+    x[17] = 0.0  # an item without features
     knn = graphs.cosine_knn(torch.from_numpy(x).cuda(), k=5, block_rows=64).toarray()
     expected = _brute_force_knn(np.delete(x, 17, axis=0), 5)
     got = [set(np.flatnonzero(np.delete(row, 17))) for row in np.delete(knn, 17, axis=0)]

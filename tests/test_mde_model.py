@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from mde_support import batch_for, make_model, mde, toy_problem
 
 
@@ -32,9 +31,17 @@ def test_total_loss_equals_independent_recomputation(tmp_path, toy):
     l_g, l_v, l_t, l_diff, l_cl, l_reg = model.calculate_loss(batch)
     emb = model.forward()
     u, i, j = batch
-    assert l_g.item() == pytest.approx(mde.bpr_loss((emb.users_fused[u] * emb.items_fused[i]).sum(-1), (emb.users_fused[u] * emb.items_fused[j]).sum(-1)).item())
-    assert l_v.item() == pytest.approx(mde.bpr_loss((emb.users[u, 0] * emb.items[i, 0]).sum(-1), (emb.users[u, 0] * emb.items[j, 0]).sum(-1)).item())
-    assert l_t.item() == pytest.approx(mde.bpr_loss((emb.users[u, 1] * emb.items[i, 1]).sum(-1), (emb.users[u, 1] * emb.items[j, 1]).sum(-1)).item())
+    assert l_g.item() == pytest.approx(
+        mde.bpr_loss(
+            (emb.users_fused[u] * emb.items_fused[i]).sum(-1), (emb.users_fused[u] * emb.items_fused[j]).sum(-1)
+        ).item()
+    )
+    assert l_v.item() == pytest.approx(
+        mde.bpr_loss((emb.users[u, 0] * emb.items[i, 0]).sum(-1), (emb.users[u, 0] * emb.items[j, 0]).sum(-1)).item()
+    )
+    assert l_t.item() == pytest.approx(
+        mde.bpr_loss((emb.users[u, 1] * emb.items[i, 1]).sum(-1), (emb.users[u, 1] * emb.items[j, 1]).sum(-1)).item()
+    )
     nodes = torch.unique(i)  # anchors of eq. 6-7: the batch's positive items
     p = emb.item_prefs[nodes]
     w_diff, w_cl = (p[:, 0] - p[:, 1]).abs(), 1 - (p[:, 0] - p[:, 1]).abs()
@@ -43,9 +50,14 @@ def test_total_loss_equals_independent_recomputation(tmp_path, toy):
     assert l_cl.item() == pytest.approx(0.3 * mde.alignment_loss(h_v, h_t, w_cl, 0.2).item(), rel=1e-5)
     # eq. 11, reg_scope batch: layer-0 rows and preference logits of every (user, positive, negative) triple
     squares = lambda table, rows: table[rows].pow(2).sum().item()
-    expected_reg = (squares(model.user_features, u) + squares(emb.item_e0, i) + squares(emb.item_e0, j)
-                    + squares(model.user_pref_logits, u) + squares(model.item_pref_logits, i)
-                    + squares(model.item_pref_logits, j))
+    expected_reg = (
+        squares(model.user_features, u)
+        + squares(emb.item_e0, i)
+        + squares(emb.item_e0, j)
+        + squares(model.user_pref_logits, u)
+        + squares(model.item_pref_logits, i)
+        + squares(model.item_pref_logits, j)
+    )
     assert l_reg.item() == pytest.approx(0.01 * expected_reg / len(u), rel=1e-5)
 
 
@@ -60,8 +72,9 @@ def test_cl_negatives_all_contrasts_each_anchor_with_every_item(tmp_path, toy):
         nodes = torch.unique(batch[1])
         p = emb.item_prefs[nodes]
         _, w_cl = mde.tradeoff_weights(p[:, 0], p[:, 1])
-        expected = mde.alignment_loss(emb.items[nodes, 0], emb.items[nodes, 1], w_cl, 0.2,
-                                      emb.items[:, 0], emb.items[:, 1], nodes)
+        expected = mde.alignment_loss(
+            emb.items[nodes, 0], emb.items[nodes, 1], w_cl, 0.2, emb.items[:, 0], emb.items[:, 1], nodes
+        )
     assert l_cl.item() == pytest.approx(0.3 * expected.item(), rel=1e-5)
 
 
@@ -78,8 +91,9 @@ def test_cl_similarity_dot_uses_raw_dot_products(tmp_path, toy, negatives):
         p = emb.item_prefs[nodes]
         _, w_cl = mde.tradeoff_weights(p[:, 0], p[:, 1])
         candidates = (emb.items[:, 0], emb.items[:, 1], nodes) if negatives == "all" else (None, None, None)
-        expected = mde.alignment_loss(emb.items[nodes, 0], emb.items[nodes, 1], w_cl, 0.2, *candidates,
-                                      similarity="dot")
+        expected = mde.alignment_loss(
+            emb.items[nodes, 0], emb.items[nodes, 1], w_cl, 0.2, *candidates, similarity="dot"
+        )
     assert parts[4].item() == pytest.approx(0.3 * expected.item(), rel=1e-5)
     cosine = _model(tmp_path, toy, cl_weight=0.3, cl_negatives=negatives).calculate_loss(batch)
     assert parts[4].item() != pytest.approx(cosine[4].item(), rel=1e-3)
@@ -118,11 +132,13 @@ def test_forward_matches_dense_reference(tmp_path, toy):
     """Eq. 1-4 recomputed with dense matrices from the model's own parameters and graphs."""
     model = _model(tmp_path, toy)
     users, items, n_users, n_items, v, t = toy
+
     def dense(name, n):
         lists = model.neighbours(name)
         out = torch.zeros(n, n, dtype=torch.float64)
         out.scatter_add_(1, lists.index, lists.weight.double())
         return out
+
     e_items = torch.cat([model.projections["v"](torch.from_numpy(v)), model.projections["t"](torch.from_numpy(t))], 1)
     e0 = torch.cat([model.user_features, e_items]).double()
     a = model.ui_graph.to_dense().double()
@@ -236,12 +252,14 @@ def test_same_seed_gives_identical_results(tmp_path, toy):
             optimizer.step()
         model.eval()
         return loss.item(), model.full_sort_predict((torch.arange(5),))
+
     a, b, c = run(1), run(1), run(2)
     assert a[0] == b[0] and torch.equal(a[1], b[1])
     assert not torch.equal(a[1], c[1])
 
 
 # ---- switches: each changes what it should and nothing else ----
+
 
 def _parts(tmp_path, toy, **overrides):
     model = _model(tmp_path, toy, cl_weight=0.5, diff_weight=0.5, reg_weight=0.01, **overrides)
@@ -289,19 +307,21 @@ def test_without_nlt_by_default_every_node_gets_the_mean_tradeoff_weight(tmp_pat
     gap = (p[:, 0] - p[:, 1]).abs().mean().item()
     assert 0 < gap < 0.5
     w = torch.full((len(nodes),), gap)
-    assert off[3] == pytest.approx(0.5 * mde.modality_gap_loss(emb.items[nodes, 0], emb.items[nodes, 1], w).item(),
-                                   rel=1e-5)
-    assert off[4] == pytest.approx(0.5 * mde.alignment_loss(emb.items[nodes, 0], emb.items[nodes, 1], 1 - w, 0.2).item(),
-                                   rel=1e-5)
+    assert off[3] == pytest.approx(
+        0.5 * mde.modality_gap_loss(emb.items[nodes, 0], emb.items[nodes, 1], w).item(), rel=1e-5
+    )
+    assert off[4] == pytest.approx(
+        0.5 * mde.alignment_loss(emb.items[nodes, 0], emb.items[nodes, 1], 1 - w, 0.2).item(), rel=1e-5
+    )
 
 
 def test_without_nlt_both_tradeoff_weights_take_the_configured_constant(tmp_path, toy):
     unweighted, _ = _parts(tmp_path, toy, use_nlt=False, constant_tradeoff_weight=1.0)
     even, model = _parts(tmp_path, toy, use_nlt=False, constant_tradeoff_weight=0.5)
-    assert even[3] == pytest.approx(0.25 * unweighted[3], rel=1e-5)    # eq. 6: W_diff enters squared
-    assert even[4] == pytest.approx(0.5 * unweighted[4], rel=1e-5)     # eq. 7: W_cl enters once
+    assert even[3] == pytest.approx(0.25 * unweighted[3], rel=1e-5)  # eq. 6: W_diff enters squared
+    assert even[4] == pytest.approx(0.5 * unweighted[4], rel=1e-5)  # eq. 7: W_cl enters once
     assert even[:3] == pytest.approx(unweighted[:3]) and even[5] == pytest.approx(unweighted[5])
-    with_nlt, _ = _parts(tmp_path, toy, constant_tradeoff_weight=0.5)   # ignored while NLT is on
+    with_nlt, _ = _parts(tmp_path, toy, constant_tradeoff_weight=0.5)  # ignored while NLT is on
     assert with_nlt == pytest.approx(_parts(tmp_path, toy)[0])
 
 
@@ -358,8 +378,9 @@ def test_align_users_with_independent_tradeoff_trains_the_users_own_weights(tmp_
     assert touched.tolist() == batch_users.tolist()
 
 
-@pytest.mark.parametrize("key,value", [("homogeneous_residual", False), ("user_graph_weighting", "mean"),
-                                       ("feature_projection", "mlp")])
+@pytest.mark.parametrize(
+    "key,value", [("homogeneous_residual", False), ("user_graph_weighting", "mean"), ("feature_projection", "mlp")]
+)
 def test_embedding_switches_change_the_embeddings(tmp_path, toy, key, value):
     base_model = _model(tmp_path, toy)
     other = _model(tmp_path, toy, **{key: value})
@@ -374,6 +395,7 @@ def test_reg_scope_all_parameters_is_sum_of_squares(tmp_path, toy):
 
 
 # ---- bad and unusual input ----
+
 
 def test_feature_rows_mismatch_names_file_and_fix(tmp_path, toy):
     users, items, n_users, n_items, v, t = toy
@@ -392,6 +414,7 @@ def test_nan_features_are_rejected(tmp_path, toy):
 def test_missing_hyperparameter_names_key_and_file(tmp_path, toy):
     users, items, n_users, n_items, v, t = toy
     import mde_support
+
     original = mde_support.default_hyperparameters
     mde_support.default_hyperparameters = lambda: {k: x for k, x in original().items() if k != "cl_temperature"}
     try:
@@ -406,20 +429,23 @@ def test_list_value_outside_grid_is_a_clear_error(tmp_path, toy):
         _model(tmp_path, toy, cl_weight=[0.1, 0.2])
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("cl_temperature", float("nan"), "'cl_temperature' must be a finite number >= 0.001, got nan"),
-    ("cl_temperature", 1e-30, r"'cl_temperature' must be a finite number >= 0.001, got 1e-30"),
-    ("cl_weight", float("inf"), "'cl_weight' must be a finite number >= 0, got inf"),
-    ("reg_weight", float("nan"), "'reg_weight' must be a finite number"),
-    ("embedding_size", True, "'embedding_size' must be an integer >= 1, got True"),
-    ("embedding_size", 2.5, "'embedding_size' must be an integer >= 1, got 2.5"),
-    ("fixed_text_weight", True, r"'fixed_text_weight' must be a finite number in \[0, 1\] or null, got True"),
-    ("fixed_text_weight", 1.5, r"'fixed_text_weight' must be a finite number in \[0, 1\] or null, got 1.5"),
-    ("use_mda", 1, "'use_mda' must be True or False, got 1"),
-    ("cl_weight", None, "'cl_weight' must be a finite number >= 0, got None"),   # null only where the table allows
-    ("constant_tradeoff_weight", -0.5, "'constant_tradeoff_weight' must be a finite number >= 0 or null, got -0.5"),
-    ("constant_tradeoff_weight", float("nan"), "'constant_tradeoff_weight' must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("cl_temperature", float("nan"), "'cl_temperature' must be a finite number >= 0.001, got nan"),
+        ("cl_temperature", 1e-30, r"'cl_temperature' must be a finite number >= 0.001, got 1e-30"),
+        ("cl_weight", float("inf"), "'cl_weight' must be a finite number >= 0, got inf"),
+        ("reg_weight", float("nan"), "'reg_weight' must be a finite number"),
+        ("embedding_size", True, "'embedding_size' must be an integer >= 1, got True"),
+        ("embedding_size", 2.5, "'embedding_size' must be an integer >= 1, got 2.5"),
+        ("fixed_text_weight", True, r"'fixed_text_weight' must be a finite number in \[0, 1\] or null, got True"),
+        ("fixed_text_weight", 1.5, r"'fixed_text_weight' must be a finite number in \[0, 1\] or null, got 1.5"),
+        ("use_mda", 1, "'use_mda' must be True or False, got 1"),
+        ("cl_weight", None, "'cl_weight' must be a finite number >= 0, got None"),  # null only where the table allows
+        ("constant_tradeoff_weight", -0.5, "'constant_tradeoff_weight' must be a finite number >= 0 or null, got -0.5"),
+        ("constant_tradeoff_weight", float("nan"), "'constant_tradeoff_weight' must be a finite number"),
+    ],
+)
 def test_non_finite_or_boolean_numbers_are_rejected(tmp_path, toy, key, value, message):
     with pytest.raises(ValueError, match=message):
         _model(tmp_path, toy, **{key: value})
@@ -433,8 +459,11 @@ def test_feature_file_without_columns_is_rejected(tmp_path, toy):
 
 def test_feature_rows_not_matching_the_item_count_name_the_inter_file_and_both_fixes(tmp_path, toy):
     users, items, n_users, n_items, v, t = toy
-    with pytest.raises(ValueError, match=r"image_feat\.npy has shape \(19, 12\), expected \(20, dim >= 1\).*largest itemID "
-                                         r"in .*toy\.inter \+ 1.*renumber them 0\.\.n-1.*regenerate this file"):
+    with pytest.raises(
+        ValueError,
+        match=r"image_feat\.npy has shape \(19, 12\), expected \(20, dim >= 1\).*largest itemID "
+        r"in .*toy\.inter \+ 1.*renumber them 0\.\.n-1.*regenerate this file",
+    ):
         make_model(tmp_path, users, items, n_users, n_items, v[:-1], t)
 
 
@@ -448,7 +477,7 @@ def test_a_modality_whose_rows_are_all_the_same_is_named_in_a_warning(tmp_path, 
     assert f"image_feat.npy is {what}" in warning and "remove its key from the data set's yaml" in warning
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        make_model(tmp_path, users, items, n_users, n_items, toy[4], t)    # distinct rows: no warning
+        make_model(tmp_path, users, items, n_users, n_items, toy[4], t)  # distinct rows: no warning
     assert "tells no two items apart" not in caplog.text
 
 
@@ -475,8 +504,8 @@ def test_single_modality_runs_with_mda_msa_off_and_one_warning(tmp_path, toy, ca
 
 def test_degenerate_inputs_give_finite_losses(tmp_path):
     users, items, n_users, n_items, v, t = toy_problem(n_users=12, n_items=8, per_user=2)
-    users, items = users[users != 5], items[users != 5]   # user 5 has no training items
-    v[2] = 0.0                                             # an all-zero feature row
+    users, items = users[users != 5], items[users != 5]  # user 5 has no training items
+    v[2] = 0.0  # an all-zero feature row
     model, _ = make_model(tmp_path, users, items, n_users, n_items, v, t, item_knn_k=50, user_knn_k=100)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     for step in range(5):
@@ -490,6 +519,7 @@ def test_degenerate_inputs_give_finite_losses(tmp_path):
 
 
 # ---- graph cache ----
+
 
 def test_graphs_are_cached_on_disk_and_keyed_by_their_inputs(tmp_path, toy, monkeypatch):
     users, items, n_users, n_items, v, t = toy
@@ -520,18 +550,26 @@ def test_a_damaged_graph_cache_file_is_built_again(tmp_path, toy, caplog):
     for name in ("user_graph", "item_graph_v", "item_graph_t"):
         assert torch.equal(first.neighbours(name).index, again.neighbours(name).index)
         assert torch.equal(first.neighbours(name).weight, again.neighbours(name).weight)
-    assert all(path.stat().st_size > 50 for path in caches)   # and cached again
+    assert all(path.stat().st_size > 50 for path in caches)  # and cached again
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device on this machine"))])
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+        ),
+    ],
+)
 def test_model_trains_on_the_configured_device_like_on_cpu(tmp_path, toy, device):
     """Everything in forward and the loss runs on config['device']; results match the CPU's."""
     users, items, n_users, n_items, v, t = toy
     batch = batch_for(users, items, n_items)
     cpu_model, _ = make_model(tmp_path / "cpu", users, items, n_users, n_items, v, t, cl_negatives="all")
-    model, _ = make_model(tmp_path / device, users, items, n_users, n_items, v, t, cl_negatives="all",
-                          device=torch.device(device))   # its own data folder: graphs built on the device
+    model, _ = make_model(
+        tmp_path / device, users, items, n_users, n_items, v, t, cl_negatives="all", device=torch.device(device)
+    )  # its own data folder: graphs built on the device
     for name in ("user_graph", "item_graph_v", "item_graph_t"):
         assert torch.equal(model.neighbours(name).index.cpu(), cpu_model.neighbours(name).index)
     model = model.to(device)
@@ -547,18 +585,27 @@ def test_model_trains_on_the_configured_device_like_on_cpu(tmp_path, toy, device
 
 def test_check_grid_finds_a_bad_value_at_any_grid_point_up_front():
     from mde_support import default_hyperparameters
-    config = {**default_hyperparameters(), "hyper_parameters": ["seed", "cl_weight", "cl_temperature"],
-              "seed": [999], "cl_weight": [0.01, 0.1], "cl_temperature": [0.2, 0.5]}
-    mde.check_grid(config.get)                                      # every point valid: silent
+
+    config = {
+        **default_hyperparameters(),
+        "hyper_parameters": ["seed", "cl_weight", "cl_temperature"],
+        "seed": [999],
+        "cl_weight": [0.01, 0.1],
+        "cl_temperature": [0.2, 0.5],
+    }
+    mde.check_grid(config.get)  # every point valid: silent
     config["cl_temperature"] = [0.2, 0.0]
-    with pytest.raises(ValueError, match=r"'cl_temperature' must be a finite number >= 0.001, got 0.0; .*main.py's command line \(--cl_temperature=VALUE\).*grid point "
-                                         r"\{'cl_weight': 0.01, 'cl_temperature': 0.0\}"):
+    with pytest.raises(
+        ValueError,
+        match=r"'cl_temperature' must be a finite number >= 0.001, got 0.0; .*main.py's command line \(--cl_temperature=VALUE\).*grid point "
+        r"\{'cl_weight': 0.01, 'cl_temperature': 0.0\}",
+    ):
         mde.check_grid(config.get)
-    config["cl_temperature"], config["tradeoff"] = [0.2, 0.5], "preferenc"   # wrong at every point
+    config["cl_temperature"], config["tradeoff"] = [0.2, 0.5], "preferenc"  # wrong at every point
     with pytest.raises(ValueError) as error:
         mde.check_grid(config.get)
     assert "'tradeoff' must be one of preference, independent, got 'preferenc'" in str(error.value)
-    assert "grid point" not in str(error.value)   # not a grid point's fault
+    assert "grid point" not in str(error.value)  # not a grid point's fault
 
 
 def test_the_log_says_which_graphs_were_built_how_full_they_are_and_what_the_losses_are(tmp_path, toy, caplog):
@@ -570,7 +617,7 @@ def test_the_log_says_which_graphs_were_built_how_full_they_are_and_what_the_los
     assert any("train_loss1..6 are L_g, L_v, L_t" in r.getMessage() for r in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        _model(tmp_path, toy)                                   # second construction: from the cache
+        _model(tmp_path, toy)  # second construction: from the cache
     assert sum("MDE: loading" in r.getMessage() for r in caplog.records) == 3
     assert not any("MDE: built" in r.getMessage() for r in caplog.records)
 
@@ -579,5 +626,5 @@ def test_each_training_epoch_logs_the_mean_tradeoff_weight(tmp_path, toy, caplog
     model = _model(tmp_path, toy)
     with torch.no_grad():
         model.item_pref_logits.copy_(torch.tensor([[0.0, math.log(3.0)]]).expand_as(model.item_pref_logits))
-    line = model.post_epoch_processing()   # MMRec's trainer logs it after each training epoch
-    assert "items 0.5000" in line and "mean P_t: items 0.7500" in line     # P = (0.25, 0.75) for every item
+    line = model.post_epoch_processing()  # MMRec's trainer logs it after each training epoch
+    assert "items 0.5000" in line and "mean P_t: items 0.7500" in line  # P = (0.25, 0.75) for every item

@@ -17,18 +17,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from mde_support import batch_for, default_hyperparameters, make_model
 
-MODALITIES = ("v", "t")   # the order of the modalities in the model's tensors: visual, then text
+MODALITIES = ("v", "t")  # the order of the modalities in the model's tensors: visual, then text
 N_USERS, N_ITEMS, FEATURE_DIM = 36, 28, 10
-SMALL = {"embedding_size": 16, "user_knn_k": 5, "item_knn_k": 4}   # k small enough that top-k selects
+SMALL = {"embedding_size": 16, "user_knn_k": 5, "item_knn_k": 4}  # k small enough that top-k selects
 
 
 class ToyData(NamedTuple):
-    users: np.ndarray            # training interactions (user, item), no duplicates
+    users: np.ndarray  # training interactions (user, item), no duplicates
     items: np.ndarray
-    features: dict               # modality -> [N_ITEMS, FEATURE_DIM] float32 array
+    features: dict  # modality -> [N_ITEMS, FEATURE_DIM] float32 array
 
 
 def toy_data(seed: int = 3) -> ToyData:
@@ -46,6 +45,7 @@ def toy_data(seed: int = 3) -> ToyData:
 # --------------------------------------------------------------------------------------------------
 # The reference, dense, from the paper's equations
 # --------------------------------------------------------------------------------------------------
+
 
 def interaction_matrix(data: ToyData) -> torch.Tensor:
     r = torch.zeros(N_USERS, N_ITEMS, dtype=torch.float64)
@@ -88,7 +88,7 @@ def user_graph(r: torch.Tensor, k: int, weighting: str) -> torch.Tensor:
     keep = top_k_mask(counts, counts > 0, k)
     if weighting == "softmax":
         weights = torch.softmax(counts.masked_fill(~keep, -float("inf")), dim=1)
-        return torch.nan_to_num(weights)   # a user without co-occurring users: a zero row
+        return torch.nan_to_num(weights)  # a user without co-occurring users: a zero row
     kept = counts * keep
     return kept / kept.sum(dim=1, keepdim=True).clamp_min(1)
 
@@ -115,22 +115,25 @@ def reference_forward(model, data: ToyData, settings: dict) -> dict:
     for j, m in enumerate(MODALITIES):
         projection = model.projections[m]
         item_e0 = torch.from_numpy(data.features[m]).double() @ projection.weight.double().T + projection.bias.double()
-        e0 = torch.cat([model.user_features[:, j * d:(j + 1) * d].double(), item_e0])   # eq. 1: E^u_m || E^i_m
+        e0 = torch.cat([model.user_features[:, j * d : (j + 1) * d].double(), item_e0])  # eq. 1: E^u_m || E^i_m
         h_bar = layer_mean(a_ui, e0, n_layers)
         users_bar, items_bar = h_bar[:N_USERS], h_bar[N_USERS:]
-        users = a_users @ users_bar                                                        # eq. 4
+        users = a_users @ users_bar  # eq. 4
         items = item_graph(data.features[m], settings["item_knn_k"]) @ items_bar
         if residual:
             users, items = users + users_bar, items + items_bar
         for name, value in zip(out, (item_e0, users_bar, items_bar, users, items)):
             out[name].append(value)
-    out = {name: torch.cat(values, dim=1) if name == "item_e0" else torch.stack(values, dim=1)
-           for name, values in out.items()}
+    out = {
+        name: torch.cat(values, dim=1) if name == "item_e0" else torch.stack(values, dim=1)
+        for name, values in out.items()
+    }
     for side in ("user", "item"):
-        prefs = torch.softmax(getattr(model, f"{side}_pref_logits").double(), dim=1)       # eq. 5
+        prefs = torch.softmax(getattr(model, f"{side}_pref_logits").double(), dim=1)  # eq. 5
         out[f"{side}_prefs"] = prefs
-        out[f"{side}s_fused"] = torch.cat([prefs[:, j:j + 1] * out[f"{side}s"][:, j] for j in range(len(MODALITIES))],
-                                          dim=1)
+        out[f"{side}s_fused"] = torch.cat(
+            [prefs[:, j : j + 1] * out[f"{side}s"][:, j] for j in range(len(MODALITIES))], dim=1
+        )
     return out
 
 
@@ -143,13 +146,15 @@ def bpr(users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -
 # The tests
 # --------------------------------------------------------------------------------------------------
 
+
 def settings_of(**overrides) -> dict:
     return {**default_hyperparameters(), **overrides}
 
 
 def build(tmp_path, data: ToyData, settings: dict):
-    return make_model(tmp_path, data.users, data.items, N_USERS, N_ITEMS, data.features["v"], data.features["t"],
-                      **settings)[0]
+    return make_model(
+        tmp_path, data.users, data.items, N_USERS, N_ITEMS, data.features["v"], data.features["t"], **settings
+    )[0]
 
 
 def set_distinct_preferences(model, seed: int = 0) -> None:
@@ -159,7 +164,7 @@ def set_distinct_preferences(model, seed: int = 0) -> None:
     with torch.no_grad():
         for logits in (model.user_pref_logits, model.item_pref_logits):
             base = torch.randn(len(logits), 1, generator=generator)
-            gap = (0.5 + 1.5 * torch.rand(len(logits), 1, generator=generator))
+            gap = 0.5 + 1.5 * torch.rand(len(logits), 1, generator=generator)
             sign = torch.where(torch.rand(len(logits), 1, generator=generator) < 0.5, -1.0, 1.0)
             logits.copy_(torch.cat([base, base + sign * gap], dim=1))
 
@@ -167,8 +172,13 @@ def set_distinct_preferences(model, seed: int = 0) -> None:
 def assert_matches(emb, reference: dict, user_rows: torch.Tensor, item_rows: torch.Tensor) -> None:
     for field in emb._fields:
         rows = user_rows if field.startswith("user") else item_rows
-        torch.testing.assert_close(getattr(emb, field).detach().double(), reference[field][rows], rtol=1e-4,
-                                   atol=1e-6, msg=lambda text, name=field: f"{name}: {text}")
+        torch.testing.assert_close(
+            getattr(emb, field).detach().double(),
+            reference[field][rows],
+            rtol=1e-4,
+            atol=1e-6,
+            msg=lambda text, name=field: f"{name}: {text}",
+        )
 
 
 def test_the_toy_data_leaves_the_reference_no_ambiguity():
@@ -183,18 +193,20 @@ def test_the_toy_data_leaves_the_reference_no_ambiguity():
         similarity = cosine_similarity(data.features[m])
         similarity.fill_diagonal_(-float("inf"))
         ranked = similarity.sort(dim=1, descending=True).values
-        assert (ranked[:, k - 1] - ranked[:, k]).min() > 1e-4      # far above float32 rounding
+        assert (ranked[:, k - 1] - ranked[:, k]).min() > 1e-4  # far above float32 rounding
     assert not torch.equal(item_graph(data.features["v"], k) > 0, item_graph(data.features["t"], k) > 0)
     counts = r @ r.T
     counts.fill_diagonal_(0)
-    assert ((counts > 0).sum(1) > SMALL["user_knn_k"]).sum() > N_USERS // 2   # top-k selects for most users
+    assert ((counts > 0).sum(1) > SMALL["user_knn_k"]).sum() > N_USERS // 2  # top-k selects for most users
     ranked = counts.sort(dim=1, descending=True).values
     k = SMALL["user_knn_k"]
-    assert ((ranked[:, k - 1] == ranked[:, k]) & (ranked[:, k] > 0)).any()   # ties at the k-th count: the rule acts
+    assert ((ranked[:, k - 1] == ranked[:, k]) & (ranked[:, k] > 0)).any()  # ties at the k-th count: the rule acts
 
 
-@pytest.mark.parametrize("residual, weighting, n_layers", [(True, "softmax", 2), (False, "softmax", 2),
-                                                           (True, "mean", 3), (False, "mean", 1)])
+@pytest.mark.parametrize(
+    "residual, weighting, n_layers",
+    [(True, "softmax", 2), (False, "softmax", 2), (True, "mean", 3), (False, "mean", 1)],
+)
 def test_forward_and_scores_match_the_dense_reference(tmp_path, residual, weighting, n_layers):
     data = toy_data()
     settings = settings_of(**SMALL, homogeneous_residual=residual, user_graph_weighting=weighting, n_layers=n_layers)
@@ -208,7 +220,7 @@ def test_forward_and_scores_match_the_dense_reference(tmp_path, residual, weight
         assert_matches(model.forward(user_rows, item_rows), reference, user_rows, item_rows)
         assert_matches(model.forward(user_rows=user_rows), reference, user_rows, all_items)
         scores = model.full_sort_predict([user_rows])
-    expected = reference["users_fused"][user_rows] @ reference["items_fused"].T   # y_ui = h_u . h_i
+    expected = reference["users_fused"][user_rows] @ reference["items_fused"].T  # y_ui = h_u . h_i
     torch.testing.assert_close(scores.double(), expected, rtol=1e-4, atol=1e-6)
 
 

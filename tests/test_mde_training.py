@@ -6,9 +6,9 @@ our stand-in loader; the real MMRec trainer runs in the tier-2 tests.
 
 import numpy as np
 import torch
+from mde_support import make_model
 
 from mde_mmrec.synthetic import generate
-from mde_support import make_model
 
 
 def _recall_at_20(scores: torch.Tensor, train: dict, test: dict) -> float:
@@ -26,8 +26,9 @@ def test_few_epochs_on_tiny_lift_recall_well_above_random(tmp_path):
     n_users, n_items = int(inter.userID.max()) + 1, int(inter.itemID.max()) + 1
     train_df = inter[inter.x_label == 0]
     test_df = inter[inter.x_label != 0]
-    model, loader = make_model(tmp_path, train_df.userID.values, train_df.itemID.values, n_users, n_items,
-                               image, text, learning_rate=0.001)
+    model, loader = make_model(
+        tmp_path, train_df.userID.values, train_df.itemID.values, n_users, n_items, image, text, learning_rate=0.001
+    )
     train = train_df.groupby("userID").itemID.apply(set).to_dict()
     test = test_df.groupby("userID").itemID.apply(set).to_dict()
 
@@ -35,7 +36,7 @@ def test_few_epochs_on_tiny_lift_recall_well_above_random(tmp_path):
     before = _recall_at_20(model.full_sort_predict((torch.arange(n_users),)), train, test)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
     rng = np.random.default_rng(0)
-    for epoch in range(15):
+    for _ in range(15):
         model.train()
         for batch in loader.batches(256, rng):
             optimizer.zero_grad()

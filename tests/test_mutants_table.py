@@ -13,10 +13,11 @@ spec.loader.exec_module(mutants)
 
 def test_every_mutant_names_text_that_occurs_once_in_its_file():
     entries = [m for group, _ in mutants.GROUPS.values() for m in group]
-    assert len({name for _, name, _, _ in entries}) == len(entries)          # names are unique
+    assert len({name for _, name, _, _ in entries}) == len(entries)  # names are unique
     assert mutants.stale_entries(entries) == []
 
 
 def test_a_stale_entry_is_reported():
     assert mutants.stale_entries([("src/models/mde.py", "gone", "text that is not in mde.py (x7q)", "")]) == [
-        "mutant 'gone': its text occurs 0 times in src/models/mde.py"]
+        "mutant 'gone': its text occurs 0 times in src/models/mde.py"
+    ]

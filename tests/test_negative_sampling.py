@@ -45,7 +45,7 @@ def test_no_negative_is_a_training_positive_and_every_one_is_a_candidate():
     assert negatives.dtype == np.int64 and negatives.shape == batch.shape
     positives = set(zip(users.tolist(), items.tolist()))
     assert not any((u, i) in positives for u, i in zip(batch.tolist(), negatives.tolist()))
-    assert set(negatives.tolist()) <= set(items.tolist())   # item 0 is in no training row: never drawn
+    assert set(negatives.tolist()) <= set(items.tolist())  # item 0 is in no training row: never drawn
     assert sampler.is_positive(users, items).all()
 
 
@@ -57,12 +57,12 @@ def test_the_same_seed_gives_the_same_negatives_and_another_seed_other_ones():
     assert np.array_equal(first, again)
     assert not np.array_equal(first, sampler.sample(batch, np.random.RandomState(8)))
     np.random.seed(3)
-    global_first = sampler.sample(batch)          # default: NumPy's global state, which MMRec's init_seed seeds
+    global_first = sampler.sample(batch)  # default: NumPy's global state, which MMRec's init_seed seeds
     np.random.seed(3)
     assert np.array_equal(global_first, sampler.sample(batch))
 
 
-@pytest.mark.parametrize("rank", [0, 0.5, 1])   # the user with the fewest, a median, the most training items
+@pytest.mark.parametrize("rank", [0, 0.5, 1])  # the user with the fewest, a median, the most training items
 def test_each_users_negatives_follow_the_original_samplers_distribution(rank):
     users, items = interactions(2)
     history = {u: set(items[users == u].tolist()) for u in range(30)}
@@ -75,11 +75,11 @@ def test_each_users_negatives_follow_the_original_samplers_distribution(rank):
     sampler = negative_sampling.NegativeSampler(users, items, all_items)
     vectorised = np.bincount(sampler.sample(np.full(draws, user), np.random.RandomState(0)), minlength=40)
     allowed = sorted(set(all_items) - history[user])
-    assert original[allowed].sum() == vectorised[allowed].sum() == draws   # nothing outside the allowed items
+    assert original[allowed].sum() == vectorised[allowed].sum() == draws  # nothing outside the allowed items
     if len(allowed) > 1:
         _, p, _, _ = chi2_contingency(np.stack([original[allowed], vectorised[allowed]]))
         assert p > 1e-3, (user, len(allowed), p)
-        expected = draws / len(allowed)    # and uniform: each allowed item within 6 sigma of its expectation
+        expected = draws / len(allowed)  # and uniform: each allowed item within 6 sigma of its expectation
         assert np.all(np.abs(vectorised[allowed] - expected) < 6 * np.sqrt(expected))
 
 

@@ -16,15 +16,28 @@ def _metrics(base):
 
 
 def _record(model, seed, base, label=None, epoch=3, spe=1.5):
-    r = {"model": model, "dataset": "tiny", "params": {"seed": seed}, "seed": seed, "best_epoch": epoch,
-         "epochs_run": epoch + 1, "best_valid": _metrics(base * 0.9), "test": _metrics(base), "s_per_epoch": spe}
+    r = {
+        "model": model,
+        "dataset": "tiny",
+        "params": {"seed": seed},
+        "seed": seed,
+        "best_epoch": epoch,
+        "epochs_run": epoch + 1,
+        "best_valid": _metrics(base * 0.9),
+        "test": _metrics(base),
+        "s_per_epoch": spe,
+    }
     if label:
         r["label"] = label
     return r
 
 
-RECORDS = [_record("MDE", 1, 0.10), _record("MDE", 2, 0.12, epoch=5), _record("BPR", 1, 0.05, spe=0.5),
-           _record("BPR", 2, 0.07, spe=0.7)]
+RECORDS = [
+    _record("MDE", 1, 0.10),
+    _record("MDE", 2, 0.12, epoch=5),
+    _record("BPR", 1, 0.05, spe=0.5),
+    _record("BPR", 2, 0.07, spe=0.7),
+]
 
 
 def test_summary_mean_std_over_seeds():
@@ -36,14 +49,14 @@ def test_summary_mean_std_over_seeds():
     assert mde["recall@20 std"] == pytest.approx(pd.Series([0.10, 0.12]).std())
     assert mde["recall@5 mean"] == pytest.approx(0.11 * 5 / 20)
     assert mde["epochs_to_best"] == 5 and s.iloc[1]["s_per_epoch"] == pytest.approx(0.6)
-    assert "recall@50 mean" not in s.columns        # tables show 5, 10, 20
+    assert "recall@50 mean" not in s.columns  # tables show 5, 10, 20
 
 
 def test_labels_keep_variants_of_one_model_apart_and_order():
     recs = [_record("MDE", 1, 0.1, label="MDE"), _record("MDE", 1, 0.08, label="MDE w/o MDA")]
     s = report.summarize(recs, order=["MDE w/o MDA", "MDE"])
     assert list(s["label"]) == ["MDE w/o MDA", "MDE"]
-    assert s.iloc[0]["recall@20 std"] == 0.0          # one seed
+    assert s.iloc[0]["recall@20 std"] == 0.0  # one seed
 
 
 def test_markdown_and_csv(tmp_path):
@@ -56,7 +69,7 @@ def test_markdown_and_csv(tmp_path):
     assert header.startswith("| model | seeds | Recall@5 | Recall@10 | Recall@20 | NDCG@5")
     assert "MAP@20 | epochs to best | s/epoch |" in header
     mde_row = next(l for l in lines if l.startswith("| MDE "))
-    assert "**0.1100 ± 0.0141**" in mde_row           # best recall@20, bold, mean ± std
+    assert "**0.1100 ± 0.0141**" in mde_row  # best recall@20, bold, mean ± std
     assert "- DRAGON: failed" in text
     with open(csv_path) as handle:
         rows = list(csv.DictReader(handle))
@@ -84,9 +97,17 @@ def _grid_records():
             for reg in (1e-4, 1e-3):
                 for seed in (1, 2):
                     valid = cl + 2 * diff + reg * 10 + seed * 0.001
-                    recs.append({"model": "MDE", "dataset": "tiny", "seed": seed, "best_epoch": 1,
-                                 "params": {"seed": seed, "cl_weight": cl, "diff_weight": diff, "reg_weight": reg},
-                                 "best_valid": {"recall@20": valid}, "test": {"recall@20": valid / 2, "ndcg@20": valid / 3}})
+                    recs.append(
+                        {
+                            "model": "MDE",
+                            "dataset": "tiny",
+                            "seed": seed,
+                            "best_epoch": 1,
+                            "params": {"seed": seed, "cl_weight": cl, "diff_weight": diff, "reg_weight": reg},
+                            "best_valid": {"recall@20": valid},
+                            "test": {"recall@20": valid / 2, "ndcg@20": valid / 3},
+                        }
+                    )
     return recs
 
 
@@ -104,16 +125,24 @@ def test_heatmap_marginalises_the_other_key_by_best(tmp_path):
     table = report.grid_table(_grid_records(), ["cl_weight", "diff_weight", "reg_weight"])
     data = report.heatmap_data(table, "cl_weight", "diff_weight", "valid recall@20")
     assert data.shape == (2, 2)
-    assert data.loc[0.01, 0.01] == pytest.approx(0.01 + 0.02 + 0.01 + 0.0015)     # best reg_weight taken
+    assert data.loc[0.01, 0.01] == pytest.approx(0.01 + 0.02 + 0.01 + 0.0015)  # best reg_weight taken
     pytest.importorskip("matplotlib")
     paths = report.heatmaps(table, ["cl_weight", "diff_weight", "reg_weight"], tmp_path, "valid recall@20")
-    assert sorted(p.name for p in paths) == ["heatmap_cl_weight_diff_weight.png", "heatmap_cl_weight_reg_weight.png",
-                                             "heatmap_diff_weight_reg_weight.png"]
+    assert sorted(p.name for p in paths) == [
+        "heatmap_cl_weight_diff_weight.png",
+        "heatmap_cl_weight_reg_weight.png",
+        "heatmap_diff_weight_reg_weight.png",
+    ]
 
 
 def test_compare_pins_grid_keys_and_parses_sets():
-    file_config = {"model": "FREEDOM", "hyper_parameters": ["seed", "lambda_coeff", "reg_weight", "n_layers"],
-                   "lambda_coeff": [0.9], "reg_weight": [0.0, 1e-5, 1e-4], "n_layers": 1}
+    file_config = {
+        "model": "FREEDOM",
+        "hyper_parameters": ["seed", "lambda_coeff", "reg_weight", "n_layers"],
+        "lambda_coeff": [0.9],
+        "reg_weight": [0.0, 1e-5, 1e-4],
+        "n_layers": 1,
+    }
     overrides, warnings = core.pin_grid(file_config, {"n_layers": 2})
     assert overrides == {"n_layers": 2, "lambda_coeff": 0.9, "reg_weight": 0.0}
     assert len(warnings) == 1 and "reg_weight=0.0" in warnings[0]
@@ -123,23 +152,28 @@ def test_compare_pins_grid_keys_and_parses_sets():
         core.parse_sets(["noequals"])
     with pytest.raises(MdeMmrecError, match=r"MDE:cl_weight is set twice"):
         core.parse_sets(["MDE:cl_weight=0.1", "FREEDOM:cl_weight=1", "MDE:cl_weight=0.2"])
-    assert core.parse_sets(["cl_weight=0.1", "MDE:cl_weight=0.2"]) == {None: {"cl_weight": 0.1},
-                                                                          "MDE": {"cl_weight": 0.2}}
+    assert core.parse_sets(["cl_weight=0.1", "MDE:cl_weight=0.2"]) == {
+        None: {"cl_weight": 0.1},
+        "MDE": {"cl_weight": 0.2},
+    }
 
 
 def test_unknown_set_keys_come_with_the_closest_known_ones():
-    with pytest.raises(MdeMmrecError, match=r"configuration 'MDE': unknown config key\(s\) cl_wieght, zzz .*"
-                                            r"; for cl_wieght, did you mean cl_weight\?$"):
+    with pytest.raises(
+        MdeMmrecError,
+        match=r"configuration 'MDE': unknown config key\(s\) cl_wieght, zzz .*"
+        r"; for cl_wieght, did you mean cl_weight\?$",
+    ):
         core.check_keys({"cl_weight": 0.1, "epochs": 3}, {"cl_wieght": 0.2, "zzz": 1}, "configuration 'MDE'")
-
 
     with pytest.raises(MdeMmrecError, match=r"unknown config key\(s\) cl_weigth .*; did you mean cl_weight\?$"):
         core.check_keys({"cl_weight": 0.1, "epochs": 3}, {"cl_weigth": 0.2}, "configuration 'MDE'")
 
 
-def test_without_matplotlib_the_tables_are_written_and_the_charts_skipped_with_one_warning(tmp_path, monkeypatch,
-                                                                                          caplog):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)          # import matplotlib raises ImportError
+def test_without_matplotlib_the_tables_are_written_and_the_charts_skipped_with_one_warning(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
     report.charts_available.cache_clear()
     try:
         assert not report.charts_available() and not report.charts_available()
@@ -147,25 +181,39 @@ def test_without_matplotlib_the_tables_are_written_and_the_charts_skipped_with_o
         records = [_record("MDE", 999, 0.1), _record("BPR", 999, 0.05)]
         md = compare.write_comparison(records, {"MDE": "ok", "BPR": "ok"}, tmp_path, "t")
         assert "| MDE |" in md.read_text() and (tmp_path / "summary.csv").is_file()
-        assert not (tmp_path / "chart.png").exists()             # would not match the table
-        table = report.grid_table([dict(_record("MDE", 1, v), params={"a": a, "b": b})
-                                   for a, b, v in ((1, 1, 0.1), (1, 2, 0.2), (2, 1, 0.3))], ["a", "b"])
+        assert not (tmp_path / "chart.png").exists()  # would not match the table
+        table = report.grid_table(
+            [
+                dict(_record("MDE", 1, v), params={"a": a, "b": b})
+                for a, b, v in ((1, 1, 0.1), (1, 2, 0.2), (2, 1, 0.3))
+            ],
+            ["a", "b"],
+        )
         assert report.heatmaps(table, ["a", "b"], tmp_path, "valid recall@20") == []
     finally:
         report.charts_available.cache_clear()
     warnings = [r.getMessage() for r in caplog.records if "matplotlib cannot be imported" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith("matplotlib cannot be imported (")
-    assert warnings[0].endswith("the tables will be written, the charts skipped (pip install matplotlib, or pip "
-                                "install 'mde-mmrec[plots]')")
+    assert warnings[0].endswith(
+        "the tables will be written, the charts skipped (pip install matplotlib, or pip install 'mde-mmrec[plots]')"
+    )
 
 
 def test_a_comparison_says_how_its_numbers_were_made_and_with_which_settings(tmp_path):
-    records = [dict(_record("MDE", seed, 0.1 + seed / 1e4), overrides={"cl_weight": 0.001, "epochs": 5},
-                    settings={"valid_metric": "Recall@20", "epochs": 5}) for seed in (999, 1000)]
+    records = [
+        dict(
+            _record("MDE", seed, 0.1 + seed / 1e4),
+            overrides={"cl_weight": 0.001, "epochs": 5},
+            settings={"valid_metric": "Recall@20", "epochs": 5},
+        )
+        for seed in (999, 1000)
+    ]
     records.append(dict(_record("BPR", 999, 0.05), overrides={"reg_weight": 0.01, "epochs": 5}))
     note = report.method_note(records, bold=True)
-    assert note == ("test-split metrics at the epoch with the best validation Recall@20; mean ± sample standard "
-                    "deviation over seeds 999, 1000; at most 5 epochs; bold: the best mean in its column")
+    assert note == (
+        "test-split metrics at the epoch with the best validation Recall@20; mean ± sample standard "
+        "deviation over seeds 999, 1000; at most 5 epochs; bold: the best mean in its column"
+    )
     assert "one seed (no spread): 999;" in report.method_note(records[2:])
     assert report.settings_notes(records) == ["MDE: cl_weight=0.001", "BPR: reg_weight=0.01"]
     md = compare.write_comparison(records, {"MDE": "ok", "BPR": "ok"}, tmp_path, "t", chart=False)
@@ -178,16 +226,29 @@ def test_a_table_of_one_configuration_has_nothing_in_bold():
 
 
 def test_grid_points_are_ranked_by_validation_never_by_test():
-    point = lambda cl, valid, test: {"model": "MDE", "dataset": "tiny", "seed": 1, "best_epoch": 0,
-                                     "params": {"seed": 1, "cl_weight": cl}, "best_valid": {"recall@20": valid},
-                                     "test": {"recall@20": test, "ndcg@20": test}}
+    point = lambda cl, valid, test: {
+        "model": "MDE",
+        "dataset": "tiny",
+        "seed": 1,
+        "best_epoch": 0,
+        "params": {"seed": 1, "cl_weight": cl},
+        "best_valid": {"recall@20": valid},
+        "test": {"recall@20": test, "ndcg@20": test},
+    }
     table = report.grid_table([point(0.01, valid=0.30, test=0.50), point(0.1, valid=0.40, test=0.20)], ["cl_weight"])
     assert table["cl_weight"].tolist() == [0.1, 0.01]
     assert table["valid recall@20"].tolist() == [0.40, 0.30] and table["test recall@20"].tolist() == [0.20, 0.50]
 
 
 def test_seconds_per_epoch_keep_three_significant_digits_in_every_table():
-    assert [report.fmt_seconds(v) for v in (0.0353, 0.6, 66.49, 999.7, 1234.5, None, math.nan)] == \
-        ["0.0353", "0.6", "66.5", "1000", "1234", "-", "-"]
+    assert [report.fmt_seconds(v) for v in (0.0353, 0.6, 66.49, 999.7, 1234.5, None, math.nan)] == [
+        "0.0353",
+        "0.6",
+        "66.5",
+        "1000",
+        "1234",
+        "-",
+        "-",
+    ]
     row = report.summary_markdown(report.summarize([_record("MDE", 1, 0.10, spe=0.0353)])).splitlines()[-1]
     assert row.endswith("| 0.0353 |")

@@ -7,11 +7,10 @@ import argparse
 from pathlib import Path
 
 import pytest
+from checkout_support import standin_checkout
 
 from mde_mmrec import core, mmrec, reproduce
 from mde_mmrec.errors import MdeMmrecError
-
-from checkout_support import standin_checkout
 
 results_log = mmrec.plugin_module("results_log")
 MDE_YAML = Path(__file__).resolve().parents[1] / "src" / "configs" / "model" / "MDE.yaml"
@@ -31,9 +30,20 @@ class PartialRunner:
                 return 1
             value = 0.2 + 0.01 * n
             metrics = {f"{m}@{k}": value for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20, 50)}
-            results_log.append_record(overrides["results_file"], {
-                "model": model, "dataset": dataset, "params": {"seed": seed}, "seed": seed, "best_epoch": 0,
-                "epochs_run": 1, "best_valid": metrics, "test": metrics, "s_per_epoch": 0.1})
+            results_log.append_record(
+                overrides["results_file"],
+                {
+                    "model": model,
+                    "dataset": dataset,
+                    "params": {"seed": seed},
+                    "seed": seed,
+                    "best_epoch": 0,
+                    "epochs_run": 1,
+                    "best_valid": metrics,
+                    "test": metrics,
+                    "s_per_epoch": 0.1,
+                },
+            )
         return 0
 
 
@@ -44,21 +54,38 @@ def _checkout(tmp_path):
 def test_the_note_on_mdes_sigmas_says_where_they_came_from(tmp_path):
     checkout = _checkout(tmp_path)
     runner = PartialRunner({"no such key": 1})
-    md, _ = reproduce.reproduce("table2", checkout, "tiny", [1], tmp_path / "first", runner=runner,
-                                echo=lambda line: None)
+    md, _ = reproduce.reproduce(
+        "table2", checkout, "tiny", [1], tmp_path / "first", runner=runner, echo=lambda line: None
+    )
     assert "are MDE.yaml's first grid values unless set" in md.read_text()
-    md, _ = reproduce.reproduce("table2", checkout, "tiny", [1], tmp_path / "grid", runner=runner,
-                                echo=lambda line: None, model_sets={"MDE": {"cl_weight": 0.01}}, from_grid="G7")
+    md, _ = reproduce.reproduce(
+        "table2",
+        checkout,
+        "tiny",
+        [1],
+        tmp_path / "grid",
+        runner=runner,
+        echo=lambda line: None,
+        model_sets={"MDE": {"cl_weight": 0.01}},
+        from_grid="G7",
+    )
     text = md.read_text()
     assert "are the best point by validation Recall@20 of the grid in G7" in text and "first grid values" not in text
 
 
 def test_table2_marks_a_configuration_that_finished_fewer_seeds_and_reports_the_failure(tmp_path):
     checkout = _checkout(tmp_path)
-    md, failed = reproduce.reproduce("table2", checkout, "tiny", [1, 2], tmp_path / "out",
-                                     runner=PartialRunner({"use_mda": False}), echo=lambda line: None)
+    md, failed = reproduce.reproduce(
+        "table2",
+        checkout,
+        "tiny",
+        [1, 2],
+        tmp_path / "out",
+        runner=PartialRunner({"use_mda": False}),
+        echo=lambda line: None,
+    )
     text = md.read_text()
-    assert "| w/o MDA | 0.2000 (1 of 2 seeds) |" in text                 # not a full mean ± std
+    assert "| w/o MDA | 0.2000 (1 of 2 seeds) |" in text  # not a full mean ± std
     assert "| MDE | 0.2050 ± 0.0071 |" in text
     assert list(failed) == ["w/o MDA"] and failed["w/o MDA"].startswith("failed (exit 1")
 
@@ -73,9 +100,19 @@ def test_cli_exit_status_says_whether_every_configuration_ran(tmp_path, monkeypa
 
     (tmp_path / "t.md").write_text("table\n")
     monkeypatch.setattr(reproduce, "reproduce", fake)
-    args = argparse.Namespace(mmrec=str(checkout), set=None, seeds=1, seed_values=None, out=str(tmp_path),
-                              experiment="table2", dataset="tiny", epochs=1, models=None, paper_dataset=None,
-                              from_grid=None)
+    args = argparse.Namespace(
+        mmrec=str(checkout),
+        set=None,
+        seeds=1,
+        seed_values=None,
+        out=str(tmp_path),
+        experiment="table2",
+        dataset="tiny",
+        epochs=1,
+        models=None,
+        paper_dataset=None,
+        from_grid=None,
+    )
     assert reproduce._cmd_reproduce(args) == 0
     calls["failed"] = {"w/o MDA": "failed (exit 1; see log)"}
     assert reproduce._cmd_reproduce(args) == 1
@@ -93,23 +130,29 @@ def _checkout_with_models(root: Path, models: dict[str, str]) -> Path:
 
 
 def test_models_that_cannot_run_here_are_named_with_the_reason(tmp_path):
-    checkout = _checkout_with_models(tmp_path, {
-        "slmrec": "import torch\nfrom zqx_scatter_missing import scatter\nfrom sklearn_zq.cluster import KMeans\n"
-                  "from common.abstract_recommender import GeneralRecommender\nfrom utils import x\n",
-        "dragon": "import os\nimport numpy as np\nfrom zqx_geometric_missing.nn.conv import MessagePassing\n"
-                  "import zqx_geometric_missing\n",
-        "mde": "import torch\nfrom common.abstract_recommender import GeneralRecommender\n"
-               "def f():\n    import zqx_only_inside_a_function\n",
-        "grcn": "import torch\n"})
+    checkout = _checkout_with_models(
+        tmp_path,
+        {
+            "slmrec": "import torch\nfrom zqx_scatter_missing import scatter\nfrom sklearn_zq.cluster import KMeans\n"
+            "from common.abstract_recommender import GeneralRecommender\nfrom utils import x\n",
+            "dragon": "import os\nimport numpy as np\nfrom zqx_geometric_missing.nn.conv import MessagePassing\n"
+            "import zqx_geometric_missing\n",
+            "mde": "import torch\nfrom common.abstract_recommender import GeneralRecommender\n"
+            "def f():\n    import zqx_only_inside_a_function\n",
+            "grcn": "import torch\n",
+        },
+    )
     assert core.missing_imports(checkout, "SLMRec") == ["zqx_scatter_missing", "sklearn_zq"]
-    assert core.missing_imports(checkout, "DRAGON") == ["zqx_geometric_missing"]   # named once
-    assert core.missing_imports(checkout, "MDE") == []   # MMRec's own packages; imports inside functions
+    assert core.missing_imports(checkout, "DRAGON") == ["zqx_geometric_missing"]  # named once
+    assert core.missing_imports(checkout, "MDE") == []  # MMRec's own packages; imports inside functions
     (checkout / "src" / "models" / "broken.py").write_text("import zqx_missing\ndef f(:\n")
-    assert core.missing_imports(checkout, "BROKEN") == []   # main.py reports the syntax error itself
+    assert core.missing_imports(checkout, "BROKEN") == []  # main.py reports the syntax error itself
     assert core.why_not_runnable("DRAGON", cuda=True, checkout=checkout) == (
-        "MMRec's dragon.py imports zqx_geometric_missing, which is not installed (pip install zqx_geometric_missing)")
+        "MMRec's dragon.py imports zqx_geometric_missing, which is not installed (pip install zqx_geometric_missing)"
+    )
     assert "imports zqx_scatter_missing, sklearn_zq, which are not installed" in core.why_not_runnable(
-        "SLMRec", cuda=True, checkout=checkout)
+        "SLMRec", cuda=True, checkout=checkout
+    )
     assert "calls .cuda() unconditionally" in core.why_not_runnable("GRCN", cuda=False, checkout=checkout)
     assert core.why_not_runnable("GRCN", cuda=True, checkout=checkout) is None
     assert core.why_not_runnable("MDE", cuda=False, checkout=checkout) is None
@@ -120,7 +163,7 @@ def test_models_that_cannot_run_here_are_named_with_the_reason(tmp_path):
     (checkout / "src" / "configs" / "model").mkdir(parents=True)
     (checkout / "src" / "configs" / "model" / "DRAGON.yaml").write_text("{}\n")
     with pytest.raises(MdeMmrecError, match=r"model 'DRAGON' cannot run here: .*pip install zqx_geometric_missing"):
-        core.check_model(checkout, "DRAGON")   # compare, grid and bench check before any training
+        core.check_model(checkout, "DRAGON")  # compare, grid and bench check before any training
 
 
 def test_pip_names_differ_from_import_names_where_known(tmp_path, monkeypatch):
@@ -131,7 +174,9 @@ def test_pip_names_differ_from_import_names_where_known(tmp_path, monkeypatch):
 
 def test_models_option_is_refused_outside_table1(tmp_path):
     import pytest
+
     from mde_mmrec.errors import MdeMmrecError
+
     parser = argparse.ArgumentParser()
     reproduce.register(parser.add_subparsers())
     args = parser.parse_args(["reproduce", "table2", "--mmrec", str(tmp_path), "-d", "tiny", "--models", "VBPR"])
@@ -139,7 +184,12 @@ def test_models_option_is_refused_outside_table1(tmp_path):
         args.func(args)
 
 
-GRID_ROWS = ((0.01, 1.0, 1, 0.40), (0.01, 1.0, 2, 0.44), (0.1, 0.1, 1, 0.45), (0.1, 0.1, 2, 0.37))  # (cl, diff, seed, valid)
+GRID_ROWS = (
+    (0.01, 1.0, 1, 0.40),
+    (0.01, 1.0, 2, 0.44),
+    (0.1, 0.1, 1, 0.45),
+    (0.1, 0.1, 2, 0.37),
+)  # (cl, diff, seed, valid)
 
 
 def _grid_results(folder: Path, dataset: str = "tiny", rows=GRID_ROWS, failed=()):
@@ -147,15 +197,26 @@ def _grid_results(folder: Path, dataset: str = "tiny", rows=GRID_ROWS, failed=()
     folder.mkdir()
     metrics = lambda v: {f"{m}@{k}": v for m in ("recall", "ndcg", "precision", "map") for k in (5, 10, 20, 50)}
     for index, (cl, diff, seed, valid) in enumerate(rows):
-        results_log.append_record(folder / "results.jsonl", {
-            "model": "MDE", "dataset": dataset, "seed": seed, "best_epoch": 1, "test": metrics(0.1),
-            "params": {"seed": seed, "cl_weight": cl, "diff_weight": diff}, "best_valid": metrics(valid),
-            "failed": results_log.NO_EPOCH_FINISHED if index in failed else None})
+        results_log.append_record(
+            folder / "results.jsonl",
+            {
+                "model": "MDE",
+                "dataset": dataset,
+                "seed": seed,
+                "best_epoch": 1,
+                "test": metrics(0.1),
+                "params": {"seed": seed, "cl_weight": cl, "diff_weight": diff},
+                "best_valid": metrics(valid),
+                "failed": results_log.NO_EPOCH_FINISHED if index in failed else None,
+            },
+        )
 
 
 def test_from_grid_takes_the_best_mean_validation_point_of_an_mde_grid_on_the_same_data(tmp_path):
     import pytest
+
     from mde_mmrec.errors import MdeMmrecError
+
     _grid_results(tmp_path / "g")
     assert reproduce.best_grid_point(tmp_path / "g", "tiny") == {"cl_weight": 0.01, "diff_weight": 1.0}  # .42 > .41
     with pytest.raises(MdeMmrecError, match="its grid ran on tiny, not on baby"):
@@ -179,17 +240,26 @@ def test_model_sets_reach_that_models_configurations_and_variants_keep_their_own
         seen.append(dict(overrides))
         return PartialRunner({"never": True})(checkout, model, dataset, overrides, **kwargs)
 
-    md, failed = reproduce.reproduce("table2", checkout, "tiny", [1], tmp_path / "out", runner=runner,
-                                     echo=lambda line: None,
-                                     model_sets={"MDE": {"cl_weight": 0.1, "use_mda": True}})
+    md, failed = reproduce.reproduce(
+        "table2",
+        checkout,
+        "tiny",
+        [1],
+        tmp_path / "out",
+        runner=runner,
+        echo=lambda line: None,
+        model_sets={"MDE": {"cl_weight": 0.1, "use_mda": True}},
+    )
     assert not failed and len(seen) == 4 and all(o["cl_weight"] == 0.1 for o in seen)
-    assert sorted(o["use_mda"] for o in seen) == [False, True, True, True]   # "w/o MDA" keeps use_mda=False
+    assert sorted(o["use_mda"] for o in seen) == [False, True, True, True]  # "w/o MDA" keeps use_mda=False
     assert "- MDE: cl_weight=0.1" in md.read_text()
 
 
 def test_cli_from_grid_runs_mde_at_the_grids_best_point_and_refuses_a_clash(tmp_path, monkeypatch, capsys):
     import pytest
+
     from mde_mmrec.errors import MdeMmrecError
+
     checkout = _checkout(tmp_path)
     _grid_results(tmp_path / "g")
     monkeypatch.setattr(mmrec, "find_checkout", lambda path: checkout)
@@ -201,9 +271,19 @@ def test_cli_from_grid_runs_mde_at_the_grids_best_point_and_refuses_a_clash(tmp_
 
     (tmp_path / "t.md").write_text("table\n")
     monkeypatch.setattr(reproduce, "reproduce", fake)
-    args = argparse.Namespace(mmrec=str(checkout), set=["MDE:reg_weight=0.001"], seeds=1, seed_values=None,
-                              out=str(tmp_path), experiment="table2", dataset="tiny", epochs=1, models=None,
-                              paper_dataset=None, from_grid=str(tmp_path / "g"))
+    args = argparse.Namespace(
+        mmrec=str(checkout),
+        set=["MDE:reg_weight=0.001"],
+        seeds=1,
+        seed_values=None,
+        out=str(tmp_path),
+        experiment="table2",
+        dataset="tiny",
+        epochs=1,
+        models=None,
+        paper_dataset=None,
+        from_grid=str(tmp_path / "g"),
+    )
     assert reproduce._cmd_reproduce(args) == 0
     assert got["model_sets"] == {"MDE": {"reg_weight": 0.001, "cl_weight": 0.01, "diff_weight": 1.0}}
     assert got["from_grid"] == str(tmp_path / "g")
@@ -225,8 +305,17 @@ def _sports(tmp_path):
 
 
 def test_table1_on_sports_sits_beside_the_papers_sports_numbers(tmp_path):
-    md, failed = reproduce.reproduce("table1", _sports(tmp_path), "sports", [1], tmp_path / "out", models=["MDE"],
-                                     runner=PartialRunner({"never": True}), cuda=False, echo=lambda line: None)
+    md, failed = reproduce.reproduce(
+        "table1",
+        _sports(tmp_path),
+        "sports",
+        [1],
+        tmp_path / "out",
+        models=["MDE"],
+        runner=PartialRunner({"never": True}),
+        cuda=False,
+        echo=lambda line: None,
+    )
     paper = reproduce.paper_results()
     mde = paper[(paper["table"] == "table1") & (paper["dataset"] == "sports") & (paper["row"] == "MDE")]
     want = mde.set_index("metric")["value"]
@@ -237,17 +326,29 @@ def test_table1_on_sports_sits_beside_the_papers_sports_numbers(tmp_path):
 
 
 def test_a_model_that_cannot_run_here_is_listed_but_is_not_a_failure(tmp_path):
-    md, failed = reproduce.reproduce("table1", _checkout(tmp_path), "tiny", [1], tmp_path / "out",
-                                     models=["GRCN", "MDE"], runner=PartialRunner({"never": True}), cuda=False,
-                                     echo=lambda line: None)
+    md, failed = reproduce.reproduce(
+        "table1",
+        _checkout(tmp_path),
+        "tiny",
+        [1],
+        tmp_path / "out",
+        models=["GRCN", "MDE"],
+        runner=PartialRunner({"never": True}),
+        cuda=False,
+        echo=lambda line: None,
+    )
     assert failed == {}
     assert "| GRCN | not run: MMRec's grcn.py calls .cuda() unconditionally" in md.read_text()
 
 
 def test_each_ablation_switches_off_exactly_its_component():
     configs = {c.label: (c.model, c.overrides) for c in reproduce.experiment_configs("table2")}
-    assert configs == {"w/o MDA": ("MDE", {"use_mda": False}), "w/o MSA": ("MDE", {"use_msa": False}),
-                       "w/o NLT": ("MDE", {"use_nlt": False}), "MDE": ("MDE", {})}
+    assert configs == {
+        "w/o MDA": ("MDE", {"use_mda": False}),
+        "w/o MSA": ("MDE", {"use_msa": False}),
+        "w/o NLT": ("MDE", {"use_nlt": False}),
+        "MDE": ("MDE", {}),
+    }
 
 
 def test_an_unknown_model_name_gets_the_closest_names(tmp_path):

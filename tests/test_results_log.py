@@ -23,19 +23,25 @@ class FakeConfig(dict):
 
 
 def grid_config(tmp_path, **settings):
-    config = FakeConfig(model="MDE", dataset="tiny", hyper_parameters=["seed", "cl_weight", "reg_weight"],
-                        seed=999, results_file=str(tmp_path / "results.jsonl"))
+    config = FakeConfig(
+        model="MDE",
+        dataset="tiny",
+        hyper_parameters=["seed", "cl_weight", "reg_weight"],
+        seed=999,
+        results_file=str(tmp_path / "results.jsonl"),
+    )
     config.update(settings)
     return config
 
 
-COMBINATORS = list(product([999], [0.1, 0.01], [1e-4, 1e-3, 1e-2]))     # 6 points
+COMBINATORS = list(product([999], [0.1, 0.01], [1e-4, 1e-3, 1e-2]))  # 6 points
 
 
 def record_for(config, point, **extra):
     trainer = SimpleNamespace(best_epoch=3, epoch_times=[0.5, 0.7], eval_times=[0.2, 0.4])
-    return rl.build_record(config, point, trainer, {"recall@20": 0.1}, {"recall@20": 0.09},
-                           model_init_s=1.25, train_time_s=2.5)
+    return rl.build_record(
+        config, point, trainer, {"recall@20": 0.1}, {"recall@20": 0.09}, model_init_s=1.25, train_time_s=2.5
+    )
 
 
 def test_record_has_the_documented_fields(tmp_path):
@@ -46,7 +52,7 @@ def test_record_has_the_documented_fields(tmp_path):
     assert (record["best_epoch"], record["epochs_run"]) == (3, 2)
     assert record["s_per_epoch"] == 0.6 and record["eval_s"] == 0.3
     assert record["train_time_s"] == 2.5 and record["model_init_s"] == 1.25
-    assert record["peak_rss_mb"] > 0 and record["peak_gpu_mb"] is None     # the config's device is the CPU
+    assert record["peak_rss_mb"] > 0 and record["peak_gpu_mb"] is None  # the config's device is the CPU
     assert record["best_valid"] == {"recall@20": 0.1} and record["test"] == {"recall@20": 0.09}
     assert set(record) >= {"mmrec_commit", "plugin_version", "finished_at"}
     json.dumps(record)
@@ -56,18 +62,18 @@ def test_append_survives_a_line_cut_off_by_a_kill(tmp_path):
     path = tmp_path / "results.jsonl"
     rl.append_record(path, {"n": 1})
     with open(path, "a") as handle:
-        handle.write('{"n": 2, "best_va')                      # killed while writing
-    assert [r["n"] for r in read_results(path)] == [1]       # the cut-off line is skipped ...
+        handle.write('{"n": 2, "best_va')  # killed while writing
+    assert [r["n"] for r in read_results(path)] == [1]  # the cut-off line is skipped ...
     rl.append_record(path, {"n": 3})
     assert [r["n"] for r in read_results(path)] == [1, 3]
-    assert path.read_text() == '{"n": 1}\n{"n": 3}\n'         # ... and gone once the file is next written
-    assert [p.name for p in tmp_path.iterdir()] == ["results.jsonl"]      # no temporary file left behind
+    assert path.read_text() == '{"n": 1}\n{"n": 3}\n'  # ... and gone once the file is next written
+    assert [p.name for p in tmp_path.iterdir()] == ["results.jsonl"]  # no temporary file left behind
     assert read_results(tmp_path / "missing.jsonl") == []
 
 
 def test_a_complete_last_line_without_a_newline_is_kept(tmp_path):
     path = tmp_path / "results.jsonl"
-    path.write_text('{"n": 1}')                                 # written by hand or another tool
+    path.write_text('{"n": 1}')  # written by hand or another tool
     rl.append_record(path, {"n": 2})
     assert path.read_text() == '{"n": 1}\n{"n": 2}\n'
 
@@ -76,18 +82,20 @@ def test_readers_count_each_grid_point_once_and_say_so(tmp_path, caplog):
     """A run killed while its main.py kept running, then rerun, could leave a point twice in the file."""
     path = tmp_path / "results.jsonl"
     point = {"model": "MDE", "dataset": "tiny", "params": {"seed": 1, "cl_weight": 0.1}}
-    for n, params in enumerate([{"seed": 1, "cl_weight": 0.1}, {"seed": 2, "cl_weight": 0.1},
-                                {"cl_weight": 0.1, "seed": 1}]):
+    for n, params in enumerate(
+        [{"seed": 1, "cl_weight": 0.1}, {"seed": 2, "cl_weight": 0.1}, {"cl_weight": 0.1, "seed": 1}]
+    ):
         rl.append_record(path, dict(point, params=params, n=n))
-    assert [r["n"] for r in read_results(path)] == [0, 1]      # the first line of each point
+    assert [r["n"] for r in read_results(path)] == [0, 1]  # the first line of each point
     assert "1 line(s) repeat a grid point already there; each point is counted once" in caplog.text
 
 
 def test_points_to_run_honours_shards(tmp_path):
     config = grid_config(tmp_path)
     assert [i for i, _ in rl.points_to_run(config, COMBINATORS)] == list(range(6))
-    shards = [[i for i, _ in rl.points_to_run(grid_config(tmp_path, grid_shard=f"{k}/4"), COMBINATORS)]
-              for k in range(1, 5)]
+    shards = [
+        [i for i, _ in rl.points_to_run(grid_config(tmp_path, grid_shard=f"{k}/4"), COMBINATORS)] for k in range(1, 5)
+    ]
     assert shards == [[0, 4], [1, 5], [2], [3]]
 
 
@@ -108,11 +116,16 @@ def test_resume_skips_finished_points_of_the_same_model_and_dataset(tmp_path, ca
     assert "2 grid point(s) to run are already in" in caplog.text and "--resume=True" in caplog.text
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"grid_shard": "0/3"}, "grid_shard"), ({"grid_shard": "a/b"}, "grid_shard"),
-    ({"resume": True, "results_file": None}, "needs a results_file"),
-    ({"resume": "yes"}, "True or False"), ({"results_file": 5}, "must be a path"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"grid_shard": "0/3"}, "grid_shard"),
+        ({"grid_shard": "a/b"}, "grid_shard"),
+        ({"resume": True, "results_file": None}, "needs a results_file"),
+        ({"resume": "yes"}, "True or False"),
+        ({"results_file": 5}, "must be a path"),
+    ],
+)
 def test_bad_settings(settings, message):
     with pytest.raises(rl.ResultsConfigError, match=message):
         rl.check_settings(FakeConfig(settings).__getitem__)
@@ -128,8 +141,9 @@ def test_plugin_info_is_read_from_the_installed_file(tmp_path, monkeypatch):
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
 def test_record_has_the_peak_gpu_memory_on_cuda(tmp_path):
     import torch
+
     config = grid_config(tmp_path, device=torch.device("cuda"))
-    block = torch.empty(64 * 2 ** 20, dtype=torch.uint8, device="cuda")   # 64 MB
+    block = torch.empty(64 * 2**20, dtype=torch.uint8, device="cuda")  # 64 MB
     record = record_for(config, (999, 0.1, 1e-4))
     del block
     assert record["peak_gpu_mb"] >= 64
@@ -139,8 +153,9 @@ def test_a_point_where_no_epoch_finished_is_recorded_as_failed(tmp_path):
     """MMRec's trainer stops at a NaN loss in the first epoch and returns all-zero metrics; the line says so."""
     config = grid_config(tmp_path)
     trainer = SimpleNamespace(best_epoch=None, epoch_times=[], eval_times=[])
-    record = rl.build_record(config, (999, 0.1, 1e-4), trainer, {"recall@20": 0.0}, {"recall@20": 0.0},
-                             model_init_s=1.0, train_time_s=0.1)
+    record = rl.build_record(
+        config, (999, 0.1, 1e-4), trainer, {"recall@20": 0.0}, {"recall@20": 0.0}, model_init_s=1.0, train_time_s=0.1
+    )
     assert record["failed"] == rl.NO_EPOCH_FINISHED and record["epochs_run"] == 0
     assert record_for(config, (999, 0.1, 1e-4))["failed"] is None
 
@@ -163,15 +178,18 @@ def test_a_line_records_its_settings_and_resume_refuses_points_made_with_other_o
     record = record_for(config, COMBINATORS[0])
     assert record["settings"] == {"cl_temperature": 0.2, "dataset": "tiny", "epochs": 5, "model": "MDE"}
     rl.append_record(config["results_file"], record)
-    assert [i for i, _ in rl.points_to_run(config, COMBINATORS)] == [1, 2, 3, 4, 5]   # same settings: skipped
-    config["progress_every_s"] = 5                        # how the run logs: not a setting
+    assert [i for i, _ in rl.points_to_run(config, COMBINATORS)] == [1, 2, 3, 4, 5]  # same settings: skipped
+    config["progress_every_s"] = 5  # how the run logs: not a setting
     assert len(rl.points_to_run(config, COMBINATORS)) == 5
     config["cl_temperature"] = 0.5
-    with pytest.raises(rl.ResultsConfigError, match=r"holds grid point \{'seed': 999, 'cl_weight': 0.1, "
-                                                    r"'reg_weight': 0.0001\} of MDE on tiny made with other settings "
-                                                    r"\(cl_temperature: 0.2 -> 0.5\)"):
+    with pytest.raises(
+        rl.ResultsConfigError,
+        match=r"holds grid point \{'seed': 999, 'cl_weight': 0.1, "
+        r"'reg_weight': 0.0001\} of MDE on tiny made with other settings "
+        r"\(cl_temperature: 0.2 -> 0.5\)",
+    ):
         rl.points_to_run(config, COMBINATORS)
-    config["resume"] = False                              # run again beside it (with a warning)
+    config["resume"] = False  # run again beside it (with a warning)
     assert len(rl.points_to_run(config, COMBINATORS)) == 6
 
 
@@ -182,8 +200,11 @@ def test_lines_from_before_settings_were_recorded_are_not_reused(tmp_path):
     old = record_for(config, COMBINATORS[0])
     del old["settings"]
     rl.append_record(config["results_file"], old)
-    with pytest.raises(rl.ResultsConfigError, match=r"holds grid point .* without recorded settings \(written by an "
-                                                    r"older mde-mmrec\).*choose another results_file, or resume=False"):
+    with pytest.raises(
+        rl.ResultsConfigError,
+        match=r"holds grid point .* without recorded settings \(written by an "
+        r"older mde-mmrec\).*choose another results_file, or resume=False",
+    ):
         rl.points_to_run(config, COMBINATORS)
     again = grid_config(tmp_path, resume=False, cl_temperature=0.5)
     assert again["results_file"] == config["results_file"]
@@ -194,16 +215,30 @@ def test_point_settings_leave_out_the_grid_keys_so_other_points_of_one_grid_resu
     """Each line records the settings besides its own grid point: another point of the same grid (other
     cl_weight) resumes, another non-grid value (cl_temperature) or another model's line does not count."""
     results = tmp_path / "results.jsonl"
-    values = {"model": "MDE", "dataset": "tiny", "hyper_parameters": ["cl_weight", "seed"], "cl_weight": [0.1, 0.5],
-              "seed": [999], "cl_temperature": 0.2, "epochs": 3, "results_file": str(results), "resume": True}
+    values = {
+        "model": "MDE",
+        "dataset": "tiny",
+        "hyper_parameters": ["cl_weight", "seed"],
+        "cl_weight": [0.1, 0.5],
+        "seed": [999],
+        "cl_temperature": 0.2,
+        "epochs": 3,
+        "results_file": str(results),
+        "resume": True,
+    }
     settings = rl.point_settings(values)
     assert "cl_weight" not in settings and "seed" not in settings and "results_file" not in settings
     assert settings["cl_temperature"] == 0.2 and settings["epochs"] == 3
-    rl.append_record(results, {"model": "MDE", "dataset": "tiny", "params": {"cl_weight": 0.1, "seed": 999},
-                               "settings": settings})
-    rl.append_record(results, {"model": "FREEDOM", "dataset": "tiny", "params": {"seed": 999},
-                               "settings": {"epochs": 50}})
+    rl.append_record(
+        results, {"model": "MDE", "dataset": "tiny", "params": {"cl_weight": 0.1, "seed": 999}, "settings": settings}
+    )
+    rl.append_record(
+        results, {"model": "FREEDOM", "dataset": "tiny", "params": {"seed": 999}, "settings": {"epochs": 50}}
+    )
     rl.check_resume(values)
-    with pytest.raises(rl.ResultsConfigError, match=r"grid point \{'cl_weight': 0.1, 'seed': 999\} of MDE on tiny "
-                                                    r"made with other settings \(cl_temperature: 0.2 -> 0.5\)"):
+    with pytest.raises(
+        rl.ResultsConfigError,
+        match=r"grid point \{'cl_weight': 0.1, 'seed': 999\} of MDE on tiny "
+        r"made with other settings \(cl_temperature: 0.2 -> 0.5\)",
+    ):
         rl.check_resume(dict(values, cl_temperature=0.5))

@@ -10,10 +10,9 @@ import time
 
 import psutil
 import pytest
+from checkout_support import standin_checkout
 
 from mde_mmrec import core, runner
-
-from checkout_support import standin_checkout
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -56,8 +55,7 @@ def test_run_main_reports_the_time_limit(tmp_path):
     (checkout / "src").mkdir(parents=True)
     (checkout / "src" / "main.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
     lines = []
-    code = runner.run_main(checkout, "MDE", "tiny", log_path=tmp_path / "run.log", on_line=lines.append,
-                          max_seconds=1)
+    code = runner.run_main(checkout, "MDE", "tiny", log_path=tmp_path / "run.log", on_line=lines.append, max_seconds=1)
     assert code == runner.TIME_LIMIT_EXIT
     assert lines == ["started", "mde-mmrec: stopped MDE at its time limit of 1 s"]
     assert (tmp_path / "run.log").read_text().endswith("time limit of 1 s\n")
@@ -82,18 +80,18 @@ def _write_events(path, events) -> None:
 
 def test_progress_says_how_far_a_run_got(tmp_path):
     out, events = [], tmp_path / "run.events.jsonl"
-    _write_events(events, [{"event": "evaluated", "epoch": 5, "valid_score": 0.5}])    # an earlier run's
+    _write_events(events, [{"event": "evaluated", "epoch": 5, "valid_score": 0.5}])  # an earlier run's
     p = core.Progress(n_configs=1, epochs=2, echo=out.append)
     p.begin(0, "DRAGON", 1, events)
     p("a line of the log")
-    assert out == ["[1/1] DRAGON: 1 run(s) to go"]                    # the earlier run's events are not shown
+    assert out == ["[1/1] DRAGON: 1 run(s) to go"]  # the earlier run's events are not shown
     assert p.where() == "while loading the data or constructing the model"
     _write_events(events, EVENTS[:2])
     p("a line of the log")
     assert out[-2:] == ["  DRAGON: run 1/1 seed=999", "  DRAGON: model constructed in 35.2s"]
     assert p.where() == "after model construction (35.2s) and 0 training epoch(s)"
     with open(events, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(EVENTS[2]) + "\n" + json.dumps(EVENTS[3])[:20])   # the last line half-written
+        handle.write(json.dumps(EVENTS[2]) + "\n" + json.dumps(EVENTS[3])[:20])  # the last line half-written
     p.poll()
     assert out[-1].startswith("  DRAGON epoch 1/2: 300/830 batches in 0:01:00")
     with open(events, "a", encoding="utf-8") as handle:
@@ -102,9 +100,11 @@ def test_progress_says_how_far_a_run_got(tmp_path):
     p.poll()
     assert any(line.startswith("  DRAGON epoch 1/2: 600/830 batches in 0:02:00") for line in out)
     assert any(line.startswith("  DRAGON run 1/1 epoch 1/2 valid 0.0254 | elapsed") for line in out)
-    assert p.where() == ("after model construction (35.2s) and 1 training epoch(s); epoch 2 had trained "
-                         "200/830 batches in 60s (at that rate about 249s per epoch)")
-    p.begin(0, "MDE", 1, tmp_path / "other.events.jsonl")   # the next configuration starts from nothing
+    assert p.where() == (
+        "after model construction (35.2s) and 1 training epoch(s); epoch 2 had trained "
+        "200/830 batches in 60s (at that rate about 249s per epoch)"
+    )
+    p.begin(0, "MDE", 1, tmp_path / "other.events.jsonl")  # the next configuration starts from nothing
     assert p.where() == "while loading the data or constructing the model"
 
 
@@ -119,12 +119,22 @@ def test_run_configs_reports_where_a_run_hit_its_time_limit(tmp_path):
         return runner.TIME_LIMIT_EXIT
 
     echo = []
-    records, status = core.run_configs(checkout, "tiny", [core.RunConfig("FREEDOM", "FREEDOM", {})], [999],
-                                       tmp_path / "out", epochs=2, runner=stopped, echo=echo.append,
-                                       max_seconds=240)
+    records, status = core.run_configs(
+        checkout,
+        "tiny",
+        [core.RunConfig("FREEDOM", "FREEDOM", {})],
+        [999],
+        tmp_path / "out",
+        epochs=2,
+        runner=stopped,
+        echo=echo.append,
+        max_seconds=240,
+    )
     assert calls == [{"max_seconds": 240}] and records == []
-    assert status["FREEDOM"].startswith("stopped at the 240s time limit after model construction (35.2s) and 1 "
-                                        "training epoch(s); epoch 2 had trained 200/830 batches")
+    assert status["FREEDOM"].startswith(
+        "stopped at the 240s time limit after model construction (35.2s) and 1 "
+        "training epoch(s); epoch 2 had trained 200/830 batches"
+    )
 
 
 def test_an_interrupted_run_main_does_not_leave_main_py_running(tmp_path):
@@ -150,14 +160,22 @@ def test_sigterm_to_mde_mmrec_alone_stops_main_py_too(tmp_path):
     src = tmp_path / "MMRec" / "src"
     src.mkdir(parents=True)
     (src / "main.py").write_text("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)\n")
-    tool = subprocess.Popen([sys.executable, "-c", (
-        "from mde_mmrec import cli, runner\n"
-        "cli.exit_on_sigterm()\n"
-        f"runner.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))\n")],
-        stdout=subprocess.PIPE, text=True)
-    with tool:                              # closes its stdout pipe
+    tool = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "from mde_mmrec import cli, runner\n"
+                "cli.exit_on_sigterm()\n"
+                f"runner.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    with tool:  # closes its stdout pipe
         child = int(tool.stdout.readline())
-        tool.terminate()                    # SIGTERM to mde-mmrec only, not to its process group
+        tool.terminate()  # SIGTERM to mde-mmrec only, not to its process group
         assert tool.wait(timeout=30) == 143
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
@@ -182,10 +200,16 @@ def test_a_sigkilled_command_leaves_no_child_running(tmp_path, how):
     src = tmp_path / "MMRec" / "src"
     src.mkdir(parents=True)
     (src / "main.py").write_text("import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)\n")
-    start = (f"runner.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))"
-             if how == "run_main" else "bench.in_child(time.sleep, 120)")
-    tool = subprocess.Popen([sys.executable, "-c", f"import time\nfrom mde_mmrec import bench, runner\n{start}\n"],
-                            stdout=subprocess.PIPE, text=True)
+    start = (
+        f"runner.run_main({str(tmp_path / 'MMRec')!r}, 'BPR', 'tiny', on_line=lambda l: print(l, flush=True))"
+        if how == "run_main"
+        else "bench.in_child(time.sleep, 120)"
+    )
+    tool = subprocess.Popen(
+        [sys.executable, "-c", f"import time\nfrom mde_mmrec import bench, runner\n{start}\n"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     with tool:
         if how == "run_main":
             children = [int(tool.stdout.readline())]
@@ -193,7 +217,7 @@ def test_a_sigkilled_command_leaves_no_child_running(tmp_path, how):
             deadline = time.monotonic() + 30
             while not psutil.Process(tool.pid).children() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            time.sleep(1)                       # the spawned child is computing by now
+            time.sleep(1)  # the spawned child is computing by now
             children = [p.pid for p in psutil.Process(tool.pid).children(recursive=True)]
         assert children
         tool.kill()

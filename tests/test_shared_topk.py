@@ -20,7 +20,7 @@ class ScoringModel:
 
     def __init__(self, n_users: int, n_items: int, seed: int, ties: bool):
         g = torch.Generator().manual_seed(seed)
-        if ties:   # small integers: many equal scores, so tie order matters
+        if ties:  # small integers: many equal scores, so tie order matters
             self.users = torch.randint(0, 3, (n_users, 4), generator=g).float()
             self.items = torch.randint(0, 3, (n_items, 4), generator=g).float()
         else:
@@ -36,7 +36,7 @@ def batches(users: np.ndarray, history: dict, batch_size: int) -> list:
     """MMRec's EvalDataLoader batches: users in order, with their training items as [row; item] pairs."""
     out = []
     for start in range(0, len(users), batch_size):
-        part = users[start:start + batch_size]
+        part = users[start : start + batch_size]
         rows = [r for r, u in enumerate(part) for _ in history[u]]
         items = [i for u in part for i in history[u]]
         out.append([torch.as_tensor(part, dtype=torch.long), torch.tensor([rows, items], dtype=torch.long)])
@@ -57,10 +57,11 @@ def mmrec_loop(model, loader, k):
 
 def make_case(seed: int, n_users=150, n_items=60):
     rng = np.random.default_rng(seed)
-    history = {u: sorted(rng.choice(n_items, size=int(rng.integers(1, 12)), replace=False).tolist())
-               for u in range(n_users)}
+    history = {
+        u: sorted(rng.choice(n_items, size=int(rng.integers(1, 12)), replace=False).tolist()) for u in range(n_users)
+    }
     valid_users = rng.permutation(n_users)[: int(n_users * 0.9)]
-    test_users = rng.permutation(n_users)[: int(n_users * 0.8)]        # other users, another order
+    test_users = rng.permutation(n_users)[: int(n_users * 0.8)]  # other users, another order
     return history, valid_users, test_users
 
 
@@ -86,7 +87,7 @@ def test_shared_lists_equal_mmrec_loop_for_valid_and_test(seed, ties):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_shared_lists_on_cuda_equal_mmrec_loop():
     history, valid_users, test_users = make_case(3)
-    to_cuda = lambda loader: [[part.cuda() for part in b] for b in loader]    # noqa: E731
+    to_cuda = lambda loader: [[part.cuda() for part in b] for b in loader]  # noqa: E731
     valid, test = to_cuda(batches(valid_users, history, 40)), to_cuda(batches(test_users, history, 40))
     reference, model = ScoringModel(150, 60, 3, False), ScoringModel(150, 60, 3, False)
     for m in (reference, model):
@@ -101,7 +102,7 @@ def test_shared_lists_on_cuda_equal_mmrec_loop():
 def test_valid_calls_are_exactly_mmrecs_and_test_makes_none_when_users_match():
     history, valid_users, _ = make_case(0)
     valid = batches(valid_users, history, 32)
-    test = batches(valid_users, history, 32)          # the same users in the same order (Amazon data sets)
+    test = batches(valid_users, history, 32)  # the same users in the same order (Amazon data sets)
     model, ranked, source = ScoringModel(150, 60, 0, False), shared.SharedTopk(), object()
     for b in valid:
         ranked.topk(model, b, source, 10)
@@ -120,10 +121,10 @@ def test_another_history_or_k_is_never_served_from_stored_lists():
     for b in loader:
         ranked.topk(model, b, first, 10)
     n = len(model.scored)
-    for b in loader:                                  # other training history: other masks, rank again
+    for b in loader:  # other training history: other masks, rank again
         ranked.topk(model, b, second, 10)
     assert len(model.scored) == 2 * n
-    lists = [ranked.topk(model, b, second, 5) for b in loader]      # other k: rank again
+    lists = [ranked.topk(model, b, second, 5) for b in loader]  # other k: rank again
     assert len(model.scored) == 3 * n and all(t.shape[1] == 5 for t in lists)
 
 

@@ -39,17 +39,20 @@ def test_shapes_dtypes_and_dense_ids(tiny):
     assert not inter.duplicated(["userID", "itemID"]).any()
     assert abs(len(inter) - p.n_interactions) < 0.1 * p.n_interactions
     assert np.isfinite(image).all() and np.isfinite(text).all()
-    assert (image >= 0).all() and 0.05 < (image > 0).mean() < 0.9      # CNN-like: non-negative, sparse-ish
+    assert (image >= 0).all() and 0.05 < (image > 0).mean() < 0.9  # CNN-like: non-negative, sparse-ish
     np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, rtol=1e-4)
 
 
-@pytest.mark.parametrize("n, expected", [
-    (5, [0, 0, 0, 1, 2]),
-    (9, [0] * 7 + [1, 2]),
-    (10, [0] * 8 + [1, 2]),
-    (15, [0] * 12 + [1, 2, 2]),      # int(0.2*15)=3 held out: 1 valid, 2 test
-    (24, [0] * 20 + [1, 1, 2, 2]),
-])
+@pytest.mark.parametrize(
+    "n, expected",
+    [
+        (5, [0, 0, 0, 1, 2]),
+        (9, [0] * 7 + [1, 2]),
+        (10, [0] * 8 + [1, 2]),
+        (15, [0] * 12 + [1, 2, 2]),  # int(0.2*15)=3 held out: 1 valid, 2 test
+        (24, [0] * 20 + [1, 1, 2, 2]),
+    ],
+)
 def test_split_rule_matches_mmrec_notebook(n, expected):
     users = np.array([7] * n)
     assert split_labels(users).tolist() == expected
@@ -69,14 +72,14 @@ def test_five_core_like_activity(tiny):
     assert inter.groupby("userID").size().min() >= 5
     assert inter.groupby("itemID").size().min() >= 5
     per_user = inter.groupby("userID").size()
-    assert per_user.max() > 2 * per_user.median()      # a tail of heavy users
+    assert per_user.max() > 2 * per_user.median()  # a tail of heavy users
 
 
 def test_popularity_skew():
-    inter = generate(synthetic.Preset(3000, 1500, 27000, 20), 0)[0]     # baby-like density, smaller
+    inter = generate(synthetic.Preset(3000, 1500, 27000, 20), 0)[0]  # baby-like density, smaller
     counts = np.sort(inter.groupby("itemID").size().to_numpy())[::-1]
     top10 = counts[: len(counts) // 10].sum() / counts.sum()
-    assert top10 > 0.25        # uniform would give 0.10
+    assert top10 > 0.25  # uniform would give 0.10
 
 
 def _pair_corr(feat, lat_a, lat_b, rng, n_pairs=4000):
@@ -121,7 +124,7 @@ def test_feature_knn_beats_random_on_held_out_items(tiny):
     for f in (image, text):
         f = f - f.mean(0)
         feats.append(f / np.linalg.norm(f, axis=1, keepdims=True))
-    sim = feats[0] @ feats[0].T + feats[1] @ feats[1].T     # tiny: 200 x 200 is fine
+    sim = feats[0] @ feats[0].T + feats[1] @ feats[1].T  # tiny: 200 x 200 is fine
     train = inter[inter.x_label == 0]
     test = inter[inter.x_label == 2]
     hits, total = 0, 0
@@ -133,7 +136,7 @@ def test_feature_knn_beats_random_on_held_out_items(tiny):
         hits += np.isin(g.itemID.to_numpy(), top).sum()
         total += len(g)
     recall = hits / total
-    assert recall > 2.5 * 20 / n_items      # chance is about 20 / n_items
+    assert recall > 2.5 * 20 / n_items  # chance is about 20 / n_items
 
 
 def test_unknown_preset():
@@ -143,6 +146,7 @@ def test_unknown_preset():
 
 def _fake_checkout(tmp_path: Path) -> Path:
     from mde_mmrec.mmrec import MMREC_MARKERS
+
     for marker in MMREC_MARKERS:  # a fake checkout: MMRec's marker files, empty
         (tmp_path / marker).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / marker).write_text("")
@@ -159,30 +163,41 @@ def test_make_dataset_writes_mmrec_layout(tmp_path):
     assert np.load(data_dir / "image_feat.npy").shape == (200, 4096)
     assert np.load(data_dir / "text_feat.npy").shape == (200, 384)
     import yaml
+
     cfg = yaml.safe_load((root / "src" / "configs" / "dataset" / "tinyx.yaml").read_text())
     assert cfg["inter_file_name"] == "tinyx.inter"
     assert cfg["user_graph_dict_file"] == "user_graph_dict.npy"
     assert cfg["field_separator"] == "\t"
-    assert not any(isinstance(v, list) for v in cfg.values())    # no grid dimensions from a data set
+    assert not any(isinstance(v, list) for v in cfg.values())  # no grid dimensions from a data set
 
 
 def test_make_dataset_reuses_and_force_regenerates(tmp_path):
     root = _fake_checkout(tmp_path)
     d = make_dataset(root, "t", seed=0)
-    caches = [d / name for name in ("mm_adj_freedomdsp_10_1.pt", "image_adj_10_True.pt", "text_adj_10.pt",
-                                    "user_graph_dict.npy", "item_graph_dict.npy")]
+    caches = [
+        d / name
+        for name in (
+            "mm_adj_freedomdsp_10_1.pt",
+            "image_adj_10_True.pt",
+            "text_adj_10.pt",
+            "user_graph_dict.npy",
+            "item_graph_dict.npy",
+        )
+    ]
     for cache in caches:
         cache.write_text("a graph of the old features")
     before = (d / "t.inter").read_text()
-    make_dataset(root, "t", seed=0)                   # exists, made with the same preset and seed: kept
+    make_dataset(root, "t", seed=0)  # exists, made with the same preset and seed: kept
     assert (d / "t.inter").read_text() == before and all(c.exists() for c in caches)
     for preset, seed in (("tiny", 1), ("baby", 0)):
-        with pytest.raises(MdeMmrecError, match=f"made with preset tiny, seed 0 .*not preset {preset}, seed {seed}: pass --force"):
-            make_dataset(root, "t", preset=preset, seed=seed)   # never silently the other data
+        with pytest.raises(
+            MdeMmrecError, match=f"made with preset tiny, seed 0 .*not preset {preset}, seed {seed}: pass --force"
+        ):
+            make_dataset(root, "t", preset=preset, seed=seed)  # never silently the other data
     make_dataset(root, "t", seed=1, force=True)
     assert (d / "t.inter").read_text() != before
-    assert not any(c.exists() for c in caches)        # every model's cached graphs of the old data removed
-    make_dataset(root, "t", seed=1)                   # now made with seed 1: kept
+    assert not any(c.exists() for c in caches)  # every model's cached graphs of the old data removed
+    make_dataset(root, "t", seed=1)  # now made with seed 1: kept
 
 
 def test_a_make_data_cut_short_is_redone_by_the_next_one(tmp_path, monkeypatch):
@@ -212,6 +227,7 @@ def test_make_dataset_rejects_non_checkout(tmp_path):
 
 def test_cli_make_data(tmp_path, capsys):
     import argparse
+
     parser = argparse.ArgumentParser()
     synthetic.register(parser.add_subparsers())
     root = _fake_checkout(tmp_path)
@@ -223,8 +239,9 @@ def test_cli_make_data(tmp_path, capsys):
 
 def test_make_dataset_never_overwrites_a_real_dataset_config(tmp_path):
     from mde_mmrec.errors import MdeMmrecError
-    from mde_mmrec.synthetic import make_dataset
     from mde_mmrec.mmrec import MMREC_MARKERS
+    from mde_mmrec.synthetic import make_dataset
+
     for marker in MMREC_MARKERS:  # a fake checkout: MMRec's marker files, empty
         (tmp_path / marker).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / marker).write_text("")
@@ -238,6 +255,7 @@ def test_make_dataset_never_overwrites_a_real_dataset_config(tmp_path):
 
 def test_default_preset_follows_the_name():
     from mde_mmrec.synthetic import default_preset
+
     assert default_preset("baby") == "baby" and default_preset("synthetic_elec") == "elec"
     assert default_preset("mine") == "tiny"
 
@@ -245,7 +263,7 @@ def test_default_preset_follows_the_name():
 def test_missing_data_hint_downloads_mmrecs_own_data_and_makes_synthetic_data(tmp_path):
     root = _fake_checkout(tmp_path)
     (root / "src" / "configs" / "dataset" / "sports.yaml").write_text("inter_file_name: sports.inter\n")
-    hint = synthetic.missing_data_hint(root, "sports")           # MMRec's own config, data not downloaded
+    hint = synthetic.missing_data_hint(root, "sports")  # MMRec's own config, data not downloaded
     assert "one of MMRec's own data sets" in hint and "data/README.md" in hint
     assert "make-data synthetic_sports" in hint and "-d synthetic_sports" in hint
     make_dataset(root, "t")

@@ -23,7 +23,7 @@ def reference(users, items, n_users, cap):
     dense = torch.zeros(n_users, n_users)
     keys = sorted(sets)
     for a_pos, a in enumerate(keys):
-        for b in keys[a_pos + 1:]:
+        for b in keys[a_pos + 1 :]:
             shared = len(sets[a] & sets[b])
             if shared:
                 dense[a][b] = dense[b][a] = shared
@@ -38,9 +38,9 @@ def reference(users, items, n_users, cap):
 def test_same_dict_as_the_definition(seed, cap, monkeypatch):
     rng = np.random.default_rng(seed)
     n_users, n_items, n = 150, 40, 900
-    users = rng.integers(0, n_users - 5, n)           # the last users have no training interactions
-    items = rng.integers(0, n_items, n)               # with repeats: counted once
-    monkeypatch.setattr(usergraph, "BLOCK_BYTES", 4 * n_users * 16)   # several blocks of 16 rows
+    users = rng.integers(0, n_users - 5, n)  # the last users have no training interactions
+    items = rng.integers(0, n_items, n)  # with repeats: counted once
+    monkeypatch.setattr(usergraph, "BLOCK_BYTES", 4 * n_users * 16)  # several blocks of 16 rows
     graph = usergraph.build_user_graph_dict(users, items, n_users, cap=cap)
     assert graph == reference(users, items, n_users, cap)
     assert graph[n_users - 1] == [[], []]
@@ -66,7 +66,7 @@ def test_long_rows_with_many_ties_equal_one_topk_per_row(cap, monkeypatch):
     for u in range(n_users):
         top = torch.topk(dense[u], min(int(torch.count_nonzero(dense[u])), cap))
         expected[u] = [top.indices.tolist(), top.values.tolist()]
-    monkeypatch.setattr(usergraph, "BLOCK_BYTES", 4 * n_users * 300)    # blocks of 300 rows
+    monkeypatch.setattr(usergraph, "BLOCK_BYTES", 4 * n_users * 300)  # blocks of 300 rows
     assert usergraph.build_user_graph_dict(users, items, n_users, cap=cap) == expected
 
 
@@ -95,7 +95,7 @@ def test_write_user_graph_writes_exactly_the_output_asked_for(tmp_path):
 def test_write_user_graph_uses_training_interactions_only_and_every_user(tmp_path):
     root = _checkout(tmp_path / "MMRec")
     make_dataset(root, "g", preset="tiny", seed=0)
-    rows = [(0, 0, 0), (0, 1, 0), (1, 1, 0), (1, 0, 1), (2, 2, 0), (3, 2, 1), (3, 0, 2)]   # user 3: no training
+    rows = [(0, 0, 0), (0, 1, 0), (1, 1, 0), (1, 0, 1), (2, 2, 0), (3, 2, 1), (3, 0, 2)]  # user 3: no training
     frame = pd.DataFrame(rows, columns=["userID", "itemID", "x_label"]).assign(rating=5, timestamp=1)
     frame.to_csv(root / "data" / "g" / "g.inter", sep="\t", index=False)
     graph = np.load(usergraph.write_user_graph(root, "g"), allow_pickle=True).item()
@@ -109,4 +109,4 @@ def test_progress_is_throttled():
     for t, step in [(0, 1), (3, 2), (9.9, 3), (10.0, 4), (12, 5), (25, 6)]:
         now[0] = t
         report(step)
-    assert seen == [1, 4, 6]       # the first call, then the first one at least 10 s after the last report
+    assert seen == [1, 4, 6]  # the first call, then the first one at least 10 s after the last report

@@ -1,4 +1,3 @@
-# coding: utf-8
 r"""MDE: Modality Discrimination Enhancement for Multi-modal Recommendation (Zhou, Wang, Zhan).
 
 A plugin model for MMRec (``python main.py -m MDE -d baby``), written to be read beside Section II of the
@@ -31,17 +30,29 @@ from __future__ import annotations
 import logging
 import os
 from types import SimpleNamespace
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from common.abstract_recommender import GeneralRecommender
-
-from utils.mde_graphs import (NeighbourLists, cached_graph, cooccurrence_topk, cosine_knn, hash_sparse, hash_tensor,
-                              neighbour_lists, neighbour_sum, normalized_bipartite_adjacency, row_normalize,
-                              row_softmax, stack_modalities, symmetric_product, to_torch_csr)
+from utils.mde_graphs import (
+    NeighbourLists,
+    cached_graph,
+    cooccurrence_topk,
+    cosine_knn,
+    hash_sparse,
+    hash_tensor,
+    neighbour_lists,
+    neighbour_sum,
+    normalized_bipartite_adjacency,
+    row_normalize,
+    row_softmax,
+    stack_modalities,
+    symmetric_product,
+    to_torch_csr,
+)
 from utils.model_settings import Setting, read_settings
 from utils.model_settings import check_grid as check_setting_grid
 
@@ -64,30 +75,23 @@ HYPERPARAMETERS: dict[str, Setting] = {
     "use_mda": Setting(bool, "False: Table II's w/o MDA"),
     "use_msa": Setting(bool, "False: Table II's w/o MSA"),
     "use_nlt": Setting(bool, "False: Table II's w/o NLT (no node-level trade-off)"),
-    "constant_tradeoff_weight": Setting(float, "w/o NLT: W_diff = W_cl = this constant; null: every node gets "
-                                        "the mean W_diff of all nodes (and 1 minus it as W_cl)",
-                                        least=0, nullable=True),
-    "fixed_text_weight": Setting(float, "Fig. 2 variant A: P_t = w_t, P_v = 1 - w_t for every node", least=0,
-                                 most=1, nullable=True),
-    "tradeoff": Setting(str, "eq. 8's weights from the preferences, or Fig. 2 variant B's own learned weights",
-                        choices=("preference", "independent")),
+    # w/o NLT: W_diff = W_cl = the constant; null: every node gets the mean W_diff of all nodes, 1 minus it as W_cl
+    "constant_tradeoff_weight": Setting(float, "w/o NLT's trade-off weight", least=0, nullable=True),
+    "fixed_text_weight": Setting(float, "Fig. 2 variant A: P_t = w_t for every node", least=0, most=1, nullable=True),
+    "tradeoff": Setting(str, "eq. 8, or Fig. 2 variant B's learned weights", choices=("preference", "independent")),
     "tradeoff_grad": Setting(bool, "let L_diff and L_cl reach the preferences through W_diff and W_cl"),
-    "diff_form": Setting(str, "eq. 6 on normalised rows, pushing modalities apart, or as printed",
-                         choices=("bounded", "literal")),
+    "diff_form": Setting(str, "eq. 6 pushing normalised rows apart, or as printed", choices=("bounded", "literal")),
     "cl_negatives": Setting(str, "eq. 7's negatives: the batch's items, or every item", choices=("batch", "all")),
     "cl_similarity": Setting(str, "eq. 7's similarity", choices=("cosine", "dot")),
     "align_users": Setting(bool, "apply MDA and MSA to the batch's users too"),
     "homogeneous_residual": Setting(bool, "eq. 4 as H* = H + A H (DRAGON) instead of H* = A H"),
-    "user_graph_weighting": Setting(str, "user-user edge weights: softmax of co-occurrence counts, or counts / row sum",
-                                    choices=("softmax", "mean")),
-    "feature_projection": Setting(str, "item feature projection (mlp: DRAGON's d_m -> 4d -> d)",
-                                  choices=("linear", "mlp")),
-    "reg_scope": Setting(str, "eq. 11's Theta: the batch's layer-0 rows, or every parameter",
-                         choices=("batch", "all_parameters")),
+    "user_graph_weighting": Setting(
+        str, "softmax of co-occurrence counts, or counts / sum", choices=("softmax", "mean")
+    ),
+    "feature_projection": Setting(str, "mlp: DRAGON's d_m -> 4d -> d", choices=("linear", "mlp")),
+    "reg_scope": Setting(str, "eq. 11's Theta: the batch's rows, or all", choices=("batch", "all_parameters")),
     "graph_cache": Setting(bool, "cache the homogeneous graphs in <data>/<dataset>/mde_graphs/"),
 }
-
-
 
 
 def read_hyperparameters(config) -> SimpleNamespace:
@@ -105,6 +109,7 @@ def check_grid(get) -> None:
 # The equations, as small pure functions
 # ----------------------------------------------------------------------------------------------------------
 
+
 def layer_mean_propagation(adjacency: torch.Tensor, e0: torch.Tensor, n_layers: int) -> torch.Tensor:
     r"""Eq. 2-3: mean of :math:`E^0 .. E^L` with :math:`E^{l+1} = \hat A E^l` (``adjacency``: :math:`\hat A`)."""
     total, e = e0, e0
@@ -114,8 +119,7 @@ def layer_mean_propagation(adjacency: torch.Tensor, e0: torch.Tensor, n_layers: 
     return total / (n_layers + 1)  # eq. 3
 
 
-def homogeneous_convolution(h: torch.Tensor, graph: NeighbourLists, rows: torch.Tensor, residual: bool
-                            ) -> torch.Tensor:
+def homogeneous_convolution(h: torch.Tensor, graph: NeighbourLists, rows: torch.Tensor, residual: bool) -> torch.Tensor:
     r"""Eq. 4 for ``rows``: :math:`(A_m \bar H_m)[rows]` (``residual``: plus :math:`\bar H_m[rows]`)."""
     index, weight = graph.index.index_select(0, rows), graph.weight.index_select(0, rows)
     if residual:  # the node itself as one more neighbour of weight 1
@@ -146,8 +150,9 @@ def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor
     return F.softplus(neg_scores - pos_scores).mean(0)  # softplus(-x) = -log sigmoid(x), stable for large |x|
 
 
-def modality_gap_loss(h_v: torch.Tensor, h_t: torch.Tensor, w_diff: torch.Tensor, form: str = "bounded"
-                      ) -> torch.Tensor:
+def modality_gap_loss(
+    h_v: torch.Tensor, h_t: torch.Tensor, w_diff: torch.Tensor, form: str = "bounded"
+) -> torch.Tensor:
     r"""Eq. 6, per node :math:`\| -|h_v - h_t| \odot w_{diff} \|^2`, averaged over the nodes.
 
     ``literal``: that quantity as printed. Minimising it pulls the modalities TOGETHER, the opposite of the
@@ -162,9 +167,16 @@ def modality_gap_loss(h_v: torch.Tensor, h_t: torch.Tensor, w_diff: torch.Tensor
     return -(gap.pow(2).sum(-1) * w_diff.pow(2)).mean()
 
 
-def alignment_loss(anchors_v: torch.Tensor, anchors_t: torch.Tensor, w_cl: torch.Tensor, temperature: float,
-                   candidates_v: Optional[torch.Tensor] = None, candidates_t: Optional[torch.Tensor] = None,
-                   positive_index: Optional[torch.Tensor] = None, similarity: str = "cosine") -> torch.Tensor:
+def alignment_loss(
+    anchors_v: torch.Tensor,
+    anchors_t: torch.Tensor,
+    w_cl: torch.Tensor,
+    temperature: float,
+    candidates_v: torch.Tensor | None = None,
+    candidates_t: torch.Tensor | None = None,
+    positive_index: torch.Tensor | None = None,
+    similarity: str = "cosine",
+) -> torch.Tensor:
     r"""Eq. 7: :math:`L^{v \to t}_{cl} + L^{t \to v}_{cl}`, InfoNCE on similarities over temperature.
 
     Each anchor node i contributes :math:`w_{cl,i} \cdot (-\log \frac{\exp(s(h^i_v, h^i_t)/\tau)}
@@ -194,20 +206,21 @@ def alignment_loss(anchors_v: torch.Tensor, anchors_t: torch.Tensor, w_cl: torch
 class MDEEmbeddings(NamedTuple):
     """What forward produces for the requested rows (all users / items unless rows were given)."""
 
-    users: torch.Tensor          # H*_u per modality [b_u, M, d] (eq. 4)
-    items: torch.Tensor          # H*_i per modality [b_i, M, d]
-    users_fused: torch.Tensor    # h_u [b_u, M*d] (eq. 5)
-    items_fused: torch.Tensor    # h_i [b_i, M*d]
-    user_prefs: torch.Tensor     # P_u [b_u, M]
-    item_prefs: torch.Tensor     # P_i [b_i, M]
-    item_e0: torch.Tensor        # projected item features E^0_i [b_i, M*d] (eq. 1), for the regulariser
-    users_bar: torch.Tensor      # H-bar_u per modality [b_u, M, d] (eq. 3)
-    items_bar: torch.Tensor      # H-bar_i per modality [b_i, M, d] (eq. 3)
+    users: torch.Tensor  # H*_u per modality [b_u, M, d] (eq. 4)
+    items: torch.Tensor  # H*_i per modality [b_i, M, d]
+    users_fused: torch.Tensor  # h_u [b_u, M*d] (eq. 5)
+    items_fused: torch.Tensor  # h_i [b_i, M*d]
+    user_prefs: torch.Tensor  # P_u [b_u, M]
+    item_prefs: torch.Tensor  # P_i [b_i, M]
+    item_e0: torch.Tensor  # projected item features E^0_i [b_i, M*d] (eq. 1), for the regulariser
+    users_bar: torch.Tensor  # H-bar_u per modality [b_u, M, d] (eq. 3)
+    items_bar: torch.Tensor  # H-bar_i per modality [b_i, M, d] (eq. 3)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The model
 # ----------------------------------------------------------------------------------------------------------
+
 
 class MDE(GeneralRecommender):
     r"""MDE for MMRec: eq. 1-5 in :meth:`forward`, eq. 6-11 in :meth:`calculate_loss`.
@@ -249,24 +262,39 @@ class MDE(GeneralRecommender):
 
         # eq. 2-4: the graphs, built once here (the homogeneous ones cached beside the data set)
         interactions = dataset.inter_matrix(form="csr").astype(np.float32)
-        self.register_buffer("ui_graph", to_torch_csr(normalized_bipartite_adjacency(interactions)).to(self.device),
-                             persistent=False)
+        self.register_buffer(
+            "ui_graph", to_torch_csr(normalized_bipartite_adjacency(interactions)).to(self.device), persistent=False
+        )
         cache = os.path.join(data_dir, "mde_graphs")
-        user_graph = cached_graph(cache, "user_cooc", hp.user_knn_k, hash_sparse(interactions),
-                                  lambda: cooccurrence_topk(interactions, hp.user_knn_k), hp.graph_cache)
+        user_graph = cached_graph(
+            cache,
+            "user_cooc",
+            hp.user_knn_k,
+            hash_sparse(interactions),
+            lambda: cooccurrence_topk(interactions, hp.user_knn_k),
+            hp.graph_cache,
+        )
         weighting = row_softmax if hp.user_graph_weighting == "softmax" else row_normalize
         self._register_neighbours("user_graph", weighting(user_graph))
         for m, feat in features.items():
-            knn = cached_graph(cache, f"item_knn_{m}", hp.item_knn_k, hash_tensor(feat),
-                               lambda f=feat: cosine_knn(f, hp.item_knn_k), hp.graph_cache)
+            knn = cached_graph(
+                cache,
+                f"item_knn_{m}",
+                hp.item_knn_k,
+                hash_tensor(feat),
+                lambda f=feat: cosine_knn(f, hp.item_knn_k),
+                hp.graph_cache,
+            )
             self._register_neighbours(f"item_graph_{m}", row_normalize(knn))
         stacked = stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities])  # eq. 4 at once
         self.register_buffer("item_graphs_index", stacked.index, persistent=False)
         self.register_buffer("item_graphs_weight", stacked.weight, persistent=False)
         self._eval_embeddings = None
-        logger.info("MDE: MMRec's train_loss1..6 are L_g, L_v, L_t (eq. 9, 10), sigma_diff * L_diff (eq. 6), "
-                    "sigma_cl * L_cl (eq. 7) and sigma_reg * ||Theta||^2 (eq. 11), already weighted: the loss is "
-                    "their sum")
+        logger.info(
+            "MDE: MMRec's train_loss1..6 are L_g, L_v, L_t (eq. 9, 10), sigma_diff * L_diff (eq. 6), "
+            "sigma_cl * L_cl (eq. 7) and sigma_reg * ||Theta||^2 (eq. 11), already weighted: the loss is "
+            "their sum"
+        )
 
     # ---- construction helpers ----
 
@@ -277,26 +305,36 @@ class MDE(GeneralRecommender):
         features = {m: f for m, f in (("v", self.v_feat), ("t", self.t_feat)) if f is not None}
         for m, feat in features.items():
             if feat.dim() != 2 or feat.shape[0] != self.n_items or feat.shape[1] == 0:
-                raise ValueError(f"MDE: {files[m]} has shape {tuple(feat.shape)}, expected ({self.n_items}, dim >= 1): "
-                                 f"one row per item id 0..{self.n_items - 1}, since MMRec counts items as the largest "
-                                 f"itemID in {inter_file} + 1. If the ids there are offset, or the last items have no "
-                                 f"interaction, renumber them 0..n-1 like the feature rows; else regenerate this file")
+                raise ValueError(
+                    f"MDE: {files[m]} has shape {tuple(feat.shape)}, expected ({self.n_items}, dim >= 1): "
+                    f"one row per item id 0..{self.n_items - 1}, since MMRec counts items as the largest "
+                    f"itemID in {inter_file} + 1. If the ids there are offset, or the last items have no "
+                    f"interaction, renumber them 0..n-1 like the feature rows; else regenerate this file"
+                )
             if not torch.isfinite(feat).all():
                 bad = int((~torch.isfinite(feat)).any(dim=1).sum())
-                raise ValueError(f"MDE: {files[m]} contains NaN or inf in {bad} item rows; replace them (e.g. with "
-                                 f"zeros) and rerun")
-            if self.n_items > 1 and torch.equal(feat.amin(dim=0), feat.amax(dim=0)):   # every row the same vector
+                raise ValueError(
+                    f"MDE: {files[m]} contains NaN or inf in {bad} item rows; replace them (e.g. with zeros) and rerun"
+                )
+            if self.n_items > 1 and torch.equal(feat.amin(dim=0), feat.amax(dim=0)):  # every row the same vector
                 what = "all zero" if not feat[0].any() else "identical"
-                logger.warning("MDE: every row of %s is %s: this modality tells no two items apart, and its item-item "
-                               "graph (eq. 4) %s; check the file, or leave the modality out (remove its key from the "
-                               "data set's yaml: MDE then runs on the other one)", files[m], what,
-                               "has no edges" if what == "all zero" else "links arbitrary items")
+                logger.warning(
+                    "MDE: every row of %s is %s: this modality tells no two items apart, and its item-item "
+                    "graph (eq. 4) %s; check the file, or leave the modality out (remove its key from the "
+                    "data set's yaml: MDE then runs on the other one)",
+                    files[m],
+                    what,
+                    "has no edges" if what == "all zero" else "links arbitrary items",
+                )
         if len(features) == 1:
             [(m, key)] = [(m, key) for m, key in self.MODALITIES if m not in features]
             why = f"{files[m]} missing" if config[key] else f"no {key} in the data set's yaml"
-            logger.warning("MDE: only the %s modality is available (%s); running as a single-modality model with "
-                           "MDA and MSA off (fixed_text_weight and tradeoff have no effect)",
-                           self.MODALITY_NAMES[next(iter(features))], why)
+            logger.warning(
+                "MDE: only the %s modality is available (%s); running as a single-modality model with "
+                "MDA and MSA off (fixed_text_weight and tradeoff have no effect)",
+                self.MODALITY_NAMES[next(iter(features))],
+                why,
+            )
         return features
 
     def _projection(self, in_dim: int, d: int) -> nn.Module:
@@ -330,35 +368,44 @@ class MDE(GeneralRecommender):
             return torch.tensor([1.0 - w_t, w_t], device=rows.device).expand(len(rows), 2)
         return preference(getattr(self, f"{side}_pref_logits").index_select(0, rows))
 
-    def forward(self, user_rows: Optional[torch.Tensor] = None, item_rows: Optional[torch.Tensor] = None
-                ) -> MDEEmbeddings:
+    def forward(self, user_rows: torch.Tensor | None = None, item_rows: torch.Tensor | None = None) -> MDEEmbeddings:
         """Eq. 1-5. The graph propagation is full; eq. 4 and 5 are computed only for the requested rows."""
         d, n_mod = self.hp.embedding_size, len(self.modalities)
         device = self.user_features.device
         user_rows = torch.arange(self.n_users, device=device) if user_rows is None else user_rows
         item_rows = torch.arange(self.n_items, device=device) if item_rows is None else item_rows
-        item_e0 = torch.cat([self.projections[m](getattr(self, f"item_features_{m}")) for m in self.modalities],
-                            dim=1)  # eq. 1
+        item_e0 = torch.cat(
+            [self.projections[m](getattr(self, f"item_features_{m}")) for m in self.modalities], dim=1
+        )  # eq. 1
         e0 = torch.cat([self.user_features, item_e0], dim=0)
         h_bar = layer_mean_propagation(self.ui_graph, e0, self.hp.n_layers)  # eq. 2-3, all modalities at once
-        users_bar, items_bar = h_bar[:self.n_users], h_bar[self.n_users:]
+        users_bar, items_bar = h_bar[: self.n_users], h_bar[self.n_users :]
         residual = self.hp.homogeneous_residual
         users = homogeneous_convolution(users_bar, self.neighbours("user_graph"), user_rows, residual)  # eq. 4
         # eq. 4, each modality over its own item graph, in one product: item i's modality m is row i * M + m
         item_modality_rows = (item_rows.unsqueeze(1) * n_mod + torch.arange(n_mod, device=device)).reshape(-1)
-        items = homogeneous_convolution(items_bar.reshape(-1, d), self.neighbours("item_graphs"), item_modality_rows,
-                                        residual)
+        items = homogeneous_convolution(
+            items_bar.reshape(-1, d), self.neighbours("item_graphs"), item_modality_rows, residual
+        )
         users, items = users.view(-1, n_mod, d), items.view(-1, n_mod, d)
         user_prefs, item_prefs = self._preferences("user", user_rows), self._preferences("item", item_rows)
-        return MDEEmbeddings(users, items, fuse(users, user_prefs), fuse(items, item_prefs),  # eq. 5
-                             user_prefs, item_prefs, item_e0.index_select(0, item_rows),
-                             users_bar.index_select(0, user_rows).view(-1, n_mod, d),
-                             items_bar.index_select(0, item_rows).view(-1, n_mod, d))
+        return MDEEmbeddings(
+            users,
+            items,
+            fuse(users, user_prefs),
+            fuse(items, item_prefs),  # eq. 5
+            user_prefs,
+            item_prefs,
+            item_e0.index_select(0, item_rows),
+            users_bar.index_select(0, user_rows).view(-1, n_mod, d),
+            items_bar.index_select(0, item_rows).view(-1, n_mod, d),
+        )
 
     # ---- losses: eq. 6-11 ----
 
-    def _node_tradeoff(self, side: str, prefs: torch.Tensor, node_ids: torch.Tensor
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _node_tradeoff(
+        self, side: str, prefs: torch.Tensor, node_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 8's (W_diff, W_cl) for some nodes, or the ablations: a constant without NLT, variant B's own
         learned weights."""
         if not self.hp.use_nlt:
@@ -376,8 +423,15 @@ class MDE(GeneralRecommender):
             prefs = prefs.detach()
         return tradeoff_weights(prefs[:, 0], prefs[:, 1])  # eq. 8
 
-    def _discrimination_losses(self, side: str, table: torch.Tensor, prefs: torch.Tensor, anchors: torch.Tensor,
-                               node_ids: torch.Tensor, all_candidates: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _discrimination_losses(
+        self,
+        side: str,
+        table: torch.Tensor,
+        prefs: torch.Tensor,
+        anchors: torch.Tensor,
+        node_ids: torch.Tensor,
+        all_candidates: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """sigma_diff * L_diff (eq. 6) and sigma_cl * L_cl (eq. 7) for the ``anchors`` rows of ``table``
         (``side`` "user" or "item"; ``node_ids`` are the anchors' user / item ids)."""
         zero = table.new_zeros(())
@@ -388,8 +442,14 @@ class MDE(GeneralRecommender):
         if not self.use_msa:
             return diff, zero
         candidates = (table[:, 0], table[:, 1], anchors) if all_candidates else (None, None, None)
-        cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, *candidates,  # eq. 7
-                            similarity=self.hp.cl_similarity)
+        cl = alignment_loss(
+            h_v,
+            h_t,
+            w_cl,
+            self.hp.cl_temperature,
+            *candidates,  # eq. 7
+            similarity=self.hp.cl_similarity,
+        )
         return diff, self.hp.cl_weight * cl
 
     def _regularization(self, emb: MDEEmbeddings, users, pos, neg, i, j) -> torch.Tensor:
@@ -432,12 +492,19 @@ class MDE(GeneralRecommender):
         l_diff = l_cl = zero
         if self.use_mda or self.use_msa:
             anchors = torch.unique(i)  # the batch's positive items
-            l_diff, l_cl = self._discrimination_losses("item", emb.items, emb.item_prefs, anchors, item_rows[anchors],
-                                                       all_candidates=self.hp.cl_negatives == "all")
+            l_diff, l_cl = self._discrimination_losses(
+                "item",
+                emb.items,
+                emb.item_prefs,
+                anchors,
+                item_rows[anchors],
+                all_candidates=self.hp.cl_negatives == "all",
+            )
             if self.hp.align_users:
                 anchors = torch.arange(len(user_rows), device=users.device)
-                u_diff, u_cl = self._discrimination_losses("user", emb.users, emb.user_prefs, anchors, user_rows,
-                                                           all_candidates=False)
+                u_diff, u_cl = self._discrimination_losses(
+                    "user", emb.users, emb.user_prefs, anchors, user_rows, all_candidates=False
+                )
                 l_diff, l_cl = l_diff + u_diff, l_cl + u_cl
         l_reg = self._regularization(emb, users, pos, neg, i, j)
         return l_g, l_modal.get("v", zero), l_modal.get("t", zero), l_diff, l_cl, l_reg  # eq. 11: MMRec sums
@@ -449,15 +516,17 @@ class MDE(GeneralRecommender):
         return super().train(mode)
 
     @torch.no_grad()
-    def post_epoch_processing(self) -> Optional[str]:
+    def post_epoch_processing(self) -> str | None:
         """After each training epoch (MMRec logs the string): the mean trade-off weight W_diff (eq. 8) of items
         and users, and the items' mean text preference."""
         if not hasattr(self, "item_pref_logits") or self.hp.tradeoff != "preference":
             return None
         item_prefs, user_prefs = preference(self.item_pref_logits), preference(self.user_pref_logits)
         w_item, w_user = (tradeoff_weights(p[:, 0], p[:, 1])[0].mean().item() for p in (item_prefs, user_prefs))
-        return (f"MDE: mean W_diff = |P_v - P_t| (eq. 8): items {w_item:.4f}, users {w_user:.4f}; "
-                f"mean P_t: items {item_prefs[:, 1].mean().item():.4f}")
+        return (
+            f"MDE: mean W_diff = |P_v - P_t| (eq. 8): items {w_item:.4f}, users {w_user:.4f}; "
+            f"mean P_t: items {item_prefs[:, 1].mean().item():.4f}"
+        )
 
     def full_sort_predict(self, interaction):
         r"""Scores :math:`h_u^\top h_i` of the given users for all items; embeddings computed once per pass

@@ -41,24 +41,31 @@ class OverrideError(ValueError):
 
 # The float rule of utils/configurator.py (Config._build_yaml_loader): also reads 1e-3 and 1e+5 as floats.
 # main.py passes MMRec's own loader; this copy serves format_value() and code that runs outside MMRec.
-_FLOAT = re.compile(u'''^(?:
+_FLOAT = re.compile(
+    """^(?:
      [-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
     |\\.[0-9_]+(?:[eE][-+][0-9]+)?
     |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*
     |[-+]?\\.(?:inf|Inf|INF)
-    |\\.(?:nan|NaN|NAN))$''', re.X)
+    |\\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
 
 
 class MMRecLoader(yaml.FullLoader):
     """yaml.FullLoader plus MMRec's float rule (a subclass: the global FullLoader is left alone)."""
 
 
-MMRecLoader.add_implicit_resolver(u'tag:yaml.org,2002:float', _FLOAT, list(u'-+0123456789.'))
+MMRecLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 # keys that -m/-d set, or that MMRec computes itself
-_RESERVED = {"model": "use -m MODEL", "dataset": "use -d DATASET",
-             "device": "set use_gpu / gpu_id instead", "valid_metric_bigger": "it follows valid_metric"}
+_RESERVED = {
+    "model": "use -m MODEL",
+    "dataset": "use -d DATASET",
+    "device": "set use_gpu / gpu_id instead",
+    "valid_metric_bigger": "it follows valid_metric",
+}
 
 
 def parse_value(text: str, loader=MMRecLoader):
@@ -81,8 +88,11 @@ def format_value(value) -> str:
     elif isinstance(value, int):
         text = str(value)
     elif isinstance(value, float):
-        text = ".nan" if math.isnan(value) else (".inf" if value == math.inf else
-                                                  "-.inf" if value == -math.inf else repr(value))
+        text = (
+            ".nan"
+            if math.isnan(value)
+            else (".inf" if value == math.inf else "-.inf" if value == -math.inf else repr(value))
+        )
     elif isinstance(value, str):
         text = value
         if not re.fullmatch(r"[A-Za-z0-9_./@:+\-]+", value) or _reads_as(value) != value:
@@ -152,8 +162,9 @@ def _check_kind(arg, key, default, value, grid_default, grid_value):
     expected = {_kind(d) for d in defaults} - {None}
     for v in given:
         if expected and _kind(v) is not None and _kind(v) not in expected:
-            raise OverrideError(f"{arg}: {key} expects {' or '.join(sorted(expected))} "
-                                f"(configured: {default!r}), got {_kind(v)} {v!r}")
+            raise OverrideError(
+                f"{arg}: {key} expects {' or '.join(sorted(expected))} (configured: {default!r}), got {_kind(v)} {v!r}"
+            )
 
 
 def _did_you_mean(name: str, known, cutoff: float = 0.5) -> str:
@@ -163,13 +174,15 @@ def _did_you_mean(name: str, known, cutoff: float = 0.5) -> str:
 
 
 def _unknown_key(arg, key, known) -> OverrideError:
-    return OverrideError(f"{arg}: unknown config key {key!r} (not in configs/overall.yaml, the dataset or the "
-                         f"model yaml){_did_you_mean(key, known, cutoff=0.6)}")
+    return OverrideError(
+        f"{arg}: unknown config key {key!r} (not in configs/overall.yaml, the dataset or the "
+        f"model yaml){_did_you_mean(key, known, cutoff=0.6)}"
+    )
 
 
 # the first line of a data set config that `mde-mmrec make-data` writes (mde_mmrec/synthetic.py)
 SYNTHETIC_MARKER = "# Synthetic data set written by"
-_AMAZON_SHAPES = ("baby", "sports", "clothing", "elec")   # make-data presets named after MMRec's data sets
+_AMAZON_SHAPES = ("baby", "sports", "clothing", "elec")  # make-data presets named after MMRec's data sets
 
 
 def missing_data_fix(dataset: str, src=".") -> str:
@@ -181,10 +194,12 @@ def missing_data_fix(dataset: str, src=".") -> str:
     yaml_path = src / "configs" / "dataset" / f"{dataset}.yaml"
     if yaml_path.is_file() and not yaml_path.read_text(encoding="utf-8").startswith(SYNTHETIC_MARKER):
         like = dataset if dataset in _AMAZON_SHAPES else "baby"
-        return (f"'{dataset}' is one of MMRec's own data sets, downloaded separately: see MMRec's data/README.md "
-                f"(a Google Drive folder with Baby, Sports, Elec), unpack it into {root / 'data' / dataset}; or use "
-                f"synthetic data of its shape: `mde-mmrec make-data synthetic_{like} --mmrec {root}`, then "
-                f"-d synthetic_{like}")
+        return (
+            f"'{dataset}' is one of MMRec's own data sets, downloaded separately: see MMRec's data/README.md "
+            f"(a Google Drive folder with Baby, Sports, Elec), unpack it into {root / 'data' / dataset}; or use "
+            f"synthetic data of its shape: `mde-mmrec make-data synthetic_{like} --mmrec {root}`, then "
+            f"-d synthetic_{like}"
+        )
     force = " --force" if yaml_path.is_file() else ""
     return f"create a synthetic data set with `mde-mmrec make-data {dataset} --mmrec {root}{force}`"
 
@@ -196,19 +211,25 @@ def check_model_and_dataset(model: str, dataset: str, src=".") -> None:
     src = Path(src)
     configs = src / "configs"
     if not (configs / "overall.yaml").is_file():
-        raise OverrideError(f"{src.resolve()} has no configs/overall.yaml: run main.py from MMRec's src folder "
-                            "(cd MMRec/src; python main.py -m MODEL -d DATASET)")
+        raise OverrideError(
+            f"{src.resolve()} has no configs/overall.yaml: run main.py from MMRec's src folder "
+            "(cd MMRec/src; python main.py -m MODEL -d DATASET)"
+        )
     models = {p.stem for p in (configs / "model").glob("*.yaml")}
     module = src / "models" / model.lower()
     exists = module.with_suffix(".py").is_file() or (module / "__init__.py").is_file()
-    other_case = [k for k in models if k.lower() == model.lower() and k != model]   # -m mde for MDE
+    other_case = [k for k in models if k.lower() == model.lower() and k != model]  # -m mde for MDE
     if not exists or (model not in models and other_case):
-        raise OverrideError(f"-m {model}: no such model (MMRec looks for class {model} in "
-                            f"src/models/{model.lower()}.py; names are case-sensitive){_did_you_mean(model, models)}")
+        raise OverrideError(
+            f"-m {model}: no such model (MMRec looks for class {model} in "
+            f"src/models/{model.lower()}.py; names are case-sensitive){_did_you_mean(model, models)}"
+        )
     datasets = {p.stem for p in (configs / "dataset").glob("*.yaml")}
     if dataset not in datasets:
-        raise OverrideError(f"-d {dataset}: no data set config src/configs/dataset/{dataset}.yaml"
-                            f"{_did_you_mean(dataset, datasets)} (or {missing_data_fix(dataset, src)})")
+        raise OverrideError(
+            f"-d {dataset}: no data set config src/configs/dataset/{dataset}.yaml"
+            f"{_did_you_mean(dataset, datasets)} (or {missing_data_fix(dataset, src)})"
+        )
 
 
 def check_interactions(dataset: str, values: dict, src=".", model: str | None = None) -> None:
@@ -219,28 +240,30 @@ def check_interactions(dataset: str, values: dict, src=".", model: str | None = 
     if not (data_path and inter):
         return
     src = Path(src)
-    folder = src / (str(data_path) + dataset)                # MMRec: os.path.abspath(data_path + dataset)
+    folder = src / (str(data_path) + dataset)  # MMRec: os.path.abspath(data_path + dataset)
     path = folder / str(inter)
     if not path.is_file():
-        raise OverrideError(f"-d {dataset}: its interactions {path.resolve()} do not exist (data_path "
-                            f"{data_path!r}, inter_file_name {inter!r}); {missing_data_fix(dataset, src)}")
+        raise OverrideError(
+            f"-d {dataset}: its interactions {path.resolve()} do not exist (data_path "
+            f"{data_path!r}, inter_file_name {inter!r}); {missing_data_fix(dataset, src)}"
+        )
     try:
         n_items, warnings = data_checks.check_interaction_file(path.resolve(), values)
-        if values.get("is_multimodal_model") and not values.get("end2end"):   # what MMRec's models load
+        if values.get("is_multimodal_model") and not values.get("end2end"):  # what MMRec's models load
             where = f"src/configs/dataset/{dataset}.yaml or the command line"
             files, feature_warnings = data_checks.feature_files(folder.resolve(), values, model, where)
             warnings += feature_warnings
             for key, feature_file in files.items():
-                warnings += data_checks.check_feature_file(feature_file, f"{key} in {where}", n_items,
-                                                           path.resolve())
+                warnings += data_checks.check_feature_file(feature_file, f"{key} in {where}", n_items, path.resolve())
     except data_checks.DataError as exc:
         raise OverrideError(f"-d {dataset}: {exc}") from None
     for warning in warnings:
         print(f"main.py: warning: -d {dataset}: {warning}", file=sys.stderr)
 
 
-def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | None = None,
-                    dataset: str | None = None, src=".") -> dict:
+def parse_overrides(
+    argv, file_config: dict, loader=MMRecLoader, model: str | None = None, dataset: str | None = None, src="."
+) -> dict:
     """The config_dict entries for ``argv`` (main.py's arguments after -m/-d).
 
     ``file_config``: the merged config files as Config reads them (``hyper_parameters`` concatenated over
@@ -248,7 +271,7 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
     ``model`` / ``dataset`` (main.py's -m / -d): checked with ``check_model_and_dataset`` in ``src``, and
     handed to the model's own grid check.
     """
-    if model is not None:     # -m and -d first: with a mistyped model, every model key would look unknown
+    if model is not None:  # -m and -d first: with a mistyped model, every model key would look unknown
         check_model_and_dataset(model, dataset, src)
     pairs = split_argv(list(argv))
     known = set(file_config)
@@ -270,14 +293,15 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
     if "hyper_parameters" in values:
         grid = values.pop("hyper_parameters")
         if not isinstance(grid, list) or not all(isinstance(k, str) for k in grid):
-            raise OverrideError(f"--hyper_parameters must be a list of config keys, like [seed,reg_weight]; "
-                                f"got {grid!r}")
+            raise OverrideError(
+                f"--hyper_parameters must be a list of config keys, like [seed,reg_weight]; got {grid!r}"
+            )
         for key in grid:
             if key not in known:
                 raise _unknown_key("--hyper_parameters", key, known)
 
     if "seed" not in grid:
-        grid.insert(0, "seed")                       # MMRec puts the seed first in every grid
+        grid.insert(0, "seed")  # MMRec puts the seed first in every grid
 
     config_dict = {}
     for arg, key, _ in pairs:
@@ -288,20 +312,21 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
             raise OverrideError(f"{arg}: a mapping is not a config value here")
         list_setting = isinstance(default, list) and key not in file_grid  # topk, metrics, ...
         if isinstance(value, list) and not list_setting and key not in grid:
-            grid.append(key)                         # a list value makes the key a grid dimension
-        _check_kind(arg, key, default, value, grid_default=key in file_grid or key in grid,
-                    grid_value=key in grid)
+            grid.append(key)  # a list value makes the key a grid dimension
+        _check_kind(arg, key, default, value, grid_default=key in file_grid or key in grid, grid_value=key in grid)
         if key in grid:
             value = value if isinstance(value, list) else [value]
             if not value:
                 raise OverrideError(f"{arg}: an empty list leaves no grid point to run")
             repeated = [v for i, v in enumerate(value) if v in value[:i]]
             if repeated:
-                raise OverrideError(f"{arg}: {repeated[0]!r} is listed twice, so that grid point would run twice "
-                                    f"with the same seed; list each value once (repeated runs come from more seeds)")
+                raise OverrideError(
+                    f"{arg}: {repeated[0]!r} is listed twice, so that grid point would run twice "
+                    f"with the same seed; list each value once (repeated runs come from more seeds)"
+                )
         config_dict[key] = value
 
-    for key in grid:                                 # a grid key configured with one value: one grid value
+    for key in grid:  # a grid key configured with one value: one grid value
         if key not in config_dict and not isinstance(file_config.get(key), list):
             config_dict[key] = [file_config.get(key)]
 
@@ -317,9 +342,10 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
             unpinned.append(f"{key} holds {value!r}")
     if unpinned:
         keys = [entry.split()[0] for entry in unpinned]
-        raise OverrideError(f"--hyper_parameters leaves {', '.join(keys)} out of the grid, but "
-                            f"{'; '.join(unpinned)}: pin one value each, e.g. "
-                            + " ".join(f"--{k}=VALUE" for k in keys))
+        raise OverrideError(
+            f"--hyper_parameters leaves {', '.join(keys)} out of the grid, but "
+            f"{'; '.join(unpinned)}: pin one value each, e.g. " + " ".join(f"--{k}=VALUE" for k in keys)
+        )
     if grid != file_grid:
         config_dict["hyper_parameters"] = grid
 
@@ -328,8 +354,8 @@ def parse_overrides(argv, file_config: dict, loader=MMRecLoader, model: str | No
         check_interactions(dataset, merged, src, model)
         merged.update(model=model, dataset=dataset)
     try:
-        results_log.check_settings(merged.get, present=merged.keys())   # an explicit --epochs=null is refused too
-        results_log.check_resume(merged)      # after check_settings: results_file is a usable path by then
+        results_log.check_settings(merged.get, present=merged.keys())  # an explicit --epochs=null is refused too
+        results_log.check_resume(merged)  # after check_settings: results_file is a usable path by then
     except results_log.ResultsConfigError as exc:
         raise OverrideError(str(exc)) from None
     return config_dict

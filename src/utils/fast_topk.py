@@ -23,7 +23,7 @@ def hit_matrix(pos_items, topk_index):
         return np.zeros(topk_index.shape, dtype=bool)
     items = np.concatenate([np.asarray(m, dtype=np.int64).ravel() for m in pos_items])
     owners = np.repeat(np.arange(n_users, dtype=np.int64), lengths)
-    base = int(max(items.max(), topk_index.max())) + 1        # (user, item) -> one int64 key
+    base = int(max(items.max(), topk_index.max())) + 1  # (user, item) -> one int64 key
     pos_keys = owners * base + items
     rec_keys = np.arange(n_users, dtype=np.int64)[:, None] * base + topk_index.astype(np.int64)
     return np.isin(rec_keys, pos_keys)

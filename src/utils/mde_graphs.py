@@ -19,7 +19,8 @@ import logging
 import os
 import time
 import warnings
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,9 +59,9 @@ def _top_counts_per_row(block: sp.csr_matrix, k: int) -> sp.csr_matrix:
     rows = np.repeat(np.arange(n_rows), np.diff(block.indptr))
     levels = int(counts.max()) + 2
     at_least = np.bincount(rows * levels + counts, minlength=n_rows * levels).reshape(n_rows, levels)
-    at_least = np.cumsum(at_least[:, ::-1], axis=1)[:, ::-1]          # at_least[r, t] = #entries >= t
+    at_least = np.cumsum(at_least[:, ::-1], axis=1)[:, ::-1]  # at_least[r, t] = #entries >= t
     threshold = (levels - 1) - np.argmax((at_least >= k)[:, ::-1], axis=1)
-    threshold[at_least[:, 1] < k] = 1                                   # short rows keep everything
+    threshold[at_least[:, 1] < k] = 1  # short rows keep everything
     above = np.take_along_axis(at_least, (threshold + 1)[:, None], axis=1).ravel()
     t = threshold[rows]
     tied = counts == t
@@ -68,8 +69,14 @@ def _top_counts_per_row(block: sp.csr_matrix, k: int) -> sp.csr_matrix:
     first_tied = np.concatenate([[0], np.cumsum(tied)])[block.indptr[:-1]]
     tied_rank -= first_tied[rows]
     keep = (counts > t) | (tied & (tied_rank < (k - above)[rows]))
-    return sp.csr_matrix((block.data[keep], block.indices[keep], np.concatenate([[0], np.cumsum(
-        np.bincount(rows[keep], minlength=n_rows))])), shape=block.shape)
+    return sp.csr_matrix(
+        (
+            block.data[keep],
+            block.indices[keep],
+            np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=n_rows))]),
+        ),
+        shape=block.shape,
+    )
 
 
 def cooccurrence_topk(interactions: sp.spmatrix, k: int, block_rows: int = 8192) -> sp.csr_matrix:
@@ -93,8 +100,7 @@ def cooccurrence_topk(interactions: sp.spmatrix, k: int, block_rows: int = 8192)
     return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 0), dtype=np.float32)
 
 
-
-KNN_CANDIDATE_MARGIN = 10   # extra candidates per row kept by the fast bf16 pass, re-ranked exactly
+KNN_CANDIDATE_MARGIN = 10  # extra candidates per row kept by the fast bf16 pass, re-ranked exactly
 BF16_SIMILARITY_ERROR = 0.008  # bound on |bf16 cosine - exact cosine| for unit rows (2^-8 + 2^-9, rounded up)
 
 
@@ -134,16 +140,19 @@ def cosine_knn(features: torch.Tensor, k: int, block_rows: int = 4096) -> sp.csr
 
 
 class _Candidates(NamedTuple):
-    sim: torch.Tensor    # [n, width] similarities, descending per row (-inf where fewer candidates)
+    sim: torch.Tensor  # [n, width] similarities, descending per row (-inf where fewer candidates)
     index: torch.Tensor  # [n, width]
 
 
-def _knn_candidates(x: torch.Tensor, valid: torch.Tensor, width: int, block_rows: int,
-                    only_rows: Optional[torch.Tensor] = None) -> _Candidates:
+def _knn_candidates(
+    x: torch.Tensor, valid: torch.Tensor, width: int, block_rows: int, only_rows: torch.Tensor | None = None
+) -> _Candidates:
     """The ``width`` most similar other valid items of every row, by block products of ``x`` (any dtype)."""
     n = x.shape[0]
-    best = _Candidates(torch.full((n, width), -float("inf"), device=x.device),
-                       torch.zeros((n, width), dtype=torch.long, device=x.device))
+    best = _Candidates(
+        torch.full((n, width), -float("inf"), device=x.device),
+        torch.zeros((n, width), dtype=torch.long, device=x.device),
+    )
     starts = list(range(0, n, block_rows))
     if only_rows is not None:  # plain row blocks of the given rows against everything
         for part in only_rows.split(block_rows):
@@ -223,13 +232,16 @@ def row_softmax(adjacency: sp.csr_matrix) -> sp.csr_matrix:
     return out.astype(np.float32)
 
 
-
 def to_torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
     """A scipy matrix as a float32 torch CSR tensor on the CPU (move it with ``.to(device)``)."""
     matrix = matrix.tocsr()
     matrix.sort_indices()
-    return _csr(torch.from_numpy(matrix.indptr.astype(np.int64)), torch.from_numpy(matrix.indices.astype(np.int64)),
-                torch.from_numpy(matrix.data.astype(np.float32)), matrix.shape)
+    return _csr(
+        torch.from_numpy(matrix.indptr.astype(np.int64)),
+        torch.from_numpy(matrix.indices.astype(np.int64)),
+        torch.from_numpy(matrix.data.astype(np.float32)),
+        matrix.shape,
+    )
 
 
 def symmetric_product(adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -258,7 +270,7 @@ class NeighbourLists(NamedTuple):
     computed for just the rows a batch needs.
     """
 
-    index: torch.Tensor   # [n, K] long
+    index: torch.Tensor  # [n, K] long
     weight: torch.Tensor  # [n, K] float
 
 
@@ -282,7 +294,7 @@ def stack_modalities(graphs: list[NeighbourLists]) -> NeighbourLists:
     n_mod, width = len(graphs), max(g.index.shape[1] for g in graphs)
     index, weight = [], []
     for m, g in enumerate(graphs):
-        pad = width - g.index.shape[1]   # padding: the row itself with weight 0, as in neighbour_lists
+        pad = width - g.index.shape[1]  # padding: the row itself with weight 0, as in neighbour_lists
         index.append(torch.cat([g.index, g.index[:, :1].expand(-1, pad)], dim=1) * n_mod + m)
         weight.append(torch.cat([g.weight, g.weight.new_zeros(g.weight.shape[0], pad)], dim=1))
     return NeighbourLists(torch.stack(index, dim=1).reshape(-1, width), torch.stack(weight, dim=1).reshape(-1, width))
@@ -327,8 +339,9 @@ def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size) -> t
         return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
 
 
-def cached_graph(folder: str, kind: str, k: int, inputs: str, build: Callable[[], sp.csr_matrix],
-                 enabled: bool = True) -> sp.csr_matrix:
+def cached_graph(
+    folder: str, kind: str, k: int, inputs: str, build: Callable[[], sp.csr_matrix], enabled: bool = True
+) -> sp.csr_matrix:
     """Load a homogeneous graph from ``folder`` or build it (and store it there when ``enabled``).
 
     The file name covers the graph kind (and modality), k, the cache version and ``inputs``, a hash of
@@ -339,11 +352,12 @@ def cached_graph(folder: str, kind: str, k: int, inputs: str, build: Callable[[]
     if enabled and os.path.isfile(path):
         logger.info("MDE: loading %s graph from %s", kind, path)
         try:
-            with open(path, "rb") as handle:   # closed even when the file is damaged
+            with open(path, "rb") as handle:  # closed even when the file is damaged
                 return sp.load_npz(handle).tocsr()
         except Exception as exc:  # a cut-off or damaged file (zip, npy or format errors): build it again
-            logger.warning("MDE: the cached graph %s cannot be read (%s: %s); building it again",
-                           path, type(exc).__name__, exc)
+            logger.warning(
+                "MDE: the cached graph %s cannot be read (%s: %s); building it again", path, type(exc).__name__, exc
+            )
     started = time.perf_counter()
     graph = build()
     seconds, degrees, cached = time.perf_counter() - started, np.diff(graph.indptr), False
@@ -355,11 +369,21 @@ def cached_graph(folder: str, kind: str, k: int, inputs: str, build: Callable[[]
             os.replace(tmp, path)
             cached = True
         except OSError as exc:
-            logger.warning("MDE: could not cache the %s graph at %s (%s); it will be rebuilt next time",
-                           kind, path, exc)
-    logger.info("MDE: built %s graph (top-%d) in %.2fs: %d edges; %d of %d rows have fewer than %d neighbours "
-                "(%d none)%s", kind, k, seconds, graph.nnz, int((degrees < k).sum()), graph.shape[0], k,
-                int((degrees == 0).sum()), f"; cached at {path}" if cached else "")
+            logger.warning(
+                "MDE: could not cache the %s graph at %s (%s); it will be rebuilt next time", kind, path, exc
+            )
+    logger.info(
+        "MDE: built %s graph (top-%d) in %.2fs: %d edges; %d of %d rows have fewer than %d neighbours (%d none)%s",
+        kind,
+        k,
+        seconds,
+        graph.nnz,
+        int((degrees < k).sum()),
+        graph.shape[0],
+        k,
+        int((degrees == 0).sum()),
+        f"; cached at {path}" if cached else "",
+    )
     return graph
 
 
@@ -374,11 +398,9 @@ def hash_sparse(matrix: sp.spmatrix) -> str:
     return h.hexdigest()
 
 
-
 def hash_tensor(t: torch.Tensor) -> str:
     """A digest of a tensor's shape and float32 values."""
     h = hashlib.blake2b(digest_size=16)
     h.update(np.asarray(t.shape, dtype=np.int64).tobytes())
     h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()
-

@@ -20,15 +20,19 @@ class NegativeSampler:
         users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
         self.candidates = np.unique(np.asarray(candidates, dtype=np.int64))
         if users.shape != items.shape or not self.candidates.size:
-            raise ValueError(f"NegativeSampler: {users.shape[0]} users for {items.shape[0]} items and "
-                             f"{self.candidates.size} candidate items; expected one item per user and candidates")
+            raise ValueError(
+                f"NegativeSampler: {users.shape[0]} users for {items.shape[0]} items and "
+                f"{self.candidates.size} candidate items; expected one item per user and candidates"
+            )
         self.n_keys = int(max(items.max(initial=0), self.candidates[-1])) + 1
-        self.positives = np.unique(users * self.n_keys + items)   # sorted keys user * n_keys + item
+        self.positives = np.unique(users * self.n_keys + items)  # sorted keys user * n_keys + item
         owners, counts = np.unique(self.positives // self.n_keys, return_counts=True)
         full = owners[counts >= self.candidates.size]
-        if full.size:   # their loop would never end
-            raise ValueError(f"NegativeSampler: user(s) {', '.join(map(str, full[:5]))} interacted with every one of "
-                             f"the {self.candidates.size} candidate items: no negative item is left to draw")
+        if full.size:  # their loop would never end
+            raise ValueError(
+                f"NegativeSampler: user(s) {', '.join(map(str, full[:5]))} interacted with every one of "
+                f"the {self.candidates.size} candidate items: no negative item is left to draw"
+            )
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Boolean per pair: whether user ``users[k]`` interacted with item ``items[k]`` in training."""

@@ -53,13 +53,19 @@ def parse_shard(value):
     match = _SHARD.match(str(value))
     if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
         raise ResultsConfigError(
-            f"grid_shard={value!r} is not of the form i/n with 1 <= i <= n (for example --grid_shard=1/4)")
+            f"grid_shard={value!r} is not of the form i/n with 1 <= i <= n (for example --grid_shard=1/4)"
+        )
     return int(match.group(1)), int(match.group(2))
 
 
 # MMRec's training keys that take a positive whole number; a value it would accept silently (epochs=-1 runs no
 # epoch and reports NaN, as if the loss had diverged) is refused before any data is loaded
-_POSITIVE_INTEGERS = {"epochs": 1000, "train_batch_size": 2048, "eval_batch_size": 4096, "eval_step": 1}  # example values
+_POSITIVE_INTEGERS = {
+    "epochs": 1000,
+    "train_batch_size": 2048,
+    "eval_batch_size": 4096,
+    "eval_step": 1,
+}  # example values
 
 
 def check_training_keys(get, present=None):
@@ -72,17 +78,19 @@ def check_training_keys(get, present=None):
             value = get(key)
         except KeyError:
             continue
-        for v in (value if isinstance(value, list) else [value]):
+        for v in value if isinstance(value, list) else [value]:
             if v is None and (present is None or key not in present):
                 continue
             number = isinstance(v, (int, float)) and not isinstance(v, bool)
             if key == "learning_rate":
                 if not number or not 0 < v < float("inf"):
-                    raise ResultsConfigError(f"learning_rate={v!r} must be a positive number (for example "
-                                             "--learning_rate=0.001)")
-            elif not number or not isinstance(v, int) or v < 1:     # MMRec uses them as ints: 2.0 fails later
-                raise ResultsConfigError(f"{key}={v!r} must be a whole number >= 1 (for example "
-                                         f"--{key}={_POSITIVE_INTEGERS[key]})")
+                    raise ResultsConfigError(
+                        f"learning_rate={v!r} must be a positive number (for example --learning_rate=0.001)"
+                    )
+            elif not number or not isinstance(v, int) or v < 1:  # MMRec uses them as ints: 2.0 fails later
+                raise ResultsConfigError(
+                    f"{key}={v!r} must be a whole number >= 1 (for example --{key}={_POSITIVE_INTEGERS[key]})"
+                )
 
 
 def check_settings(get, present=None):
@@ -98,31 +106,36 @@ def check_settings(get, present=None):
     if results_file is not None and not isinstance(results_file, str):
         raise ResultsConfigError(f"results_file={results_file!r} must be a path (a string) or null")
     if resume and not results_file:
-        raise ResultsConfigError("resume=True needs a results_file to read the finished grid points from "
-                                 "(set --results_file=PATH)")
+        raise ResultsConfigError(
+            "resume=True needs a results_file to read the finished grid points from (set --results_file=PATH)"
+        )
     if results_file:
         if Path(results_file).is_dir():
-            raise ResultsConfigError(f"results_file={results_file!r} is a folder; give a file in it, e.g. "
-                                     f"{Path(results_file) / 'results.jsonl'}")
+            raise ResultsConfigError(
+                f"results_file={results_file!r} is a folder; give a file in it, e.g. "
+                f"{Path(results_file) / 'results.jsonl'}"
+            )
         folder = Path(results_file).resolve().parent
         if not folder.is_dir():
-            raise ResultsConfigError(f"results_file={results_file!r}: folder {folder} does not exist; "
-                                     "create it or choose another path")
+            raise ResultsConfigError(
+                f"results_file={results_file!r}: folder {folder} does not exist; create it or choose another path"
+            )
 
 
 def check_model_grid(get):
     """A model module may define ``check_grid(get)`` to check every grid point's hyperparameters before any data
     is loaded (MDE does), so that a bad value at the last point of a long grid fails at once, not hours in."""
     import importlib
+
     try:
         module = importlib.import_module(f"models.{str(get('model')).lower()}")
-    except Exception:        # not importable here (tests, tools; a missing package): MMRec's own import of the
-        return               # model raises it again, and the model checks itself when constructed
+    except Exception:  # not importable here (tests, tools; a missing package): MMRec's own import of the
+        return  # model raises it again, and the model checks itself when constructed
     hook = getattr(module, "check_grid", None)
     if hook is not None:
         try:
             hook(get)
-        except ValueError as exc:        # the model's own message, shown as a config error (no traceback)
+        except ValueError as exc:  # the model's own message, shown as a config error (no traceback)
             raise ResultsConfigError(str(exc)) from None
 
 
@@ -182,11 +195,14 @@ def read_results(path, warn=True) -> list:
     records, torn = _parse_lines(path.read_bytes())
     records, repeated = unique_points(records)
     if warn and torn:
-        logging.getLogger().warning(f"{path}: skipping {torn} incomplete results line(s) (a run killed while "
-                                    "writing; the point runs again, and the next write removes the line)")
+        logging.getLogger().warning(
+            f"{path}: skipping {torn} incomplete results line(s) (a run killed while "
+            "writing; the point runs again, and the next write removes the line)"
+        )
     if warn and repeated:
-        logging.getLogger().warning(f"{path}: {repeated} line(s) repeat a grid point already there; each point is "
-                                    "counted once (its first line)")
+        logging.getLogger().warning(
+            f"{path}: {repeated} line(s) repeat a grid point already there; each point is counted once (its first line)"
+        )
     return records
 
 
@@ -204,9 +220,22 @@ def write_records(path, records: list) -> None:
 
 # config keys that say where results go, how a run is scheduled and logged, or that MMRec derives from others:
 # not part of a grid point's settings
-_NOT_SETTINGS = ("seed", "hyper_parameters", "results_file", "resume", "grid_shard", "progress_every_s", "device",
-                 "gpu_id", "valid_metric_bigger", "checkpoint_dir", "eval_batch_size", "graph_cache",
-                 "save_recommended_topk", "recommend_topk")
+_NOT_SETTINGS = (
+    "seed",
+    "hyper_parameters",
+    "results_file",
+    "resume",
+    "grid_shard",
+    "progress_every_s",
+    "device",
+    "gpu_id",
+    "valid_metric_bigger",
+    "checkpoint_dir",
+    "eval_batch_size",
+    "graph_cache",
+    "save_recommended_topk",
+    "recommend_topk",
+)
 
 
 def point_settings(values: dict) -> dict:
@@ -220,8 +249,11 @@ def point_settings(values: dict) -> dict:
 def settings_difference(old: dict, new: dict) -> str:
     """The keys two settings dicts differ in, as ``key: old -> new; ...``."""
     missing = "(not set)"
-    return "; ".join(f"{k}: {old.get(k, missing)} -> {new.get(k, missing)}"
-                     for k in sorted(set(old) | set(new)) if old.get(k, missing) != new.get(k, missing))
+    return "; ".join(
+        f"{k}: {old.get(k, missing)} -> {new.get(k, missing)}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k, missing) != new.get(k, missing)
+    )
 
 
 def check_resume(values: dict, records: list | None = None) -> None:
@@ -240,13 +272,15 @@ def check_resume(values: dict, records: list | None = None) -> None:
                 f"resume=True: {values['results_file']} holds grid point {r.get('params')} of {r.get('model')} on "
                 f"{r.get('dataset')} without recorded settings (written by an older mde-mmrec), so it cannot show "
                 "that it was made with the current ones: choose another results_file, or resume=False to run "
-                "every point again")
+                "every point again"
+            )
         if r["settings"] != current:
             raise ResultsConfigError(
                 f"resume=True: {values['results_file']} holds grid point {r.get('params')} of {r.get('model')} on "
                 f"{r.get('dataset')} made with other settings ({settings_difference(r['settings'], current)}); "
                 "resume reuses only points made with the same settings: choose another results_file, or "
-                "resume=False to run every point again")
+                "resume=False to run every point again"
+            )
 
 
 def append_record(path, record: dict) -> None:
@@ -266,7 +300,7 @@ def append_record(path, record: dict) -> None:
         os.fsync(handle.fileno())
 
 
-EVENTS_VARIABLE = "MDE_MMREC_EVENTS"   # set by mde-mmrec for each main.py it runs: where progress events go
+EVENTS_VARIABLE = "MDE_MMREC_EVENTS"  # set by mde-mmrec for each main.py it runs: where progress events go
 
 
 def event(kind: str, **fields) -> None:
@@ -287,23 +321,27 @@ def points_to_run(config, combinators):
     check_resume(getattr(config, "final_config_dict", config), records)
     shard = parse_shard(config["grid_shard"])
     keys = config["hyper_parameters"]
-    done = [r.get("params") for r in records
-            if r.get("model") == config["model"] and r.get("dataset") == config["dataset"]]
+    done = [
+        r.get("params") for r in records if r.get("model") == config["model"] and r.get("dataset") == config["dataset"]
+    ]
     selected, again = [], 0
     for index, hyper_tuple in enumerate(combinators):
         if shard and index % shard[1] != shard[0] - 1:
             continue
         params = params_of(keys, hyper_tuple)
         if params in done and config["resume"]:
-            logger.info(f"skipping grid point {index + 1}/{len(combinators)} {params}: "
-                        f"already in {config['results_file']}")
+            logger.info(
+                f"skipping grid point {index + 1}/{len(combinators)} {params}: already in {config['results_file']}"
+            )
             event("skipped", index=index + 1, of=len(combinators), params=params)
             continue
         again += params in done
         selected.append((index, hyper_tuple))
     if again:
-        logger.warning(f"{again} grid point(s) to run are already in {config['results_file']}: each will have a "
-                       f"second line there (pass --resume=True to skip finished points)")
+        logger.warning(
+            f"{again} grid point(s) to run are already in {config['results_file']}: each will have a "
+            f"second line there (pass --resume=True to skip finished points)"
+        )
     if shard:
         logger.info(f"grid_shard {shard[0]}/{shard[1]}: {len(selected)} of {len(combinators)} grid points to run")
     return selected
@@ -318,9 +356,17 @@ def plugin_info() -> dict:
         pass
     if not info.get("mmrec_commit"):
         try:
-            info["mmrec_commit"] = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                text=True, timeout=10, check=True).stdout.strip() or None
+            info["mmrec_commit"] = (
+                subprocess.run(
+                    ["git", "rev-parse", "HEAD"],
+                    cwd=Path(__file__).resolve().parent,
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    check=True,
+                ).stdout.strip()
+                or None
+            )
         except (OSError, subprocess.SubprocessError):
             pass
     return info
@@ -339,12 +385,13 @@ def peak_rss_mb():
 def peak_gpu_mb(device):
     """The most memory PyTorch's allocator has held on ``device`` in this process (MB), or None where the run
     is not on a CUDA device."""
-    if "torch" not in sys.modules:      # the run imported no torch: nothing on a GPU
+    if "torch" not in sys.modules:  # the run imported no torch: nothing on a GPU
         return None
     import torch
+
     if device is None or torch.device(device).type != "cuda" or not torch.cuda.is_available():
         return None
-    return round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
 
 
 def _mean(values):

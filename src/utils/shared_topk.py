@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-MASKED_SCORE = -1e10    # MMRec's score for a user's training items (common/trainer.py)
+MASKED_SCORE = -1e10  # MMRec's score for a user's training items (common/trainer.py)
 
 
 def mask_and_rank(scores: torch.Tensor, history: torch.Tensor, k: int) -> torch.Tensor:
@@ -42,9 +42,9 @@ class SharedTopk:
     masks the same history (the same ``additional_dataset``) and asks for the same ``k``."""
 
     def __init__(self) -> None:
-        self._history, self._k = None, None     # the history dataset and k the stored lists were made with
-        self._lists = None          # [n_users, k] item ids, row = user id
-        self._ranked = None         # [n_users] bool, whether that row holds a list
+        self._history, self._k = None, None  # the history dataset and k the stored lists were made with
+        self._lists = None  # [n_users, k] item ids, row = user id
+        self._ranked = None  # [n_users] bool, whether that row holds a list
 
     def topk(self, model, batched_data, history_source, k: int) -> torch.Tensor:
         """The ``k`` best items (training items masked) of each user of ``batched_data``: stored lists for
@@ -61,7 +61,7 @@ class SharedTopk:
             fresh = ~self._ranked[users]
         if not bool(fresh.any()):
             return self._lists[users]
-        everyone = bool(fresh.all())          # nothing stored for these users: exactly MMRec's call
+        everyone = bool(fresh.all())  # nothing stored for these users: exactly MMRec's call
         sub = batched_data if everyone else select_rows(batched_data, fresh.nonzero().squeeze(1))
         new = mask_and_rank(model.full_sort_predict(sub), sub[1], k)
         self._store(sub[0], new)
@@ -81,7 +81,7 @@ class SharedTopk:
             return
         size = max(n, 2 * len(self._ranked))
         lists = torch.empty((size, self._lists.shape[1]), dtype=self._lists.dtype, device=self._lists.device)
-        lists[:len(self._lists)] = self._lists
+        lists[: len(self._lists)] = self._lists
         ranked = torch.zeros(size, dtype=torch.bool, device=self._ranked.device)
-        ranked[:len(self._ranked)] = self._ranked
+        ranked[: len(self._ranked)] = self._ranked
         self._lists, self._ranked = lists, ranked

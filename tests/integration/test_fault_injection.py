@@ -69,38 +69,70 @@ def _lines(path: Path) -> list[str]:
 
 def test_grid_killed_at_three_moments_then_rerun_trains_each_point_once(patched_mmrec, tiny_data, tmp_path):
     out = tmp_path / "grid"
-    args = ["grid", "--mmrec", str(patched_mmrec), "-d", tiny_data, "-m", "BPR", "--set", "reg_weight=[0.1,0.01,0.001]",
-            "--seeds", "2", "--epochs", "2", "--out", str(out)]
+    args = [
+        "grid",
+        "--mmrec",
+        str(patched_mmrec),
+        "-d",
+        tiny_data,
+        "-m",
+        "BPR",
+        "--set",
+        "reg_weight=[0.1,0.01,0.001]",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+    ]
     log, results = out / "grid.log", out / "results.jsonl"
     for moment in ("construction", "mid-training", "between points"):
         start, before = len(_text(log)), len(_lines(results))
-        new_log = lambda: _text(log)[start:]                              # noqa: E731 (this run's part of the log)
-        ready = {"construction": lambda: "Parameters:" in new_log(),      # the first point's model is being built
-                 "mid-training": lambda: "epoch 0 evaluating" in new_log(),
-                 "between points": lambda: len(_lines(results)) > before}[moment]
+        new_log = lambda: _text(log)[start:]  # noqa: E731 (this run's part of the log)
+        ready = {
+            "construction": lambda: "Parameters:" in new_log(),  # the first point's model is being built
+            "mid-training": lambda: "epoch 0 evaluating" in new_log(),
+            "between points": lambda: len(_lines(results)) > before,
+        }[moment]
         children = _kill_when(args, ready)
         assert children, f"{moment}: main.py had not started"
         assert _survivors(children) == [], f"{moment}: a process of the killed run survived it"
-        print(f"killed at {moment}: {len(children)} child process(es), none left; results lines {before} -> "
-              f"{len(_lines(results))}")
+        print(
+            f"killed at {moment}: {len(children)} child process(es), none left; results lines {before} -> "
+            f"{len(_lines(results))}"
+        )
     rerun = subprocess.run(_command(*args), env=_env(), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     lines = _lines(results)
-    points = [json.dumps(json.loads(line)["params"], sort_keys=True) for line in lines]   # every line complete
-    assert len(points) == 6 and len(set(points)) == 6                    # each of the 6 points exactly once
+    points = [json.dumps(json.loads(line)["params"], sort_keys=True) for line in lines]  # every line complete
+    assert len(points) == 6 and len(set(points)) == 6  # each of the 6 points exactly once
     assert "6 finished run(s)" in _text(out / "summary.md")
     assert "repeat a grid point" not in rerun.stderr
 
 
 def test_compare_killed_between_seeds_then_rerun_trains_each_seed_once(patched_mmrec, tiny_data, tmp_path):
     out = tmp_path / "cmp"
-    args = ["compare", "--mmrec", str(patched_mmrec), "-d", tiny_data, "-m", "BPR", "--seeds", "2", "--epochs", "2",
-            "--out", str(out)]
+    args = [
+        "compare",
+        "--mmrec",
+        str(patched_mmrec),
+        "-d",
+        tiny_data,
+        "-m",
+        "BPR",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+    ]
     children = _kill_when(args, lambda: len(_lines(out / "runs" / "BPR.jsonl")) >= 1)
     assert children and _survivors(children) == []
     rerun = subprocess.run(_command(*args), env=_env(), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     seeds = [json.loads(line)["seed"] for line in _lines(out / "runs" / "BPR.jsonl")]
-    assert sorted(seeds) == [999, 1000]                                   # each seed exactly once
+    assert sorted(seeds) == [999, 1000]  # each seed exactly once
     assert len(_lines(out / "results.jsonl")) == 2
     assert "| BPR | 2 |" in rerun.stdout

@@ -25,9 +25,11 @@ def pristine(pristine_mmrec):
 
 
 def tree_hashes(root):
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and ".git" not in p.relative_to(root).parts
-            and "__pycache__" not in p.parts}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts and "__pycache__" not in p.parts
+    }
 
 
 # The old code's dok_matrix._update(dict) was dict.update: the same entries, stored in the dict's order.
@@ -111,10 +113,11 @@ def test_adjacency_is_identical(pristine, patched_mmrec, tmp_path):
     for name in old:
         assert len(old[name]) == len(new[name]), name
         for part_old, part_new in zip(old[name], new[name]):
-            if isinstance(part_old, tuple):                 # a sparse tensor: indices, values, shape, dtype
+            if isinstance(part_old, tuple):  # a sparse tensor: indices, values, shape, dtype
                 assert part_old[2:] == part_new[2:], name
-                assert torch.equal(part_old[0], part_new[0]) and torch.equal(part_old[1], part_new[1]), \
+                assert torch.equal(part_old[0], part_new[0]) and torch.equal(part_old[1], part_new[1]), (
                     f"{name}: adjacency differs"
+                )
             else:
                 assert torch.equal(part_old, part_new), f"{name}: degrees differ"
 
@@ -123,7 +126,7 @@ def test_evaluator_gives_identical_hits_and_metrics(pristine, patched_mmrec, tmp
     old, new = run_both(pristine, patched_mmrec, EVALUATOR, tmp_path, "evaluator")
     assert old["hits"].dtype == new["hits"].dtype == bool
     assert (old["hits"] == new["hits"]).all()
-    assert (old["raw"] == new["raw"]).all()          # before MMRec's rounding to 4 digits
+    assert (old["raw"] == new["raw"]).all()  # before MMRec's rounding to 4 digits
     assert old["metrics"] == new["metrics"]
 
 
@@ -188,9 +191,33 @@ def test_valid_and_test_in_one_scoring_pass_give_mmrecs_metrics(patched_mmrec, t
 
 
 def test_our_yaml_loader_reads_values_as_mmrec_does(patched_mmrec):
-    samples = ["1e-3", "1E+5", "0.5", ".5", "-2", "1_000", "True", "false", "null", "~", "abc", "[0.1,1e-05]",
-               "'1e-3'", "[a, b]", "1:30", ".inf", "-.inf", "1.0e-4", "+3.5", "0x10", "0o7", "2026-01-01"]
-    run_in_src(patched_mmrec, f"""
+    samples = [
+        "1e-3",
+        "1E+5",
+        "0.5",
+        ".5",
+        "-2",
+        "1_000",
+        "True",
+        "false",
+        "null",
+        "~",
+        "abc",
+        "[0.1,1e-05]",
+        "'1e-3'",
+        "[a, b]",
+        "1:30",
+        ".inf",
+        "-.inf",
+        "1.0e-4",
+        "+3.5",
+        "0x10",
+        "0o7",
+        "2026-01-01",
+    ]
+    run_in_src(
+        patched_mmrec,
+        f"""
         import yaml
         from utils.configurator import Config
         from utils.cli_overrides import MMRecLoader
@@ -198,7 +225,8 @@ def test_our_yaml_loader_reads_values_as_mmrec_does(patched_mmrec):
         for text in {samples!r}:
             a, b = yaml.load(text, Loader=theirs), yaml.load(text, Loader=MMRecLoader)
             assert repr(a) == repr(b) and type(a) is type(b), (text, a, b)
-        """)
+        """,
+    )
 
 
 def test_series_applies_with_git_apply_and_patch_alike(pristine, copy_mmrec, tmp_path):
@@ -209,8 +237,11 @@ def test_series_applies_with_git_apply_and_patch_alike(pristine, copy_mmrec, tmp
         work = copy_mmrec(pristine, tmp_path / tool)
         shutil.rmtree(work / ".git")
         for name in installer.Series.load(patches_dir()).names:
-            command = ["git", "apply", str(patches_dir() / name)] if tool == "git" else \
-                ["patch", "-p1", "--batch", "--fuzz=0", "-i", str(patches_dir() / name)]
+            command = (
+                ["git", "apply", str(patches_dir() / name)]
+                if tool == "git"
+                else ["patch", "-p1", "--batch", "--fuzz=0", "-i", str(patches_dir() / name)]
+            )
             result = subprocess.run(command, cwd=work, capture_output=True, text=True)
             assert result.returncode == 0, f"{tool}: {name}: {result.stdout} {result.stderr}"
         trees[tool] = tree_hashes(work)
@@ -220,8 +251,10 @@ def test_series_applies_with_git_apply_and_patch_alike(pristine, copy_mmrec, tmp
 
 def test_pristine_files_match_the_manifest_and_the_commit(pristine):
     series = installer.Series.load(patches_dir())
-    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=pristine, capture_output=True,
-                          text=True).stdout.strip() == series.mmrec_commit
+    assert (
+        subprocess.run(["git", "rev-parse", "HEAD"], cwd=pristine, capture_output=True, text=True).stdout.strip()
+        == series.mmrec_commit
+    )
     for rel, digest in series.pristine.items():
         assert hashlib.sha256((pristine / rel).read_bytes()).hexdigest() == digest, rel
 
@@ -230,15 +263,21 @@ def test_install_is_idempotent_and_uninstall_restores_the_checkout(pristine, cop
     work = copy_mmrec(pristine, tmp_path / "MMRec")
     before = tree_hashes(work)
 
-    def git_status() -> str:   # MMREC_HOME may hold untracked files of its own (a data set's yaml, ...)
-        return subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=work, capture_output=True,
-                              text=True).stdout
+    def git_status() -> str:  # MMREC_HOME may hold untracked files of its own (a data set's yaml, ...)
+        return subprocess.run(
+            ["git", "status", "--porcelain", "--ignored"], cwd=work, capture_output=True, text=True
+        ).stdout
+
     status_before = git_status()
-    assert " M " not in status_before   # MMRec's tracked files as committed
+    assert " M " not in status_before  # MMRec's tracked files as committed
     assert installer.install(work) == "installed"
     assert installer.install(work) == "already installed"
-    changed = subprocess.run(["git", "diff", "--name-status", installer.Series.load(patches_dir()).mmrec_commit,
-                              "mde-mmrec"], cwd=work, capture_output=True, text=True).stdout   # the branch install built
+    changed = subprocess.run(
+        ["git", "diff", "--name-status", installer.Series.load(patches_dir()).mmrec_commit, "mde-mmrec"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    ).stdout  # the branch install built
     assert "A\tsrc/utils/cli_overrides.py" in changed and "M\tsrc/main.py" in changed
     assert installer.uninstall(work) == "uninstalled"
     assert tree_hashes(work) == before

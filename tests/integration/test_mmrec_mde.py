@@ -24,16 +24,24 @@ def _random_recall_at(k: int, inter: pd.DataFrame, split: int) -> float:
 
 def test_mde_trains_through_main_and_beats_random_ranking(patched_mmrec, tiny_data, tmp_path):
     results = tmp_path / "mde.jsonl"
-    overrides = {"epochs": 5, "hyper_parameters": ["seed"], "cl_weight": 0.01, "diff_weight": 0.1,
-                 "reg_weight": 0.0001, "results_file": str(results)}
+    overrides = {
+        "epochs": 5,
+        "hyper_parameters": ["seed"],
+        "cl_weight": 0.01,
+        "diff_weight": 0.1,
+        "reg_weight": 0.0001,
+        "results_file": str(results),
+    }
     lines = []
     code = run_main(patched_mmrec, "MDE", tiny_data, overrides, on_line=lines.append)
     assert code == 0, "\n".join(lines[-40:])
     [record] = read_results(results)
     inter = pd.read_csv(patched_mmrec / "data" / tiny_data / f"{tiny_data}.inter", sep="\t")
     random_recall = _random_recall_at(20, inter, split=2)
-    print(f"\nMDE on {tiny_data}: test Recall@20 {record['test']['recall@20']:.4f} (random {random_recall:.4f}), "
-          f"{record['s_per_epoch']} s/epoch, best epoch {record['best_epoch']}")
+    print(
+        f"\nMDE on {tiny_data}: test Recall@20 {record['test']['recall@20']:.4f} (random {random_recall:.4f}), "
+        f"{record['s_per_epoch']} s/epoch, best epoch {record['best_epoch']}"
+    )
     assert record["test"]["recall@20"] > 2 * random_recall
     assert record["best_valid"]["ndcg@20"] > 0
     # all six loss terms are logged, as MMRec does for a tuple loss
@@ -46,6 +54,7 @@ def test_mde_runs_on_one_modality(patched_mmrec, tiny_data, tmp_path, how):
     names the file or
     not; patch 0016 for the latter) trains with MDA and MSA off and one warning."""
     import shutil
+
     name = "tiny_image_only_" + how.split()[0]
     data = patched_mmrec / "data" / name
     shutil.copytree(patched_mmrec / "data" / tiny_data, data, dirs_exist_ok=True)
@@ -57,21 +66,38 @@ def test_mde_runs_on_one_modality(patched_mmrec, tiny_data, tmp_path, how):
         yaml_text = "\n".join(l for l in yaml_text.splitlines() if not l.startswith("text_feature_file"))
     (patched_mmrec / "src" / "configs" / "dataset" / f"{name}.yaml").write_text(yaml_text)
     results, lines = tmp_path / "one.jsonl", []
-    code = run_main(patched_mmrec, "MDE", name, {"epochs": 1, "hyper_parameters": ["seed"], "cl_weight": 0.01,
-                                                  "diff_weight": 0.1, "reg_weight": 0.0001,
-                                                  "results_file": str(results)}, on_line=lines.append)
+    code = run_main(
+        patched_mmrec,
+        "MDE",
+        name,
+        {
+            "epochs": 1,
+            "hyper_parameters": ["seed"],
+            "cl_weight": 0.01,
+            "diff_weight": 0.1,
+            "reg_weight": 0.0001,
+            "results_file": str(results),
+        },
+        on_line=lines.append,
+    )
     assert code == 0, "\n".join(lines[-30:])
     [warning] = [line for line in lines if "only the image modality is available" in line]
-    assert ("no text_feature_file in the data set's yaml" if how == "key missing" else "text_feat.npy missing") in warning
+    assert (
+        "no text_feature_file in the data set's yaml" if how == "key missing" else "text_feat.npy missing"
+    ) in warning
     [record] = read_results(results)
     assert record["failed"] is None and record["test"]["recall@20"] > 0
 
 
 def test_a_bad_value_anywhere_in_the_grid_stops_main_before_loading_data(patched_mmrec, tiny_data, tmp_path):
     lines = []
-    code = run_main(patched_mmrec, "MDE", tiny_data, {"epochs": 1, "cl_temperature": [0.2, 0.0],
-                                                       "results_file": str(tmp_path / "r.jsonl")},
-                    on_line=lines.append)
+    code = run_main(
+        patched_mmrec,
+        "MDE",
+        tiny_data,
+        {"epochs": 1, "cl_temperature": [0.2, 0.0], "results_file": str(tmp_path / "r.jsonl")},
+        on_line=lines.append,
+    )
     output = "\n".join(lines)
     assert code != 0
     assert "main.py: error: MDE: 'cl_temperature' must be a finite number >= 0.001" in output and "got 0.0" in output
@@ -84,9 +110,19 @@ def test_the_grid_best_block_names_the_point_with_the_best_validation_score(patc
     """Patch 0017: MMRec's closing BEST block chose by test score; it must name the best-validation point."""
     results = tmp_path / "grid.jsonl"
     lines = []
-    code = run_main(patched_mmrec, "MDE", tiny_data, {"epochs": 2, "cl_weight": [0.001, 1.0], "diff_weight": 0.1,
-                                                       "reg_weight": [0.0001, 0.1], "results_file": str(results)},
-                    on_line=lines.append)
+    code = run_main(
+        patched_mmrec,
+        "MDE",
+        tiny_data,
+        {
+            "epochs": 2,
+            "cl_weight": [0.001, 1.0],
+            "diff_weight": 0.1,
+            "reg_weight": [0.0001, 0.1],
+            "results_file": str(results),
+        },
+        on_line=lines.append,
+    )
     assert code == 0, "\n".join(lines[-40:])
     records = read_results(results)
     assert len(records) == 4

@@ -34,7 +34,10 @@ SETUP = """
 
 
 def test_negatives_are_never_training_positives_and_the_same_seed_gives_the_same_batches(patched_mmrec, tiny_data):
-    result = run_in_src(patched_mmrec, SETUP.format(data=tiny_data) + """
+    result = run_in_src(
+        patched_mmrec,
+        SETUP.format(data=tiny_data)
+        + """
     data = loader()
     positives = {(u, i) for u, items in data.history_items_per_u.items() for i in items}
     passes = [[batch.tolist() for batch in data] for _ in range(3)]
@@ -43,14 +46,19 @@ def test_negatives_are_never_training_positives_and_the_same_seed_gives_the_same
     again = [batch.tolist() for batch in loader()]
     print(json.dumps({"hits": hits, "negatives": negatives, "same": again == passes[0],
                       "passes_differ": passes[0] != passes[1]}))
-    """, timeout=180)
+    """,
+        timeout=180,
+    )
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["negatives"] > 3000 and out["hits"] == 0
     assert out["same"] and out["passes_differ"]
 
 
 def test_each_users_negatives_follow_the_replaced_loops_distribution(patched_mmrec, tiny_data):
-    result = run_in_src(patched_mmrec, SETUP.format(data=tiny_data) + """
+    result = run_in_src(
+        patched_mmrec,
+        SETUP.format(data=tiny_data)
+        + """
     def original(data, users):   # MMRec's _sample_neg_ids and _random before patch 0024
         neg_ids = []
         for u in users:
@@ -69,12 +77,14 @@ def test_each_users_negatives_follow_the_replaced_loops_distribution(patched_mmr
         out[str(user)] = {"allowed": [int(i) for i in allowed], "n_items": int(max(data.all_items)) + 1,
                           "original": original(data, users), "patched": data._sample_neg_ids(users).tolist()}
     print(json.dumps(out))
-    """, timeout=180)
+    """,
+        timeout=180,
+    )
     users = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(users) == 3
     for user, draws in users.items():
         counts = {k: np.bincount(draws[k], minlength=draws["n_items"]) for k in ("original", "patched")}
         allowed = draws["allowed"]
-        assert all(counts[k][allowed].sum() == 8000 for k in counts), user   # only items the user never had
+        assert all(counts[k][allowed].sum() == 8000 for k in counts), user  # only items the user never had
         _, p, _, _ = chi2_contingency(np.stack([counts["original"][allowed], counts["patched"][allowed]]))
         assert p > 1e-3, (user, len(allowed), p)

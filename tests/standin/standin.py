@@ -57,7 +57,7 @@ class StandInTrainLoader:
         n_items = self.dataset.get_item_num()
         order = rng.permutation(len(self.users))
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             negs = []
             for u in self.users[idx]:
                 j = int(rng.integers(n_items))
