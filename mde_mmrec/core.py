@@ -51,17 +51,6 @@ class RunConfig:
 
 
 # ----------------------------------------------------------------------------------- reading configs
-def load_yaml(path: Path) -> dict:
-    """A config file read with MMRec's YAML loader (1e-3 is a float); {} when absent. The one YAML reader."""
-    import yaml
-
-    if not Path(path).is_file():
-        return {}
-    loader = mmrec.plugin_module("cli_overrides").MMRecLoader
-    with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=loader) or {}
-
-
 def merged_config(checkout: Path, model: str, dataset: str) -> dict:
     """overall.yaml, then the dataset's, then the model's yaml, with hyper_parameters concatenated (as
     MMRec's Config reads them, before command-line overrides)."""
@@ -72,7 +61,7 @@ def merged_config(checkout: Path, model: str, dataset: str) -> dict:
         configs / "dataset" / f"{dataset}.yaml",
         configs / "model" / f"{model}.yaml",
     ):
-        data = load_yaml(path)
+        data = mmrec.load_yaml(path)
         grid += list(data.get("hyper_parameters") or [])
         merged.update(data)
     merged["hyper_parameters"] = grid

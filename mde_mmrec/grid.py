@@ -102,7 +102,7 @@ def grid_spec(
     changed or extended by list values in ``sets``; non-list ``sets`` are plain overrides. A key the model
     yaml does not have is an error (before anything runs)."""
     model_yaml = Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml"
-    model_cfg = core.load_yaml(model_yaml)
+    model_cfg = mmrec.load_yaml(model_yaml)
     merged = core.merged_config(checkout, model, dataset)
     keys = ["seed"] + [k for k in model_cfg.get("hyper_parameters") or [] if k != "seed"]
     values = {k: merged.get(k) for k in keys}

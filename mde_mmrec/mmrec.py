@@ -49,6 +49,17 @@ def plugin_module(name: str):
     return importlib.import_module(f"{_PLUGIN_PACKAGE}.{name}")
 
 
+def load_yaml(path: Path) -> dict:
+    """A config file read with MMRec's YAML loader (1e-3 is a float); {} when absent. The one YAML reader."""
+    import yaml
+
+    if not Path(path).is_file():
+        return {}
+    loader = plugin_module("cli_overrides").MMRecLoader
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=loader) or {}
+
+
 def format_override(value) -> str:
     """A Python value as main.py reads it back (lists ``[0.1,0.01]``, ``True``, ``null``)."""
     overrides = plugin_module("cli_overrides")

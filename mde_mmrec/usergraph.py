@@ -31,7 +31,7 @@ import numpy as np
 if TYPE_CHECKING:  # scipy is imported where it is used, so `mde-mmrec --help` stays fast
     import scipy.sparse as sp
 
-from . import core, synthetic
+from . import mmrec, synthetic
 from .errors import MdeMmrecError
 from .mmrec import mmrec_root
 
@@ -118,7 +118,7 @@ def dataset_settings(root: Path, dataset: str) -> dict:
         raise MdeMmrecError(
             f"unknown data set {dataset!r}: no {yaml_path}; {synthetic.missing_data_hint(root, dataset)}"
         )
-    config = {**core.load_yaml(configs / "overall.yaml"), **core.load_yaml(yaml_path)}  # read as MMRec reads them
+    config = {**mmrec.load_yaml(configs / "overall.yaml"), **mmrec.load_yaml(yaml_path)}  # read as MMRec reads them
     for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_file_name", "data_path"):
         if not config.get(key):
             raise MdeMmrecError(
