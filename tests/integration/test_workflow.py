@@ -69,7 +69,9 @@ def test_a_bad_value_in_the_last_configuration_fails_before_the_first_runs(patch
     ):
         core.run_configs(patched_mmrec, tiny_data, configs, [1], tmp_path / "cmp", epochs=1)
     assert not list((tmp_path / "cmp").glob("runs/*.jsonl"))  # nothing ran
-    with pytest.raises(MdeMmrecError, match=r"checked before any run.*MDE grid: MDE: 'cl_weight' must be >= 0"):
+    with pytest.raises(
+        MdeMmrecError, match=r"checked before any run.*MDE grid: MDE: 'cl_weight' must be a finite number >= 0"
+    ):
         keys, values, plain = grid.grid_spec(patched_mmrec, "MDE", tiny_data, {"cl_weight": [0.1, -1.0]}, [1])
         grid.run_grid(patched_mmrec, "MDE", tiny_data, keys, values, tmp_path / "grid", plain, epochs=1)
     assert not (tmp_path / "grid" / "results.jsonl").exists()
