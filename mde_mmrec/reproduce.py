@@ -449,11 +449,10 @@ def readings_markdown(rows: list[dict], n_seeds: int) -> str:
     ]
 
     def spread(row, key):
+        mean, std = row[f"{key} mean"], row[f"{key} std"]
         if row["n_seeds"] == 0:
             return "-"
-        return (
-            f"{row[f'{key} mean']:.4f} ± {row[f'{key} std']:.4f}" if row["n_seeds"] > 1 else f"{row[f'{key} mean']:.4f}"
-        )
+        return f"{mean:.4f} ± {std:.4f}" if row["n_seeds"] > 1 else f"{mean:.4f}"
 
     parts = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):

@@ -38,7 +38,7 @@ def test_w_diff_trajectory_is_read_per_seed_and_epoch_from_an_mmrec_log():
         + LOG_OF_TWO_SEEDS.splitlines(keepends=True)[7]
         + (
             "06 Dec 13:20    INFO epoch 0 training [time: 0.6s]\n"
-            "06 Dec 13:20    INFO MDE: mean W_diff = |P_v - P_t| (eq. 8): items 0.0200, users 0.0436; mean P_t: items 0.5\n"
+            "06 Dec 13:20    INFO MDE: mean W_diff = |P_v - P_t| (eq. 8): items 0.0200, users 0.04; mean P_t: 0.5\n"
         )
     )  # seed 1000 killed, then run again on resume (the log is appended to): its last run counts
     assert reproduce.w_diff_trajectories(rerun)[1000] == {0: 0.02}
