@@ -1,5 +1,6 @@
-"""`mde-mmrec reproduce table1|table2|fig2`: the MDE paper's experiments on your data, in the paper's
-layout, beside the paper's own numbers (``mde_mmrec/data/paper_results.csv``, copied from the paper).
+"""`mde-mmrec reproduce table1|table2|fig2|readings`: the MDE paper's experiments on your data, in the paper's
+layout, beside the paper's own numbers (``mde_mmrec/data/paper_results.csv``, copied from the paper); and a study of
+the readings of the paper that ``src/models/mde.py`` makes switchable.
 
 * table1: MDE and the baselines of Table I, top-5 Recall / Precision / MAP / NDCG.
 * table2: MDE and its ablations w/o MDA, w/o MSA, w/o NLT (``use_mda`` / ``use_msa`` / ``use_nlt`` =
@@ -7,6 +8,8 @@ layout, beside the paper's own numbers (``mde_mmrec/data/paper_results.csv``, co
 * fig2: the trade-off analysis: variant A, one fixed text preference w_t = 0.1 ... 0.9 for all nodes
   (``fixed_text_weight``), variant B, node-level independent trade-off weights (``tradeoff=independent``),
   and full MDE. The paper gives Fig. 2 only as a chart, so only measured values are reported.
+* readings: full MDE with every switch at its default, and with one switch (``READINGS``) at its other
+  value(s), each with its own small sigma grid chosen on validation Recall@20, on one or more data sets.
 
 Every configuration runs through ``core.run_configs`` (MMRec's own training loop, same seeds, resumable).
 """
@@ -14,6 +17,9 @@ Every configuration runs through ``core.run_configs`` (MMRec's own training loop
 from __future__ import annotations
 
 import argparse
+import csv
+import re
+import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +27,7 @@ if TYPE_CHECKING:  # pandas is imported where it is used, so `mde-mmrec --help` 
     import pandas as pd
 
 from . import core, grid, mmrec, report
-from .errors import MdeMmrecError
+from .errors import MdeMmrecError, positive_int
 
 PAPER_CSV = "paper_results.csv"
 PAPER_DATASETS = ("baby", "sports", "clothing")
@@ -30,6 +36,20 @@ TABLE1_METRICS = ("recall@5", "precision@5", "map@5", "ndcg@5")  # the paper's c
 TABLE1_HEAD = ("REC", "PREC", "MAP", "NDCG")
 FIG2_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 FIG2_METRICS = ("recall@20", "ndcg@20")
+# The readings of the paper that src/models/mde.py makes switchable (docs/paper-to-code.md): default first
+READINGS = {
+    "align_users": (False, True),
+    "tradeoff_grad": (False, True),
+    "feature_projection": ("linear", "mlp"),
+    "diff_form": ("bounded", "literal"),
+    "cl_similarity": ("cosine", "dot"),
+    "cl_negatives": ("batch", "all"),
+    "homogeneous_residual": (True, False),
+}
+READINGS_DIFF_WEIGHTS = (1.0, 10.0, 100.0)  # sigma_diff
+READINGS_CL_WEIGHTS = (0.01, 0.1)  # sigma_cl
+READINGS_SEEDS = 3
+SIGMAS = {"diff_weight": None, "cl_weight": None}  # the study's grid keys (each configuration sets them)
 
 
 def paper_results() -> pd.DataFrame:
@@ -270,27 +290,330 @@ def best_grid_point(grid_dir: Path, dataset: str) -> dict:
     return {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in keys}
 
 
+# ------------------------------------------------------------------------------------------ readings
+def readings_arms(
+    readings=tuple(READINGS), diff_weights=READINGS_DIFF_WEIGHTS, cl_weights=READINGS_CL_WEIGHTS
+) -> dict[tuple[str, object], list[core.RunConfig]]:
+    """{(reading, value): one configuration per grid point}: ("default", None) has every switch at its default
+    (shared by all readings: the same runs), (reading, value) that one switch at another value."""
+    defaults = {name: values[0] for name, values in READINGS.items()}
+    arms = {("default", None): defaults}
+    for name in readings:
+        for value in READINGS[name][1:]:
+            arms[(name, value)] = {**defaults, name: value}
+    return {
+        arm: [
+            core.RunConfig(
+                f"{arm_name(*arm)} diff={d:g} cl={c:g}", "MDE", {**switches, "diff_weight": d, "cl_weight": c}
+            )
+            for d in diff_weights
+            for c in cl_weights
+        ]
+        for arm, switches in arms.items()
+    }
+
+
+def arm_name(reading: str, value) -> str:
+    return "default" if reading == "default" else f"{reading}={value}"
+
+
+def best_by_validation(records: list[dict], labels: list[str], metric: str = "recall@20") -> str | None:
+    """The label (grid point) with the best mean validation ``metric`` over its finished seeds; None if none
+    finished. Ties go to the first in ``labels``."""
+    scores = {}
+    for label in labels:
+        values = [r["best_valid"][metric] for r in records if r["label"] == label]
+        if values:
+            scores[label] = statistics.mean(values)
+    return max(scores, key=scores.get) if scores else None
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
+    """(mean, sample standard deviation (0 for one value), n); (None, None, 0) for none."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None, 0
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
+
+
+def verdict(default: tuple, other: tuple) -> str:
+    """The other value against the default on (mean, std, n) over seeds: better beyond seed noise when the means
+    differ by more than the sum of the two standard deviations."""
+    (m0, s0, n0), (m1, s1, n1) = default, other
+    if not n0 or not n1:
+        return "not run"
+    if min(n0, n1) < 2:
+        return "fewer than 2 seeds: no verdict"
+    if abs(m1 - m0) <= s0 + s1:
+        return "within noise"
+    return "other value better beyond seed noise" if m1 > m0 else "default better beyond seed noise"
+
+
+_RUN_START = re.compile(r"Parameters:\['seed'\]=\((-?\d+),\)")  # quick_start's line before each seed's run
+_EPOCH = re.compile(r"\bepoch (\d+) training\b")
+_W_DIFF = re.compile(r"MDE: mean W_diff = \|P_v - P_t\| \(eq\. 8\): items (\S+?),")
+
+
+def w_diff_trajectories(log_text: str) -> dict[int, dict[int, float]]:
+    """{seed: {epoch: items' mean W_diff}} from the MMRec log of one configuration (its seeds are its grid; the
+    log is appended to on resume, so a seed run again keeps its last run). Epochs are MMRec's index, from 0."""
+    runs, seed, epoch = {}, None, None
+    for line in log_text.splitlines():
+        if match := _RUN_START.search(line):
+            seed, epoch = int(match[1]), None
+            runs[seed] = {}
+        elif match := _EPOCH.search(line):
+            epoch = int(match[1])
+        elif (match := _W_DIFF.search(line)) and seed is not None and epoch is not None:
+            runs[seed][epoch] = float(match[1])
+    return runs
+
+
+READINGS_COLUMNS = (
+    "dataset",
+    "reading",
+    "value",
+    "diff_weight",
+    "cl_weight",
+    "n_seeds",
+    "valid recall@20",
+    "recall@20 mean",
+    "recall@20 std",
+    "ndcg@20 mean",
+    "ndcg@20 std",
+    "best epoch",
+    "W_diff epoch 0",
+    "W_diff epoch 5",
+    "W_diff best epoch",
+    "verdict",
+)
+
+
+def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> list[dict]:
+    """One row per arm (``readings_arms``) at its grid point chosen by validation: test Recall@20 and NDCG@20
+    over seeds, best epoch and the items' mean W_diff at epochs 0 and 5 and at the best epoch (means over seeds;
+    from the configuration's MMRec log in ``logs``), and, for a reading's other value, the verdict against the
+    default."""
+    rows = []
+    for (reading, value), configs in arms.items():
+        best = best_by_validation(records, [c.label for c in configs])
+        chosen = next((c for c in configs if c.label == best), None)
+        ours = [r for r in records if chosen and r["label"] == chosen.label]
+        trajectories = w_diff_trajectories(_read(logs / f"{chosen.slug}.log")) if chosen else {}
+        row = {
+            "dataset": dataset,
+            "reading": reading,
+            "value": "" if value is None else value,
+            "diff_weight": chosen.overrides["diff_weight"] if chosen else None,
+            "cl_weight": chosen.overrides["cl_weight"] if chosen else None,
+            "valid recall@20": mean_std([r["best_valid"]["recall@20"] for r in ours])[0],
+        }
+        for key in ("recall@20", "ndcg@20"):
+            row[f"{key} mean"], row[f"{key} std"], row["n_seeds"] = mean_std([r["test"][key] for r in ours])
+        row["best epoch"] = mean_std([r.get("best_epoch") for r in ours])[0]
+        for name, epoch in (("epoch 0", 0), ("epoch 5", 5), ("best epoch", None)):
+            row[f"W_diff {name}"] = w_diff_at(trajectories, ours, epoch)
+        rows.append(row)
+    default = next(r for r in rows if r["reading"] == "default")
+    for row in rows:
+        row["verdict"] = "" if row is default else verdict(_test_recall(default), _test_recall(row))
+    return rows
+
+
+def w_diff_at(trajectories: dict, records: list[dict], epoch: int | None) -> float | None:
+    """The mean over the records' seeds of the items' W_diff after ``epoch`` (None: each seed's best epoch)."""
+    return mean_std(
+        [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in records]
+    )[0]
+
+
+def _test_recall(row: dict) -> tuple:
+    return row["recall@20 mean"], row["recall@20 std"], row["n_seeds"]
+
+
+def readings_markdown(rows: list[dict], n_seeds: int) -> str:
+    """One table per data set: the default, then each reading's other value with its verdict."""
+    header = [
+        "reading",
+        "diff_weight",
+        "cl_weight",
+        "seeds",
+        "valid R@20",
+        "test R@20",
+        "test NDCG@20",
+        "best epoch",
+        "W_diff ep. 0",
+        "ep. 5",
+        "best ep.",
+        "verdict (test R@20)",
+    ]
+
+    def spread(row, key):
+        mean, std = row[f"{key} mean"], row[f"{key} std"]
+        if row["n_seeds"] == 0:
+            return "-"
+        return f"{mean:.4f} ± {std:.4f}" if row["n_seeds"] > 1 else f"{mean:.4f}"
+
+    parts = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        table = [
+            [
+                arm_name(r["reading"], r["value"]),
+                "-" if r["diff_weight"] is None else f"{r['diff_weight']:g}",
+                "-" if r["cl_weight"] is None else f"{r['cl_weight']:g}",
+                str(r["n_seeds"]) + ("" if r["n_seeds"] >= n_seeds else f" of {n_seeds}"),
+                report.fmt(r["valid recall@20"]),
+                spread(r, "recall@20"),
+                spread(r, "ndcg@20"),
+                report.fmt(r["best epoch"], 1),
+                *(report.fmt(r[f"W_diff {k}"]) for k in ("epoch 0", "epoch 5", "best epoch")),
+                r["verdict"] or "-",
+            ]
+            for r in rows
+            if r["dataset"] == dataset
+        ]
+        parts.append(f"## {dataset}\n\n" + report.markdown_table(header, table))
+    return "\n".join(parts)
+
+
+def readings_study(
+    checkout,
+    datasets: list[str],
+    seeds: list[int],
+    out_dir,
+    epochs=None,
+    readings=tuple(READINGS),
+    diff_weights=READINGS_DIFF_WEIGHTS,
+    cl_weights=READINGS_CL_WEIGHTS,
+    common: dict | None = None,
+    runner=None,
+    echo=print,
+) -> tuple[Path, dict[str, str]]:
+    """Run the readings study (resumable: runs in OUT/<dataset>/runs/<configuration>.jsonl, logs in
+    OUT/<dataset>/logs/) and write OUT/readings.md and OUT/readings.csv; returns the Markdown and the
+    configurations that failed ("dataset: label": why)."""
+    out_dir, arms = Path(out_dir), readings_arms(readings, diff_weights, cl_weights)
+    configs = [c for point in arms.values() for c in point]
+    pinned = {}
+    for dataset in datasets:  # every data set checked before any training
+        # MDE.yaml's other grid keys (reg_weight) pinned once per data set, not once per configuration
+        file_config = {**core.merged_config(checkout, "MDE", dataset), "model": "MDE"}
+        sets, notes = core.pin_grid(file_config, {**(common or {}), **SIGMAS})
+        for note in notes:
+            echo(f"note: {dataset}: pinned {note}")
+        pinned[dataset] = {k: v for k, v in sets.items() if k not in SIGMAS}
+        core.prepare(checkout, dataset, configs, seeds, out_dir / dataset, epochs, pinned[dataset])
+    rows, failed = [], {}
+    for dataset in datasets:
+        where = out_dir / dataset
+        records, status = core.run_configs(
+            checkout, dataset, configs, seeds, where, epochs, common=pinned[dataset], runner=runner, echo=echo
+        )
+        failed.update({f"{dataset}: {label}": why for label, why in status.items() if why != "ok"})
+        rows += readings_rows(dataset, arms, records, where / "logs")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "readings.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=READINGS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    grid = " x ".join(
+        f"{k} in {{{', '.join(f'{v:g}' for v in values)}}}" for k, values in zip(SIGMAS, (diff_weights, cl_weights))
+    )
+    notes = [
+        "default: every switch at MDE.yaml's default ("
+        + ", ".join(f"{k}={v[0]}" for k, v in READINGS.items())
+        + "); each other row changes that one switch",
+        f"each row's sigmas: the point of its own grid ({grid}) with the best mean validation Recall@20",
+        f"test metrics at the epoch with the best validation Recall@20; mean ± sample std over seeds "
+        f"{', '.join(map(str, seeds))}" + (f"; at most {epochs} epochs" if epochs else "; MMRec's early stopping"),
+        "best epoch and W_diff: means over seeds; W_diff = items' mean |P_v - P_t| (eq. 8) after that epoch "
+        "(MMRec's epoch index, from 0), from the runs' logs",
+        "verdict: the other value's test Recall@20 against the default's; beyond seed noise when the means differ "
+        "by more than the sum of the two standard deviations",
+        *(f"FAILED {label}: {why}" for label, why in failed.items()),
+        f"runs: {out_dir}/DATASET/runs/ (one results file per configuration), logs: {out_dir}/DATASET/logs/",
+        f"command: `{core.command_line()}`",
+    ]
+    md = out_dir / "readings.md"
+    md.write_text(
+        f"# Readings of the paper on {', '.join(datasets)}\n\n{readings_markdown(rows, len(seeds))}\n"
+        + "\n".join(f"- {n}" for n in notes)
+        + "\n",
+        encoding="utf-8",
+    )
+    return md, failed
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+
+def _cmd_readings(args: argparse.Namespace) -> int:
+    given = [o for o, v in (("--from-grid", args.from_grid), ("--paper-dataset", args.paper_dataset)) if v]
+    if given:
+        raise MdeMmrecError(f"{', '.join(given)}: not for readings (each reading chooses its own sigmas)")
+    checkout = mmrec.find_checkout(args.mmrec)
+    sets = core.parse_sets(args.set)
+    core.check_set_models(sets, {"MDE"}, "readings")
+    common = {**sets.get(None, {}), **sets.get("MDE", {})}
+    clash = sorted(set(common) & {*READINGS, *SIGMAS})
+    if clash:
+        raise MdeMmrecError(
+            f"--set {', '.join(clash)}: the study sets these itself; choose readings with --readings and the "
+            "sigma grid with --diff-weights / --cl-weights"
+        )
+    seeds = core.seed_list(args.seeds or READINGS_SEEDS, args.seed_values)
+    out = Path(args.out or f"results/readings-{'-'.join(args.dataset)}")
+    md, failed = readings_study(
+        checkout,
+        list(dict.fromkeys(args.dataset)),
+        seeds,
+        out,
+        args.epochs,
+        args.readings or tuple(READINGS),
+        tuple(args.diff_weights or READINGS_DIFF_WEIGHTS),
+        tuple(args.cl_weights or READINGS_CL_WEIGHTS),
+        common=common,
+    )
+    print(md.read_text(encoding="utf-8"))
+    print(f"results in {out}/ (readings.md, readings.csv)")
+    for label, why in failed.items():
+        print(f"FAILED {label}: {why}")
+    return 1 if failed else 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.models and args.experiment != "table1":
         raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
+    if args.experiment == "readings":
+        return _cmd_readings(args)
+    options = {"--readings": args.readings, "--diff-weights": args.diff_weights, "--cl-weights": args.cl_weights}
+    given = [option for option, value in options.items() if value]
+    if given:
+        raise MdeMmrecError(f"{', '.join(given)}: for readings only")
+    if len(args.dataset) > 1:
+        raise MdeMmrecError(
+            f"-d given {len(args.dataset)} times: {args.experiment} runs on one data set (readings takes several)"
+        )
+    dataset = args.dataset[0]
     checkout = mmrec.find_checkout(args.mmrec)
     if args.experiment == "fig2":
         report.charts_available()
     sets = core.parse_sets(args.set)
     core.check_set_models(sets, {c.model for c in experiment_configs(args.experiment, args.models)}, args.experiment)
     if args.from_grid:
-        best = best_grid_point(Path(args.from_grid), args.dataset)
+        best = best_grid_point(Path(args.from_grid), dataset)
         clash = sorted(set(best) & (set(sets.get("MDE", {})) | set(sets.get(None, {}))))
         if clash:
             raise MdeMmrecError(f"--from-grid sets {', '.join(clash)}; do not also give them with --set")
         print(f"MDE at the best point of {args.from_grid}: {', '.join(f'{k}={v}' for k, v in best.items())}")
         sets["MDE"] = {**sets.get("MDE", {}), **best}
     seeds = core.seed_list(args.seeds, args.seed_values)
-    out = Path(args.out or f"results/{args.experiment}-{args.dataset}")
+    out = Path(args.out or f"results/{args.experiment}-{dataset}")
     md, failed = reproduce(
         args.experiment,
         checkout,
-        args.dataset,
+        dataset,
         seeds,
         out,
         args.epochs,
@@ -309,10 +632,49 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "reproduce", help="the paper's Table I, Table II or Fig. 2 on your data", description=__doc__.split("\n\n")[0]
+        "reproduce",
+        help="the paper's Table I, Table II or Fig. 2 on your data; a study of its readings",
+        description=__doc__.split("\n\n")[0],
+        conflict_handler="resolve",  # -d and --seeds below replace add_run_args' own
     )
-    p.add_argument("experiment", choices=["table1", "table2", "fig2"])
-    core.add_run_args(p, "results/EXPERIMENT-DATASET")
+    p.add_argument("experiment", choices=["table1", "table2", "fig2", "readings"])
+    core.add_run_args(p, "results/EXPERIMENT-DATASET (readings: results/readings-DATASET[-DATASET...])")
+    p.add_argument(
+        "-d",
+        "--dataset",
+        action="append",
+        required=True,
+        help="data set name (src/configs/dataset/NAME.yaml); readings: repeatable, one study per data set",
+    )
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=None,
+        help=f"number of seeds ({core.DEFAULT_SEED}, {core.DEFAULT_SEED + 1}, ...; default 1, readings "
+        f"{READINGS_SEEDS}; 3 or more give mean ± std)",
+    )
+    p.add_argument(
+        "--readings",
+        nargs="+",
+        choices=list(READINGS),
+        default=None,
+        metavar="NAME",
+        help=f"readings only: the switches to study (default: all: {' '.join(READINGS)})",
+    )
+    p.add_argument(
+        "--diff-weights",
+        type=float,
+        nargs="+",
+        default=None,
+        help=f"readings only: sigma_diff grid (default: {' '.join(f'{v:g}' for v in READINGS_DIFF_WEIGHTS)})",
+    )
+    p.add_argument(
+        "--cl-weights",
+        type=float,
+        nargs="+",
+        default=None,
+        help=f"readings only: sigma_cl grid (default: {' '.join(f'{v:g}' for v in READINGS_CL_WEIGHTS)})",
+    )
     p.add_argument("--models", nargs="+", default=None, help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
     p.add_argument(
         "--from-grid",

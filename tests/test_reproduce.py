@@ -107,10 +107,13 @@ def test_cli_exit_status_says_whether_every_configuration_ran(tmp_path, monkeypa
         seed_values=None,
         out=str(tmp_path),
         experiment="table2",
-        dataset="tiny",
+        dataset=["tiny"],
         epochs=1,
         models=None,
         paper_dataset=None,
+        readings=None,
+        diff_weights=None,
+        cl_weights=None,
         from_grid=None,
     )
     assert reproduce._cmd_reproduce(args) == 0
@@ -278,10 +281,13 @@ def test_cli_from_grid_runs_mde_at_the_grids_best_point_and_refuses_a_clash(tmp_
         seed_values=None,
         out=str(tmp_path),
         experiment="table2",
-        dataset="tiny",
+        dataset=["tiny"],
         epochs=1,
         models=None,
         paper_dataset=None,
+        readings=None,
+        diff_weights=None,
+        cl_weights=None,
         from_grid=str(tmp_path / "g"),
     )
     assert reproduce._cmd_reproduce(args) == 0

@@ -220,11 +220,14 @@ def test_reproduce_from_grid_runs_the_ablations_at_the_grids_best_point(patched_
         seed_values=None,
         out=str(tmp_path / "t2"),
         experiment="table2",
-        dataset=tiny_data,
+        dataset=[tiny_data],
         epochs=1,
         models=None,
         paper_dataset=None,
         from_grid=str(tmp_path / "g"),
+        readings=None,
+        diff_weights=None,
+        cl_weights=None,
     )
     assert reproduce._cmd_reproduce(args) == 0
     text = (tmp_path / "t2" / "table2.md").read_text()
