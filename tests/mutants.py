@@ -40,13 +40,14 @@ TOOLING_TESTS = [
 M = "src/models/mde.py"
 MG = "src/utils/mde_graphs.py"
 MS = "src/utils/model_settings.py"
+DC = "src/utils/data_checks.py"
 
 # (file, name, text in the file, replacement)
 # fmt: off
 MODEL_MUTANTS = [
  (M, "train resets cache", "        self._eval_embeddings = None  # entering", "        pass  # entering"),
  (M, "temperature floor 0", "Setting(float, \"tau (eq. 7); smaller values blow its logits up\", least=1e-3)", "Setting(float, \"tau (eq. 7); smaller values blow its logits up\", least=0)"),
- (M, "same-rows modality unnamed", "if self.n_items > 1 and torch.equal(feat.amin(dim=0), feat.amax(dim=0)):", "if False:"),
+ (DC, "same-rows modality unnamed", 'if n_items > 1 and feat.amin(dim=0).equal(feat.amax(dim=0)):', 'if False:'),
  (M, "w/o NLT constant ignored", "                w = prefs.new_full((prefs.shape[0],), constant)", "                w = prefs.new_ones(prefs.shape[0])"),
  (MG, "eq2 power", "np.power(degree, -0.5,", "np.power(degree, -1.0,"),
  (M, "eq3 mean", "return total / (n_layers + 1)", "return total / n_layers if n_layers else total"),
@@ -80,13 +81,13 @@ MODEL_MUTANTS = [
  (M, "anchors all items", "anchors = torch.unique(i)  # the batch's positive items", "anchors = torch.unique(ij)  # the batch's positive items"),
  (MG, "cooc ties", "keep = (counts > t) | (tied & (tied_rank < (k - above)[rows]))", "keep = (counts > t) | (tied & (tied_rank <= (k - above)[rows]))"),
  (MG, "knn bf16 bound", "uncertain = rows[top_sim[rows, -1] <= candidates.sim[rows, -1] + BF16_SIMILARITY_ERROR]", "uncertain = rows[:0]"),
- (M, "user cl anchors", "                    \"user\", emb.users, emb.user_prefs, anchors, user_rows, all_candidates=False\n", "                    \"item\", emb.users, emb.user_prefs, anchors, user_rows, all_candidates=False\n"),
+ (M, "user cl anchors", '_discrimination_losses("user", emb.users, emb.user_prefs, anchors, user_rows, False)', '_discrimination_losses("item", emb.users, emb.user_prefs, anchors, user_rows, False)'),
  (M, "cl all positive index", "candidates = (table[:, 0], table[:, 1], anchors) if", "candidates = (table[:, 0], table[:, 1], torch.arange(len(anchors))) if"),
- (M, "eq7 cl_similarity ignored", "            similarity=self.hp.cl_similarity,\n", "            similarity=\"cosine\",\n"),
+ (M, "eq7 cl_similarity ignored", '*candidates, similarity=self.hp.cl_similarity)', '*candidates, similarity="cosine")'),
  (M, "eq7 dot normalises", "return F.normalize(x, dim=-1) if similarity == \"cosine\" else x", "return F.normalize(x, dim=-1)"),
  (M, "eq7 dot candidates normalised", "c_v, c_t = rows(candidates_v), rows(candidates_t)", "c_v, c_t = F.normalize(candidates_v, dim=-1), F.normalize(candidates_t, dim=-1)"),
- (M, "variantB item node ids", "                \"item\",\n                emb.items,\n                emb.item_prefs,\n                anchors,\n                item_rows[anchors],\n                all_candidates=self.hp.cl_negatives == \"all\",\n", "                \"item\", emb.items, emb.item_prefs, anchors, anchors, all_candidates=self.hp.cl_negatives == \"all\"\n"),
- (M, "item graph swap", 'stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities])', 'stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities[::-1]])'),
+ (M, "variantB item node ids", '"item", emb.items, emb.item_prefs, anchors, item_rows[anchors], all_items', '"item", emb.items, emb.item_prefs, anchors, anchors, all_items'),
+ (M, "item graph swap", 'item_graphs = [self.neighbours(f"item_graph_{m}") for m in self.modalities]', 'item_graphs = [self.neighbours(f"item_graph_{m}") for m in self.modalities[::-1]]'),
  (M, "user/item prefs swap", "self._preferences(\"item\", item_rows)", "self._preferences(\"user\", item_rows)"),
  (MG, "adjacency duplicates", "    r.sum_duplicates()\n    r.data[:] = 1.0\n    adj", "    r.sum_duplicates()\n    adj"),
  (MG, "cooc duplicates", "    r.sum_duplicates()\n    r.data[:] = 1.0\n    rt", "    r.sum_duplicates()\n    rt"),
@@ -103,7 +104,7 @@ MODEL_MUTANTS = [
  (M, "reg zero shortcut", "        if self.hp.reg_weight == 0:\n            return self.user_features.new_zeros(())", "        if self.hp.reg_weight < 1:\n            return self.user_features.new_zeros(())"),
  (M, "single modality prefs", "            return torch.ones(len(rows), 1, device=rows.device)", "            return 0.5 * torch.ones(len(rows), 1, device=rows.device)"),
  (MG, "cache key ignores input", "key = hashlib.blake2b(f\"{GRAPH_CACHE_VERSION}|{kind}|{k}|{inputs}\"", "key = hashlib.blake2b(f\"{GRAPH_CACHE_VERSION}|{kind}|{k}|\""),
- (M, "user graph weighting ignored", "weighting = row_softmax if hp.user_graph_weighting == \"softmax\" else row_normalize", "weighting = row_softmax"),
+ (MG, "user graph weighting ignored", 'return row_softmax(counts) if weighting == "softmax" else row_normalize(counts)', 'return row_softmax(counts)'),
  (M, "xavier user", "nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, n_mod * d)))", "nn.Parameter(nn.init.normal_(torch.empty(self.n_users, n_mod * d)))"),
  (MG, "damaged graph cache crashes", "        except Exception as exc:  # a cut-off", "        except ImportError as exc:  # a cut-off"),
  (MG, "stacked modality offset", "* n_mod + m)", "* n_mod)"),
@@ -121,17 +122,17 @@ MODEL_MUTANTS = [
  (M, "eq2-3 user-item graph skipped", "h_bar = layer_mean_propagation(self.ui_graph, e0, self.hp.n_layers)", "h_bar = e0"),
  (M, "eq3 n_layers ignored", "h_bar = layer_mean_propagation(self.ui_graph, e0, self.hp.n_layers)", "h_bar = layer_mean_propagation(self.ui_graph, e0, 2)"),
  (M, "eq3 layer 0 left out", "total, e = e0, e0", "total, e = torch.zeros_like(e0), e0"),
- (M, "eq4 text over image graph", 'stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities])', 'stack_modalities([self.neighbours("item_graph_v") for m in self.modalities])'),
- (M, "eq4 image over text graph", 'stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities])', 'stack_modalities([self.neighbours("item_graph_t") for m in self.modalities])'),
+ (M, "eq4 text over image graph", 'item_graphs = [self.neighbours(f"item_graph_{m}") for m in self.modalities]', 'item_graphs = [self.neighbours("item_graph_v") for m in self.modalities]'),
+ (M, "eq4 image over text graph", 'item_graphs = [self.neighbours(f"item_graph_{m}") for m in self.modalities]', 'item_graphs = [self.neighbours("item_graph_t") for m in self.modalities]'),
  (M, "eq4 image columns for both", "            items_bar.reshape(-1, d), self.neighbours(\"item_graphs\"), item_modality_rows, residual\n", "            items_bar[:, :d].repeat(1, n_mod).reshape(-1, d),\n            self.neighbours(\"item_graphs\"),\n            item_modality_rows,\n            residual,\n"),
  (M, "eq4 user graph skipped", "users = homogeneous_convolution(users_bar, self.neighbours(\"user_graph\"), user_rows, residual)", "users = users_bar.index_select(0, user_rows)"),
- (M, "eq4 user graph identity", "self._register_neighbours(\"user_graph\", weighting(user_graph))", "self._register_neighbours(\"user_graph\", sp.identity(self.n_users, dtype=np.float32, format=\"csr\"))"),
- (M, "eq4 item graphs identity", "self._register_neighbours(f\"item_graph_{m}\", row_normalize(knn))", "self._register_neighbours(f\"item_graph_{m}\", sp.identity(self.n_items, dtype=np.float32, format=\"csr\"))"),
- (M, "eq4 item graphs summed", "self._register_neighbours(f\"item_graph_{m}\", row_normalize(knn))", "self._register_neighbours(f\"item_graph_{m}\", knn)"),
- (M, "eq4 user graph mean by default", "weighting = row_softmax if hp.user_graph_weighting == \"softmax\" else row_normalize", "weighting = row_normalize"),
- (M, "eq4 graphs transposed", "lists = neighbour_lists(adjacency)", "lists = neighbour_lists(adjacency.T.tocsr())"),
- (M, "eq4 user graph with item k", 'lambda: cooccurrence_topk(interactions, hp.user_knn_k)', 'lambda: cooccurrence_topk(interactions, hp.item_knn_k)'),
- (M, "eq4 item graphs with user k", 'cosine_knn(f, hp.item_knn_k)', 'cosine_knn(f, hp.user_knn_k)'),
+ (M, "eq4 user graph identity", 'self._register_neighbours("user_graph", user_graph)', 'self._register_neighbours("user_graph", graphs.sp.identity(self.n_users, dtype=np.float32, format="csr"))'),
+ (M, "eq4 item graphs identity", 'self._register_neighbours(f"item_graph_{m}", graphs.item_graph(feat, k_i, m, cache, hp.graph_cache))', 'self._register_neighbours(f"item_graph_{m}", graphs.sp.identity(self.n_items, dtype=np.float32, format="csr"))'),
+ (MG, "eq4 item graphs summed", '    return row_normalize(knn)\n', '    return knn\n'),
+ (MG, "eq4 user graph mean by default", 'return row_softmax(counts) if weighting == "softmax" else row_normalize(counts)', 'return row_normalize(counts)'),
+ (M, "eq4 graphs transposed", 'lists = graphs.neighbour_lists(adjacency)', 'lists = graphs.neighbour_lists(adjacency.T.tocsr())'),
+ (M, "eq4 user graph with item k", 'user_graph = graphs.user_graph(interactions, k_u,', 'user_graph = graphs.user_graph(interactions, k_i,'),
+ (M, "eq4 item graphs with user k", 'graphs.item_graph(feat, k_i, m,', 'graphs.item_graph(feat, k_u, m,'),
  (MG, "eq4 cooc top-k ignored", 'blocks.append(_top_counts_per_row(counts, k))', 'blocks.append(counts)'),
  (MG, "eq4 knn least similar", 'top_sim, order = torch.topk(exact, k, dim=1)', 'top_sim, order = torch.topk(exact, k, dim=1, largest=False)'),
  (M, "eq4 residual always", "    if residual:  # the node", "    if True:  # the node"),
@@ -152,7 +153,7 @@ MODEL_MUTANTS = [
  (M, "item_e0 rows", "item_e0.index_select(0, item_rows)", "item_e0[:len(item_rows)]"),
  (M, "eq1 items before users", "e0 = torch.cat([self.user_features, item_e0], dim=0)", "e0 = torch.cat([item_e0, self.user_features], dim=0)"),
  (MG, "eq2 self loops", 'adj = sp.bmat([[None, r], [r.T, None]], format="csr")', 'adj = (sp.bmat([[None, r], [r.T, None]]) + sp.identity(sum(r.shape))).tocsr()'),
- (M, "eq2 every layer from E0", '        e = symmetric_product(adjacency, e)  # eq. 2', '        e = symmetric_product(adjacency, e0)  # eq. 2'),
+ (M, "eq2 every layer from E0", '        e = graphs.symmetric_product(adjacency, e)  # eq. 2', '        e = graphs.symmetric_product(adjacency, e0)  # eq. 2'),
 ]
 
 C = "mde_mmrec/compare.py"
@@ -168,7 +169,6 @@ L = "mde_mmrec/cli.py"
 K = "mde_mmrec/core.py"
 N = "mde_mmrec/runner.py"
 O = "src/utils/cli_overrides.py"
-DC = "src/utils/data_checks.py"
 TOOLING_MUTANTS = [
  # one run per folder, interruption, settings without a sidecar, damaged installs
  (N, "N-no-lock", "            lock.acquire()\n", "            pass\n"),

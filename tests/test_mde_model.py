@@ -526,8 +526,8 @@ def test_graphs_are_cached_on_disk_and_keyed_by_their_inputs(tmp_path, toy, monk
     make_model(tmp_path, users, items, n_users, n_items, v, t)
     cached = sorted(p.name for p in (tmp_path / "data" / "toy" / "mde_graphs").iterdir())
     assert len(cached) == 3  # user co-occurrence, image kNN, text kNN
-    monkeypatch.setattr(mde, "cosine_knn", lambda *a, **k: pytest.fail("rebuilt a cached graph"))
-    monkeypatch.setattr(mde, "cooccurrence_topk", lambda *a, **k: pytest.fail("rebuilt a cached graph"))
+    monkeypatch.setattr(mde.graphs, "cosine_knn", lambda *a, **k: pytest.fail("rebuilt a cached graph"))
+    monkeypatch.setattr(mde.graphs, "cooccurrence_topk", lambda *a, **k: pytest.fail("rebuilt a cached graph"))
     make_model(tmp_path, users, items, n_users, n_items, v, t)
     with pytest.raises(pytest.fail.Exception):  # changed features must not reuse the stale graph
         make_model(tmp_path, users, items, n_users, n_items, v + 1.0, t)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -37,24 +36,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from common.abstract_recommender import GeneralRecommender
-from utils.mde_graphs import (
-    NeighbourLists,
-    cached_graph,
-    cooccurrence_topk,
-    cosine_knn,
-    hash_sparse,
-    hash_tensor,
-    neighbour_lists,
-    neighbour_sum,
-    normalized_bipartite_adjacency,
-    row_normalize,
-    row_softmax,
-    stack_modalities,
-    symmetric_product,
-    to_torch_csr,
-)
-from utils.model_settings import Setting, read_settings
-from utils.model_settings import check_grid as check_setting_grid
+from utils import mde_graphs as graphs
+from utils import model_settings
+from utils.data_checks import check_feature_tensors
+from utils.model_settings import Setting
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +79,10 @@ HYPERPARAMETERS: dict[str, Setting] = {
 }
 
 
-def read_hyperparameters(config) -> SimpleNamespace:
-    """Every MDE setting from MMRec's config, checked (attributes named as in ``HYPERPARAMETERS``)."""
-    return read_settings("MDE", HYPERPARAMETERS, config)
-
-
 def check_grid(get) -> None:
     """Every grid point's MDE settings, checked before any data is loaded (MMRec's patched quick_start calls
     this through utils/results_log.py; ``get(key)`` reads the config)."""
-    check_setting_grid("MDE", HYPERPARAMETERS, get)
+    model_settings.check_grid("MDE", HYPERPARAMETERS, get)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -114,18 +94,20 @@ def layer_mean_propagation(adjacency: torch.Tensor, e0: torch.Tensor, n_layers: 
     r"""Eq. 2-3: mean of :math:`E^0 .. E^L` with :math:`E^{l+1} = \hat A E^l` (``adjacency``: :math:`\hat A`)."""
     total, e = e0, e0
     for _ in range(n_layers):
-        e = symmetric_product(adjacency, e)  # eq. 2
+        e = graphs.symmetric_product(adjacency, e)  # eq. 2
         total = total + e
     return total / (n_layers + 1)  # eq. 3
 
 
-def homogeneous_convolution(h: torch.Tensor, graph: NeighbourLists, rows: torch.Tensor, residual: bool) -> torch.Tensor:
+def homogeneous_convolution(
+    h: torch.Tensor, graph: graphs.NeighbourLists, rows: torch.Tensor, residual: bool
+) -> torch.Tensor:
     r"""Eq. 4 for ``rows``: :math:`(A_m \bar H_m)[rows]` (``residual``: plus :math:`\bar H_m[rows]`)."""
     index, weight = graph.index.index_select(0, rows), graph.weight.index_select(0, rows)
     if residual:  # the node itself as one more neighbour of weight 1
         index = torch.cat([rows.unsqueeze(1), index], dim=1)
         weight = torch.cat([torch.ones_like(weight[:, :1]), weight], dim=1)
-    return neighbour_sum(h, index, weight)
+    return graphs.neighbour_sum(h, index, weight)
 
 
 def preference(logits: torch.Tensor) -> torch.Tensor:
@@ -168,15 +150,10 @@ def modality_gap_loss(
 
 
 def alignment_loss(
-    anchors_v: torch.Tensor,
-    anchors_t: torch.Tensor,
-    w_cl: torch.Tensor,
-    temperature: float,
-    candidates_v: torch.Tensor | None = None,
-    candidates_t: torch.Tensor | None = None,
-    positive_index: torch.Tensor | None = None,
-    similarity: str = "cosine",
-) -> torch.Tensor:
+    anchors_v: torch.Tensor, anchors_t: torch.Tensor, w_cl: torch.Tensor, temperature: float,
+    candidates_v: torch.Tensor | None = None, candidates_t: torch.Tensor | None = None,
+    positive_index: torch.Tensor | None = None, similarity: str = "cosine",
+) -> torch.Tensor:  # fmt: skip
     r"""Eq. 7: :math:`L^{v \to t}_{cl} + L^{t \to v}_{cl}`, InfoNCE on similarities over temperature.
 
     Each anchor node i contributes :math:`w_{cl,i} \cdot (-\log \frac{\exp(s(h^i_v, h^i_t)/\tau)}
@@ -238,9 +215,9 @@ class MDE(GeneralRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.hp = hp = read_hyperparameters(config)
+        self.hp = hp = model_settings.read_settings("MDE", HYPERPARAMETERS, config)  # checked, named as in the table
         data_dir = os.path.abspath(str(config["data_path"]) + str(config["dataset"]))
-        features = self._checked_features(config, data_dir)
+        features = self._checked_features(config, data_dir)  # {modality: item features}, as MMRec loaded them
         self.modalities = tuple(features)
         two_modalities = len(self.modalities) == 2
         self.use_mda = hp.use_mda and two_modalities
@@ -262,76 +239,33 @@ class MDE(GeneralRecommender):
 
         # eq. 2-4: the graphs, built once here (the homogeneous ones cached beside the data set)
         interactions = dataset.inter_matrix(form="csr").astype(np.float32)
-        self.register_buffer(
-            "ui_graph", to_torch_csr(normalized_bipartite_adjacency(interactions)).to(self.device), persistent=False
-        )
-        cache = os.path.join(data_dir, "mde_graphs")
-        user_graph = cached_graph(
-            cache,
-            "user_cooc",
-            hp.user_knn_k,
-            hash_sparse(interactions),
-            lambda: cooccurrence_topk(interactions, hp.user_knn_k),
-            hp.graph_cache,
-        )
-        weighting = row_softmax if hp.user_graph_weighting == "softmax" else row_normalize
-        self._register_neighbours("user_graph", weighting(user_graph))
+        ui_graph = graphs.to_torch_csr(graphs.normalized_bipartite_adjacency(interactions))
+        self.register_buffer("ui_graph", ui_graph.to(self.device), persistent=False)
+        cache, k_u, k_i = os.path.join(data_dir, "mde_graphs"), hp.user_knn_k, hp.item_knn_k
+        user_graph = graphs.user_graph(interactions, k_u, hp.user_graph_weighting, cache, hp.graph_cache)
+        self._register_neighbours("user_graph", user_graph)
         for m, feat in features.items():
-            knn = cached_graph(
-                cache,
-                f"item_knn_{m}",
-                hp.item_knn_k,
-                hash_tensor(feat),
-                lambda f=feat: cosine_knn(f, hp.item_knn_k),
-                hp.graph_cache,
-            )
-            self._register_neighbours(f"item_graph_{m}", row_normalize(knn))
-        stacked = stack_modalities([self.neighbours(f"item_graph_{m}") for m in self.modalities])  # eq. 4 at once
+            self._register_neighbours(f"item_graph_{m}", graphs.item_graph(feat, k_i, m, cache, hp.graph_cache))
+        item_graphs = [self.neighbours(f"item_graph_{m}") for m in self.modalities]
+        stacked = graphs.stack_modalities(item_graphs)  # eq. 4 for every modality in one product
         self.register_buffer("item_graphs_index", stacked.index, persistent=False)
         self.register_buffer("item_graphs_weight", stacked.weight, persistent=False)
         self._eval_embeddings = None
-        logger.info(
-            "MDE: MMRec's train_loss1..6 are L_g, L_v, L_t (eq. 9, 10), sigma_diff * L_diff (eq. 6), "
-            "sigma_cl * L_cl (eq. 7) and sigma_reg * ||Theta||^2 (eq. 11), already weighted: the loss is "
-            "their sum"
-        )
+        logger.info("MDE: train_loss1..6 are L_g, L_v, L_t, sigma_diff L_diff, sigma_cl L_cl, sigma_reg ||Theta||^2")
 
     # ---- construction helpers ----
 
     def _checked_features(self, config, data_dir: str) -> dict[str, torch.Tensor]:
         """The item feature tensors MMRec loaded, by modality, each checked against the item count."""
         files = {m: os.path.join(data_dir, str(config[key])) for m, key in self.MODALITIES}
-        inter_file = os.path.join(data_dir, str(config["inter_file_name"]))
         features = {m: f for m, f in (("v", self.v_feat), ("t", self.t_feat)) if f is not None}
-        for m, feat in features.items():
-            if feat.dim() != 2 or feat.shape[0] != self.n_items or feat.shape[1] == 0:
-                raise ValueError(
-                    f"MDE: {files[m]} has shape {tuple(feat.shape)}, expected ({self.n_items}, dim >= 1): "
-                    f"one row per item id 0..{self.n_items - 1}, since MMRec counts items as the largest "
-                    f"itemID in {inter_file} + 1. If the ids there are offset, or the last items have no "
-                    f"interaction, renumber them 0..n-1 like the feature rows; else regenerate this file"
-                )
-            if not torch.isfinite(feat).all():
-                bad = int((~torch.isfinite(feat)).any(dim=1).sum())
-                raise ValueError(
-                    f"MDE: {files[m]} contains NaN or inf in {bad} item rows; replace them (e.g. with zeros) and rerun"
-                )
-            if self.n_items > 1 and torch.equal(feat.amin(dim=0), feat.amax(dim=0)):  # every row the same vector
-                what = "all zero" if not feat[0].any() else "identical"
-                logger.warning(
-                    "MDE: every row of %s is %s: this modality tells no two items apart, and its item-item "
-                    "graph (eq. 4) %s; check the file, or leave the modality out (remove its key from the "
-                    "data set's yaml: MDE then runs on the other one)",
-                    files[m],
-                    what,
-                    "has no edges" if what == "all zero" else "links arbitrary items",
-                )
+        check_feature_tensors(features, files, self.n_items, os.path.join(data_dir, config["inter_file_name"]), logger)
         if len(features) == 1:
             [(m, key)] = [(m, key) for m, key in self.MODALITIES if m not in features]
             why = f"{files[m]} missing" if config[key] else f"no {key} in the data set's yaml"
             logger.warning(
-                "MDE: only the %s modality is available (%s); running as a single-modality model with "
-                "MDA and MSA off (fixed_text_weight and tradeoff have no effect)",
+                "MDE: only the %s modality is available (%s); running as a single-modality model with MDA and "
+                "MSA off (fixed_text_weight and tradeoff have no effect)",
                 self.MODALITY_NAMES[next(iter(features))],
                 why,
             )
@@ -349,13 +283,13 @@ class MDE(GeneralRecommender):
         return module
 
     def _register_neighbours(self, name: str, adjacency) -> None:
-        lists = neighbour_lists(adjacency)
+        lists = graphs.neighbour_lists(adjacency)
         self.register_buffer(f"{name}_index", lists.index.to(self.device), persistent=False)
         self.register_buffer(f"{name}_weight", lists.weight.to(self.device), persistent=False)
 
-    def neighbours(self, name: str) -> NeighbourLists:
+    def neighbours(self, name: str) -> graphs.NeighbourLists:
         """The homogeneous graph ``user_graph`` or ``item_graph_<m>`` as neighbour lists."""
-        return NeighbourLists(getattr(self, f"{name}_index"), getattr(self, f"{name}_weight"))
+        return graphs.NeighbourLists(getattr(self, f"{name}_index"), getattr(self, f"{name}_weight"))
 
     # ---- forward: eq. 1-5 ----
 
@@ -423,17 +357,9 @@ class MDE(GeneralRecommender):
             prefs = prefs.detach()
         return tradeoff_weights(prefs[:, 0], prefs[:, 1])  # eq. 8
 
-    def _discrimination_losses(
-        self,
-        side: str,
-        table: torch.Tensor,
-        prefs: torch.Tensor,
-        anchors: torch.Tensor,
-        node_ids: torch.Tensor,
-        all_candidates: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """sigma_diff * L_diff (eq. 6) and sigma_cl * L_cl (eq. 7) for the ``anchors`` rows of ``table``
-        (``side`` "user" or "item"; ``node_ids`` are the anchors' user / item ids)."""
+    def _discrimination_losses(self, side: str, table, prefs, anchors, node_ids, all_candidates: bool):
+        """sigma_diff * L_diff (eq. 6) and sigma_cl * L_cl (eq. 7) for the ``anchors`` rows of ``table`` [n, M, d]
+        (``side`` "user" or "item"; ``prefs`` [n, M]; ``node_ids`` the anchors' user / item ids)."""
         zero = table.new_zeros(())
         w_diff, w_cl = self._node_tradeoff(side, prefs.index_select(0, anchors), node_ids)
         anchor_rows = table.index_select(0, anchors)
@@ -442,15 +368,8 @@ class MDE(GeneralRecommender):
         if not self.use_msa:
             return diff, zero
         candidates = (table[:, 0], table[:, 1], anchors) if all_candidates else (None, None, None)
-        cl = alignment_loss(
-            h_v,
-            h_t,
-            w_cl,
-            self.hp.cl_temperature,
-            *candidates,  # eq. 7
-            similarity=self.hp.cl_similarity,
-        )
-        return diff, self.hp.cl_weight * cl
+        cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, *candidates, similarity=self.hp.cl_similarity)
+        return diff, self.hp.cl_weight * cl  # eq. 7
 
     def _regularization(self, emb: MDEEmbeddings, users, pos, neg, i, j) -> torch.Tensor:
         r"""Eq. 11's :math:`\sigma_{reg} \|\Theta\|^2` (scope: see ``reg_scope``).
@@ -492,19 +411,13 @@ class MDE(GeneralRecommender):
         l_diff = l_cl = zero
         if self.use_mda or self.use_msa:
             anchors = torch.unique(i)  # the batch's positive items
+            all_items = self.hp.cl_negatives == "all"
             l_diff, l_cl = self._discrimination_losses(
-                "item",
-                emb.items,
-                emb.item_prefs,
-                anchors,
-                item_rows[anchors],
-                all_candidates=self.hp.cl_negatives == "all",
+                "item", emb.items, emb.item_prefs, anchors, item_rows[anchors], all_items
             )
-            if self.hp.align_users:
+            if self.hp.align_users:  # every user of the batch
                 anchors = torch.arange(len(user_rows), device=users.device)
-                u_diff, u_cl = self._discrimination_losses(
-                    "user", emb.users, emb.user_prefs, anchors, user_rows, all_candidates=False
-                )
+                u_diff, u_cl = self._discrimination_losses("user", emb.users, emb.user_prefs, anchors, user_rows, False)
                 l_diff, l_cl = l_diff + u_diff, l_cl + u_cl
         l_reg = self._regularization(emb, users, pos, neg, i, j)
         return l_g, l_modal.get("v", zero), l_modal.get("t", zero), l_diff, l_cl, l_reg  # eq. 11: MMRec sums

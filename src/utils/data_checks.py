@@ -320,6 +320,33 @@ def check_feature_file(path, where: str, n_items: int | None = None, inter_file=
     return []
 
 
+def check_feature_tensors(features: dict, files: dict, n_items: int, inter_file: str, log) -> None:
+    """The item feature tensors a model got from MMRec ({modality: tensor}, ``files`` their paths), checked
+    against the item count: a clear ValueError for a wrong shape or NaN/inf, a warning for a modality whose
+    rows are all the same vector."""
+    for m, feat in features.items():
+        if feat.dim() != 2 or feat.shape[0] != n_items or feat.shape[1] == 0:
+            raise ValueError(
+                f"MDE: {files[m]} has shape {tuple(feat.shape)}, expected ({n_items}, dim >= 1): one row per item "
+                f"id 0..{n_items - 1}, since MMRec counts items as the largest itemID in {inter_file} + 1. If the "
+                f"ids there are offset, or the last items have no interaction, renumber them 0..n-1 like the "
+                f"feature rows; else regenerate this file"
+            )
+        if not feat.isfinite().all():
+            bad = int((~feat.isfinite()).any(dim=1).sum())
+            raise ValueError(f"MDE: {files[m]} contains NaN or inf in {bad} item rows; replace them (e.g. with zeros)")
+        if n_items > 1 and feat.amin(dim=0).equal(feat.amax(dim=0)):  # every row the same vector
+            what = "all zero" if not feat[0].any() else "identical"
+            log.warning(
+                "MDE: every row of %s is %s: this modality tells no two items apart, and its item-item graph "
+                "(eq. 4) %s; check the file, or leave the modality out (remove its key from the data set's yaml: "
+                "MDE then runs on the other one)",
+                files[m],
+                what,
+                "has no edges" if what == "all zero" else "links arbitrary items",
+            )
+
+
 def _torch_converts(dtype: np.dtype) -> bool:
     """Whether torch.from_numpy, as MMRec loads features, takes this dtype (which ones depends on the torch
     version: unsigned 16-64 bit from 2.3 on)."""

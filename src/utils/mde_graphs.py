@@ -404,3 +404,21 @@ def hash_tensor(t: torch.Tensor) -> str:
     h.update(np.asarray(t.shape, dtype=np.int64).tobytes())
     h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------- eq. 4's graphs
+def user_graph(interactions: sp.spmatrix, k: int, weighting: str, cache: str, use_cache: bool) -> sp.csr_matrix:
+    """Eq. 4's user-user graph: each user's top-k co-occurring users, weighted by a row softmax of the counts
+    (``softmax``, DRAGON) or the counts over their row sum (``mean``); the counts are cached in ``cache``."""
+    counts = cached_graph(
+        cache, "user_cooc", k, hash_sparse(interactions), lambda: cooccurrence_topk(interactions, k), use_cache
+    )
+    return row_softmax(counts) if weighting == "softmax" else row_normalize(counts)
+
+
+def item_graph(features: torch.Tensor, k: int, modality: str, cache: str, use_cache: bool) -> sp.csr_matrix:
+    """Eq. 4's item-item graph of one modality: each item's top-k cosine neighbours, rows normalised."""
+    knn = cached_graph(
+        cache, f"item_knn_{modality}", k, hash_tensor(features), lambda: cosine_knn(features, k), use_cache
+    )
+    return row_normalize(knn)
