@@ -131,6 +131,13 @@ def fmt_seconds(value) -> str:
     return f"{value:.3g}" if value < 999.5 else f"{value:.0f}"  # not 1e+03
 
 
+def spread(mean, std, n: int) -> str:
+    """``mean ± std`` over ``n`` seeds: the mean alone for one seed, "-" for none."""
+    if not n:
+        return "-"
+    return f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub Markdown table (cells formatted with 4 decimals for floats)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
@@ -182,7 +189,7 @@ def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
     for _, r in summary.iterrows():
         cells = [r["label"], str(r["n_seeds"])]
         for k in keys:
-            cell = f"{r[f'{k} mean']:.4f} ± {r[f'{k} std']:.4f}" if r["n_seeds"] > 1 else f"{r[f'{k} mean']:.4f}"
+            cell = spread(r[f"{k} mean"], r[f"{k} std"], r["n_seeds"])
             cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)
         cells += [fmt(r["epochs_to_best"], 1), fmt_seconds(r["s_per_epoch"])]
         rows.append(cells)

@@ -2,16 +2,7 @@
 layout, beside the paper's own numbers (``mde_mmrec/data/paper_results.csv``, copied from the paper); and a study of
 the readings of the paper that ``src/models/mde.py`` makes switchable.
 
-* table1: MDE and the baselines of Table I, top-5 Recall / Precision / MAP / NDCG.
-* table2: MDE and its ablations w/o MDA, w/o MSA, w/o NLT (``use_mda`` / ``use_msa`` / ``use_nlt`` =
-  False), Recall@5.
-* fig2: the trade-off analysis: variant A, one fixed text preference w_t = 0.1 ... 0.9 for all nodes
-  (``fixed_text_weight``), variant B, node-level independent trade-off weights (``tradeoff=independent``),
-  and full MDE. The paper gives Fig. 2 only as a chart, so only measured values are reported.
-* readings: full MDE with every switch at its default, and with one switch (``READINGS``) at its other
-  value(s), each with its own small sigma grid chosen on validation Recall@20, on one or more data sets.
-
-Every configuration runs through ``core.run_configs`` (MMRec's own training loop, same seeds, resumable).
+What each experiment runs is in docs/workflow.md; every configuration runs through ``core.run_configs``.
 """
 
 from __future__ import annotations
@@ -27,13 +18,14 @@ if TYPE_CHECKING:  # pandas is imported where it is used, so `mde-mmrec --help` 
     import pandas as pd
 
 from . import core, grid, mmrec, report
-from .errors import MdeMmrecError, positive_int
+from .errors import MdeMmrecError
 
 PAPER_CSV = "paper_results.csv"
 PAPER_DATASETS = ("baby", "sports", "clothing")
 TABLE1_MODELS = ("VBPR", "MMGCN", "GRCN", "DualGNN", "SLMRec", "BM3", "FREEDOM", "DRAGON", "MDE")
 TABLE1_METRICS = ("recall@5", "precision@5", "map@5", "ndcg@5")  # the paper's column order
 TABLE1_HEAD = ("REC", "PREC", "MAP", "NDCG")
+SEEDS = 3  # the default number of seeds of every experiment
 FIG2_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 FIG2_METRICS = ("recall@20", "ndcg@20")
 # The readings of the paper that src/models/mde.py makes switchable (docs/paper-to-code.md): default first
@@ -48,7 +40,6 @@ READINGS = {
 }
 READINGS_DIFF_WEIGHTS = (1.0, 10.0, 100.0)  # sigma_diff
 READINGS_CL_WEIGHTS = (0.01, 0.1)  # sigma_cl
-READINGS_SEEDS = 3
 SIGMAS = {"diff_weight": None, "cl_weight": None}  # the study's grid keys (each configuration sets them)
 
 
@@ -91,50 +82,25 @@ def _ours(summary, label, key, n_seeds) -> str:
     if mean is None:
         return "-"
     done = int(summary[summary["label"] == label].iloc[0]["n_seeds"])
-    text = f"{mean:.4f} ± {std:.4f}" if done > 1 else f"{mean:.4f}"
+    text = report.spread(mean, std, done)
     return text if done >= n_seeds else f"{text} ({done} of {n_seeds} seeds)"
 
 
-def table1_markdown(
-    summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str, paper_dataset: str, n_seeds: int
-) -> str:
-    """Rows: Table I's models; columns: ours (REC PREC MAP NDCG @5) then the paper's on paper_dataset."""
-    p = paper[(paper["table"] == "table1") & (paper["dataset"] == paper_dataset)]
-    header = (
-        ["model"]
-        + [f"{h} (ours, {dataset})" for h in TABLE1_HEAD]
-        + [f"{h} (paper, {paper_dataset})" for h in TABLE1_HEAD]
-    )
+def experiment_table(first: str, columns: list[tuple], summary, status: dict, paper, n_seeds: int) -> str:
+    """One row per configuration; ``columns``: (header, metric, None) for ours, (header, metric, data set) for
+    the paper's on that data set."""
     rows = []
     for label in status:
-        ours = [_ours(summary, label, k, n_seeds) for k in TABLE1_METRICS]
+        ours = [_ours(summary, label, k, n_seeds) for _, k, d in columns if d is None]
         if status[label] != "ok" and ours[0] == "-":
-            ours = [status[label]] + ["-"] * 3
-        theirs = [p[(p["row"] == label) & (p["metric"] == k)]["value"] for k in TABLE1_METRICS]
+            ours = [status[label]] + ["-"] * (len(ours) - 1)
+        theirs = [
+            paper[(paper["row"] == label) & (paper["metric"] == k) & (paper["dataset"] == d)]["value"]
+            for _, k, d in columns
+            if d is not None
+        ]
         rows.append([label] + ours + [f"{v.iloc[0]:.4f}" if len(v) else "-" for v in theirs])
-    return report.markdown_table(header, rows)
-
-
-def table2_markdown(summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str, n_seeds: int) -> str:
-    p = paper[paper["table"] == "table2"]
-    header = ["components", f"R@5 (ours, {dataset})"] + [f"R@5 (paper, {d})" for d in PAPER_DATASETS]
-    rows = []
-    for label in status:
-        ours = _ours(summary, label, "recall@5", n_seeds)
-        if ours == "-" and status[label] != "ok":
-            ours = status[label]
-        theirs = [p[(p["row"] == label) & (p["dataset"] == d)]["value"] for d in PAPER_DATASETS]
-        rows.append([label, ours] + [f"{v.iloc[0]:.4f}" if len(v) else "-" for v in theirs])
-    return report.markdown_table(header, rows)
-
-
-def fig2_markdown(summary: pd.DataFrame, status: dict, n_seeds: int) -> str:
-    header = ["variant"] + [f"{k} (ours)" for k in FIG2_METRICS]
-    rows = [
-        [label] + [_ours(summary, label, k, n_seeds) if status[label] == "ok" else status[label] for k in FIG2_METRICS]
-        for label in status
-    ]
-    return report.markdown_table(header, rows)
+    return report.markdown_table([first] + [h for h, _, _ in columns], rows)
 
 
 def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
@@ -158,15 +124,7 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
             mean, _ = _cell(summary, label, key)
             if mean is not None:
                 values.append(mean)
-                ax.axhline(
-                    mean,
-                    linestyle=style,
-                    color=color,
-                    linewidth=width,
-                    alpha=0.7,
-                    zorder=2,
-                    label=f"{label} ({mean:.4f})",
-                )
+                ax.axhline(mean, ls=style, color=color, lw=width, alpha=0.7, zorder=2, label=f"{label} ({mean:.4f})")
         if values:  # every point and line inside the frame, with room around them
             pad = 0.1 * (max(values) - min(values)) or 0.01
             ax.set_ylim(min(values) - pad, max(values) + pad)
@@ -219,26 +177,31 @@ def reproduce(
     summary = report.summarize(records, order=order) if records else pd.DataFrame(columns=["label"])
     if records:
         summary.to_csv(out_dir / "summary.csv", index=False)
-    n_seeds = len(seeds)
     paper = paper_results()
-    runs = f"{n_seeds} seed(s) ({', '.join(map(str, seeds))})" + (f", at most {epochs} epochs" if epochs else "")
+    paper = paper[paper["table"] == experiment]
     if experiment == "table1":
         pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")
-        body = table1_markdown(summary, status, paper, dataset, pd_name, n_seeds)
+        columns = [(f"{h} (ours, {dataset})", k, None) for h, k in zip(TABLE1_HEAD, TABLE1_METRICS)]
+        columns += [(f"{h} (paper, {pd_name})", k, pd_name) for h, k in zip(TABLE1_HEAD, TABLE1_METRICS)]
+        body = experiment_table("model", columns, summary, status, paper, len(seeds))
         title = f"Table I (top-5) on {dataset}: ours beside the paper's {pd_name}"
     elif experiment == "table2":
-        body = table2_markdown(summary, status, paper, dataset, n_seeds)
+        columns = [(f"R@5 (ours, {dataset})", "recall@5", None)]
+        columns += [(f"R@5 (paper, {d})", "recall@5", d) for d in PAPER_DATASETS]
+        body = experiment_table("components", columns, summary, status, paper, len(seeds))
         title = f"Table II (ablations, R@5) on {dataset}: ours beside the paper's"
     else:
-        body = fig2_markdown(summary, status, n_seeds)
+        columns = [(f"{k} (ours)", k, None) for k in FIG2_METRICS]
+        body = experiment_table("variant", columns, summary, status, paper, len(seeds))
         title = f"Fig. 2 (trade-off mechanisms) on {dataset}"
         if any(s == "ok" for s in status.values()) and fig2_chart(summary, out_dir / "fig2.png", dataset):
             body += "\n![Fig. 2](fig2.png)\n"
+    runs = f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))})" + (f", at most {epochs} epochs" if epochs else "")
     notes = [
         f"ours: {report.method_note(records)}" if records else f"ours: {runs}",
         *report.settings_notes(records),
         sigma_note(from_grid),
-        f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0] if experiment == 'table1' else paper['source'].iloc[-1]})"
+        f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0]})"
         if experiment != "fig2"
         else "the paper gives Fig. 2 only as a chart (Baby); no numbers to set beside ours",
         f"command: `{core.command_line()}`",
@@ -369,31 +332,9 @@ def w_diff_trajectories(log_text: str) -> dict[int, dict[int, float]]:
     return runs
 
 
-READINGS_COLUMNS = (
-    "dataset",
-    "reading",
-    "value",
-    "diff_weight",
-    "cl_weight",
-    "n_seeds",
-    "valid recall@20",
-    "recall@20 mean",
-    "recall@20 std",
-    "ndcg@20 mean",
-    "ndcg@20 std",
-    "best epoch",
-    "W_diff epoch 0",
-    "W_diff epoch 5",
-    "W_diff best epoch",
-    "verdict",
-)
-
-
 def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> list[dict]:
-    """One row per arm (``readings_arms``) at its grid point chosen by validation: test Recall@20 and NDCG@20
-    over seeds, best epoch and the items' mean W_diff at epochs 0 and 5 and at the best epoch (means over seeds;
-    from the configuration's MMRec log in ``logs``), and, for a reading's other value, the verdict against the
-    default."""
+    """One row per arm (``readings_arms``) at its grid point chosen by validation, in readings.csv's columns:
+    means over seeds, W_diff from the configuration's MMRec log in ``logs``, a verdict against the default."""
     rows = []
     for (reading, value), configs in arms.items():
         best = best_by_validation(records, [c.label for c in configs])
@@ -406,25 +347,20 @@ def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> 
             "value": "" if value is None else value,
             "diff_weight": chosen.overrides["diff_weight"] if chosen else None,
             "cl_weight": chosen.overrides["cl_weight"] if chosen else None,
+            "n_seeds": len(ours),
             "valid recall@20": mean_std([r["best_valid"]["recall@20"] for r in ours])[0],
         }
         for key in ("recall@20", "ndcg@20"):
-            row[f"{key} mean"], row[f"{key} std"], row["n_seeds"] = mean_std([r["test"][key] for r in ours])
+            row[f"{key} mean"], row[f"{key} std"], _ = mean_std([r["test"][key] for r in ours])
         row["best epoch"] = mean_std([r.get("best_epoch") for r in ours])[0]
         for name, epoch in (("epoch 0", 0), ("epoch 5", 5), ("best epoch", None)):
-            row[f"W_diff {name}"] = w_diff_at(trajectories, ours, epoch)
+            at = [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in ours]
+            row[f"W_diff {name}"] = mean_std(at)[0]
         rows.append(row)
     default = next(r for r in rows if r["reading"] == "default")
     for row in rows:
         row["verdict"] = "" if row is default else verdict(_test_recall(default), _test_recall(row))
     return rows
-
-
-def w_diff_at(trajectories: dict, records: list[dict], epoch: int | None) -> float | None:
-    """The mean over the records' seeds of the items' W_diff after ``epoch`` (None: each seed's best epoch)."""
-    return mean_std(
-        [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in records]
-    )[0]
 
 
 def _test_recall(row: dict) -> tuple:
@@ -448,12 +384,6 @@ def readings_markdown(rows: list[dict], n_seeds: int) -> str:
         "verdict (test R@20)",
     ]
 
-    def spread(row, key):
-        mean, std = row[f"{key} mean"], row[f"{key} std"]
-        if row["n_seeds"] == 0:
-            return "-"
-        return f"{mean:.4f} ± {std:.4f}" if row["n_seeds"] > 1 else f"{mean:.4f}"
-
     parts = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         table = [
@@ -463,8 +393,8 @@ def readings_markdown(rows: list[dict], n_seeds: int) -> str:
                 "-" if r["cl_weight"] is None else f"{r['cl_weight']:g}",
                 str(r["n_seeds"]) + ("" if r["n_seeds"] >= n_seeds else f" of {n_seeds}"),
                 report.fmt(r["valid recall@20"]),
-                spread(r, "recall@20"),
-                spread(r, "ndcg@20"),
+                report.spread(r["recall@20 mean"], r["recall@20 std"], r["n_seeds"]),
+                report.spread(r["ndcg@20 mean"], r["ndcg@20 std"], r["n_seeds"]),
                 report.fmt(r["best epoch"], 1),
                 *(report.fmt(r[f"W_diff {k}"]) for k in ("epoch 0", "epoch 5", "best epoch")),
                 r["verdict"] or "-",
@@ -513,7 +443,7 @@ def readings_study(
         rows += readings_rows(dataset, arms, records, where / "logs")
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "readings.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=READINGS_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     grid = " x ".join(
@@ -548,12 +478,7 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
-def _cmd_readings(args: argparse.Namespace) -> int:
-    given = [o for o, v in (("--from-grid", args.from_grid), ("--paper-dataset", args.paper_dataset)) if v]
-    if given:
-        raise MdeMmrecError(f"{', '.join(given)}: not for readings (each reading chooses its own sigmas)")
-    checkout = mmrec.find_checkout(args.mmrec)
-    sets = core.parse_sets(args.set)
+def _run_readings(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict, Path]:
     core.check_set_models(sets, {"MDE"}, "readings")
     common = {**sets.get(None, {}), **sets.get("MDE", {})}
     clash = sorted(set(common) & {*READINGS, *SIGMAS})
@@ -562,7 +487,6 @@ def _cmd_readings(args: argparse.Namespace) -> int:
             f"--set {', '.join(clash)}: the study sets these itself; choose readings with --readings and the "
             "sigma grid with --diff-weights / --cl-weights"
         )
-    seeds = core.seed_list(args.seeds or READINGS_SEEDS, args.seed_values)
     out = Path(args.out or f"results/readings-{'-'.join(args.dataset)}")
     md, failed = readings_study(
         checkout,
@@ -575,31 +499,13 @@ def _cmd_readings(args: argparse.Namespace) -> int:
         tuple(args.cl_weights or READINGS_CL_WEIGHTS),
         common=common,
     )
-    print(md.read_text(encoding="utf-8"))
-    print(f"results in {out}/ (readings.md, readings.csv)")
-    for label, why in failed.items():
-        print(f"FAILED {label}: {why}")
-    return 1 if failed else 0
+    return md, failed, out
 
 
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    if args.models and args.experiment != "table1":
-        raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
-    if args.experiment == "readings":
-        return _cmd_readings(args)
-    options = {"--readings": args.readings, "--diff-weights": args.diff_weights, "--cl-weights": args.cl_weights}
-    given = [option for option, value in options.items() if value]
-    if given:
-        raise MdeMmrecError(f"{', '.join(given)}: for readings only")
-    if len(args.dataset) > 1:
-        raise MdeMmrecError(
-            f"-d given {len(args.dataset)} times: {args.experiment} runs on one data set (readings takes several)"
-        )
+def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict, Path]:
     dataset = args.dataset[0]
-    checkout = mmrec.find_checkout(args.mmrec)
     if args.experiment == "fig2":
         report.charts_available()
-    sets = core.parse_sets(args.set)
     core.check_set_models(sets, {c.model for c in experiment_configs(args.experiment, args.models)}, args.experiment)
     if args.from_grid:
         best = best_grid_point(Path(args.from_grid), dataset)
@@ -608,7 +514,6 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             raise MdeMmrecError(f"--from-grid sets {', '.join(clash)}; do not also give them with --set")
         print(f"MDE at the best point of {args.from_grid}: {', '.join(f'{k}={v}' for k, v in best.items())}")
         sets["MDE"] = {**sets.get("MDE", {}), **best}
-    seeds = core.seed_list(args.seeds, args.seed_values)
     out = Path(args.out or f"results/{args.experiment}-{dataset}")
     md, failed = reproduce(
         args.experiment,
@@ -623,8 +528,31 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         model_sets={m: v for m, v in sets.items() if m is not None},
         from_grid=args.from_grid,
     )
+    return md, failed, out
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    readings = args.experiment == "readings"
+    if args.models and args.experiment != "table1":
+        raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
+    if readings:
+        given = [o for o, v in (("--from-grid", args.from_grid), ("--paper-dataset", args.paper_dataset)) if v]
+        if given:
+            raise MdeMmrecError(f"{', '.join(given)}: not for readings (each reading chooses its own sigmas)")
+    else:
+        options = {"--readings": args.readings, "--diff-weights": args.diff_weights, "--cl-weights": args.cl_weights}
+        given = [option for option, value in options.items() if value]
+        if given:
+            raise MdeMmrecError(f"{', '.join(given)}: for readings only")
+        if len(args.dataset) > 1:
+            raise MdeMmrecError(
+                f"-d given {len(args.dataset)} times: {args.experiment} runs on one data set (readings takes several)"
+            )
+    checkout = mmrec.find_checkout(args.mmrec)
+    seeds = core.seed_list(args.seeds or SEEDS, args.seed_values)
+    md, failed, out = (_run_readings if readings else _run_experiment)(args, checkout, core.parse_sets(args.set), seeds)
     print(md.read_text(encoding="utf-8"))
-    print(f"results in {out}/")
+    print(f"results in {out}/" + (" (readings.md, readings.csv)" if readings else ""))
     for label, why in failed.items():
         print(f"FAILED {label}: {why}")
     return 1 if failed else 0
@@ -635,23 +563,16 @@ def register(subparsers) -> None:
         "reproduce",
         help="the paper's Table I, Table II or Fig. 2 on your data; a study of its readings",
         description=__doc__.split("\n\n")[0],
-        conflict_handler="resolve",  # -d and --seeds below replace add_run_args' own
+        conflict_handler="resolve",  # -d below replaces add_run_args' own
     )
     p.add_argument("experiment", choices=["table1", "table2", "fig2", "readings"])
-    core.add_run_args(p, "results/EXPERIMENT-DATASET (readings: results/readings-DATASET[-DATASET...])")
+    core.add_run_args(p, "results/EXPERIMENT-DATASET (readings: results/readings-DATASET[-DATASET...])", SEEDS)
     p.add_argument(
         "-d",
         "--dataset",
         action="append",
         required=True,
         help="data set name (src/configs/dataset/NAME.yaml); readings: repeatable, one study per data set",
-    )
-    p.add_argument(
-        "--seeds",
-        type=positive_int,
-        default=None,
-        help=f"number of seeds ({core.DEFAULT_SEED}, {core.DEFAULT_SEED + 1}, ...; default 1, readings "
-        f"{READINGS_SEEDS}; 3 or more give mean ± std)",
     )
     p.add_argument(
         "--readings",
