@@ -531,9 +531,11 @@ class Progress:
         if kind == "point":
             self.point, self.n_points, self.last = event["index"], event["of"], now
             self._new_run()
-            self.echo(f"  {self.label}: run {self.point}/{self.n_points} {_show(event.get('params', {}))}")
+            self.echo(f"  {self.label}: run {self.point}/{self.n_points} {show_params(event.get('params', {}))}")
         elif kind == "skipped":
-            self.echo(f"  skipping run {event['index']}/{event['of']} {_show(event.get('params', {}))}: already done")
+            self.echo(
+                f"  skipping run {event['index']}/{event['of']} {show_params(event.get('params', {}))}: already done"
+            )
         elif kind == "constructed":
             self.construction_s, self.last = event["seconds"], now
             self.echo(f"  {self.label}: model constructed in {self.construction_s:.1f}s")
@@ -575,7 +577,7 @@ class Progress:
         return text
 
 
-def _show(point: dict) -> str:
+def show_params(point: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items())
 
 

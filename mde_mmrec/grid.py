@@ -1,13 +1,9 @@
 """`mde-mmrec grid`: MDE's sigma grid (or any model's grid) through MMRec's own grid loop; resumable,
 shardable, summarised.
 
-One MMRec process runs the whole grid (``--hyper_parameters=[seed,k1,k2,...]`` with a list per key). The
-plugin's patches append one JSON line per finished point to ``OUT/results.jsonl`` and, with
-``--resume=True``, skip the points already there; ``--grid_shard=i/n`` runs only points p (0-based, in
-MMRec's product order) with ``p % n == i-1``. This module computes the same point list beforehand
-(``grid_points`` / ``plan``: pure functions, tested against a fake runner) so it can say what will be
-skipped and what will run, and summarises the finished points: best point by validation, a table sorted by
-the validation metric, a heatmap per pair of grid keys. ``mde-mmrec grid-merge`` merges shards.
+One MMRec process runs the whole grid; this module computes the same point list beforehand (``grid_points`` /
+``plan``, as the patched grid loop selects them) to say what will be skipped and what will run, and summarises
+the finished points. ``mde-mmrec grid-merge`` merges shards.
 """
 
 from __future__ import annotations
@@ -25,8 +21,6 @@ from .runner import events_file, out_dir_lock
 
 log = logging.getLogger(__name__)
 
-VALID_METRIC = "recall@20"  # MMRec's default valid_metric, lower-cased as in the results
-
 
 # ------------------------------------------------------------------------------------- pure grid logic
 def grid_points(keys: list[str], values: dict[str, list]) -> list[dict]:
@@ -42,8 +36,6 @@ def grid_points(keys: list[str], values: dict[str, list]) -> list[dict]:
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """ "i/n" -> (i, n), 1 <= i <= n."""
-    if text is None:
-        return None
     try:
         return core.results_log().parse_shard(text)
     except ValueError:
@@ -91,16 +83,12 @@ def done_params(records: list[dict], model: str, dataset: str) -> list[dict]:
     return [r.get("params") for r in records if r.get("model") == model and r.get("dataset") == dataset]
 
 
-_show = core._show
-
-
 # --------------------------------------------------------------------------------------------- running
 def grid_spec(
     checkout: Path, model: str, dataset: str, sets: dict, seeds: list[int] | None
 ) -> tuple[list[str], dict[str, list], dict]:
-    """(keys, values, plain overrides) of the grid to run: the model yaml's hyper_parameters (their lists),
-    changed or extended by list values in ``sets``; non-list ``sets`` are plain overrides. A key the model
-    yaml does not have is an error (before anything runs)."""
+    """(keys, values, plain overrides) of the grid to run: the model yaml's hyper_parameters, changed or
+    extended by list values in ``sets`` (one value pins a grid key); other ``sets`` are plain overrides."""
     model_yaml = Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml"
     model_cfg = mmrec.load_yaml(model_yaml)
     merged = core.merged_config(checkout, model, dataset)
@@ -130,15 +118,11 @@ def grid_spec(
         else:
             if key not in merged:
                 raise core.unknown_keys_error(f"--set {key}", [key], merged)
-            if key in keys:  # a single value pins a grid key
-                values[key] = [value]
+            if key in keys:
+                values[key] = value
             else:
                 plain[key] = value
-    values["seed"] = (
-        list(seeds)
-        if seeds
-        else (merged.get("seed") if isinstance(merged.get("seed"), list) else [merged.get("seed", core.DEFAULT_SEED)])
-    )
+    values["seed"] = list(seeds) if seeds else merged.get("seed", core.DEFAULT_SEED)
     for key in keys:
         if not isinstance(values[key], list):
             values[key] = [values[key]]
@@ -158,8 +142,7 @@ def run_grid(
     runner=None,
     echo=print,
 ) -> int:
-    """Run the grid (or this shard of it) through MMRec's grid loop, skipping finished points.
-    Returns main.py's exit code (0 when nothing was left to run)."""
+    """Run the grid (or this shard of it) through MMRec's grid loop, skipping finished points; main.py's exit code."""
     with out_dir_lock(out_dir):  # one mde-mmrec run per results folder
         checkout, out_dir = Path(checkout), Path(out_dir)
         if any((out_dir / "runs").glob("*.jsonl")):
@@ -188,9 +171,9 @@ def run_grid(
             f"{len(to_run)} to run"
         )
         for index, point in skipped:
-            echo(f"  skip {index + 1}/{len(points)}: {_show(point)} (in {results_file})")
+            echo(f"  skip {index + 1}/{len(points)}: {core.show_params(point)} (in {results_file})")
         for index, point in to_run:
-            echo(f"  run  {index + 1}/{len(points)}: {_show(point)}")
+            echo(f"  run  {index + 1}/{len(points)}: {core.show_params(point)}")
         sidecar = core.settings_file(results_file)
         unvouched = 0 if sidecar.is_file() else len(core.results_log().read_results(results_file))
         if unvouched:
@@ -205,22 +188,14 @@ def run_grid(
         progress.begin(0, f"{model} grid", len(to_run), events_file(log_path))
         code, why = core.run_one(checkout, model, dataset, overrides, settings, log_path, progress, runner)
         if why:
-            tail = "\n".join("    " + line for line in progress.tail[-15:])
             echo(
                 f"MMRec {why}; finished points are kept in {results_file} (rerun to resume). Last lines of "
-                f"{log_path}:\n{tail}"
+                f"{log_path}:\n{progress.last_lines()}"
             )
         return code
 
 
-def summarize(
-    records: list[dict],
-    keys: list[str],
-    out_dir: Path,
-    title: str,
-    valid_metric: str = VALID_METRIC,
-    charts: bool = True,
-) -> Path:
+def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str, charts: bool = True) -> Path:
     """summary.md / summary.csv (all points, best first) and heatmap_<a>_<b>.png per pair of grid keys."""
     failed = [r for r in records if r.get("failed")]  # no result (NaN loss): listed, not ranked
     records = [r for r in records if not r.get("failed")]
@@ -229,16 +204,16 @@ def summarize(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sigma_keys = [k for k in keys if k != "seed"]
-    table = report.grid_table(records, sigma_keys, valid_metric)
+    table = report.grid_table(records, sigma_keys)
     best = table.iloc[0]  # the table's first row: best by the mean over the point's seeds
     table.to_csv(out_dir / "summary.csv", index=False)
-    heat = report.heatmaps(table, sigma_keys, out_dir, f"valid {valid_metric}") if charts else []
-    valid = table[f"valid {valid_metric}"]
+    heat = report.heatmaps(table, sigma_keys, out_dir, "valid recall@20") if charts else []
+    valid = table["valid recall@20"]
     ties = int((valid == valid.iloc[0]).sum()) - 1
     text = (
         f"# {title}\n\n"
-        f"Best point by validation {valid_metric} (mean over its {int(best['n_seeds'])} seed(s)): "
-        f"**{_show({k: best[k] for k in sigma_keys})}** (valid {best[f'valid {valid_metric}']:.4f}, "
+        f"Best point by validation recall@20 (mean over its {int(best['n_seeds'])} seed(s)): "
+        f"**{core.show_params({k: best[k] for k in sigma_keys})}** (valid {best['valid recall@20']:.4f}, "
         f"test recall@20 {best['test recall@20']:.4f}, ndcg@20 {best['test ndcg@20']:.4f}, "
         f"best validation after {best['epochs_to_best']:.1f} epochs)"
         + (f"; tied on validation with the next {ties} row(s) of the table" if ties else "")
@@ -249,11 +224,11 @@ def summarize(
         )
         + "\n\n"
         f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
-        f"{valid_metric}.\n\n" + report.grid_markdown(table, sigma_keys)
+        "recall@20.\n\n" + report.grid_markdown(table, sigma_keys)
     )
     if failed:
         text += "\nWithout a result (not ranked):\n" + "".join(
-            f"- {_show(r.get('params', {}))}: {r['failed']}\n" for r in failed
+            f"- {core.show_params(r.get('params', {}))}: {r['failed']}\n" for r in failed
         )
     if heat:
         text += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in heat) + "\n"

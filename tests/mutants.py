@@ -228,9 +228,9 @@ TOOLING_MUTANTS = [
  (G, "G2-merge-no-dedupe", "    records, repeated = results_log.unique_points(records)", "    repeated = 0"),
  (G, "G3-shard-off-by-one", "        if shard and index % shard[1] != shard[0] - 1:", "        if shard and index % shard[1] != shard[0] % shard[1]:"),
  (G, "G4-best-is-last-row", "    best = table.iloc[0]  # the table's first row: best by the mean over the point's seeds\n", "    best = table.iloc[-1]  # the table's first row: best by the mean over the point's seeds\n"),
- (G, "G5-grid-seed-default-ignores-yaml", "    values[\"seed\"] = (\n        list(seeds)\n        if seeds\n        else (merged.get(\"seed\") if isinstance(merged.get(\"seed\"), list) else [merged.get(\"seed\", core.DEFAULT_SEED)])\n    )\n", "    values[\"seed\"] = list(seeds) if seeds else [core.DEFAULT_SEED]\n"),
+ (G, "G5-grid-seed-default-ignores-yaml", "    values[\"seed\"] = list(seeds) if seeds else merged.get(\"seed\", core.DEFAULT_SEED)\n", "    values[\"seed\"] = list(seeds) if seeds else core.DEFAULT_SEED\n"),
  # report
- (R, "R1-best-grid-point-by-test", '    return table.sort_values(f"valid {valid_metric}", ascending=False', '    return table.sort_values(f"test {test_metrics[0]}", ascending=False'),
+ (R, "R1-best-grid-point-by-test", '    return table.sort_values("valid recall@20", ascending=False', '    return table.sort_values("test recall@20", ascending=False'),
  (R, "R2-valid-columns-from-test", '        row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})', '        row.update({f"valid.{k}": v for k, v in (r.get("test") or {}).items()})'),
  (R, "R3-std-ddof0", '            row[f"{k} std"] = g[k].std(ddof=1) if len(g) > 1 else 0.0', '            row[f"{k} std"] = g[k].std(ddof=0) if len(g) > 1 else 0.0'),
  (R, "R4-bold-min", '    best = {k: summary[f"{k} mean"].max() for k in keys}', '    best = {k: summary[f"{k} mean"].min() for k in keys}'),
@@ -240,7 +240,7 @@ TOOLING_MUTANTS = [
  (R, "R8-summary-mean-over-model-not-label", '        g = frame[frame["label"] == label]\n', '        g = frame[frame["model"] == frame[frame["label"] == label]["model"].iloc[0]]\n'),
  (R, "R9-grid-ascending", 'ascending=False, kind="stable")', 'ascending=True, kind="stable")'),
  # reproduce
- (P, "P1-table1-ignores-paper-dataset", '    p = paper[(paper["table"] == "table1") & (paper["dataset"] == paper_dataset)]', '    p = paper[paper["table"] == "table1"]'),
+ (P, "P1-table1-ignores-paper-dataset", '(paper["metric"] == k) & (paper["dataset"] == d)]', '(paper["metric"] == k)]'),
  (P, "P2-paper-dataset-always-baby", '        pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")', '        pd_name = paper_dataset or "baby"'),
  (P, "P3-not-run-counts-as-failed", '    failed = {label: s for label, s in status.items() if s != "ok" and not s.startswith("not run")}', '    failed = {label: s for label, s in status.items() if s != "ok"}'),
  (P, "P4-best-grid-point-keeps-failed", "    records = [\n        r\n        for r in core.results_log().read_results(grid_dir / \"results.jsonl\")\n        if r.get(\"model\") == \"MDE\" and not r.get(\"failed\")\n    ]\n", "    records = [r for r in core.results_log().read_results(grid_dir / \"results.jsonl\") if r.get(\"model\") == \"MDE\"]\n"),
