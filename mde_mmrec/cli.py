@@ -15,18 +15,7 @@ import sys
 from . import __version__
 from .errors import MdeMmrecError
 
-# module -> the sub-commands it registers
-COMMAND_MODULES = (
-    "installer",  # install, uninstall
-    "usergraph",  # user-graph
-    "synthetic",  # make-data
-    "datacheck",  # check-data
-    "demo",  # demo
-    "compare",  # compare
-    "grid",  # grid
-    "reproduce",  # reproduce
-    "bench",  # bench
-)
+COMMAND_MODULES = ("installer", "usergraph", "synthetic", "datacheck", "demo", "compare", "grid", "reproduce", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -124,14 +124,9 @@ def runnable(
     configs: list[RunConfig], cuda: bool, checkout: Path | None = None
 ) -> tuple[list[RunConfig], dict[str, str]]:
     """(configurations to run, {label: "not run: reason"} for those that cannot run here)."""
-    keep, skipped = [], {}
-    for c in configs:
-        reason = why_not_runnable(c.model, cuda, checkout)
-        if reason:
-            skipped[c.label] = f"not run: {reason}"
-        else:
-            keep.append(c)
-    return keep, skipped
+    reasons = {c.label: why_not_runnable(c.model, cuda, checkout) for c in configs}
+    skipped = {label: f"not run: {why}" for label, why in reasons.items() if why}
+    return [c for c in configs if c.label not in skipped], skipped
 
 
 def check_model(checkout: Path, model: str) -> None:
@@ -309,18 +304,15 @@ def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()
     digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
     config = {**merged_config(checkout, model, dataset), **overrides}
     kept = {k: v for k, v in sorted(config.items()) if k not in _not_settings() and k not in varying}
-    return json.loads(
-        json.dumps(
-            {
-                "model": model,
-                "dataset": dataset,
-                "interactions_sha256": digest,
-                "config": kept,
-                "plugin": info.get("fingerprint"),
-                "mmrec_commit": info.get("mmrec_commit"),
-            }
-        )
-    )
+    settings = {
+        "model": model,
+        "dataset": dataset,
+        "interactions_sha256": digest,
+        "config": kept,
+        "plugin": info.get("fingerprint"),
+        "mmrec_commit": info.get("mmrec_commit"),
+    }
+    return json.loads(json.dumps(settings))  # as the sidecar holds it
 
 
 @functools.lru_cache(maxsize=8)
@@ -688,27 +680,20 @@ def add_run_args(p: argparse.ArgumentParser, out_default: str, seeds: int = 1) -
     """The options of every command that runs MMRec (``seeds``: the command's default number of seeds)."""
     p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout (mde-mmrec install)")
     p.add_argument("-d", "--dataset", required=True, help="data set name (src/configs/dataset/NAME.yaml)")
-    p.add_argument("--out", default=None, help=f"results folder (default: {out_default})")
-    p.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=None,
-        help="maximum epochs per run (default: the config's epochs, with early stopping)",
-    )
+    p.add_argument("--out", help=f"results folder (default: {out_default})")
+    p.add_argument("--epochs", type=positive_int, help="maximum epochs per run (default: the config's, early stopping)")
     p.add_argument(
         "--set",
         action="append",
-        default=[],
         metavar="[MODEL:]KEY=VALUE",
         help="config override for one model (MODEL:key=value) or all (key=value); repeatable",
     )
     p.add_argument(
         "--seeds",
         type=positive_int,
-        default=None,
         help=f"number of seeds ({DEFAULT_SEED}, {DEFAULT_SEED + 1}, ...; default {seeds}; 3 or more give mean ± std)",
     )
-    p.add_argument("--seed-values", type=non_negative_int, nargs="+", default=None, help="explicit seeds instead")
+    p.add_argument("--seed-values", type=non_negative_int, nargs="+", help="explicit seeds instead")
 
 
 def command_line() -> str:

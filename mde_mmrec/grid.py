@@ -98,30 +98,24 @@ def grid_spec(
     for key, value in sets.items():
         if key == "seed":
             raise MdeMmrecError("choose seeds with --seeds N, not --set seed=...")
-        if isinstance(value, list):
-            if key not in model_cfg and key in merged:
-                raise MdeMmrecError(
-                    f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's "
-                    f"yaml, not in {model_yaml}, and a grid key must be one of {model}'s keys: "
-                    f"give one value" + (" (the number of epochs: --epochs N)" if key == "epochs" else "")
-                )
-            if key not in model_cfg:
-                raise core.unknown_keys_error(
-                    f"--set {key}",
-                    [key],
-                    [k for k in model_cfg if k != "hyper_parameters"],
-                    f"a grid key must be one of {model}'s keys in {model_yaml}",
-                )
-            if key not in keys:
-                keys.append(key)
+        if isinstance(value, list) and key not in model_cfg and key in merged:
+            raise MdeMmrecError(
+                f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's "
+                f"yaml, not in {model_yaml}, and a grid key must be one of {model}'s keys: "
+                f"give one value" + (" (the number of epochs: --epochs N)" if key == "epochs" else "")
+            )
+        if isinstance(value, list) and key not in model_cfg:
+            grid_keys = [k for k in model_cfg if k != "hyper_parameters"]
+            why = f"a grid key must be one of {model}'s keys in {model_yaml}"
+            raise core.unknown_keys_error(f"--set {key}", [key], grid_keys, why)
+        if key not in merged:
+            raise core.unknown_keys_error(f"--set {key}", [key], merged)
+        if isinstance(value, list) and key not in keys:
+            keys.append(key)
+        if key in keys:
             values[key] = value
         else:
-            if key not in merged:
-                raise core.unknown_keys_error(f"--set {key}", [key], merged)
-            if key in keys:
-                values[key] = value
-            else:
-                plain[key] = value
+            plain[key] = value
     values["seed"] = list(seeds) if seeds else merged.get("seed", core.DEFAULT_SEED)
     for key in keys:
         if not isinstance(values[key], list):
@@ -331,7 +325,6 @@ def register(subparsers) -> None:
     p.add_argument("-m", "--model", default="MDE", help="model (default MDE)")
     p.add_argument(
         "--shard",
-        default=None,
         metavar="I/N",
         help="run every N-th point, starting at the I-th (default: in a Slurm job array, the array task's "
         "shard: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1 of SLURM_ARRAY_TASK_COUNT)",

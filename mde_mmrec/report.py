@@ -171,19 +171,18 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     return markdown_table(header, rows)
 
 
-def write_summary(
-    summary: pd.DataFrame, out_dir: Path, title: str | None = None, notes: list[str] | None = None
-) -> tuple[Path, Path]:
+def write_markdown(path: Path, title: str, body: str, notes=()) -> Path:
+    """``# title``, the body and the notes as a list."""
+    path.write_text(f"# {title}\n\n{body}\n" + "".join(f"- {n}\n" for n in notes), encoding="utf-8")
+    return path
+
+
+def write_summary(summary: pd.DataFrame, out_dir: Path, title: str, notes=()) -> tuple[Path, Path]:
     """``summary.md`` (title, table, notes) and ``summary.csv`` (all columns, full precision)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md, csv = out_dir / "summary.md", out_dir / "summary.csv"
-    text = (f"# {title}\n\n" if title else "") + summary_markdown(summary)
-    if notes:
-        text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    md.write_text(text, encoding="utf-8")
-    summary.to_csv(csv, index=False)
-    return md, csv
+    summary.to_csv(out_dir / "summary.csv", index=False)
+    return write_markdown(out_dir / "summary.md", title, summary_markdown(summary), notes), out_dir / "summary.csv"
 
 
 # ------------------------------------------------------------------------------------------------ charts

@@ -206,27 +206,21 @@ def reproduce(
         else "the paper gives Fig. 2 only as a chart (Baby); no numbers to set beside ours",
         f"command: `{core.command_line()}`",
     ]
-    text = f"# {title}\n\n{body}\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    path = out_dir / f"{experiment}.md"
-    path.write_text(text, encoding="utf-8")
     failed = {label: s for label, s in status.items() if s != "ok" and not s.startswith("not run")}
-    return path, failed
+    return report.write_markdown(out_dir / f"{experiment}.md", title, body, notes), failed
 
 
 def sigma_note(from_grid: str | None) -> str:
     """Where MDE's three loss weights in a reproduced table come from."""
-    if from_grid:
-        return (
-            f"MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are the best point by "
-            f"validation Recall@20 of the grid in {from_grid} (listed above), as the paper chose them by grid "
-            "search on the validation set"
-        )
-    return (
-        "MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are MDE.yaml's first grid "
-        "values unless set (listed above); the paper chose them by grid search on the validation set: "
-        "`mde-mmrec grid --out G` finds them, `reproduce ... --from-grid G` uses them (at small sigma_diff "
-        "MDA barely acts: see README, Paper to code)"
+    where = (
+        f"the best point by validation Recall@20 of the grid in {from_grid} (listed above), as the paper chose them "
+        "by grid search on the validation set"
+        if from_grid
+        else "MDE.yaml's first grid values unless set (listed above); the paper chose them by grid search on the "
+        "validation set: `mde-mmrec grid --out G` finds them, `reproduce ... --from-grid G` uses them (at small "
+        "sigma_diff MDA barely acts: see README, Paper to code)"
     )
+    return f"MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are {where}"
 
 
 def best_grid_point(grid_dir: Path, dataset: str) -> dict:
@@ -464,14 +458,8 @@ def readings_study(
         f"runs: {out_dir}/DATASET/runs/ (one results file per configuration), logs: {out_dir}/DATASET/logs/",
         f"command: `{core.command_line()}`",
     ]
-    md = out_dir / "readings.md"
-    md.write_text(
-        f"# Readings of the paper on {', '.join(datasets)}\n\n{readings_markdown(rows, len(seeds))}\n"
-        + "\n".join(f"- {n}" for n in notes)
-        + "\n",
-        encoding="utf-8",
-    )
-    return md, failed
+    title = f"Readings of the paper on {', '.join(datasets)}"
+    return report.write_markdown(out_dir / "readings.md", title, readings_markdown(rows, len(seeds)), notes), failed
 
 
 def _read(path: Path) -> str:
@@ -578,36 +566,25 @@ def register(subparsers) -> None:
         "--readings",
         nargs="+",
         choices=list(READINGS),
-        default=None,
         metavar="NAME",
         help=f"readings only: the switches to study (default: all: {' '.join(READINGS)})",
     )
-    p.add_argument(
-        "--diff-weights",
-        type=float,
-        nargs="+",
-        default=None,
-        help=f"readings only: sigma_diff grid (default: {' '.join(f'{v:g}' for v in READINGS_DIFF_WEIGHTS)})",
-    )
-    p.add_argument(
-        "--cl-weights",
-        type=float,
-        nargs="+",
-        default=None,
-        help=f"readings only: sigma_cl grid (default: {' '.join(f'{v:g}' for v in READINGS_CL_WEIGHTS)})",
-    )
-    p.add_argument("--models", nargs="+", default=None, help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
+    for option, sigma, values in (
+        ("--diff-weights", "diff", READINGS_DIFF_WEIGHTS),
+        ("--cl-weights", "cl", READINGS_CL_WEIGHTS),
+    ):
+        default = " ".join(f"{v:g}" for v in values)
+        p.add_argument(option, type=float, nargs="+", help=f"readings only: sigma_{sigma} grid (default: {default})")
+    p.add_argument("--models", nargs="+", help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
     p.add_argument(
         "--from-grid",
         metavar="GRID_DIR",
-        default=None,
         help="run MDE at the best point (by validation) of `mde-mmrec grid --out GRID_DIR` on the same "
         "data set, as the paper does",
     )
     p.add_argument(
         "--paper-dataset",
         choices=PAPER_DATASETS,
-        default=None,
         help="which of the paper's data sets to set beside ours (default: -d if it is one, else baby)",
     )
     p.set_defaults(func=_cmd_reproduce)
