@@ -121,7 +121,7 @@ def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None
 
 
 def runnable(
-    configs: list[RunConfig], cuda: bool, checkout: Path | None = None
+    configs: list[RunConfig], cuda: bool | None = None, checkout: Path | None = None
 ) -> tuple[list[RunConfig], dict[str, str]]:
     """(configurations to run, {label: "not run: reason"} for those that cannot run here)."""
     reasons = {c.label: why_not_runnable(c.model, cuda, checkout) for c in configs}
@@ -428,14 +428,8 @@ def prepare(
         check_keys(file_config, extra, f"configuration {cfg.label!r}")
         check_single_values(file_config, extra, cfg.label)
         overrides, warnings = pin_grid(file_config, extra)
-        overrides.update(
-            {
-                "seed": list(seeds),
-                "hyper_parameters": ["seed"],
-                "results_file": str((Path(out_dir) / "runs" / f"{cfg.slug}.jsonl").resolve()),
-                "resume": True,
-            }
-        )
+        results_file = (Path(out_dir) / "runs" / f"{cfg.slug}.jsonl").resolve()
+        overrides.update(seed=list(seeds), hyper_parameters=["seed"], results_file=str(results_file), resume=True)
         if epochs:
             overrides["epochs"] = int(epochs)
         settings = run_settings(checkout, cfg.model, dataset, overrides)

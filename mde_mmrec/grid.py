@@ -145,9 +145,8 @@ def run_grid(
                 "mix with its own; choose another --out"
             )
         results_file = (out_dir / "results.jsonl").resolve()  # out_dir_lock has created the folder
-        overrides = dict(plain or {})
-        overrides.update({k: values[k] for k in keys})
-        overrides.update({"hyper_parameters": list(keys), "results_file": str(results_file), "resume": True})
+        overrides = {**(plain or {}), **{k: values[k] for k in keys}}
+        overrides.update(hyper_parameters=list(keys), results_file=str(results_file), resume=True)
         if shard:
             overrides["grid_shard"] = f"{shard[0]}/{shard[1]}"
         if epochs:

@@ -213,6 +213,14 @@ def charts_available() -> bool:
     return True
 
 
+def save_chart(fig, path) -> Path:
+    """Lay out, write (120 dpi) and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    pyplot().close(fig)
+    return Path(path)
+
+
 def bar_chart(summary: pd.DataFrame, path: Path, title: str = "") -> Path | None:
     """Grouped bars (one group per metric, one bar per configuration) with std error bars (None: no matplotlib)."""
     plt = pyplot()
@@ -231,11 +239,7 @@ def bar_chart(summary: pd.DataFrame, path: Path, title: str = "") -> Path | None
     ax.set_ylabel("test score (mean ± std over seeds)")
     ax.set_title(title)
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_chart(fig, path)
 
 
 def grid_table(records: list[dict], keys: list[str]) -> pd.DataFrame:
@@ -303,9 +307,5 @@ def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) ->
         others = [k for k in keys if k not in (x, y)]
         ax.set_title(f"{value}" + (f" (best over {', '.join(others)})" if others else ""), fontsize="small")
         fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        path = Path(out_dir) / f"heatmap_{x}_{y}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_chart(fig, Path(out_dir) / f"heatmap_{x}_{y}.png"))
     return paths

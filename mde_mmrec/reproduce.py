@@ -69,9 +69,9 @@ def experiment_configs(name: str, models: list[str] | None = None) -> list[core.
     raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
 
 
-def _cell(summary: pd.DataFrame, label: str, key: str):
-    row = summary[summary["label"] == label]
-    if row.empty:
+def _cell(summary: pd.DataFrame | None, label: str, key: str):
+    row = None if summary is None else summary[summary["label"] == label]
+    if row is None or row.empty:
         return None, None
     return row.iloc[0][f"{key} mean"], row.iloc[0][f"{key} std"]
 
@@ -132,10 +132,7 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
         ax.set_ylabel(f"test {key} (mean ± std over seeds)")
     axes[0].legend(fontsize="small")
     fig.suptitle(f"Trade-off mechanisms on {dataset} (cf. the paper's Fig. 2, Baby)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return report.save_chart(fig, path)
 
 
 def reproduce(
@@ -155,15 +152,13 @@ def reproduce(
     from_grid: str | None = None,
 ) -> tuple[Path, dict[str, str]]:
     """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown and the
-    configurations that failed (label: why; configurations skipped by design, e.g. needing CUDA, are not).
-    ``common``: overrides for every configuration; ``model_sets``: {model: overrides} for that model's
-    configurations (an experiment's own variant settings, e.g. use_mda=False, take precedence);
-    ``from_grid``: the grid folder whose best point ``model_sets`` carries for MDE (said so in the notes)."""
+    configurations that failed (not those that cannot run here). ``common``: overrides for every configuration;
+    ``model_sets``: {model: overrides} (an experiment's own variant settings take precedence)."""
     configs = [
         core.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
         for c in experiment_configs(experiment, models)
     ]
-    configs, skipped = core.runnable(configs, core.cuda_available() if cuda is None else cuda, checkout)
+    configs, skipped = core.runnable(configs, cuda, checkout)
     for label, why in skipped.items():
         echo(f"{label}: {why}")
     out_dir = Path(out_dir)
@@ -172,9 +167,7 @@ def reproduce(
     )
     order = [c.label for c in experiment_configs(experiment, models)]
     status = {label: status.get(label) or skipped[label] for label in order}  # "ok", a failure, "not run: ..."
-    import pandas as pd
-
-    summary = report.summarize(records, order=order) if records else pd.DataFrame(columns=["label"])
+    summary = report.summarize(records, order=order) if records else None
     if records:
         summary.to_csv(out_dir / "summary.csv", index=False)
     paper = paper_results()
@@ -183,17 +176,16 @@ def reproduce(
         pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")
         columns = [(f"{h} (ours, {dataset})", k, None) for h, k in zip(TABLE1_HEAD, TABLE1_METRICS)]
         columns += [(f"{h} (paper, {pd_name})", k, pd_name) for h, k in zip(TABLE1_HEAD, TABLE1_METRICS)]
-        body = experiment_table("model", columns, summary, status, paper, len(seeds))
-        title = f"Table I (top-5) on {dataset}: ours beside the paper's {pd_name}"
+        first, title = "model", f"Table I (top-5) on {dataset}: ours beside the paper's {pd_name}"
     elif experiment == "table2":
         columns = [(f"R@5 (ours, {dataset})", "recall@5", None)]
         columns += [(f"R@5 (paper, {d})", "recall@5", d) for d in PAPER_DATASETS]
-        body = experiment_table("components", columns, summary, status, paper, len(seeds))
-        title = f"Table II (ablations, R@5) on {dataset}: ours beside the paper's"
+        first, title = "components", f"Table II (ablations, R@5) on {dataset}: ours beside the paper's"
     else:
         columns = [(f"{k} (ours)", k, None) for k in FIG2_METRICS]
-        body = experiment_table("variant", columns, summary, status, paper, len(seeds))
-        title = f"Fig. 2 (trade-off mechanisms) on {dataset}"
+        first, title = "variant", f"Fig. 2 (trade-off mechanisms) on {dataset}"
+    body = experiment_table(first, columns, summary, status, paper, len(seeds))
+    if experiment == "fig2":
         if any(s == "ok" for s in status.values()) and fig2_chart(summary, out_dir / "fig2.png", dataset):
             body += "\n![Fig. 2](fig2.png)\n"
     runs = f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))})" + (f", at most {epochs} epochs" if epochs else "")
@@ -363,40 +355,24 @@ def _test_recall(row: dict) -> tuple:
 
 def readings_markdown(rows: list[dict], n_seeds: int) -> str:
     """One table per data set: the default, then each reading's other value with its verdict."""
-    header = [
-        "reading",
-        "diff_weight",
-        "cl_weight",
-        "seeds",
-        "valid R@20",
-        "test R@20",
-        "test NDCG@20",
-        "best epoch",
-        "W_diff ep. 0",
-        "ep. 5",
-        "best ep.",
-        "verdict (test R@20)",
-    ]
-
+    columns = {
+        "reading": lambda r: arm_name(r["reading"], r["value"]),
+        "diff_weight": lambda r: "-" if r["diff_weight"] is None else f"{r['diff_weight']:g}",
+        "cl_weight": lambda r: "-" if r["cl_weight"] is None else f"{r['cl_weight']:g}",
+        "seeds": lambda r: str(r["n_seeds"]) + ("" if r["n_seeds"] >= n_seeds else f" of {n_seeds}"),
+        "valid R@20": lambda r: report.fmt(r["valid recall@20"]),
+        "test R@20": lambda r: report.spread(r["recall@20 mean"], r["recall@20 std"], r["n_seeds"]),
+        "test NDCG@20": lambda r: report.spread(r["ndcg@20 mean"], r["ndcg@20 std"], r["n_seeds"]),
+        "best epoch": lambda r: report.fmt(r["best epoch"], 1),
+        "W_diff ep. 0": lambda r: report.fmt(r["W_diff epoch 0"]),
+        "ep. 5": lambda r: report.fmt(r["W_diff epoch 5"]),
+        "best ep.": lambda r: report.fmt(r["W_diff best epoch"]),
+        "verdict (test R@20)": lambda r: r["verdict"] or "-",
+    }
     parts = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        table = [
-            [
-                arm_name(r["reading"], r["value"]),
-                "-" if r["diff_weight"] is None else f"{r['diff_weight']:g}",
-                "-" if r["cl_weight"] is None else f"{r['cl_weight']:g}",
-                str(r["n_seeds"]) + ("" if r["n_seeds"] >= n_seeds else f" of {n_seeds}"),
-                report.fmt(r["valid recall@20"]),
-                report.spread(r["recall@20 mean"], r["recall@20 std"], r["n_seeds"]),
-                report.spread(r["ndcg@20 mean"], r["ndcg@20 std"], r["n_seeds"]),
-                report.fmt(r["best epoch"], 1),
-                *(report.fmt(r[f"W_diff {k}"]) for k in ("epoch 0", "epoch 5", "best epoch")),
-                r["verdict"] or "-",
-            ]
-            for r in rows
-            if r["dataset"] == dataset
-        ]
-        parts.append(f"## {dataset}\n\n" + report.markdown_table(header, table))
+        table = [[cell(r) for cell in columns.values()] for r in rows if r["dataset"] == dataset]
+        parts.append(f"## {dataset}\n\n" + report.markdown_table(list(columns), table))
     return "\n".join(parts)
 
 
