@@ -52,8 +52,7 @@ class LogFormat(logging.Formatter):
 
 def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(LogFormat())
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])

@@ -473,11 +473,10 @@ class Progress:
 
     def __init__(self, n_configs: int, epochs: int, echo: Callable[[str], None] = print):
         self.n_configs, self.epochs, self.echo = n_configs, epochs, echo
-        self.start = time.time()
+        self.start = self.last = time.time()
         self.config_index, self.label, self.events, self.offset = 0, "", None, 0
         self.point, self.n_points = 0, 1
         self.epoch_times: list[float] = []
-        self.last = time.time()
         self.tail: list[str] = []
         self._new_run()
 

@@ -203,18 +203,14 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str, c
     heat = report.heatmaps(table, sigma_keys, out_dir, "valid recall@20") if charts else []
     valid = table["valid recall@20"]
     ties = int((valid == valid.iloc[0]).sum()) - 1
+    one_seed = "; one seed per point: rerun with --seeds N to see how much of the ranking is seed noise"
     text = (
-        f"# {title}\n\n"
         f"Best point by validation recall@20 (mean over its {int(best['n_seeds'])} seed(s)): "
         f"**{core.show_params({k: best[k] for k in sigma_keys})}** (valid {best['valid recall@20']:.4f}, "
         f"test recall@20 {best['test recall@20']:.4f}, ndcg@20 {best['test ndcg@20']:.4f}, "
         f"best validation after {best['epochs_to_best']:.1f} epochs)"
         + (f"; tied on validation with the next {ties} row(s) of the table" if ties else "")
-        + (
-            "; one seed per point: rerun with --seeds N to see how much of the ranking is seed noise"
-            if int(table["n_seeds"].max()) == 1
-            else ""
-        )
+        + (one_seed if int(table["n_seeds"].max()) == 1 else "")
         + "\n\n"
         f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
         "recall@20.\n\n" + report.grid_markdown(table, sigma_keys)
@@ -225,9 +221,7 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str, c
         )
     if heat:
         text += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in heat) + "\n"
-    path = out_dir / "summary.md"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return report.write_markdown(out_dir / "summary.md", title, text)
 
 
 def grid_keys_of(records: list[dict]) -> list[str]:
@@ -270,24 +264,22 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 def _same_settings(results_files: list[Path]) -> dict | None:
     """The shards' common settings (their sidecars); an error naming the difference where they differ,
     None (with a warning) where a shard's settings were not recorded."""
-    recorded = {}
-    for path in results_files:
-        sidecar = core.settings_file(path)
-        if not sidecar.is_file():
-            log.warning(
-                "%s has no %s: cannot check that it ran with the other shards' settings", path.parent, sidecar.name
-            )
-            return None
-        recorded[path] = json.loads(sidecar.read_text(encoding="utf-8"))
-    (first, settings), *rest = recorded.items()
-    for path, other in rest:
-        if other != settings:
+    sidecars = [core.settings_file(path) for path in results_files]
+    missing = [sidecar for sidecar in sidecars if not sidecar.is_file()]
+    if missing:
+        log.warning(
+            "%s has no %s: cannot check that it ran with the other shards' settings", missing[0].parent, missing[0].name
+        )
+        return None
+    first, *rest = [json.loads(sidecar.read_text(encoding="utf-8")) for sidecar in sidecars]
+    for path, other in zip(results_files[1:], rest):
+        if other != first:
             raise MdeMmrecError(
-                f"{path.parent} ran with other settings than {first.parent} ("
-                f"{core.settings_difference(settings, other)}): merging would rank points "
+                f"{path.parent} ran with other settings than {results_files[0].parent} ("
+                f"{core.settings_difference(first, other)}): merging would rank points "
                 "of different runs in one table; rerun the shard with the same settings"
             )
-    return settings
+    return first
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
