@@ -30,8 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def exit_on_sigterm() -> None:
-    """SIGTERM ends mde-mmrec through Python's unwinding (exit status 143), so a running main.py is stopped
-    with it (``runner.run_main``) and locks are released, instead of being left running."""
+    """SIGTERM unwinds mde-mmrec (exit 143), so a running main.py is stopped with it and locks are released."""
 
     def handler(signum, frame):
         raise SystemExit(128 + signum)

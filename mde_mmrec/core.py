@@ -159,8 +159,7 @@ def interaction_file(checkout: Path, dataset: str, model: str | None = None, cfg
 
 
 def check_dataset(checkout: Path, dataset: str, model: str | None = None, overrides: dict | None = None) -> list[str]:
-    """The data set's files hold what MMRec can run on (src/utils/data_checks.py, with the run's ``overrides``);
-    returns the warnings, also logged."""
+    """The data set's files hold what MMRec can run on (src/utils/data_checks.py); returns the warnings."""
     checkout = Path(checkout)
     yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
@@ -294,8 +293,7 @@ def _not_settings() -> tuple:
 
 
 def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()) -> dict:
-    """What decides a run's numbers besides its seed and the ``varying`` grid keys: model, data (digest),
-    effective config, plugin and MMRec commit."""
+    """What decides a run's numbers besides its seed and the ``varying`` grid keys (the sidecar's content)."""
     try:
         info = mmrec.installed_info(checkout)
     except (OSError, ValueError):  # a checkout without the installer's manifest (tests' stand-ins)
@@ -408,8 +406,7 @@ def prepare(
     epochs: int | None = None,
     common: dict | None = None,
 ) -> list[tuple[RunConfig, dict, list[str], dict]]:
-    """Check everything before any training; per configuration: (it, main.py's overrides, pinned-key warnings,
-    its settings)."""
+    """Check everything before any training; per configuration: (it, overrides, pinned-key warnings, settings)."""
     checkout = Path(checkout)
     if not seeds:
         raise MdeMmrecError("no seeds to run (use --seeds N with N >= 1)")
@@ -444,8 +441,7 @@ def prepare(
 def collect(
     out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]
 ) -> tuple[list[dict], dict[str, list[dict]]]:
-    """(finished records of these configurations and seeds, with ``label`` and ``overrides`` added, also written
-    to OUT/results.jsonl; per label, the lines of seeds without a result)."""
+    """(finished records, also written to OUT/results.jsonl; per label, the lines of seeds without a result)."""
     records, failed = [], {}
     for cfg, overrides in runs:
         chosen = {k: v for k, v in overrides.items() if k not in results_log()._NOT_SETTINGS}  # not scheduling
@@ -467,9 +463,8 @@ def _hms(seconds: float) -> str:
 
 
 class Progress:
-    """The one progress display, from the events a run writes (patch 0023; one JSON line each in the file
-    ``begin`` names). Called with each line of the run's output (kept: ``tail``), it shows the events written
-    meanwhile; the time left is an upper bound (early stopping may end a run sooner)."""
+    """The one progress display: called with each line of a run's output, it shows the events (patch 0023)
+    written meanwhile; the time left is an upper bound (early stopping may end a run sooner)."""
 
     def __init__(self, n_configs: int, epochs: int, echo: Callable[[str], None] = print):
         self.n_configs, self.epochs, self.echo = n_configs, epochs, echo
@@ -584,13 +579,10 @@ def run_one(
     limits: dict | None = None,
 ) -> tuple[int, str | None]:
     """One main.py run into ``overrides["results_file"]`` with its settings sidecar; (exit code, why it failed)."""
-    results_file = Path(overrides["results_file"])
+    results_file, limits = Path(overrides["results_file"]), limits or {}
     record_settings(results_file, settings)
-    code = (runner or run_main)(
-        checkout, model, dataset, overrides, log_path=log_path, on_line=progress, **(limits or {})
-    )
+    code = (runner or run_main)(checkout, model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
     progress.poll()
-    limits = limits or {}
     if code == 0:
         record_settings(results_file, settings, verified=True)
         return code, None
@@ -614,8 +606,7 @@ def run_configs(
     max_rss_mb: float | None = None,
     max_seconds: float | None = None,
 ) -> tuple[list[dict], dict[str, str]]:
-    """Run each configuration over ``seeds`` through MMRec (one process each), resumably; returns (records
-    with ``label`` added, status per label: "ok" or why it failed). ``max_rss_mb`` / ``max_seconds`` stop a run."""
+    """Run each configuration over ``seeds`` through MMRec, resumably; (records, status per label: "ok" or why)."""
     with out_dir_lock(out_dir):  # one mde-mmrec run per results folder
         checkout, out_dir = Path(checkout), Path(out_dir)
         runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)

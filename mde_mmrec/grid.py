@@ -45,8 +45,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def slurm_shard(env=os.environ) -> tuple[int, int] | None:
-    """The shard of a Slurm job array task (``sbatch --array``): task ``SLURM_ARRAY_TASK_ID`` of
-    ``SLURM_ARRAY_TASK_COUNT``, counted from ``SLURM_ARRAY_TASK_MIN`` (0 where not set); None outside an array."""
+    """The shard of a Slurm job array task (``sbatch --array``); None outside an array."""
     if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
         return None
     try:
@@ -69,8 +68,7 @@ def slurm_shard(env=os.environ) -> tuple[int, int] | None:
 def plan(
     points: list[dict], done: list[dict], shard: tuple[int, int] | None = None
 ) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
-    """(to_run, skipped): the (index, point) pairs of this shard not yet done, and those already done.
-    ``done``: the params of finished records. Same selection as the patched MMRec grid loop."""
+    """(to_run, skipped): this shard's (index, point) pairs not in ``done`` and those in it, as MMRec selects."""
     to_run, skipped = [], []
     for index, point in enumerate(points):
         if shard and index % shard[1] != shard[0] - 1:
@@ -262,8 +260,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _same_settings(results_files: list[Path]) -> dict | None:
-    """The shards' common settings (their sidecars); an error naming the difference where they differ,
-    None (with a warning) where a shard's settings were not recorded."""
+    """The shards' common settings (None where one has no sidecar); an error where they differ."""
     sidecars = [core.settings_file(path) for path in results_files]
     missing = [sidecar for sidecar in sidecars if not sidecar.is_file()]
     if missing:

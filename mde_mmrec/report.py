@@ -70,8 +70,7 @@ def metric_keys() -> list[str]:
 
 
 def summarize(records: list[dict], order: list[str] | None = None) -> pd.DataFrame:
-    """Mean and sample standard deviation (0 with one seed) over seeds of every metric, one row per label, in
-    ``order`` where given, else first appearance."""
+    """Mean and sample standard deviation (0 with one seed) over seeds, one row per label (in ``order``)."""
     if not records:
         raise MdeMmrecError("no results to summarise (the results file is empty or missing)")
     frame = records_frame(records)
@@ -234,10 +233,8 @@ def bar_chart(summary: pd.DataFrame, path: Path, title: str = "") -> Path | None
         xs = [j + (i - (n - 1) / 2) * width for j in range(len(keys))]
         spread = [row[f"{k} std"] for k in keys] if row["n_seeds"] > 1 else None  # no bars for one seed
         ax.bar(xs, [row[f"{k} mean"] for k in keys], width, yerr=spread, capsize=3, label=row["label"])
-    ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels([metric_label(k) for k in keys])
-    ax.set_ylabel("test score (mean ± std over seeds)")
-    ax.set_title(title)
+    ax.set_xticks(range(len(keys)), [metric_label(k) for k in keys])
+    ax.set(ylabel="test score (mean ± std over seeds)", title=title)
     ax.legend(fontsize="small")
     return save_chart(fig, path)
 
@@ -295,12 +292,9 @@ def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) ->
         data = heatmap_data(table, x, y, value)
         fig, ax = plt.subplots(figsize=(1.2 * data.shape[1] + 2.5, 0.8 * data.shape[0] + 2))
         im = ax.imshow(data.values, cmap="viridis", aspect="auto", origin="lower")
-        ax.set_xticks(range(data.shape[1]))
-        ax.set_xticklabels([_exact(v) for v in data.columns])
-        ax.set_yticks(range(data.shape[0]))
-        ax.set_yticklabels([_exact(v) for v in data.index])
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
+        ax.set_xticks(range(data.shape[1]), [_exact(v) for v in data.columns])
+        ax.set_yticks(range(data.shape[0]), [_exact(v) for v in data.index])
+        ax.set(xlabel=x, ylabel=y)
         middle = (im.norm.vmin + im.norm.vmax) / 2
         for (i, j), v in pd.DataFrame(data.values).stack().items():  # dark text on viridis' light (high) end
             ax.text(j, i, f"{v:.4f}", ha="center", va="center", color="k" if v > middle else "w", fontsize="small")

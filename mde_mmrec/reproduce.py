@@ -104,8 +104,7 @@ def experiment_table(first: str, columns: list[tuple], summary, status: dict, pa
 
 
 def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
-    """Points with std bars: variant A over w_t; dotted line: variant B; wide solid line: MDE (one panel per
-    metric; the lines' values are in the legend, so equal lines stay readable)."""
+    """Variant A over w_t with std bars, variant B and MDE as lines (their values in the legend)."""
     plt = report.pyplot()
     if plt is None:
         return None
@@ -128,8 +127,7 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
         if values:  # every point and line inside the frame, with room around them
             pad = 0.1 * (max(values) - min(values)) or 0.01
             ax.set_ylim(min(values) - pad, max(values) + pad)
-        ax.set_xlabel("w_t (text preference, variant A)")
-        ax.set_ylabel(f"test {key} (mean ± std over seeds)")
+        ax.set(xlabel="w_t (text preference, variant A)", ylabel=f"test {key} (mean ± std over seeds)")
     axes[0].legend(fontsize="small")
     fig.suptitle(f"Trade-off mechanisms on {dataset} (cf. the paper's Fig. 2, Baby)")
     return report.save_chart(fig, path)
@@ -216,8 +214,7 @@ def sigma_note(from_grid: str | None) -> str:
 
 
 def best_grid_point(grid_dir: Path, dataset: str) -> dict:
-    """The grid keys (seed aside) of the best point by mean validation Recall@20 of an MDE grid run with
-    ``mde-mmrec grid --out GRID_DIR`` on ``dataset`` (the paper: sigmas chosen on the validation set)."""
+    """The grid keys (seed aside) of the best point by mean validation Recall@20 of an MDE grid on ``dataset``."""
     records = [
         r
         for r in core.results_log().read_results(grid_dir / "results.jsonl")
@@ -243,8 +240,7 @@ def best_grid_point(grid_dir: Path, dataset: str) -> dict:
 def readings_arms(
     readings=tuple(READINGS), diff_weights=READINGS_DIFF_WEIGHTS, cl_weights=READINGS_CL_WEIGHTS
 ) -> dict[tuple[str, object], list[core.RunConfig]]:
-    """{(reading, value): one configuration per grid point}: ("default", None) has every switch at its default
-    (shared by all readings: the same runs), (reading, value) that one switch at another value."""
+    """{(reading, value): one configuration per grid point}, ("default", None) with every switch at its default."""
     defaults = {name: values[0] for name, values in READINGS.items()}
     arms = {("default", None): defaults}
     for name in readings:
@@ -267,8 +263,7 @@ def arm_name(reading: str, value) -> str:
 
 
 def best_by_validation(records: list[dict], labels: list[str], metric: str = "recall@20") -> str | None:
-    """The label (grid point) with the best mean validation ``metric`` over its finished seeds; None if none
-    finished. Ties go to the first in ``labels``."""
+    """The label with the best mean validation ``metric`` over its seeds (the first on ties; None if none ran)."""
     scores = {}
     for label in labels:
         values = [r["best_valid"][metric] for r in records if r["label"] == label]
@@ -286,8 +281,7 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
 
 
 def verdict(default: tuple, other: tuple) -> str:
-    """The other value against the default on (mean, std, n) over seeds: better beyond seed noise when the means
-    differ by more than the sum of the two standard deviations."""
+    """The other value against the default on (mean, std, n) over seeds."""
     (m0, s0, n0), (m1, s1, n1) = default, other
     if not n0 or not n1:
         return "not run"
@@ -304,8 +298,7 @@ _W_DIFF = re.compile(r"MDE: mean W_diff = \|P_v - P_t\| \(eq\. 8\): items (\S+?)
 
 
 def w_diff_trajectories(log_text: str) -> dict[int, dict[int, float]]:
-    """{seed: {epoch: items' mean W_diff}} from the MMRec log of one configuration (its seeds are its grid; the
-    log is appended to on resume, so a seed run again keeps its last run). Epochs are MMRec's index, from 0."""
+    """{seed: {epoch (from 0): items' mean W_diff}} from one configuration's MMRec log (a seed's last run)."""
     runs, seed, epoch = {}, None, None
     for line in log_text.splitlines():
         if match := _RUN_START.search(line):
@@ -319,8 +312,7 @@ def w_diff_trajectories(log_text: str) -> dict[int, dict[int, float]]:
 
 
 def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> list[dict]:
-    """One row per arm (``readings_arms``) at its grid point chosen by validation, in readings.csv's columns:
-    means over seeds, W_diff from the configuration's MMRec log in ``logs``, a verdict against the default."""
+    """One row per arm (``readings_arms``) at its grid point chosen by validation, in readings.csv's columns."""
     rows = []
     for (reading, value), configs in arms.items():
         best = best_by_validation(records, [c.label for c in configs])
@@ -389,9 +381,7 @@ def readings_study(
     runner=None,
     echo=print,
 ) -> tuple[Path, dict[str, str]]:
-    """Run the readings study (resumable: runs in OUT/<dataset>/runs/<configuration>.jsonl, logs in
-    OUT/<dataset>/logs/) and write OUT/readings.md and OUT/readings.csv; returns the Markdown and the
-    configurations that failed ("dataset: label": why)."""
+    """Run the readings study and write OUT/readings.md and .csv; (the Markdown, {"dataset: label": why failed})."""
     out_dir, arms = Path(out_dir), readings_arms(readings, diff_weights, cl_weights)
     configs = [c for point in arms.values() for c in point]
     pinned = {}
