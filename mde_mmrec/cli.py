@@ -1,7 +1,6 @@
 """`mde-mmrec`: the one command-line entry point.
 
-Each sub-command lives in its own module, which exposes ``register(subparsers)``; that function adds
-its parser(s) and sets ``func`` (called with the parsed ``args``, returns an exit code or None).
+Each sub-command's module has ``register(subparsers)``: it adds its parser(s) with ``func`` (args -> exit code).
 """
 
 from __future__ import annotations

@@ -1,7 +1,4 @@
-"""`mde-mmrec compare`: several models, several seeds, the same data, through MMRec; one table.
-
-Each model runs as one MMRec process over the seeds (``core.run_configs``); a rerun skips finished seeds.
-"""
+"""`mde-mmrec compare`: several models, several seeds, the same data, through MMRec; one table."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """`mde-mmrec grid`: MDE's sigma grid (or any model's grid) through MMRec's own grid loop; resumable,
 shardable, summarised.
 
-One MMRec process runs the whole grid; this module computes the same point list beforehand (``grid_points`` /
-``plan``, as the patched grid loop selects them) to say what will be skipped and what will run, and summarises
-the finished points. ``mde-mmrec grid-merge`` merges shards.
+One MMRec process runs the whole grid; ``grid_points`` / ``plan`` select its points as the patched grid loop
+does, to say beforehand what will be skipped and what will run. ``mde-mmrec grid-merge`` merges shards.
 """
 
 from __future__ import annotations
@@ -246,11 +245,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         print(f"Slurm job array task: shard {shard[0]}/{shard[1]}")
     out = Path(args.out or f"results/grid-{args.model}-{args.dataset}")
     code = run_grid(checkout, args.model, args.dataset, keys, values, out, plain, args.epochs, shard)
-    records = [
-        r
-        for r in core.results_log().read_results(out / "results.jsonl")
-        if r.get("model") == args.model and r.get("dataset") == args.dataset
-    ]
+    results = core.results_log().read_results(out / "results.jsonl")
+    records = [r for r in results if r.get("model") == args.model and r.get("dataset") == args.dataset]
     if any(not r.get("failed") for r in records):
         md = summarize(records, keys, out, f"{args.model} grid on {args.dataset}")
         print(md.read_text(encoding="utf-8"))

@@ -1,8 +1,6 @@
 """`mde-mmrec reproduce table1|table2|fig2|readings`: the MDE paper's experiments on your data, in the paper's
 layout, beside the paper's own numbers (``mde_mmrec/data/paper_results.csv``, copied from the paper); and a study of
-the readings of the paper that ``src/models/mde.py`` makes switchable.
-
-What each experiment runs is in docs/workflow.md; every configuration runs through ``core.run_configs``.
+the readings of the paper that ``src/models/mde.py`` makes switchable (docs/workflow.md).
 """
 
 from __future__ import annotations
@@ -215,11 +213,8 @@ def sigma_note(from_grid: str | None) -> str:
 
 def best_grid_point(grid_dir: Path, dataset: str) -> dict:
     """The grid keys (seed aside) of the best point by mean validation Recall@20 of an MDE grid on ``dataset``."""
-    records = [
-        r
-        for r in core.results_log().read_results(grid_dir / "results.jsonl")
-        if r.get("model") == "MDE" and not r.get("failed")
-    ]
+    results = core.results_log().read_results(grid_dir / "results.jsonl")
+    records = [r for r in results if r.get("model") == "MDE" and not r.get("failed")]
     if not records:
         raise MdeMmrecError(
             f"--from-grid {grid_dir}: no finished MDE grid points in {grid_dir / 'results.jsonl'} "
@@ -442,17 +437,9 @@ def _run_readings(args: argparse.Namespace, checkout: Path, sets: dict, seeds: l
             "sigma grid with --diff-weights / --cl-weights"
         )
     out = Path(args.out or f"results/readings-{'-'.join(args.dataset)}")
-    md, failed = readings_study(
-        checkout,
-        list(dict.fromkeys(args.dataset)),
-        seeds,
-        out,
-        args.epochs,
-        args.readings or tuple(READINGS),
-        tuple(args.diff_weights or READINGS_DIFF_WEIGHTS),
-        tuple(args.cl_weights or READINGS_CL_WEIGHTS),
-        common=common,
-    )
+    datasets, readings = list(dict.fromkeys(args.dataset)), args.readings or tuple(READINGS)
+    sigmas = tuple(args.diff_weights or READINGS_DIFF_WEIGHTS), tuple(args.cl_weights or READINGS_CL_WEIGHTS)
+    md, failed = readings_study(checkout, datasets, seeds, out, args.epochs, readings, *sigmas, common=common)
     return md, failed, out
 
 

@@ -243,7 +243,7 @@ TOOLING_MUTANTS = [
  (P, "P1-table1-ignores-paper-dataset", '(paper["metric"] == k) & (paper["dataset"] == d)]', '(paper["metric"] == k)]'),
  (P, "P2-paper-dataset-always-baby", '        pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")', '        pd_name = paper_dataset or "baby"'),
  (P, "P3-not-run-counts-as-failed", '    failed = {label: s for label, s in status.items() if s != "ok" and not s.startswith("not run")}', '    failed = {label: s for label, s in status.items() if s != "ok"}'),
- (P, "P4-best-grid-point-keeps-failed", "    records = [\n        r\n        for r in core.results_log().read_results(grid_dir / \"results.jsonl\")\n        if r.get(\"model\") == \"MDE\" and not r.get(\"failed\")\n    ]\n", "    records = [r for r in core.results_log().read_results(grid_dir / \"results.jsonl\") if r.get(\"model\") == \"MDE\"]\n"),
+ (P, "P4-best-grid-point-keeps-failed", '    records = [r for r in results if r.get("model") == "MDE" and not r.get("failed")]\n', '    records = [r for r in results if r.get("model") == "MDE"]\n'),
  (P, "P5-wo-NLT-keeps-NLT", 'core.RunConfig("w/o NLT", "MDE", {"use_nlt": False})', 'core.RunConfig("w/o NLT", "MDE", {"use_nlt": True})'),
  (P, "P6-partial-seeds-not-marked", '    return text if done >= n_seeds else', '    return text if done >= 1 else'),
  (P, "P7-model_sets-override-variant", '{**(model_sets or {}).get(c.model, {}), **c.overrides}', '{**c.overrides, **(model_sets or {}).get(c.model, {})}'),
