@@ -222,10 +222,7 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str, c
 
 
 def grid_keys_of(records: list[dict]) -> list[str]:
-    keys = []
-    for r in records:
-        keys += [k for k in r.get("params", {}) if k not in keys]
-    return keys
+    return list(dict.fromkeys(k for r in records for k in r.get("params", {})))
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -331,13 +331,10 @@ def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> 
             row[f"W_diff {name}"] = mean_std(at)[0]
         rows.append(row)
     default = next(r for r in rows if r["reading"] == "default")
+    recall = lambda row: (row["recall@20 mean"], row["recall@20 std"], row["n_seeds"])
     for row in rows:
-        row["verdict"] = "" if row is default else verdict(_test_recall(default), _test_recall(row))
+        row["verdict"] = "" if row is default else verdict(recall(default), recall(row))
     return rows
-
-
-def _test_recall(row: dict) -> tuple:
-    return row["recall@20 mean"], row["recall@20 std"], row["n_seeds"]
 
 
 def readings_markdown(rows: list[dict], n_seeds: int) -> str:
@@ -401,14 +398,14 @@ def readings_study(
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    grid = " x ".join(
+    sigma_grid = " x ".join(
         f"{k} in {{{', '.join(f'{v:g}' for v in values)}}}" for k, values in zip(SIGMAS, (diff_weights, cl_weights))
     )
     notes = [
         "default: every switch at MDE.yaml's default ("
         + ", ".join(f"{k}={v[0]}" for k, v in READINGS.items())
         + "); each other row changes that one switch",
-        f"each row's sigmas: the point of its own grid ({grid}) with the best mean validation Recall@20",
+        f"each row's sigmas: the point of its own grid ({sigma_grid}) with the best mean validation Recall@20",
         f"test metrics at the epoch with the best validation Recall@20; mean ± sample std over seeds "
         f"{', '.join(map(str, seeds))}" + (f"; at most {epochs} epochs" if epochs else "; MMRec's early stopping"),
         "best epoch and W_diff: means over seeds; W_diff = items' mean |P_v - P_t| (eq. 8) after that epoch "
