@@ -1,7 +1,6 @@
 """`mde-mmrec`: the one command-line entry point.
 
-Each sub-command lives in its own module, which exposes ``register(subparsers)``; that function adds
-its parser(s) and sets ``func`` (called with the parsed ``args``, returns an exit code or None).
+Each sub-command's module has ``register(subparsers)``: it adds its parser(s) with ``func`` (args -> exit code).
 """
 
 from __future__ import annotations
@@ -15,18 +14,7 @@ import sys
 from . import __version__
 from .errors import MdeMmrecError
 
-# module -> the sub-commands it registers
-COMMAND_MODULES = (
-    "installer",  # install, uninstall
-    "usergraph",  # user-graph
-    "synthetic",  # make-data
-    "datacheck",  # check-data
-    "demo",  # demo
-    "compare",  # compare
-    "grid",  # grid
-    "reproduce",  # reproduce
-    "bench",  # bench
-)
+COMMAND_MODULES = ("installer", "usergraph", "synthetic", "datacheck", "demo", "compare", "grid", "reproduce", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def exit_on_sigterm() -> None:
-    """SIGTERM ends mde-mmrec through Python's unwinding (exit status 143), so a running main.py is stopped
-    with it (``runner.run_main``) and locks are released, instead of being left running."""
+    """SIGTERM unwinds mde-mmrec (exit 143), so a running main.py is stopped with it and locks are released."""
 
     def handler(signum, frame):
         raise SystemExit(128 + signum)
@@ -63,8 +50,7 @@ class LogFormat(logging.Formatter):
 
 def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(LogFormat())
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])

@@ -1,7 +1,4 @@
-"""`mde-mmrec compare`: several models, several seeds, the same data, through MMRec; one table.
-
-Each model runs as one MMRec process over the seeds (``core.run_configs``); a rerun skips finished seeds.
-"""
+"""`mde-mmrec compare`: several models, several seeds, the same data, through MMRec; one table."""
 
 from __future__ import annotations
 
@@ -16,15 +13,12 @@ def write_comparison(
     records: list[dict], status: dict[str, str], out_dir: Path, title: str, command: str = "", chart: bool = True
 ) -> Path:
     """summary.md / summary.csv (mean ± std over seeds) and chart.png; returns the Markdown path."""
-    order = list(status)
     notes = [f"{label}: {s}" for label, s in status.items() if s != "ok"]
     if not records:
         raise MdeMmrecError("no configuration finished a run: " + "; ".join(notes or ["no results"]))
     notes += [report.method_note(records, bold=len({report.label_of(r) for r in records}) > 1)]
-    notes += report.settings_notes(records)
-    if command:
-        notes.append(f"command: `{command}`")
-    summary = report.summarize(records, order=order)
+    notes += report.settings_notes(records) + ([f"command: `{command}`"] if command else [])
+    summary = report.summarize(records, order=list(status))
     md, _ = report.write_summary(summary, out_dir, title=title, notes=notes)
     stale = Path(out_dir) / "chart.png"
     if not (chart and report.bar_chart(summary, stale, title=title)) and stale.is_file():

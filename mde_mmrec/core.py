@@ -1,12 +1,8 @@
 """What the commands that run MMRec share: the effective config, the checks made before any training, one
 ``main.py`` run with its progress, the results files and their settings sidecar (resume).
 
-``compare``, ``grid``, ``reproduce``, ``bench`` and ``demo`` hold only their arguments and their reports.
-``run_configs`` runs a set of configurations over seeds: each configuration is ONE MMRec process whose grid
-is the list of seeds (``--seed=[s1,...] --hyper_parameters=[seed]``); the patched MMRec appends one JSON line
-per finished seed to ``OUT/runs/<label>.jsonl`` and, with ``--resume=True``, skips finished seeds. The other
-list-valued keys of the model's grid are pinned to one value each (``--set MODEL:key=value``, else the first
-value; a warning says which). ``grid`` runs a whole grid in one process through ``run_one``.
+``run_configs`` runs each configuration as ONE MMRec process whose grid is the list of seeds, the other grid
+keys pinned to one value each (docs/workflow.md); ``grid`` runs a whole grid in one process through ``run_one``.
 """
 
 from __future__ import annotations
@@ -52,8 +48,7 @@ class RunConfig:
 
 # ----------------------------------------------------------------------------------- reading configs
 def merged_config(checkout: Path, model: str, dataset: str) -> dict:
-    """overall.yaml, then the dataset's, then the model's yaml, with hyper_parameters concatenated (as
-    MMRec's Config reads them, before command-line overrides)."""
+    """overall.yaml, the data set's and the model's yaml merged as MMRec's Config reads them."""
     configs = Path(checkout) / "src" / "configs"
     merged, grid = {}, []
     for path in (
@@ -88,8 +83,7 @@ def cuda_available() -> bool:
 
 
 def missing_imports(checkout: Path, model: str) -> list[str]:
-    """Top-level packages that MMRec's ``src/models/<model>.py`` imports at module level and this Python
-    cannot find (MMRec's own packages, ``common``, ``utils``, ``models``, are found in ``src/``)."""
+    """Top-level packages that MMRec's ``src/models/<model>.py`` imports at module level and Python cannot find."""
     path = Path(checkout) / "src" / "models" / f"{model.lower()}.py"
     if not path.is_file():
         return []
@@ -113,8 +107,7 @@ def missing_imports(checkout: Path, model: str) -> list[str]:
 
 
 def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None = None) -> str | None:
-    """Why MMRec's ``model`` cannot run here (None if it can); ``cuda`` defaults to ``cuda_available()``;
-    with ``checkout``, also the packages its model file imports that are not installed."""
+    """Why MMRec's ``model`` cannot run here (None if it can); with ``checkout``, also its missing imports."""
     if model in BROKEN:
         return BROKEN[model]
     missing = missing_imports(checkout, model) if checkout is not None else []
@@ -128,17 +121,12 @@ def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None
 
 
 def runnable(
-    configs: list[RunConfig], cuda: bool, checkout: Path | None = None
+    configs: list[RunConfig], cuda: bool | None = None, checkout: Path | None = None
 ) -> tuple[list[RunConfig], dict[str, str]]:
     """(configurations to run, {label: "not run: reason"} for those that cannot run here)."""
-    keep, skipped = [], {}
-    for c in configs:
-        reason = why_not_runnable(c.model, cuda, checkout)
-        if reason:
-            skipped[c.label] = f"not run: {reason}"
-        else:
-            keep.append(c)
-    return keep, skipped
+    reasons = {c.label: why_not_runnable(c.model, cuda, checkout) for c in configs}
+    skipped = {label: f"not run: {why}" for label, why in reasons.items() if why}
+    return [c for c in configs if c.label not in skipped], skipped
 
 
 def check_model(checkout: Path, model: str) -> None:
@@ -164,17 +152,14 @@ def check_model_exists(checkout: Path, model: str) -> None:
 
 
 def interaction_file(checkout: Path, dataset: str, model: str | None = None, cfg: dict | None = None) -> Path:
-    """Where MMRec reads the data set's interactions (data_path and inter_file_name of the merged config, or
-    of ``cfg``)."""
+    """Where MMRec reads the data set's interactions (per the merged config, or ``cfg``)."""
     cfg = merged_config(checkout, model or "", dataset) if cfg is None else cfg
     data_dir = (Path(checkout) / "src" / cfg.get("data_path", "../data/") / dataset).resolve()
     return data_dir / str(cfg.get("inter_file_name") or f"{dataset}.inter")
 
 
 def check_dataset(checkout: Path, dataset: str, model: str | None = None, overrides: dict | None = None) -> list[str]:
-    """The data set's yaml, interaction file and (for a multimodal model) feature files exist and hold what
-    MMRec can run on (src/utils/data_checks.py, as main.py checks them, with the run's ``overrides``: a
-    smaller ``topk``, another ``data_path`` ...); returns the warnings, also logged."""
+    """The data set's files hold what MMRec can run on (src/utils/data_checks.py); returns the warnings."""
     checkout = Path(checkout)
     yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
@@ -185,7 +170,6 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None, overri
         )
     cfg = dict(merged_config(checkout, model or "", dataset), **(overrides or {}))
     inter = interaction_file(checkout, dataset, cfg=cfg)
-    data_dir = inter.parent
     if not inter.is_file():
         raise MdeMmrecError(
             f"data set {dataset!r}: interaction file {inter} is missing (inter_file_name in "
@@ -194,16 +178,13 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None, overri
     checks = mmrec.plugin_module("data_checks")  # what main.py checks too (utils/cli_overrides.py)
     try:
         n_items, warnings = checks.check_interaction_file(inter, cfg)
-    except checks.DataError as exc:
-        raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
-    if model is None or cfg.get("is_multimodal_model"):
-        try:
-            files, feature_warnings = checks.feature_files(data_dir, cfg, model, str(yaml_path))
+        if model is None or cfg.get("is_multimodal_model"):
+            files, feature_warnings = checks.feature_files(inter.parent, cfg, model, str(yaml_path))
             warnings += feature_warnings
             for key, path in files.items():
                 warnings += checks.check_feature_file(path, f"{key} in {yaml_path}", n_items, inter)
-        except checks.DataError as exc:
-            raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
+    except checks.DataError as exc:
+        raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
     for warning in warnings:
         if (dataset, warning) not in _WARNED:  # once, not once per model of a comparison
             _WARNED.add((dataset, warning))
@@ -215,8 +196,7 @@ _WARNED: set = set()
 
 
 def parse_sets(items: list[str] | None) -> dict[str | None, dict]:
-    """``["MDE:cl_weight=0.1", "epochs=3"]`` -> ``{"MDE": {"cl_weight": 0.1}, None: {"epochs": 3}}``
-    (None: every model). Values are read like main.py reads them."""
+    """``["MDE:cl_weight=0.1", "epochs=3"]`` -> ``{"MDE": {"cl_weight": 0.1}, None: {"epochs": 3}}``."""
     out: dict[str | None, dict] = {}
     parse_value = mmrec.plugin_module("cli_overrides").parse_value
     for item in items or []:
@@ -236,7 +216,7 @@ def parse_sets(items: list[str] | None) -> dict[str | None, dict]:
 
 
 def check_set_models(sets: dict, models, where: str) -> None:
-    """Every ``MODEL:`` prefix of ``parse_sets``'s result names a model that runs (``where`` says what runs)."""
+    """Every ``MODEL:`` prefix of ``parse_sets``'s result names a model that ``where`` runs."""
     unknown = [m for m in sets if m is not None and m not in models]
     if unknown:
         raise MdeMmrecError(
@@ -246,8 +226,7 @@ def check_set_models(sets: dict, models, where: str) -> None:
 
 
 def check_single_values(file_config: dict, sets: dict, label: str) -> None:
-    """One configuration is one setting: a list value would make its key a grid dimension in MMRec (see
-    src/utils/cli_overrides.py), and the configuration's row would average over the grid's points."""
+    """One configuration is one setting: a list value would make its key a grid dimension in MMRec."""
     file_grid = file_config.get("hyper_parameters") or []
     lists = [
         f"{k}={v}"
@@ -265,8 +244,8 @@ def check_single_values(file_config: dict, sets: dict, label: str) -> None:
 
 
 def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
-    """Overrides that leave only the seed in the grid: every other grid key with a list value takes the
-    value from ``sets``, else its first value. Returns (overrides incl. ``sets``, warnings)."""
+    """(overrides incl. ``sets``, warnings) that leave only the seed in the grid: every other list-valued grid
+    key takes its value from ``sets``, else its first value."""
     overrides, warnings = dict(sets), []
     for key in file_config.get("hyper_parameters") or []:
         if key == "seed" or key in sets:
@@ -283,7 +262,6 @@ def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
 def unknown_keys_error(
     where: str, unknown: list[str], known, why: str = "not in configs/overall.yaml, the data set's or the model's yaml"
 ) -> MdeMmrecError:
-    """The error for config keys that the config files lack, with the closest known keys."""
     hints = [
         (k, ", ".join(close))
         for k in unknown
@@ -303,13 +281,10 @@ def check_keys(file_config: dict, overrides: dict, where: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ settings
-# A results file is resumable: finished runs (seeds, grid points) are not run again. That is only right
-# when everything else that decides their numbers is the same, so each results file has a sidecar
-# (<name>.settings.json) with those settings, and a rerun with other settings is refused, not mixed in.
-# What is not a setting is what results lines leave out too (where results go, scheduling, the GPU's number ...),
-# except hyper_parameters: the sidecar keeps it, to tell a grid key from a setting.
+# Finished runs are reused only with the same settings: each results file has a sidecar
+# (<name>.settings.json) with them, and a rerun with other settings is refused, not mixed in.
 def results_log():
-    """The plugin's src/utils/results_log.py: the one reader and writer of results files (JSON lines)."""
+    """The plugin's src/utils/results_log.py: the one reader and writer of results files."""
     return mmrec.plugin_module("results_log")
 
 
@@ -318,9 +293,7 @@ def _not_settings() -> tuple:
 
 
 def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()) -> dict:
-    """What decides a run's numbers besides its seed (and the values of the ``varying`` grid keys): model,
-    data set (its interaction file's digest), the effective config (the checkout's config files with the
-    overrides applied), installed plugin and MMRec commit."""
+    """What decides a run's numbers besides its seed and the ``varying`` grid keys (the sidecar's content)."""
     try:
         info = mmrec.installed_info(checkout)
     except (OSError, ValueError):  # a checkout without the installer's manifest (tests' stand-ins)
@@ -329,23 +302,19 @@ def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()
     digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
     config = {**merged_config(checkout, model, dataset), **overrides}
     kept = {k: v for k, v in sorted(config.items()) if k not in _not_settings() and k not in varying}
-    return json.loads(
-        json.dumps(
-            {
-                "model": model,
-                "dataset": dataset,
-                "interactions_sha256": digest,
-                "config": kept,
-                "plugin": info.get("fingerprint"),
-                "mmrec_commit": info.get("mmrec_commit"),
-            }
-        )
-    )
+    settings = {
+        "model": model,
+        "dataset": dataset,
+        "interactions_sha256": digest,
+        "config": kept,
+        "plugin": info.get("fingerprint"),
+        "mmrec_commit": info.get("mmrec_commit"),
+    }
+    return json.loads(json.dumps(settings))  # as the sidecar holds it
 
 
 @functools.lru_cache(maxsize=8)
 def _sha256(path: Path, mtime_ns: int, size: int) -> str:
-    """A file's digest, read once per version of the file (several configurations share a data set)."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -362,8 +331,7 @@ class OtherSettingsError(MdeMmrecError):
 
 
 def check_settings(results_file, settings: dict) -> None:
-    """Refuse to resume a results file whose finished runs were made with other settings, or cannot show
-    with which (lines written before each recorded its settings)."""
+    """Refuse to resume a results file whose finished runs were made with other (or unrecorded) settings."""
     records = results_log().read_results(results_file)
     if not records:
         return
@@ -395,21 +363,18 @@ def check_settings(results_file, settings: dict) -> None:
 
 
 def finished_with_recorded_settings(results_file) -> list[dict]:
-    """The records mde-mmrec may skip without asking main.py: all of them when the sidecar vouches for their
-    settings (``check_settings``), none without it (main.py's resume then checks each line's own settings)."""
+    """The records mde-mmrec may skip itself: all when the sidecar vouches for them, else none (main.py checks)."""
     return results_log().read_results(results_file) if settings_file(results_file).is_file() else []
 
 
 def record_settings(results_file, settings: dict, verified: bool = False) -> None:
-    """Write the results file's sidecar. Where finished runs exist without one, only once main.py has checked
-    their own recorded settings against these (``verified``: its run ended with exit code 0)."""
+    """Write the results file's sidecar; over finished runs without one, only once main.py ``verified`` them."""
     if verified or settings_file(results_file).is_file() or not results_log().read_results(results_file):
         settings_file(results_file).write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
 
 
 def settings_difference(old: dict, new: dict) -> str:
-    """The keys two sidecars differ in (their ``config`` flattened in), as ``key: old -> new; ...``; a grid key
-    (in ``hyper_parameters``, its values not a setting) shows as ``(a grid key)``."""
+    """The keys two sidecars differ in, as ``key: old -> new; ...`` (a grid key shows as ``(a grid key)``)."""
 
     def flat(sidecar: dict) -> dict:
         config = sidecar.get("config", {})
@@ -423,23 +388,13 @@ def settings_difference(old: dict, new: dict) -> str:
 def ensure_user_graph(checkout: Path, dataset: str) -> None:
     """DRAGON and DualGNN read data/D/user_graph_dict.npy: build it (fast, sparse) when missing."""
     cfg = merged_config(checkout, "DRAGON", dataset)
-    path = (
-        Path(checkout)
-        / "src"
-        / cfg.get("data_path", "../data/")
-        / dataset
-        / str(cfg.get("user_graph_dict_file") or "user_graph_dict.npy")
-    ).resolve()
-    if path.is_file():
-        return
-    from . import usergraph
-
-    log.info("building the user graph %s (needed by DRAGON / DualGNN)", path)
-    usergraph.write_user_graph(checkout, dataset)
+    data_dir = interaction_file(checkout, dataset, cfg=cfg).parent
+    path = data_dir / str(cfg.get("user_graph_dict_file") or "user_graph_dict.npy")
     if not path.is_file():
-        raise MdeMmrecError(
-            f"user graph {path} was not written; build it with `mde-mmrec user-graph --mmrec {checkout} -d {dataset}`"
-        )
+        from . import usergraph
+
+        log.info("building the user graph %s (needed by DRAGON / DualGNN)", path)
+        usergraph.write_user_graph(checkout, dataset)
 
 
 def prepare(
@@ -451,9 +406,7 @@ def prepare(
     epochs: int | None = None,
     common: dict | None = None,
 ) -> list[tuple[RunConfig, dict, list[str], dict]]:
-    """Check everything before any training: checkout, models, data set, override keys, and that runs
-    already in OUT were made with the same settings. Returns, per configuration, the overrides main.py gets,
-    warnings about pinned grid keys and its settings (``run_settings``)."""
+    """Check everything before any training; per configuration: (it, overrides, pinned-key warnings, settings)."""
     checkout = Path(checkout)
     if not seeds:
         raise MdeMmrecError("no seeds to run (use --seeds N with N >= 1)")
@@ -472,14 +425,8 @@ def prepare(
         check_keys(file_config, extra, f"configuration {cfg.label!r}")
         check_single_values(file_config, extra, cfg.label)
         overrides, warnings = pin_grid(file_config, extra)
-        overrides.update(
-            {
-                "seed": list(seeds),
-                "hyper_parameters": ["seed"],
-                "results_file": str((Path(out_dir) / "runs" / f"{cfg.slug}.jsonl").resolve()),
-                "resume": True,
-            }
-        )
+        results_file = (Path(out_dir) / "runs" / f"{cfg.slug}.jsonl").resolve()
+        overrides.update(seed=list(seeds), hyper_parameters=["seed"], results_file=str(results_file), resume=True)
         if epochs:
             overrides["epochs"] = int(epochs)
         settings = run_settings(checkout, cfg.model, dataset, overrides)
@@ -494,9 +441,7 @@ def prepare(
 def collect(
     out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]
 ) -> tuple[list[dict], dict[str, list[dict]]]:
-    """The finished records of these configurations and seeds, with ``label`` and ``overrides`` (what
-    mde-mmrec set for the configuration: pinned grid keys, --set values, epochs) added, also written to
-    OUT/results.jsonl; and, per label, the lines of seeds without a result (``failed``)."""
+    """(finished records, also written to OUT/results.jsonl; per label, the lines of seeds without a result)."""
     records, failed = [], {}
     for cfg, overrides in runs:
         chosen = {k: v for k, v in overrides.items() if k not in results_log()._NOT_SETTINGS}  # not scheduling
@@ -518,21 +463,15 @@ def _hms(seconds: float) -> str:
 
 
 class Progress:
-    """The one progress display: turns the events a run writes (patch 0023: ``point``, ``constructed``,
-    ``batches``, ``trained``, ``evaluated``, ``skipped``; one JSON line each in the file ``begin`` names) into
-    progress lines: model construction time, batches within long epochs, one line per epoch with the
-    configuration, run (grid point), epoch, validation score, elapsed time and an estimate of the time left
-    (from the mean wall time per epoch so far; an upper bound, since early stopping may end a run sooner).
-    Called with each line of the run's output (kept: ``tail``), it shows the events written meanwhile;
-    ``where()`` says how far the current run got (for a run stopped by a limit)."""
+    """The one progress display: called with each line of a run's output, it shows the events (patch 0023)
+    written meanwhile; the time left is an upper bound (early stopping may end a run sooner)."""
 
     def __init__(self, n_configs: int, epochs: int, echo: Callable[[str], None] = print):
         self.n_configs, self.epochs, self.echo = n_configs, epochs, echo
-        self.start = time.time()
+        self.start = self.last = time.time()
         self.config_index, self.label, self.events, self.offset = 0, "", None, 0
         self.point, self.n_points = 0, 1
         self.epoch_times: list[float] = []
-        self.last = time.time()
         self.tail: list[str] = []
         self._new_run()
 
@@ -542,7 +481,6 @@ class Progress:
         self.batches: dict | None = None
 
     def begin(self, index: int, label: str, n_points: int, events: Path) -> None:
-        """A run of configuration ``index`` starts; it writes its events to ``events``."""
         self.config_index, self.label, self.n_points, self.point = index, label, n_points, 0
         self.events = Path(events)
         self.offset = self.events.stat().st_size if self.events.is_file() else 0
@@ -555,7 +493,6 @@ class Progress:
         self.poll()
 
     def poll(self) -> None:
-        """Show the complete event lines written since the last call."""
         if self.events is None or not self.events.is_file():
             return
         with open(self.events, "rb") as handle:
@@ -574,9 +511,11 @@ class Progress:
         if kind == "point":
             self.point, self.n_points, self.last = event["index"], event["of"], now
             self._new_run()
-            self.echo(f"  {self.label}: run {self.point}/{self.n_points} {_show(event.get('params', {}))}")
+            self.echo(f"  {self.label}: run {self.point}/{self.n_points} {show_params(event.get('params', {}))}")
         elif kind == "skipped":
-            self.echo(f"  skipping run {event['index']}/{event['of']} {_show(event.get('params', {}))}: already done")
+            self.echo(
+                f"  skipping run {event['index']}/{event['of']} {show_params(event.get('params', {}))}: already done"
+            )
         elif kind == "constructed":
             self.construction_s, self.last = event["seconds"], now
             self.echo(f"  {self.label}: model constructed in {self.construction_s:.1f}s")
@@ -602,8 +541,10 @@ class Progress:
                 f"≤ {_hms(left)} left" + (f" (+{more} more configuration(s))" if more else "")
             )
 
+    def last_lines(self) -> str:
+        return "\n".join("    " + line for line in self.tail[-15:])
+
     def where(self) -> str:
-        """How far the current run got: construction, epochs trained, batches of the epoch."""
         if self.construction_s is None:
             return "while loading the data or constructing the model"
         text = f"after model construction ({self.construction_s:.1f}s) and {self.epochs_done} training epoch(s)"
@@ -616,7 +557,7 @@ class Progress:
         return text
 
 
-def _show(point: dict) -> str:
+def show_params(point: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items())
 
 
@@ -637,15 +578,11 @@ def run_one(
     runner=None,
     limits: dict | None = None,
 ) -> tuple[int, str | None]:
-    """One main.py run into ``overrides["results_file"]`` with its settings sidecar; returns (exit code, why it
-    failed or None). ``runner`` defaults to ``runner.run_main`` (tests pass a fake one with its signature)."""
-    results_file = Path(overrides["results_file"])
+    """One main.py run into ``overrides["results_file"]`` with its settings sidecar; (exit code, why it failed)."""
+    results_file, limits = Path(overrides["results_file"]), limits or {}
     record_settings(results_file, settings)
-    code = (runner or run_main)(
-        checkout, model, dataset, overrides, log_path=log_path, on_line=progress, **(limits or {})
-    )
+    code = (runner or run_main)(checkout, model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
     progress.poll()
-    limits = limits or {}
     if code == 0:
         record_settings(results_file, settings, verified=True)
         return code, None
@@ -669,12 +606,7 @@ def run_configs(
     max_rss_mb: float | None = None,
     max_seconds: float | None = None,
 ) -> tuple[list[dict], dict[str, str]]:
-    """Run each configuration over ``seeds`` through MMRec (one process each), resumably.
-
-    Returns (records with ``label`` added, status per label: "ok" or why it failed). Results accumulate in
-    ``OUT/runs/<label>.jsonl``; logs in ``OUT/logs/<label>.log`` (progress events beside it); all records also
-    in ``OUT/results.jsonl``. ``max_rss_mb`` kills a run whose resident memory passes it, ``max_seconds`` one
-    that runs longer (the status says so, and how far it got)."""
+    """Run each configuration over ``seeds`` through MMRec, resumably; (records, status per label: "ok" or why)."""
     with out_dir_lock(out_dir):  # one mde-mmrec run per results folder
         checkout, out_dir = Path(checkout), Path(out_dir)
         runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
@@ -710,11 +642,7 @@ def run_configs(
             code, why = run_one(checkout, cfg.model, dataset, overrides, settings, log_path, progress, runner, limits)
             if why:
                 status[cfg.label] = why
-                tail = (
-                    ""
-                    if code in (MEMORY_LIMIT_EXIT, TIME_LIMIT_EXIT)
-                    else ("; last lines:\n" + "\n".join("    " + line for line in progress.tail[-15:]))
-                )
+                tail = "" if code in (MEMORY_LIMIT_EXIT, TIME_LIMIT_EXIT) else f"; last lines:\n{progress.last_lines()}"
                 echo(f"  {cfg.label}: {why}{tail}")
         records, failed = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
         for label, lines in failed.items():  # seeds without a result (NaN loss): say which, and why
@@ -732,32 +660,24 @@ def seed_list(n: int | None, values: list[int] | None = None) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def add_run_args(p: argparse.ArgumentParser, out_default: str, epochs_default: int | None = None) -> None:
-    """The options of every command that runs MMRec: checkout, data set, results folder, epochs, config
-    overrides and seeds."""
+def add_run_args(p: argparse.ArgumentParser, out_default: str, seeds: int = 1) -> None:
+    """The options of every command that runs MMRec (``seeds``: the command's default number of seeds)."""
     p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout (mde-mmrec install)")
     p.add_argument("-d", "--dataset", required=True, help="data set name (src/configs/dataset/NAME.yaml)")
-    p.add_argument("--out", default=None, help=f"results folder (default: {out_default})")
-    p.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=epochs_default,
-        help="maximum epochs per run (default: the config's epochs, with early stopping)",
-    )
+    p.add_argument("--out", help=f"results folder (default: {out_default})")
+    p.add_argument("--epochs", type=positive_int, help="maximum epochs per run (default: the config's, early stopping)")
     p.add_argument(
         "--set",
         action="append",
-        default=[],
         metavar="[MODEL:]KEY=VALUE",
         help="config override for one model (MODEL:key=value) or all (key=value); repeatable",
     )
     p.add_argument(
         "--seeds",
         type=positive_int,
-        default=1,
-        help=f"number of seeds ({DEFAULT_SEED}, {DEFAULT_SEED + 1}, ...; default 1; 3 or more give mean ± std)",
+        help=f"number of seeds ({DEFAULT_SEED}, {DEFAULT_SEED + 1}, ...; default {seeds}; 3 or more give mean ± std)",
     )
-    p.add_argument("--seed-values", type=non_negative_int, nargs="+", default=None, help="explicit seeds instead")
+    p.add_argument("--seed-values", type=non_negative_int, nargs="+", help="explicit seeds instead")
 
 
 def command_line() -> str:

@@ -11,7 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from . import core, installer, mmrec, report
+from . import compare, core, installer, mmrec, report
 from .errors import MdeMmrecError, positive_int
 from .synthetic import dataset_files, make_dataset
 
@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 
 DEMO_DATASET = "tiny"
 DEMO_OUT = "results/demo"
-DEMO_KEYS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20", "precision@20", "map@20"]
 
 
 def ensure_installed(path) -> Path:
@@ -30,17 +29,6 @@ def ensure_installed(path) -> Path:
         print(f"{'updating' if installed else 'installing'} the mde-mmrec plugin in {root} ...")
         installer.install(root)
     return mmrec.find_checkout(root)
-
-
-def demo_table(records: list[dict]) -> str:
-    header = ["model"] + [report.metric_label(k) for k in DEMO_KEYS] + ["epochs to best", "s/epoch"]
-    rows = [
-        [report.label_of(r)]
-        + [r["test"].get(k) for k in DEMO_KEYS]
-        + [report.epochs_to_best(r), report.fmt_seconds(r.get("s_per_epoch"))]
-        for r in records
-    ]
-    return report.markdown_table(header, rows)
 
 
 def run_demo(
@@ -71,13 +59,11 @@ def run_demo(
 def _cmd_demo(args: argparse.Namespace) -> int:
     records = run_demo(args.mmrec, args.epochs, args.baseline, args.out)
     out = Path(args.out or DEMO_OUT)
-    text = (
-        f"Test metrics on the synthetic data set '{DEMO_DATASET}' after at most {args.epochs} epochs "
-        f"(seed {core.DEFAULT_SEED}, at the epoch with the best validation Recall@20):\n\n{demo_table(records)}"
-    )
-    (out / "summary.md").write_text(f"# mde-mmrec demo\n\n{text}", encoding="utf-8")
-    print(f"\n{text}")
-    print(f"results in {out}/ (summary.md, results.jsonl, runs/, logs/)")
+    status = dict.fromkeys((report.label_of(r) for r in records), "ok")
+    title = f"mde-mmrec demo on the synthetic data set '{DEMO_DATASET}'"
+    md = compare.write_comparison(records, status, out, title, core.command_line(), chart=False)
+    print(f"\n{md.read_text(encoding='utf-8')}")
+    print(f"results in {out}/ (summary.md, summary.csv, results.jsonl, runs/, logs/)")
     dragon = core.why_not_runnable("DRAGON", cuda=False, checkout=Path(args.mmrec))
     first = f"; first: {dragon}" if dragon else ""
     print(

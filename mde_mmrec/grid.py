@@ -1,13 +1,8 @@
 """`mde-mmrec grid`: MDE's sigma grid (or any model's grid) through MMRec's own grid loop; resumable,
 shardable, summarised.
 
-One MMRec process runs the whole grid (``--hyper_parameters=[seed,k1,k2,...]`` with a list per key). The
-plugin's patches append one JSON line per finished point to ``OUT/results.jsonl`` and, with
-``--resume=True``, skip the points already there; ``--grid_shard=i/n`` runs only points p (0-based, in
-MMRec's product order) with ``p % n == i-1``. This module computes the same point list beforehand
-(``grid_points`` / ``plan``: pure functions, tested against a fake runner) so it can say what will be
-skipped and what will run, and summarises the finished points: best point by validation, a table sorted by
-the validation metric, a heatmap per pair of grid keys. ``mde-mmrec grid-merge`` merges shards.
+One MMRec process runs the whole grid; ``grid_points`` / ``plan`` select its points as the patched grid loop
+does, to say beforehand what will be skipped and what will run. ``mde-mmrec grid-merge`` merges shards.
 """
 
 from __future__ import annotations
@@ -25,8 +20,6 @@ from .runner import events_file, out_dir_lock
 
 log = logging.getLogger(__name__)
 
-VALID_METRIC = "recall@20"  # MMRec's default valid_metric, lower-cased as in the results
-
 
 # ------------------------------------------------------------------------------------- pure grid logic
 def grid_points(keys: list[str], values: dict[str, list]) -> list[dict]:
@@ -42,8 +35,6 @@ def grid_points(keys: list[str], values: dict[str, list]) -> list[dict]:
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """ "i/n" -> (i, n), 1 <= i <= n."""
-    if text is None:
-        return None
     try:
         return core.results_log().parse_shard(text)
     except ValueError:
@@ -53,8 +44,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def slurm_shard(env=os.environ) -> tuple[int, int] | None:
-    """The shard of a Slurm job array task (``sbatch --array``): task ``SLURM_ARRAY_TASK_ID`` of
-    ``SLURM_ARRAY_TASK_COUNT``, counted from ``SLURM_ARRAY_TASK_MIN`` (0 where not set); None outside an array."""
+    """The shard of a Slurm job array task (``sbatch --array``); None outside an array."""
     if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
         return None
     try:
@@ -77,8 +67,7 @@ def slurm_shard(env=os.environ) -> tuple[int, int] | None:
 def plan(
     points: list[dict], done: list[dict], shard: tuple[int, int] | None = None
 ) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
-    """(to_run, skipped): the (index, point) pairs of this shard not yet done, and those already done.
-    ``done``: the params of finished records. Same selection as the patched MMRec grid loop."""
+    """(to_run, skipped): this shard's (index, point) pairs not in ``done`` and those in it, as MMRec selects."""
     to_run, skipped = [], []
     for index, point in enumerate(points):
         if shard and index % shard[1] != shard[0] - 1:
@@ -91,16 +80,12 @@ def done_params(records: list[dict], model: str, dataset: str) -> list[dict]:
     return [r.get("params") for r in records if r.get("model") == model and r.get("dataset") == dataset]
 
 
-_show = core._show
-
-
 # --------------------------------------------------------------------------------------------- running
 def grid_spec(
     checkout: Path, model: str, dataset: str, sets: dict, seeds: list[int] | None
 ) -> tuple[list[str], dict[str, list], dict]:
-    """(keys, values, plain overrides) of the grid to run: the model yaml's hyper_parameters (their lists),
-    changed or extended by list values in ``sets``; non-list ``sets`` are plain overrides. A key the model
-    yaml does not have is an error (before anything runs)."""
+    """(keys, values, plain overrides) of the grid to run: the model yaml's hyper_parameters, changed or
+    extended by list values in ``sets`` (one value pins a grid key); other ``sets`` are plain overrides."""
     model_yaml = Path(checkout) / "src" / "configs" / "model" / f"{model}.yaml"
     model_cfg = mmrec.load_yaml(model_yaml)
     merged = core.merged_config(checkout, model, dataset)
@@ -110,35 +95,25 @@ def grid_spec(
     for key, value in sets.items():
         if key == "seed":
             raise MdeMmrecError("choose seeds with --seeds N, not --set seed=...")
-        if isinstance(value, list):
-            if key not in model_cfg and key in merged:
-                raise MdeMmrecError(
-                    f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's "
-                    f"yaml, not in {model_yaml}, and a grid key must be one of {model}'s keys: "
-                    f"give one value" + (" (the number of epochs: --epochs N)" if key == "epochs" else "")
-                )
-            if key not in model_cfg:
-                raise core.unknown_keys_error(
-                    f"--set {key}",
-                    [key],
-                    [k for k in model_cfg if k != "hyper_parameters"],
-                    f"a grid key must be one of {model}'s keys in {model_yaml}",
-                )
-            if key not in keys:
-                keys.append(key)
+        if isinstance(value, list) and key not in model_cfg and key in merged:
+            raise MdeMmrecError(
+                f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's "
+                f"yaml, not in {model_yaml}, and a grid key must be one of {model}'s keys: "
+                f"give one value" + (" (the number of epochs: --epochs N)" if key == "epochs" else "")
+            )
+        if isinstance(value, list) and key not in model_cfg:
+            grid_keys = [k for k in model_cfg if k != "hyper_parameters"]
+            why = f"a grid key must be one of {model}'s keys in {model_yaml}"
+            raise core.unknown_keys_error(f"--set {key}", [key], grid_keys, why)
+        if key not in merged:
+            raise core.unknown_keys_error(f"--set {key}", [key], merged)
+        if isinstance(value, list) and key not in keys:
+            keys.append(key)
+        if key in keys:
             values[key] = value
         else:
-            if key not in merged:
-                raise core.unknown_keys_error(f"--set {key}", [key], merged)
-            if key in keys:  # a single value pins a grid key
-                values[key] = [value]
-            else:
-                plain[key] = value
-    values["seed"] = (
-        list(seeds)
-        if seeds
-        else (merged.get("seed") if isinstance(merged.get("seed"), list) else [merged.get("seed", core.DEFAULT_SEED)])
-    )
+            plain[key] = value
+    values["seed"] = list(seeds) if seeds else merged.get("seed", core.DEFAULT_SEED)
     for key in keys:
         if not isinstance(values[key], list):
             values[key] = [values[key]]
@@ -158,8 +133,7 @@ def run_grid(
     runner=None,
     echo=print,
 ) -> int:
-    """Run the grid (or this shard of it) through MMRec's grid loop, skipping finished points.
-    Returns main.py's exit code (0 when nothing was left to run)."""
+    """Run the grid (or this shard of it) through MMRec's grid loop, skipping finished points; main.py's exit code."""
     with out_dir_lock(out_dir):  # one mde-mmrec run per results folder
         checkout, out_dir = Path(checkout), Path(out_dir)
         if any((out_dir / "runs").glob("*.jsonl")):
@@ -168,9 +142,8 @@ def run_grid(
                 "mix with its own; choose another --out"
             )
         results_file = (out_dir / "results.jsonl").resolve()  # out_dir_lock has created the folder
-        overrides = dict(plain or {})
-        overrides.update({k: values[k] for k in keys})
-        overrides.update({"hyper_parameters": list(keys), "results_file": str(results_file), "resume": True})
+        overrides = {**(plain or {}), **{k: values[k] for k in keys}}
+        overrides.update(hyper_parameters=list(keys), results_file=str(results_file), resume=True)
         if shard:
             overrides["grid_shard"] = f"{shard[0]}/{shard[1]}"
         if epochs:
@@ -188,9 +161,9 @@ def run_grid(
             f"{len(to_run)} to run"
         )
         for index, point in skipped:
-            echo(f"  skip {index + 1}/{len(points)}: {_show(point)} (in {results_file})")
+            echo(f"  skip {index + 1}/{len(points)}: {core.show_params(point)} (in {results_file})")
         for index, point in to_run:
-            echo(f"  run  {index + 1}/{len(points)}: {_show(point)}")
+            echo(f"  run  {index + 1}/{len(points)}: {core.show_params(point)}")
         sidecar = core.settings_file(results_file)
         unvouched = 0 if sidecar.is_file() else len(core.results_log().read_results(results_file))
         if unvouched:
@@ -205,22 +178,14 @@ def run_grid(
         progress.begin(0, f"{model} grid", len(to_run), events_file(log_path))
         code, why = core.run_one(checkout, model, dataset, overrides, settings, log_path, progress, runner)
         if why:
-            tail = "\n".join("    " + line for line in progress.tail[-15:])
             echo(
                 f"MMRec {why}; finished points are kept in {results_file} (rerun to resume). Last lines of "
-                f"{log_path}:\n{tail}"
+                f"{log_path}:\n{progress.last_lines()}"
             )
         return code
 
 
-def summarize(
-    records: list[dict],
-    keys: list[str],
-    out_dir: Path,
-    title: str,
-    valid_metric: str = VALID_METRIC,
-    charts: bool = True,
-) -> Path:
+def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str, charts: bool = True) -> Path:
     """summary.md / summary.csv (all points, best first) and heatmap_<a>_<b>.png per pair of grid keys."""
     failed = [r for r in records if r.get("failed")]  # no result (NaN loss): listed, not ranked
     records = [r for r in records if not r.get("failed")]
@@ -229,44 +194,35 @@ def summarize(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sigma_keys = [k for k in keys if k != "seed"]
-    table = report.grid_table(records, sigma_keys, valid_metric)
+    table = report.grid_table(records, sigma_keys)
     best = table.iloc[0]  # the table's first row: best by the mean over the point's seeds
     table.to_csv(out_dir / "summary.csv", index=False)
-    heat = report.heatmaps(table, sigma_keys, out_dir, f"valid {valid_metric}") if charts else []
-    valid = table[f"valid {valid_metric}"]
+    heat = report.heatmaps(table, sigma_keys, out_dir, "valid recall@20") if charts else []
+    valid = table["valid recall@20"]
     ties = int((valid == valid.iloc[0]).sum()) - 1
+    one_seed = "; one seed per point: rerun with --seeds N to see how much of the ranking is seed noise"
     text = (
-        f"# {title}\n\n"
-        f"Best point by validation {valid_metric} (mean over its {int(best['n_seeds'])} seed(s)): "
-        f"**{_show({k: best[k] for k in sigma_keys})}** (valid {best[f'valid {valid_metric}']:.4f}, "
+        f"Best point by validation recall@20 (mean over its {int(best['n_seeds'])} seed(s)): "
+        f"**{core.show_params({k: best[k] for k in sigma_keys})}** (valid {best['valid recall@20']:.4f}, "
         f"test recall@20 {best['test recall@20']:.4f}, ndcg@20 {best['test ndcg@20']:.4f}, "
         f"best validation after {best['epochs_to_best']:.1f} epochs)"
         + (f"; tied on validation with the next {ties} row(s) of the table" if ties else "")
-        + (
-            "; one seed per point: rerun with --seeds N to see how much of the ranking is seed noise"
-            if int(table["n_seeds"].max()) == 1
-            else ""
-        )
+        + (one_seed if int(table["n_seeds"].max()) == 1 else "")
         + "\n\n"
         f"{len(records)} finished run(s); rows: grid points (seeds averaged), sorted by validation "
-        f"{valid_metric}.\n\n" + report.grid_markdown(table, sigma_keys)
+        "recall@20.\n\n" + report.grid_markdown(table, sigma_keys)
     )
     if failed:
         text += "\nWithout a result (not ranked):\n" + "".join(
-            f"- {_show(r.get('params', {}))}: {r['failed']}\n" for r in failed
+            f"- {core.show_params(r.get('params', {}))}: {r['failed']}\n" for r in failed
         )
     if heat:
         text += "\n" + "\n".join(f"![{p.stem}]({p.name})" for p in heat) + "\n"
-    path = out_dir / "summary.md"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return report.write_markdown(out_dir / "summary.md", title, text)
 
 
 def grid_keys_of(records: list[dict]) -> list[str]:
-    keys = []
-    for r in records:
-        keys += [k for k in r.get("params", {}) if k not in keys]
-    return keys
+    return list(dict.fromkeys(k for r in records for k in r.get("params", {})))
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -286,11 +242,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         print(f"Slurm job array task: shard {shard[0]}/{shard[1]}")
     out = Path(args.out or f"results/grid-{args.model}-{args.dataset}")
     code = run_grid(checkout, args.model, args.dataset, keys, values, out, plain, args.epochs, shard)
-    records = [
-        r
-        for r in core.results_log().read_results(out / "results.jsonl")
-        if r.get("model") == args.model and r.get("dataset") == args.dataset
-    ]
+    results = core.results_log().read_results(out / "results.jsonl")
+    records = [r for r in results if r.get("model") == args.model and r.get("dataset") == args.dataset]
     if any(not r.get("failed") for r in records):
         md = summarize(records, keys, out, f"{args.model} grid on {args.dataset}")
         print(md.read_text(encoding="utf-8"))
@@ -300,26 +253,23 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _same_settings(results_files: list[Path]) -> dict | None:
-    """The shards' common settings (their sidecars); an error naming the difference where they differ,
-    None (with a warning) where a shard's settings were not recorded."""
-    recorded = {}
-    for path in results_files:
-        sidecar = core.settings_file(path)
-        if not sidecar.is_file():
-            log.warning(
-                "%s has no %s: cannot check that it ran with the other shards' settings", path.parent, sidecar.name
-            )
-            return None
-        recorded[path] = json.loads(sidecar.read_text(encoding="utf-8"))
-    (first, settings), *rest = recorded.items()
-    for path, other in rest:
-        if other != settings:
+    """The shards' common settings (None where one has no sidecar); an error where they differ."""
+    sidecars = [core.settings_file(path) for path in results_files]
+    missing = [sidecar for sidecar in sidecars if not sidecar.is_file()]
+    if missing:
+        log.warning(
+            "%s has no %s: cannot check that it ran with the other shards' settings", missing[0].parent, missing[0].name
+        )
+        return None
+    first, *rest = [json.loads(sidecar.read_text(encoding="utf-8")) for sidecar in sidecars]
+    for path, other in zip(results_files[1:], rest):
+        if other != first:
             raise MdeMmrecError(
-                f"{path.parent} ran with other settings than {first.parent} ("
-                f"{core.settings_difference(settings, other)}): merging would rank points "
+                f"{path.parent} ran with other settings than {results_files[0].parent} ("
+                f"{core.settings_difference(first, other)}): merging would rank points "
                 "of different runs in one table; rerun the shard with the same settings"
             )
-    return settings
+    return first
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
@@ -356,7 +306,6 @@ def register(subparsers) -> None:
     p.add_argument("-m", "--model", default="MDE", help="model (default MDE)")
     p.add_argument(
         "--shard",
-        default=None,
         metavar="I/N",
         help="run every N-th point, starting at the I-th (default: in a Slurm job array, the array task's "
         "shard: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1 of SLURM_ARRAY_TASK_COUNT)",

@@ -22,14 +22,8 @@ from .errors import MdeMmrecError
 
 log = logging.getLogger(__name__)
 
-METRICS = ("recall", "ndcg", "precision", "map")
-KS = (5, 10, 20)
 METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "map": "MAP"}
-
-
-def metric_keys(metrics=METRICS, ks=KS) -> list[str]:
-    """["recall@5", "recall@10", ...] in the order tables show them."""
-    return [f"{m}@{k}" for m in metrics for k in ks]
+KS = (5, 10, 20)
 
 
 def metric_label(key: str) -> str:
@@ -42,12 +36,9 @@ def label_of(record: dict) -> str:
     return record.get("label") or record["model"]
 
 
-def records_frame(records: list[dict], split: str = "test") -> pd.DataFrame:
-    """One row per record: label, model, dataset, seed, every param (``p.<key>``), the metrics of ``split``
-    ("test" or "best_valid"), epochs_to_best, s_per_epoch, and the validation metric as ``valid.<metric>``.
-
-    ``epochs_to_best``: the epochs trained when the best validation score was reached, ``best_epoch + 1``
-    (a results line keeps MMRec's epoch index, which counts from 0 as MMRec's log does)."""
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per record: label, model, dataset, seed, epochs_to_best, s_per_epoch, every param as ``p.<key>``,
+    the test metrics and the validation ones as ``valid.<metric>``."""
     rows = []
     for r in records:
         row = {
@@ -56,12 +47,10 @@ def records_frame(records: list[dict], split: str = "test") -> pd.DataFrame:
             "dataset": r.get("dataset"),
             "seed": r.get("seed"),
             "epochs_to_best": epochs_to_best(r),
-            "epochs_run": r.get("epochs_run"),
             "s_per_epoch": r.get("s_per_epoch"),
-            "train_time_s": r.get("train_time_s"),
         }
-        row.update({f"p.{k}": _hashable(v) for k, v in (r.get("params") or {}).items()})
-        row.update(r.get(split) or {})
+        row.update({f"p.{k}": tuple(v) if isinstance(v, list) else v for k, v in (r.get("params") or {}).items()})
+        row.update(r.get("test") or {})
         row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})
         rows.append(row)
     import pandas as pd
@@ -70,28 +59,22 @@ def records_frame(records: list[dict], split: str = "test") -> pd.DataFrame:
 
 
 def epochs_to_best(record: dict):
-    """The epochs trained when the best validation score was reached (MMRec's best epoch index + 1)."""
+    """The epochs trained when the best validation score was reached (MMRec's best epoch index counts from 0)."""
     index = record.get("best_epoch")
     return None if index is None else index + 1
 
 
-def _hashable(value):
-    return tuple(value) if isinstance(value, list) else value
+def metric_keys() -> list[str]:
+    """["recall@5", "recall@10", ...] in the order tables show them."""
+    return [f"{m}@{k}" for m in METRIC_NAMES for k in KS]
 
 
-def summarize(
-    records: list[dict], metrics=METRICS, ks=KS, split: str = "test", order: list[str] | None = None
-) -> pd.DataFrame:
-    """Mean and standard deviation over seeds, one row per label (configuration).
-
-    Columns: label, model, n_seeds, ``<metric>@k mean`` / ``<metric>@k std`` for each metric and k,
-    epochs_to_best (mean), s_per_epoch (mean). ``std`` is the sample standard deviation (0 with one seed).
-    Rows follow ``order`` (labels) where given, else first appearance.
-    """
+def summarize(records: list[dict], order: list[str] | None = None) -> pd.DataFrame:
+    """Mean and sample standard deviation (0 with one seed) over seeds, one row per label (in ``order``)."""
     if not records:
         raise MdeMmrecError("no results to summarise (the results file is empty or missing)")
-    frame = records_frame(records, split)
-    keys = metric_keys(metrics, ks)
+    frame = records_frame(records)
+    keys = metric_keys()
     missing = [k for k in keys if k not in frame.columns]
     if missing:
         raise MdeMmrecError(
@@ -131,6 +114,13 @@ def fmt_seconds(value) -> str:
     return f"{value:.3g}" if value < 999.5 else f"{value:.0f}"  # not 1e+03
 
 
+def spread(mean, std, n: int) -> str:
+    """``mean ± std`` over ``n`` seeds: the mean alone for one seed, "-" for none."""
+    if not n:
+        return "-"
+    return f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub Markdown table (cells formatted with 4 decimals for floats)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
@@ -142,22 +132,14 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 def method_note(records: list[dict], bold: bool = False) -> str:
     """How the numbers of a comparison table were obtained, in one sentence."""
     seeds = sorted({r.get("seed") for r in records} - {None})
-    epochs = sorted(
-        {(r.get("overrides") or {}).get("epochs") or (r.get("settings") or {}).get("epochs") for r in records} - {None}
-    )
-    metric = next(
-        (
-            str((r.get("settings") or {}).get("valid_metric"))
-            for r in records
-            if (r.get("settings") or {}).get("valid_metric")
-        ),
-        "Recall@20",
-    )
+    settings = [r.get("settings") or {} for r in records]
+    epochs = {(r.get("overrides") or {}).get("epochs") or s.get("epochs") for r, s in zip(records, settings)}
+    metric = next((str(s["valid_metric"]) for s in settings if s.get("valid_metric")), "Recall@20")
     spread = "mean ± sample standard deviation over seeds" if len(seeds) > 1 else "one seed (no spread):"
     return (
         f"test-split metrics at the epoch with the best validation {metric}; {spread} "
         f"{', '.join(map(str, seeds))}"
-        + (f"; at most {'/'.join(map(str, epochs))} epochs" if epochs else "")
+        + (f"; at most {'/'.join(map(str, sorted(epochs - {None})))} epochs" if epochs - {None} else "")
         + ("; bold: the best mean in its column" if bold else "")
     )
 
@@ -172,48 +154,39 @@ def settings_notes(records: list[dict]) -> list[str]:
     return list(lines.values())
 
 
-def summary_markdown(summary: pd.DataFrame, metrics=METRICS, ks=KS) -> str:
-    """The comparison table: one row per configuration, ``mean ± std`` cells; the best mean per column
-    in bold."""
-    keys = metric_keys(metrics, ks)
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """The comparison table: one row per configuration, ``mean ± std`` cells; the best mean per column in bold."""
+    keys = metric_keys()
     header = ["model", "seeds"] + [metric_label(k) for k in keys] + ["epochs to best", "s/epoch"]
     best = {k: summary[f"{k} mean"].max() for k in keys}
     rows = []
     for _, r in summary.iterrows():
         cells = [r["label"], str(r["n_seeds"])]
         for k in keys:
-            cell = f"{r[f'{k} mean']:.4f} ± {r[f'{k} std']:.4f}" if r["n_seeds"] > 1 else f"{r[f'{k} mean']:.4f}"
+            cell = spread(r[f"{k} mean"], r[f"{k} std"], r["n_seeds"])
             cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)
         cells += [fmt(r["epochs_to_best"], 1), fmt_seconds(r["s_per_epoch"])]
         rows.append(cells)
     return markdown_table(header, rows)
 
 
-def write_summary(
-    summary: pd.DataFrame,
-    out_dir: Path,
-    stem: str = "summary",
-    title: str | None = None,
-    notes: list[str] | None = None,
-    metrics=METRICS,
-    ks=KS,
-) -> tuple[Path, Path]:
+def write_markdown(path: Path, title: str, body: str, notes=()) -> Path:
+    """``# title``, the body and the notes as a list."""
+    path.write_text(f"# {title}\n\n{body}\n" + "".join(f"- {n}\n" for n in notes), encoding="utf-8")
+    return path
+
+
+def write_summary(summary: pd.DataFrame, out_dir: Path, title: str, notes=()) -> tuple[Path, Path]:
     """``summary.md`` (title, table, notes) and ``summary.csv`` (all columns, full precision)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md, csv = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
-    text = (f"# {title}\n\n" if title else "") + summary_markdown(summary, metrics, ks)
-    if notes:
-        text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    md.write_text(text, encoding="utf-8")
-    summary.to_csv(csv, index=False)
-    return md, csv
+    summary.to_csv(out_dir / "summary.csv", index=False)
+    return write_markdown(out_dir / "summary.md", title, summary_markdown(summary), notes), out_dir / "summary.csv"
 
 
 # ------------------------------------------------------------------------------------------------ charts
 def pyplot():
-    """matplotlib.pyplot with the file-only Agg backend, or None where matplotlib is not installed: the
-    commands then write their tables as usual and skip the charts (``charts_available`` warns once)."""
+    """matplotlib.pyplot with the file-only Agg backend, or None where matplotlib is not installed."""
     if not charts_available():
         return None
     import matplotlib
@@ -226,8 +199,7 @@ def pyplot():
 
 @functools.cache
 def charts_available() -> bool:
-    """Whether charts can be drawn; the commands call it before any training, so a missing matplotlib is
-    said at the start (once), not found after hours of runs."""
+    """Whether charts can be drawn (the commands ask before any training: a missing matplotlib is said once)."""
     try:
         importlib.import_module("matplotlib")
     except ImportError as exc:
@@ -240,12 +212,20 @@ def charts_available() -> bool:
     return True
 
 
-def bar_chart(summary: pd.DataFrame, path: Path, keys: list[str] | None = None, title: str = "") -> Path | None:
+def save_chart(fig, path) -> Path:
+    """Lay out, write (120 dpi) and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    pyplot().close(fig)
+    return Path(path)
+
+
+def bar_chart(summary: pd.DataFrame, path: Path, title: str = "") -> Path | None:
     """Grouped bars (one group per metric, one bar per configuration) with std error bars (None: no matplotlib)."""
     plt = pyplot()
     if plt is None:
         return None
-    keys = keys or [f"{m}@{k}" for m in ("recall", "ndcg") for k in KS]
+    keys = [f"{m}@{k}" for m in ("recall", "ndcg") for k in KS]
     n = len(summary)
     width = 0.8 / max(n, 1)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(keys) + 0.4 * n), 4))
@@ -253,41 +233,26 @@ def bar_chart(summary: pd.DataFrame, path: Path, keys: list[str] | None = None, 
         xs = [j + (i - (n - 1) / 2) * width for j in range(len(keys))]
         spread = [row[f"{k} std"] for k in keys] if row["n_seeds"] > 1 else None  # no bars for one seed
         ax.bar(xs, [row[f"{k} mean"] for k in keys], width, yerr=spread, capsize=3, label=row["label"])
-    ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels([metric_label(k) for k in keys])
-    ax.set_ylabel("test score (mean ± std over seeds)")
-    ax.set_title(title)
+    ax.set_xticks(range(len(keys)), [metric_label(k) for k in keys])
+    ax.set(ylabel="test score (mean ± std over seeds)", title=title)
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_chart(fig, path)
 
 
-def grid_table(
-    records: list[dict], keys: list[str], valid_metric: str = "recall@20", test_metrics=("recall@20", "ndcg@20")
-) -> pd.DataFrame:
-    """One row per grid point (seeds averaged), sorted by the mean validation metric, best first."""
-    frame = records_frame(records)
-    cols = [f"p.{k}" for k in keys]
+def grid_table(records: list[dict], keys: list[str]) -> pd.DataFrame:
+    """One row per grid point (seeds averaged), sorted by the mean validation Recall@20, best first."""
     agg = {
-        f"valid.{valid_metric}": "mean",
-        **{m: "mean" for m in test_metrics},
+        "valid.recall@20": "mean",
+        "recall@20": "mean",
+        "ndcg@20": "mean",
         "seed": "nunique",
         "epochs_to_best": "mean",
     }
-    table = frame.groupby(cols, dropna=False).agg(agg).reset_index()
-    table = table.rename(
-        columns={
-            **{f"p.{k}": k for k in keys},
-            f"valid.{valid_metric}": f"valid {valid_metric}",
-            **{m: f"test {m}" for m in test_metrics},
-            "seed": "n_seeds",
-        }
-    )
+    table = records_frame(records).groupby([f"p.{k}" for k in keys], dropna=False).agg(agg).reset_index()
+    names = {"valid.recall@20": "valid recall@20", "recall@20": "test recall@20", "ndcg@20": "test ndcg@20"}
+    table = table.rename(columns={**{f"p.{k}": k for k in keys}, **names, "seed": "n_seeds"})
     table["n_seeds"] = table["n_seeds"].astype(int)
-    return table.sort_values(f"valid {valid_metric}", ascending=False, kind="stable").reset_index(drop=True)
+    return table.sort_values("valid recall@20", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def grid_markdown(table: pd.DataFrame, keys: list[str] = ()) -> str:
@@ -295,13 +260,18 @@ def grid_markdown(table: pd.DataFrame, keys: list[str] = ()) -> str:
 
     def cell(column, value):
         if column in keys:
-            return f"{value:g}" if isinstance(value, float) else str(value)
+            return _exact(value)
         if column == "n_seeds":
             return str(value)
         return fmt(value, 1) if column == "epochs_to_best" else value
 
     rows = [[cell(c, v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
     return markdown_table([c if c in keys else c.replace("_", " ") for c in table.columns], rows)
+
+
+def _exact(value) -> str:
+    """A grid value as written (1e-05, 0.1), not rounded."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def heatmap_data(table: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFrame:
@@ -322,21 +292,14 @@ def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) ->
         data = heatmap_data(table, x, y, value)
         fig, ax = plt.subplots(figsize=(1.2 * data.shape[1] + 2.5, 0.8 * data.shape[0] + 2))
         im = ax.imshow(data.values, cmap="viridis", aspect="auto", origin="lower")
-        ax.set_xticks(range(data.shape[1]))
-        ax.set_xticklabels([f"{v:g}" if isinstance(v, float) else str(v) for v in data.columns])  # 1e-05, 0.1
-        ax.set_yticks(range(data.shape[0]))
-        ax.set_yticklabels([f"{v:g}" if isinstance(v, float) else str(v) for v in data.index])
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
+        ax.set_xticks(range(data.shape[1]), [_exact(v) for v in data.columns])
+        ax.set_yticks(range(data.shape[0]), [_exact(v) for v in data.index])
+        ax.set(xlabel=x, ylabel=y)
         middle = (im.norm.vmin + im.norm.vmax) / 2
         for (i, j), v in pd.DataFrame(data.values).stack().items():  # dark text on viridis' light (high) end
             ax.text(j, i, f"{v:.4f}", ha="center", va="center", color="k" if v > middle else "w", fontsize="small")
         others = [k for k in keys if k not in (x, y)]
         ax.set_title(f"{value}" + (f" (best over {', '.join(others)})" if others else ""), fontsize="small")
         fig.colorbar(im, ax=ax)
-        fig.tight_layout()
-        path = Path(out_dir) / f"heatmap_{x}_{y}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_chart(fig, Path(out_dir) / f"heatmap_{x}_{y}.png"))
     return paths

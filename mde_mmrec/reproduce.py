@@ -1,17 +1,6 @@
 """`mde-mmrec reproduce table1|table2|fig2|readings`: the MDE paper's experiments on your data, in the paper's
 layout, beside the paper's own numbers (``mde_mmrec/data/paper_results.csv``, copied from the paper); and a study of
-the readings of the paper that ``src/models/mde.py`` makes switchable.
-
-* table1: MDE and the baselines of Table I, top-5 Recall / Precision / MAP / NDCG.
-* table2: MDE and its ablations w/o MDA, w/o MSA, w/o NLT (``use_mda`` / ``use_msa`` / ``use_nlt`` =
-  False), Recall@5.
-* fig2: the trade-off analysis: variant A, one fixed text preference w_t = 0.1 ... 0.9 for all nodes
-  (``fixed_text_weight``), variant B, node-level independent trade-off weights (``tradeoff=independent``),
-  and full MDE. The paper gives Fig. 2 only as a chart, so only measured values are reported.
-* readings: full MDE with every switch at its default, and with one switch (``READINGS``) at its other
-  value(s), each with its own small sigma grid chosen on validation Recall@20, on one or more data sets.
-
-Every configuration runs through ``core.run_configs`` (MMRec's own training loop, same seeds, resumable).
+the readings of the paper that ``src/models/mde.py`` makes switchable (docs/workflow.md).
 """
 
 from __future__ import annotations
@@ -27,13 +16,14 @@ if TYPE_CHECKING:  # pandas is imported where it is used, so `mde-mmrec --help` 
     import pandas as pd
 
 from . import core, grid, mmrec, report
-from .errors import MdeMmrecError, positive_int
+from .errors import MdeMmrecError
 
 PAPER_CSV = "paper_results.csv"
 PAPER_DATASETS = ("baby", "sports", "clothing")
 TABLE1_MODELS = ("VBPR", "MMGCN", "GRCN", "DualGNN", "SLMRec", "BM3", "FREEDOM", "DRAGON", "MDE")
 TABLE1_METRICS = ("recall@5", "precision@5", "map@5", "ndcg@5")  # the paper's column order
 TABLE1_HEAD = ("REC", "PREC", "MAP", "NDCG")
+SEEDS = 3  # the default number of seeds of every experiment
 FIG2_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 FIG2_METRICS = ("recall@20", "ndcg@20")
 # The readings of the paper that src/models/mde.py makes switchable (docs/paper-to-code.md): default first
@@ -48,7 +38,6 @@ READINGS = {
 }
 READINGS_DIFF_WEIGHTS = (1.0, 10.0, 100.0)  # sigma_diff
 READINGS_CL_WEIGHTS = (0.01, 0.1)  # sigma_cl
-READINGS_SEEDS = 3
 SIGMAS = {"diff_weight": None, "cl_weight": None}  # the study's grid keys (each configuration sets them)
 
 
@@ -78,9 +67,9 @@ def experiment_configs(name: str, models: list[str] | None = None) -> list[core.
     raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
 
 
-def _cell(summary: pd.DataFrame, label: str, key: str):
-    row = summary[summary["label"] == label]
-    if row.empty:
+def _cell(summary: pd.DataFrame | None, label: str, key: str):
+    row = None if summary is None else summary[summary["label"] == label]
+    if row is None or row.empty:
         return None, None
     return row.iloc[0][f"{key} mean"], row.iloc[0][f"{key} std"]
 
@@ -91,55 +80,29 @@ def _ours(summary, label, key, n_seeds) -> str:
     if mean is None:
         return "-"
     done = int(summary[summary["label"] == label].iloc[0]["n_seeds"])
-    text = f"{mean:.4f} ± {std:.4f}" if done > 1 else f"{mean:.4f}"
+    text = report.spread(mean, std, done)
     return text if done >= n_seeds else f"{text} ({done} of {n_seeds} seeds)"
 
 
-def table1_markdown(
-    summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str, paper_dataset: str, n_seeds: int
-) -> str:
-    """Rows: Table I's models; columns: ours (REC PREC MAP NDCG @5) then the paper's on paper_dataset."""
-    p = paper[(paper["table"] == "table1") & (paper["dataset"] == paper_dataset)]
-    header = (
-        ["model"]
-        + [f"{h} (ours, {dataset})" for h in TABLE1_HEAD]
-        + [f"{h} (paper, {paper_dataset})" for h in TABLE1_HEAD]
-    )
+def experiment_table(first: str, columns: list[tuple], summary, status: dict, paper, n_seeds: int) -> str:
+    """One row per configuration; ``columns``: (header, metric, None) for ours, (header, metric, data set) for
+    the paper's on that data set."""
     rows = []
     for label in status:
-        ours = [_ours(summary, label, k, n_seeds) for k in TABLE1_METRICS]
+        ours = [_ours(summary, label, k, n_seeds) for _, k, d in columns if d is None]
         if status[label] != "ok" and ours[0] == "-":
-            ours = [status[label]] + ["-"] * 3
-        theirs = [p[(p["row"] == label) & (p["metric"] == k)]["value"] for k in TABLE1_METRICS]
+            ours = [status[label]] + ["-"] * (len(ours) - 1)
+        theirs = [
+            paper[(paper["row"] == label) & (paper["metric"] == k) & (paper["dataset"] == d)]["value"]
+            for _, k, d in columns
+            if d is not None
+        ]
         rows.append([label] + ours + [f"{v.iloc[0]:.4f}" if len(v) else "-" for v in theirs])
-    return report.markdown_table(header, rows)
-
-
-def table2_markdown(summary: pd.DataFrame, status: dict, paper: pd.DataFrame, dataset: str, n_seeds: int) -> str:
-    p = paper[paper["table"] == "table2"]
-    header = ["components", f"R@5 (ours, {dataset})"] + [f"R@5 (paper, {d})" for d in PAPER_DATASETS]
-    rows = []
-    for label in status:
-        ours = _ours(summary, label, "recall@5", n_seeds)
-        if ours == "-" and status[label] != "ok":
-            ours = status[label]
-        theirs = [p[(p["row"] == label) & (p["dataset"] == d)]["value"] for d in PAPER_DATASETS]
-        rows.append([label, ours] + [f"{v.iloc[0]:.4f}" if len(v) else "-" for v in theirs])
-    return report.markdown_table(header, rows)
-
-
-def fig2_markdown(summary: pd.DataFrame, status: dict, n_seeds: int) -> str:
-    header = ["variant"] + [f"{k} (ours)" for k in FIG2_METRICS]
-    rows = [
-        [label] + [_ours(summary, label, k, n_seeds) if status[label] == "ok" else status[label] for k in FIG2_METRICS]
-        for label in status
-    ]
-    return report.markdown_table(header, rows)
+    return report.markdown_table([first] + [h for h, _, _ in columns], rows)
 
 
 def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
-    """Points with std bars: variant A over w_t; dotted line: variant B; wide solid line: MDE (one panel per
-    metric; the lines' values are in the legend, so equal lines stay readable)."""
+    """Variant A over w_t with std bars, variant B and MDE as lines (their values in the legend)."""
     plt = report.pyplot()
     if plt is None:
         return None
@@ -158,26 +121,14 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
             mean, _ = _cell(summary, label, key)
             if mean is not None:
                 values.append(mean)
-                ax.axhline(
-                    mean,
-                    linestyle=style,
-                    color=color,
-                    linewidth=width,
-                    alpha=0.7,
-                    zorder=2,
-                    label=f"{label} ({mean:.4f})",
-                )
+                ax.axhline(mean, ls=style, color=color, lw=width, alpha=0.7, zorder=2, label=f"{label} ({mean:.4f})")
         if values:  # every point and line inside the frame, with room around them
             pad = 0.1 * (max(values) - min(values)) or 0.01
             ax.set_ylim(min(values) - pad, max(values) + pad)
-        ax.set_xlabel("w_t (text preference, variant A)")
-        ax.set_ylabel(f"test {key} (mean ± std over seeds)")
+        ax.set(xlabel="w_t (text preference, variant A)", ylabel=f"test {key} (mean ± std over seeds)")
     axes[0].legend(fontsize="small")
     fig.suptitle(f"Trade-off mechanisms on {dataset} (cf. the paper's Fig. 2, Baby)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return report.save_chart(fig, path)
 
 
 def reproduce(
@@ -197,15 +148,13 @@ def reproduce(
     from_grid: str | None = None,
 ) -> tuple[Path, dict[str, str]]:
     """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown and the
-    configurations that failed (label: why; configurations skipped by design, e.g. needing CUDA, are not).
-    ``common``: overrides for every configuration; ``model_sets``: {model: overrides} for that model's
-    configurations (an experiment's own variant settings, e.g. use_mda=False, take precedence);
-    ``from_grid``: the grid folder whose best point ``model_sets`` carries for MDE (said so in the notes)."""
+    configurations that failed (not those that cannot run here). ``common``: overrides for every configuration;
+    ``model_sets``: {model: overrides} (an experiment's own variant settings take precedence)."""
     configs = [
         core.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
         for c in experiment_configs(experiment, models)
     ]
-    configs, skipped = core.runnable(configs, core.cuda_available() if cuda is None else cuda, checkout)
+    configs, skipped = core.runnable(configs, cuda, checkout)
     for label, why in skipped.items():
         echo(f"{label}: {why}")
     out_dir = Path(out_dir)
@@ -214,66 +163,58 @@ def reproduce(
     )
     order = [c.label for c in experiment_configs(experiment, models)]
     status = {label: status.get(label) or skipped[label] for label in order}  # "ok", a failure, "not run: ..."
-    import pandas as pd
-
-    summary = report.summarize(records, order=order) if records else pd.DataFrame(columns=["label"])
+    summary = report.summarize(records, order=order) if records else None
     if records:
         summary.to_csv(out_dir / "summary.csv", index=False)
-    n_seeds = len(seeds)
     paper = paper_results()
-    runs = f"{n_seeds} seed(s) ({', '.join(map(str, seeds))})" + (f", at most {epochs} epochs" if epochs else "")
+    paper = paper[paper["table"] == experiment]
     if experiment == "table1":
         pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")
-        body = table1_markdown(summary, status, paper, dataset, pd_name, n_seeds)
-        title = f"Table I (top-5) on {dataset}: ours beside the paper's {pd_name}"
+        columns = [(f"{h} (ours, {dataset})", k, None) for h, k in zip(TABLE1_HEAD, TABLE1_METRICS)]
+        columns += [(f"{h} (paper, {pd_name})", k, pd_name) for h, k in zip(TABLE1_HEAD, TABLE1_METRICS)]
+        first, title = "model", f"Table I (top-5) on {dataset}: ours beside the paper's {pd_name}"
     elif experiment == "table2":
-        body = table2_markdown(summary, status, paper, dataset, n_seeds)
-        title = f"Table II (ablations, R@5) on {dataset}: ours beside the paper's"
+        columns = [(f"R@5 (ours, {dataset})", "recall@5", None)]
+        columns += [(f"R@5 (paper, {d})", "recall@5", d) for d in PAPER_DATASETS]
+        first, title = "components", f"Table II (ablations, R@5) on {dataset}: ours beside the paper's"
     else:
-        body = fig2_markdown(summary, status, n_seeds)
-        title = f"Fig. 2 (trade-off mechanisms) on {dataset}"
+        columns = [(f"{k} (ours)", k, None) for k in FIG2_METRICS]
+        first, title = "variant", f"Fig. 2 (trade-off mechanisms) on {dataset}"
+    body = experiment_table(first, columns, summary, status, paper, len(seeds))
+    if experiment == "fig2":
         if any(s == "ok" for s in status.values()) and fig2_chart(summary, out_dir / "fig2.png", dataset):
             body += "\n![Fig. 2](fig2.png)\n"
+    runs = f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))})" + (f", at most {epochs} epochs" if epochs else "")
     notes = [
         f"ours: {report.method_note(records)}" if records else f"ours: {runs}",
         *report.settings_notes(records),
         sigma_note(from_grid),
-        f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0] if experiment == 'table1' else paper['source'].iloc[-1]})"
+        f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0]})"
         if experiment != "fig2"
         else "the paper gives Fig. 2 only as a chart (Baby); no numbers to set beside ours",
         f"command: `{core.command_line()}`",
     ]
-    text = f"# {title}\n\n{body}\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    path = out_dir / f"{experiment}.md"
-    path.write_text(text, encoding="utf-8")
     failed = {label: s for label, s in status.items() if s != "ok" and not s.startswith("not run")}
-    return path, failed
+    return report.write_markdown(out_dir / f"{experiment}.md", title, body, notes), failed
 
 
 def sigma_note(from_grid: str | None) -> str:
     """Where MDE's three loss weights in a reproduced table come from."""
-    if from_grid:
-        return (
-            f"MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are the best point by "
-            f"validation Recall@20 of the grid in {from_grid} (listed above), as the paper chose them by grid "
-            "search on the validation set"
-        )
-    return (
-        "MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are MDE.yaml's first grid "
-        "values unless set (listed above); the paper chose them by grid search on the validation set: "
-        "`mde-mmrec grid --out G` finds them, `reproduce ... --from-grid G` uses them (at small sigma_diff "
-        "MDA barely acts: see README, Paper to code)"
+    where = (
+        f"the best point by validation Recall@20 of the grid in {from_grid} (listed above), as the paper chose them "
+        "by grid search on the validation set"
+        if from_grid
+        else "MDE.yaml's first grid values unless set (listed above); the paper chose them by grid search on the "
+        "validation set: `mde-mmrec grid --out G` finds them, `reproduce ... --from-grid G` uses them (at small "
+        "sigma_diff MDA barely acts: see README, Paper to code)"
     )
+    return f"MDE's sigma_cl, sigma_diff, sigma_reg (cl_weight, diff_weight, reg_weight) are {where}"
 
 
 def best_grid_point(grid_dir: Path, dataset: str) -> dict:
-    """The grid keys (seed aside) of the best point by mean validation Recall@20 of an MDE grid run with
-    ``mde-mmrec grid --out GRID_DIR`` on ``dataset`` (the paper: sigmas chosen on the validation set)."""
-    records = [
-        r
-        for r in core.results_log().read_results(grid_dir / "results.jsonl")
-        if r.get("model") == "MDE" and not r.get("failed")
-    ]
+    """The grid keys (seed aside) of the best point by mean validation Recall@20 of an MDE grid on ``dataset``."""
+    results = core.results_log().read_results(grid_dir / "results.jsonl")
+    records = [r for r in results if r.get("model") == "MDE" and not r.get("failed")]
     if not records:
         raise MdeMmrecError(
             f"--from-grid {grid_dir}: no finished MDE grid points in {grid_dir / 'results.jsonl'} "
@@ -294,8 +235,7 @@ def best_grid_point(grid_dir: Path, dataset: str) -> dict:
 def readings_arms(
     readings=tuple(READINGS), diff_weights=READINGS_DIFF_WEIGHTS, cl_weights=READINGS_CL_WEIGHTS
 ) -> dict[tuple[str, object], list[core.RunConfig]]:
-    """{(reading, value): one configuration per grid point}: ("default", None) has every switch at its default
-    (shared by all readings: the same runs), (reading, value) that one switch at another value."""
+    """{(reading, value): one configuration per grid point}, ("default", None) with every switch at its default."""
     defaults = {name: values[0] for name, values in READINGS.items()}
     arms = {("default", None): defaults}
     for name in readings:
@@ -318,8 +258,7 @@ def arm_name(reading: str, value) -> str:
 
 
 def best_by_validation(records: list[dict], labels: list[str], metric: str = "recall@20") -> str | None:
-    """The label (grid point) with the best mean validation ``metric`` over its finished seeds; None if none
-    finished. Ties go to the first in ``labels``."""
+    """The label with the best mean validation ``metric`` over its seeds (the first on ties; None if none ran)."""
     scores = {}
     for label in labels:
         values = [r["best_valid"][metric] for r in records if r["label"] == label]
@@ -337,8 +276,7 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
 
 
 def verdict(default: tuple, other: tuple) -> str:
-    """The other value against the default on (mean, std, n) over seeds: better beyond seed noise when the means
-    differ by more than the sum of the two standard deviations."""
+    """The other value against the default on (mean, std, n) over seeds."""
     (m0, s0, n0), (m1, s1, n1) = default, other
     if not n0 or not n1:
         return "not run"
@@ -355,8 +293,7 @@ _W_DIFF = re.compile(r"MDE: mean W_diff = \|P_v - P_t\| \(eq\. 8\): items (\S+?)
 
 
 def w_diff_trajectories(log_text: str) -> dict[int, dict[int, float]]:
-    """{seed: {epoch: items' mean W_diff}} from the MMRec log of one configuration (its seeds are its grid; the
-    log is appended to on resume, so a seed run again keeps its last run). Epochs are MMRec's index, from 0."""
+    """{seed: {epoch (from 0): items' mean W_diff}} from one configuration's MMRec log (a seed's last run)."""
     runs, seed, epoch = {}, None, None
     for line in log_text.splitlines():
         if match := _RUN_START.search(line):
@@ -369,31 +306,8 @@ def w_diff_trajectories(log_text: str) -> dict[int, dict[int, float]]:
     return runs
 
 
-READINGS_COLUMNS = (
-    "dataset",
-    "reading",
-    "value",
-    "diff_weight",
-    "cl_weight",
-    "n_seeds",
-    "valid recall@20",
-    "recall@20 mean",
-    "recall@20 std",
-    "ndcg@20 mean",
-    "ndcg@20 std",
-    "best epoch",
-    "W_diff epoch 0",
-    "W_diff epoch 5",
-    "W_diff best epoch",
-    "verdict",
-)
-
-
 def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> list[dict]:
-    """One row per arm (``readings_arms``) at its grid point chosen by validation: test Recall@20 and NDCG@20
-    over seeds, best epoch and the items' mean W_diff at epochs 0 and 5 and at the best epoch (means over seeds;
-    from the configuration's MMRec log in ``logs``), and, for a reading's other value, the verdict against the
-    default."""
+    """One row per arm (``readings_arms``) at its grid point chosen by validation, in readings.csv's columns."""
     rows = []
     for (reading, value), configs in arms.items():
         best = best_by_validation(records, [c.label for c in configs])
@@ -406,73 +320,43 @@ def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> 
             "value": "" if value is None else value,
             "diff_weight": chosen.overrides["diff_weight"] if chosen else None,
             "cl_weight": chosen.overrides["cl_weight"] if chosen else None,
+            "n_seeds": len(ours),
             "valid recall@20": mean_std([r["best_valid"]["recall@20"] for r in ours])[0],
         }
         for key in ("recall@20", "ndcg@20"):
-            row[f"{key} mean"], row[f"{key} std"], row["n_seeds"] = mean_std([r["test"][key] for r in ours])
+            row[f"{key} mean"], row[f"{key} std"], _ = mean_std([r["test"][key] for r in ours])
         row["best epoch"] = mean_std([r.get("best_epoch") for r in ours])[0]
         for name, epoch in (("epoch 0", 0), ("epoch 5", 5), ("best epoch", None)):
-            row[f"W_diff {name}"] = w_diff_at(trajectories, ours, epoch)
+            at = [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in ours]
+            row[f"W_diff {name}"] = mean_std(at)[0]
         rows.append(row)
     default = next(r for r in rows if r["reading"] == "default")
+    recall = lambda row: (row["recall@20 mean"], row["recall@20 std"], row["n_seeds"])
     for row in rows:
-        row["verdict"] = "" if row is default else verdict(_test_recall(default), _test_recall(row))
+        row["verdict"] = "" if row is default else verdict(recall(default), recall(row))
     return rows
-
-
-def w_diff_at(trajectories: dict, records: list[dict], epoch: int | None) -> float | None:
-    """The mean over the records' seeds of the items' W_diff after ``epoch`` (None: each seed's best epoch)."""
-    return mean_std(
-        [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in records]
-    )[0]
-
-
-def _test_recall(row: dict) -> tuple:
-    return row["recall@20 mean"], row["recall@20 std"], row["n_seeds"]
 
 
 def readings_markdown(rows: list[dict], n_seeds: int) -> str:
     """One table per data set: the default, then each reading's other value with its verdict."""
-    header = [
-        "reading",
-        "diff_weight",
-        "cl_weight",
-        "seeds",
-        "valid R@20",
-        "test R@20",
-        "test NDCG@20",
-        "best epoch",
-        "W_diff ep. 0",
-        "ep. 5",
-        "best ep.",
-        "verdict (test R@20)",
-    ]
-
-    def spread(row, key):
-        mean, std = row[f"{key} mean"], row[f"{key} std"]
-        if row["n_seeds"] == 0:
-            return "-"
-        return f"{mean:.4f} ± {std:.4f}" if row["n_seeds"] > 1 else f"{mean:.4f}"
-
+    columns = {
+        "reading": lambda r: arm_name(r["reading"], r["value"]),
+        "diff_weight": lambda r: "-" if r["diff_weight"] is None else f"{r['diff_weight']:g}",
+        "cl_weight": lambda r: "-" if r["cl_weight"] is None else f"{r['cl_weight']:g}",
+        "seeds": lambda r: str(r["n_seeds"]) + ("" if r["n_seeds"] >= n_seeds else f" of {n_seeds}"),
+        "valid R@20": lambda r: report.fmt(r["valid recall@20"]),
+        "test R@20": lambda r: report.spread(r["recall@20 mean"], r["recall@20 std"], r["n_seeds"]),
+        "test NDCG@20": lambda r: report.spread(r["ndcg@20 mean"], r["ndcg@20 std"], r["n_seeds"]),
+        "best epoch": lambda r: report.fmt(r["best epoch"], 1),
+        "W_diff ep. 0": lambda r: report.fmt(r["W_diff epoch 0"]),
+        "ep. 5": lambda r: report.fmt(r["W_diff epoch 5"]),
+        "best ep.": lambda r: report.fmt(r["W_diff best epoch"]),
+        "verdict (test R@20)": lambda r: r["verdict"] or "-",
+    }
     parts = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        table = [
-            [
-                arm_name(r["reading"], r["value"]),
-                "-" if r["diff_weight"] is None else f"{r['diff_weight']:g}",
-                "-" if r["cl_weight"] is None else f"{r['cl_weight']:g}",
-                str(r["n_seeds"]) + ("" if r["n_seeds"] >= n_seeds else f" of {n_seeds}"),
-                report.fmt(r["valid recall@20"]),
-                spread(r, "recall@20"),
-                spread(r, "ndcg@20"),
-                report.fmt(r["best epoch"], 1),
-                *(report.fmt(r[f"W_diff {k}"]) for k in ("epoch 0", "epoch 5", "best epoch")),
-                r["verdict"] or "-",
-            ]
-            for r in rows
-            if r["dataset"] == dataset
-        ]
-        parts.append(f"## {dataset}\n\n" + report.markdown_table(header, table))
+        table = [[cell(r) for cell in columns.values()] for r in rows if r["dataset"] == dataset]
+        parts.append(f"## {dataset}\n\n" + report.markdown_table(list(columns), table))
     return "\n".join(parts)
 
 
@@ -489,9 +373,7 @@ def readings_study(
     runner=None,
     echo=print,
 ) -> tuple[Path, dict[str, str]]:
-    """Run the readings study (resumable: runs in OUT/<dataset>/runs/<configuration>.jsonl, logs in
-    OUT/<dataset>/logs/) and write OUT/readings.md and OUT/readings.csv; returns the Markdown and the
-    configurations that failed ("dataset: label": why)."""
+    """Run the readings study and write OUT/readings.md and .csv; (the Markdown, {"dataset: label": why failed})."""
     out_dir, arms = Path(out_dir), readings_arms(readings, diff_weights, cl_weights)
     configs = [c for point in arms.values() for c in point]
     pinned = {}
@@ -513,17 +395,17 @@ def readings_study(
         rows += readings_rows(dataset, arms, records, where / "logs")
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "readings.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=READINGS_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    grid = " x ".join(
+    sigma_grid = " x ".join(
         f"{k} in {{{', '.join(f'{v:g}' for v in values)}}}" for k, values in zip(SIGMAS, (diff_weights, cl_weights))
     )
     notes = [
         "default: every switch at MDE.yaml's default ("
         + ", ".join(f"{k}={v[0]}" for k, v in READINGS.items())
         + "); each other row changes that one switch",
-        f"each row's sigmas: the point of its own grid ({grid}) with the best mean validation Recall@20",
+        f"each row's sigmas: the point of its own grid ({sigma_grid}) with the best mean validation Recall@20",
         f"test metrics at the epoch with the best validation Recall@20; mean ± sample std over seeds "
         f"{', '.join(map(str, seeds))}" + (f"; at most {epochs} epochs" if epochs else "; MMRec's early stopping"),
         "best epoch and W_diff: means over seeds; W_diff = items' mean |P_v - P_t| (eq. 8) after that epoch "
@@ -534,26 +416,15 @@ def readings_study(
         f"runs: {out_dir}/DATASET/runs/ (one results file per configuration), logs: {out_dir}/DATASET/logs/",
         f"command: `{core.command_line()}`",
     ]
-    md = out_dir / "readings.md"
-    md.write_text(
-        f"# Readings of the paper on {', '.join(datasets)}\n\n{readings_markdown(rows, len(seeds))}\n"
-        + "\n".join(f"- {n}" for n in notes)
-        + "\n",
-        encoding="utf-8",
-    )
-    return md, failed
+    title = f"Readings of the paper on {', '.join(datasets)}"
+    return report.write_markdown(out_dir / "readings.md", title, readings_markdown(rows, len(seeds)), notes), failed
 
 
 def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
-def _cmd_readings(args: argparse.Namespace) -> int:
-    given = [o for o, v in (("--from-grid", args.from_grid), ("--paper-dataset", args.paper_dataset)) if v]
-    if given:
-        raise MdeMmrecError(f"{', '.join(given)}: not for readings (each reading chooses its own sigmas)")
-    checkout = mmrec.find_checkout(args.mmrec)
-    sets = core.parse_sets(args.set)
+def _run_readings(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict, Path]:
     core.check_set_models(sets, {"MDE"}, "readings")
     common = {**sets.get(None, {}), **sets.get("MDE", {})}
     clash = sorted(set(common) & {*READINGS, *SIGMAS})
@@ -562,44 +433,17 @@ def _cmd_readings(args: argparse.Namespace) -> int:
             f"--set {', '.join(clash)}: the study sets these itself; choose readings with --readings and the "
             "sigma grid with --diff-weights / --cl-weights"
         )
-    seeds = core.seed_list(args.seeds or READINGS_SEEDS, args.seed_values)
     out = Path(args.out or f"results/readings-{'-'.join(args.dataset)}")
-    md, failed = readings_study(
-        checkout,
-        list(dict.fromkeys(args.dataset)),
-        seeds,
-        out,
-        args.epochs,
-        args.readings or tuple(READINGS),
-        tuple(args.diff_weights or READINGS_DIFF_WEIGHTS),
-        tuple(args.cl_weights or READINGS_CL_WEIGHTS),
-        common=common,
-    )
-    print(md.read_text(encoding="utf-8"))
-    print(f"results in {out}/ (readings.md, readings.csv)")
-    for label, why in failed.items():
-        print(f"FAILED {label}: {why}")
-    return 1 if failed else 0
+    datasets, readings = list(dict.fromkeys(args.dataset)), args.readings or tuple(READINGS)
+    sigmas = tuple(args.diff_weights or READINGS_DIFF_WEIGHTS), tuple(args.cl_weights or READINGS_CL_WEIGHTS)
+    md, failed = readings_study(checkout, datasets, seeds, out, args.epochs, readings, *sigmas, common=common)
+    return md, failed, out
 
 
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    if args.models and args.experiment != "table1":
-        raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
-    if args.experiment == "readings":
-        return _cmd_readings(args)
-    options = {"--readings": args.readings, "--diff-weights": args.diff_weights, "--cl-weights": args.cl_weights}
-    given = [option for option, value in options.items() if value]
-    if given:
-        raise MdeMmrecError(f"{', '.join(given)}: for readings only")
-    if len(args.dataset) > 1:
-        raise MdeMmrecError(
-            f"-d given {len(args.dataset)} times: {args.experiment} runs on one data set (readings takes several)"
-        )
+def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict, Path]:
     dataset = args.dataset[0]
-    checkout = mmrec.find_checkout(args.mmrec)
     if args.experiment == "fig2":
         report.charts_available()
-    sets = core.parse_sets(args.set)
     core.check_set_models(sets, {c.model for c in experiment_configs(args.experiment, args.models)}, args.experiment)
     if args.from_grid:
         best = best_grid_point(Path(args.from_grid), dataset)
@@ -608,7 +452,6 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             raise MdeMmrecError(f"--from-grid sets {', '.join(clash)}; do not also give them with --set")
         print(f"MDE at the best point of {args.from_grid}: {', '.join(f'{k}={v}' for k, v in best.items())}")
         sets["MDE"] = {**sets.get("MDE", {}), **best}
-    seeds = core.seed_list(args.seeds, args.seed_values)
     out = Path(args.out or f"results/{args.experiment}-{dataset}")
     md, failed = reproduce(
         args.experiment,
@@ -623,8 +466,31 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         model_sets={m: v for m, v in sets.items() if m is not None},
         from_grid=args.from_grid,
     )
+    return md, failed, out
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    readings = args.experiment == "readings"
+    if args.models and args.experiment != "table1":
+        raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
+    if readings:
+        given = [o for o, v in (("--from-grid", args.from_grid), ("--paper-dataset", args.paper_dataset)) if v]
+        if given:
+            raise MdeMmrecError(f"{', '.join(given)}: not for readings (each reading chooses its own sigmas)")
+    else:
+        options = {"--readings": args.readings, "--diff-weights": args.diff_weights, "--cl-weights": args.cl_weights}
+        given = [option for option, value in options.items() if value]
+        if given:
+            raise MdeMmrecError(f"{', '.join(given)}: for readings only")
+        if len(args.dataset) > 1:
+            raise MdeMmrecError(
+                f"-d given {len(args.dataset)} times: {args.experiment} runs on one data set (readings takes several)"
+            )
+    checkout = mmrec.find_checkout(args.mmrec)
+    seeds = core.seed_list(args.seeds or SEEDS, args.seed_values)
+    md, failed, out = (_run_readings if readings else _run_experiment)(args, checkout, core.parse_sets(args.set), seeds)
     print(md.read_text(encoding="utf-8"))
-    print(f"results in {out}/")
+    print(f"results in {out}/" + (" (readings.md, readings.csv)" if readings else ""))
     for label, why in failed.items():
         print(f"FAILED {label}: {why}")
     return 1 if failed else 0
@@ -635,10 +501,10 @@ def register(subparsers) -> None:
         "reproduce",
         help="the paper's Table I, Table II or Fig. 2 on your data; a study of its readings",
         description=__doc__.split("\n\n")[0],
-        conflict_handler="resolve",  # -d and --seeds below replace add_run_args' own
+        conflict_handler="resolve",  # -d below replaces add_run_args' own
     )
     p.add_argument("experiment", choices=["table1", "table2", "fig2", "readings"])
-    core.add_run_args(p, "results/EXPERIMENT-DATASET (readings: results/readings-DATASET[-DATASET...])")
+    core.add_run_args(p, "results/EXPERIMENT-DATASET (readings: results/readings-DATASET[-DATASET...])", SEEDS)
     p.add_argument(
         "-d",
         "--dataset",
@@ -647,46 +513,28 @@ def register(subparsers) -> None:
         help="data set name (src/configs/dataset/NAME.yaml); readings: repeatable, one study per data set",
     )
     p.add_argument(
-        "--seeds",
-        type=positive_int,
-        default=None,
-        help=f"number of seeds ({core.DEFAULT_SEED}, {core.DEFAULT_SEED + 1}, ...; default 1, readings "
-        f"{READINGS_SEEDS}; 3 or more give mean ± std)",
-    )
-    p.add_argument(
         "--readings",
         nargs="+",
         choices=list(READINGS),
-        default=None,
         metavar="NAME",
         help=f"readings only: the switches to study (default: all: {' '.join(READINGS)})",
     )
-    p.add_argument(
-        "--diff-weights",
-        type=float,
-        nargs="+",
-        default=None,
-        help=f"readings only: sigma_diff grid (default: {' '.join(f'{v:g}' for v in READINGS_DIFF_WEIGHTS)})",
-    )
-    p.add_argument(
-        "--cl-weights",
-        type=float,
-        nargs="+",
-        default=None,
-        help=f"readings only: sigma_cl grid (default: {' '.join(f'{v:g}' for v in READINGS_CL_WEIGHTS)})",
-    )
-    p.add_argument("--models", nargs="+", default=None, help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
+    for option, sigma, values in (
+        ("--diff-weights", "diff", READINGS_DIFF_WEIGHTS),
+        ("--cl-weights", "cl", READINGS_CL_WEIGHTS),
+    ):
+        default = " ".join(f"{v:g}" for v in values)
+        p.add_argument(option, type=float, nargs="+", help=f"readings only: sigma_{sigma} grid (default: {default})")
+    p.add_argument("--models", nargs="+", help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
     p.add_argument(
         "--from-grid",
         metavar="GRID_DIR",
-        default=None,
         help="run MDE at the best point (by validation) of `mde-mmrec grid --out GRID_DIR` on the same "
         "data set, as the paper does",
     )
     p.add_argument(
         "--paper-dataset",
         choices=PAPER_DATASETS,
-        default=None,
         help="which of the paper's data sets to set beside ours (default: -d if it is one, else baby)",
     )
     p.set_defaults(func=_cmd_reproduce)

@@ -368,3 +368,25 @@ def test_an_unknown_model_name_gets_the_closest_names(tmp_path):
         core.check_model(checkout, "dragon")
     with pytest.raises(MdeMmrecError, match=r"names are case-sensitive\)$"):
         core.check_model(checkout, "ZQXW")
+
+
+@pytest.mark.parametrize("experiment", ["table1", "table2", "fig2"])
+def test_every_experiment_runs_three_seeds_with_early_stopping_by_default(tmp_path, monkeypatch, experiment):
+    checkout = _checkout(tmp_path)
+    monkeypatch.setattr(mmrec, "find_checkout", lambda path: checkout)
+    got = {}
+
+    def fake(experiment, checkout, dataset, seeds, out, epochs, *args, **kwargs):
+        got.update(seeds=seeds, epochs=epochs)
+        return tmp_path / "t.md", {}
+
+    (tmp_path / "t.md").write_text("table\n")
+    monkeypatch.setattr(reproduce, "reproduce", fake)
+    parser = argparse.ArgumentParser()
+    reproduce.register(parser.add_subparsers())
+    args = parser.parse_args(["reproduce", experiment, "--mmrec", str(checkout), "-d", "tiny", "--out", str(tmp_path)])
+    assert reproduce._cmd_reproduce(args) == 0
+    assert got == {"seeds": [999, 1000, 1001], "epochs": None}  # epochs None: the config's, with early stopping
+    args.seeds = 1
+    reproduce._cmd_reproduce(args)
+    assert got["seeds"] == [999]
