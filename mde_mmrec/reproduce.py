@@ -28,9 +28,9 @@ FIG2_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 FIG2_METRICS = ("recall@20", "ndcg@20")
 # The readings of the paper that src/models/mde.py makes switchable (docs/paper-to-code.md): default first
 READINGS = {
-    "align_users": (False, True),
-    "tradeoff_grad": (False, True),
-    "feature_projection": ("linear", "mlp"),
+    "align_users": (True, False),
+    "tradeoff_grad": (True, False),
+    "feature_projection": ("mlp", "linear"),
     "diff_form": ("bounded", "literal"),
     "cl_similarity": ("cosine", "dot"),
     "cl_negatives": ("batch", "all"),

@@ -25,7 +25,7 @@ def _losses(model, toy, seed=0):
 
 
 def test_total_loss_equals_independent_recomputation(tmp_path, toy):
-    model = _model(tmp_path, toy, cl_weight=0.3, diff_weight=0.2, reg_weight=0.01)
+    model = _model(tmp_path, toy, cl_weight=0.3, diff_weight=0.2, reg_weight=0.01, align_users=False)  # items only
     users, items, _, n_items, _, _ = toy
     batch = batch_for(users, items, n_items)
     l_g, l_v, l_t, l_diff, l_cl, l_reg = model.calculate_loss(batch)
@@ -63,7 +63,7 @@ def test_total_loss_equals_independent_recomputation(tmp_path, toy):
 
 def test_cl_negatives_all_contrasts_each_anchor_with_every_item(tmp_path, toy):
     """Eq. 7 as printed: the denominator runs over all items, the positive is the anchor item's own row."""
-    model = _model(tmp_path, toy, cl_weight=0.3, cl_negatives="all")
+    model = _model(tmp_path, toy, cl_weight=0.3, cl_negatives="all", align_users=False)
     users, items, _, n_items, _, _ = toy
     batch = batch_for(users, items, n_items)
     l_cl = model.calculate_loss(batch)[4]
@@ -83,7 +83,7 @@ def test_cl_similarity_dot_uses_raw_dot_products(tmp_path, toy, negatives):
     """cl_similarity: dot reaches eq. 7 for both negative sets, and only L_cl changes."""
     users, items, _, n_items, _, _ = toy
     batch = batch_for(users, items, n_items)
-    model = _model(tmp_path, toy, cl_weight=0.3, cl_similarity="dot", cl_negatives=negatives)
+    model = _model(tmp_path, toy, cl_weight=0.3, cl_similarity="dot", cl_negatives=negatives, align_users=False)
     parts = model.calculate_loss(batch)
     with torch.no_grad():
         emb = model.forward()
@@ -95,7 +95,7 @@ def test_cl_similarity_dot_uses_raw_dot_products(tmp_path, toy, negatives):
             emb.items[nodes, 0], emb.items[nodes, 1], w_cl, 0.2, *candidates, similarity="dot"
         )
     assert parts[4].item() == pytest.approx(0.3 * expected.item(), rel=1e-5)
-    cosine = _model(tmp_path, toy, cl_weight=0.3, cl_negatives=negatives).calculate_loss(batch)
+    cosine = _model(tmp_path, toy, cl_weight=0.3, cl_negatives=negatives, align_users=False).calculate_loss(batch)
     assert parts[4].item() != pytest.approx(cosine[4].item(), rel=1e-3)
     assert [x.item() for k, x in enumerate(parts) if k != 4] == [x.item() for k, x in enumerate(cosine) if k != 4]
 
@@ -281,8 +281,8 @@ def test_use_msa_false_zeroes_only_l_cl(tmp_path, toy):
 
 
 def test_use_nlt_false_uses_constant_tradeoff_weights(tmp_path, toy):
-    base, _ = _parts(tmp_path, toy)
-    off, model = _parts(tmp_path, toy, use_nlt=False, constant_tradeoff_weight=1.0)
+    base, _ = _parts(tmp_path, toy, align_users=False)
+    off, model = _parts(tmp_path, toy, use_nlt=False, constant_tradeoff_weight=1.0, align_users=False)
     emb = model.forward()
     users, items, _, n_items, _, _ = toy
     u, i, j = batch_for(users, items, n_items)
@@ -298,7 +298,7 @@ def test_use_nlt_false_uses_constant_tradeoff_weights(tmp_path, toy):
 def test_without_nlt_by_default_every_node_gets_the_mean_tradeoff_weight(tmp_path, toy):
     """w/o NLT's default (constant null): W_diff = mean over all items of |P_v - P_t| for every node, W_cl = 1 - it,
     so the ablation keeps the full model's average strength and removes only the node-level variation."""
-    off, model = _parts(tmp_path, toy, use_nlt=False)
+    off, model = _parts(tmp_path, toy, use_nlt=False, align_users=False)
     emb = model.forward()
     users, items, _, n_items, _, _ = toy
     _, i, _ = batch_for(users, items, n_items)
@@ -348,7 +348,7 @@ def test_cl_negatives_all_changes_only_l_cl(tmp_path, toy):
 
 
 def test_align_users_adds_user_terms(tmp_path, toy):
-    base, _ = _parts(tmp_path, toy, tradeoff_grad=True)
+    base, _ = _parts(tmp_path, toy, tradeoff_grad=True, align_users=False)
     both, model = _parts(tmp_path, toy, tradeoff_grad=True, align_users=True)
     assert both[:3] == pytest.approx(base[:3]) and both[5] == pytest.approx(base[5])
     # the added terms: eq. 6 and 7 over the batch's distinct users, weighted by the users' own eq. 8
@@ -379,7 +379,7 @@ def test_align_users_with_independent_tradeoff_trains_the_users_own_weights(tmp_
 
 
 @pytest.mark.parametrize(
-    "key,value", [("homogeneous_residual", False), ("user_graph_weighting", "mean"), ("feature_projection", "mlp")]
+    "key,value", [("homogeneous_residual", False), ("user_graph_weighting", "mean"), ("feature_projection", "linear")]
 )
 def test_embedding_switches_change_the_embeddings(tmp_path, toy, key, value):
     base_model = _model(tmp_path, toy)

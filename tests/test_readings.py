@@ -117,7 +117,7 @@ def test_mean_std_and_verdict_against_seed_noise():
 class StudyRunner:
     """Like the patched main.py: skips seeds already in the results file, appends one record per seed and logs
     each seed's epochs with MDE's W_diff line. Validation prefers cl_weight 0.01, test prefers 0.1; on test,
-    diff_form=literal is 0.05 better than the default and align_users=True 0.05 worse."""
+    diff_form=literal is 0.05 better than the default and align_users=False 0.05 worse."""
 
     def __init__(self):
         self.calls = []
@@ -126,7 +126,7 @@ class StudyRunner:
         done = {r["seed"] for r in results_log.read_results(overrides["results_file"])}
         todo = [s for s in overrides["seed"] if s not in done]
         self.calls += [(dataset, overrides["diff_weight"], overrides["cl_weight"], s) for s in todo]
-        shift = 0.05 * (overrides["diff_form"] == "literal") - 0.05 * overrides["align_users"]
+        shift = 0.05 * (overrides["diff_form"] == "literal") - 0.05 * (not overrides["align_users"])
         with open(log_path, "a", encoding="utf-8") as log:
             for seed in todo:
                 log.write(f"INFO =========1/1: Parameters:['seed']=({seed},)=======\n")
@@ -174,7 +174,7 @@ def test_study_writes_per_reading_rows_resumes_and_keeps_data_sets_apart(tmp_pat
     assert [(r["dataset"], r["reading"], r["value"]) for r in rows] == [
         (d, reading, value)
         for d in ("tiny", "small")
-        for reading, value in (("default", ""), ("diff_form", "literal"), ("align_users", "True"))
+        for reading, value in (("default", ""), ("diff_form", "literal"), ("align_users", "False"))
     ]
     default, literal, users = rows[:3]
     assert {r["cl_weight"] for r in rows} == {"0.01"}  # by validation, though test prefers 0.1
