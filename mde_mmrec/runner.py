@@ -45,13 +45,6 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(128 + signal.SIGKILL)
 
 
-def child_setup() -> Callable[[], None]:
-    """A ``preexec_fn`` for ``subprocess.Popen`` that makes the child die with this process."""
-    _prctl()
-    parent = os.getpid()
-    return lambda: die_with_parent(parent)
-
-
 class RunGuard:
     """Kill a process (and its children) whose resident memory passes ``max_rss_mb`` or whose wall time passes
     ``max_seconds`` (each optional; checked every ``interval`` seconds), so a model that builds a dense
@@ -73,8 +66,18 @@ class RunGuard:
         return self.reason is not None
 
     def _watch(self) -> None:
+        import psutil
+
         while not self._stop.wait(self.interval):
-            rss = rss_mb(self.pid)
+            try:
+                process = psutil.Process(self.pid)
+                tree = [process, *process.children(recursive=True)]
+            except psutil.Error:  # it has ended
+                tree = []
+            rss = 0
+            for process in tree:
+                with contextlib.suppress(psutil.Error):
+                    rss += process.memory_info().rss / 2**20
             self.peak_mb = max(self.peak_mb, rss)
             if self.max_rss_mb and rss > self.max_rss_mb:
                 self.reason = "memory"
@@ -82,42 +85,14 @@ class RunGuard:
                 self.reason = "time"
             else:
                 continue
-            kill_tree(self.pid)
+            for process in reversed(tree):  # SIGKILL, children first
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
             return
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def _tree(pid: int) -> list:
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        return [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (MB); 0 once it has ended."""
-    import psutil
-
-    total = 0
-    for process in _tree(pid):
-        with contextlib.suppress(psutil.Error):
-            total += process.memory_info().rss
-    return total / 2**20
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and its children."""
-    import psutil
-
-    for process in reversed(_tree(pid)):
-        with contextlib.suppress(psutil.Error):
-            process.kill()
 
 
 def main_command(model: str, dataset: str, overrides: dict | None = None) -> list[str]:
@@ -160,6 +135,7 @@ def run_main(
         run_env["MDE_MMREC_EVENTS"] = str(events_file(log_path).resolve())
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     guard = None
+    _prctl()  # loaded here: the child calls it between fork and exec
     try:
         with subprocess.Popen(
             command,
@@ -171,7 +147,7 @@ def run_main(
             errors="replace",
             bufsize=1,
             env=run_env,
-            preexec_fn=child_setup(),
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
         ) as process:
             if max_rss_mb or max_seconds:
                 guard = RunGuard(process.pid, max_rss_mb, max_seconds)
