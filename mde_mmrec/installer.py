@@ -467,18 +467,13 @@ def data_left_behind(root: Path) -> list[str]:
     """What mde-mmrec's commands wrote beside MMRec's own files: synthetic data sets (make-data) and MDE's
     graph caches (data/*/mde_graphs)."""
     marker = plugin_module("cli_overrides").SYNTHETIC_MARKER
-    configs = sorted(
-        p
-        for p in (root / "src" / "configs" / "dataset").glob("*.yaml")
-        if p.read_text(encoding="utf-8", errors="replace").startswith(marker)
-    )
-    left = [f"synthetic data set {p.stem} (data/{p.stem}/, src/configs/dataset/{p.name})" for p in configs]
-    left += [
+    configs = (root / "src" / "configs" / "dataset").glob("*.yaml")
+    made = sorted(p.stem for p in configs if p.read_text(encoding="utf-8", errors="replace").startswith(marker))
+    return [f"synthetic data set {name} (data/{name}/, src/configs/dataset/{name}.yaml)" for name in made] + [
         f"MDE's graph cache {p.relative_to(root)}/"
         for p in sorted((root / "data").glob("*/mde_graphs"))
-        if p.parent.name not in {p.stem for p in configs}
+        if p.parent.name not in made
     ]
-    return left
 
 
 # ------------------------------------------------------------------------------------------ CLI

@@ -26,9 +26,9 @@ import numpy as np
 if TYPE_CHECKING:  # scipy is imported where it is used, so `mde-mmrec --help` stays fast
     import scipy.sparse as sp
 
-from . import synthetic
+from . import core, synthetic
 from .errors import MdeMmrecError
-from .mmrec import load_yaml, mmrec_root
+from .mmrec import mmrec_root
 
 log = logging.getLogger(__name__)
 
@@ -109,29 +109,24 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
     """Build and save the user graph of ``dataset`` in checkout ``mmrec``; returns the file written
     (``output`` exactly as given, else data/DATASET/<user_graph_dict_file>)."""
     root = mmrec_root(mmrec)
-    configs = root / "src" / "configs"
-    yaml_path = configs / "dataset" / f"{dataset}.yaml"
+    yaml_path = root / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
         raise MdeMmrecError(
             f"unknown data set {dataset!r}: no {yaml_path}; {synthetic.missing_data_hint(root, dataset)}"
         )
-    config = {**load_yaml(configs / "overall.yaml"), **load_yaml(yaml_path)}  # read as MMRec reads them
-    for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_file_name", "data_path"):
-        if not config.get(key):
-            raise MdeMmrecError(
-                f"{yaml_path}: no {key!r} (MMRec's dataset configs set USER_ID_FIELD, ITEM_ID_FIELD, "
-                "inter_file_name and user_graph_dict_file)"
-            )
-    if output is None and not config.get("user_graph_dict_file"):
+    config = core.merged_config(root, "", dataset)  # read as MMRec reads them
+    needed = ("USER_ID_FIELD", "ITEM_ID_FIELD") + (() if output else ("user_graph_dict_file",))
+    missing = [key for key in needed if not config.get(key)]
+    if missing:
         raise MdeMmrecError(
-            f"{yaml_path}: no 'user_graph_dict_file' (where DRAGON / DualGNN read the graph); add it, or give --output"
+            f"{yaml_path}: no {', '.join(missing)}: add it (MMRec's dataset configs set USER_ID_FIELD, ITEM_ID_FIELD "
+            "and user_graph_dict_file, where DRAGON / DualGNN read the graph; --output writes it elsewhere)"
         )
     if output is not None and Path(output).is_dir():
         raise MdeMmrecError(
             f"--output {output} is a folder; give the file to write, e.g. {Path(output) / 'user_graph_dict.npy'}"
         )
-    data_dir = (root / "src" / config["data_path"] / dataset).resolve()
-    inter_file = data_dir / config["inter_file_name"]
+    inter_file = core.interaction_file(root, dataset, cfg=config)
     if not inter_file.is_file():
         raise MdeMmrecError(f"{inter_file} does not exist; {synthetic.missing_data_hint(root, dataset)}")
     uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
@@ -150,7 +145,7 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
         PROGRESS_EVERY_S,
     )
     graph = build_user_graph_dict(train[uid].to_numpy(), train[iid].to_numpy(), n_users, cap, progress)
-    target = Path(output) if output else data_dir / config["user_graph_dict_file"]
+    target = Path(output) if output else inter_file.parent / config["user_graph_dict_file"]
     try:
         with open(target, "wb") as handle:  # np.save on a path would append .npy to one without it
             np.save(handle, graph, allow_pickle=True)
