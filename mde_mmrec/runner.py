@@ -199,12 +199,11 @@ def writers_of(out_dir) -> list[int]:
     import psutil
 
     prefix = f"--results_file={Path(out_dir).resolve()}{os.sep}"
-    pids = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = process.info.get("cmdline") or []
-        if process.info["pid"] != os.getpid() and any(arg.startswith(prefix) for arg in cmdline):
-            pids.append(process.info["pid"])
-    return pids
+    return [
+        process.info["pid"]
+        for process in psutil.process_iter(["pid", "cmdline"])
+        if process.info["pid"] != os.getpid() and any(arg.startswith(prefix) for arg in process.info["cmdline"] or [])
+    ]
 
 
 LOCK_NAME, HOLDER_NAME = ".mde-mmrec.lock", ".mde-mmrec.holder"  # the lock, and who holds it
