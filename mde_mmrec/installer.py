@@ -19,6 +19,7 @@ then); one that fails with an error is undone at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -53,21 +54,15 @@ class Series:
         manifest = Path(directory) / "manifest.json"
         try:
             data = json.loads(manifest.read_text(encoding="utf-8"))
-            series = cls(
-                Path(directory),
-                list(data["patches"]),
-                data["mmrec_commit"],
-                dict(data["pristine_sha256"]),
-                data.get("oldest_mmrec"),
-            )
+            names, commit, pristine = list(data["patches"]), data["mmrec_commit"], dict(data["pristine_sha256"])
         except (OSError, ValueError, KeyError) as exc:
             raise MdeMmrecError(
                 f"{manifest}: cannot read the patch series ({exc}); reinstall mde-mmrec from its repository"
             ) from None
-        for name in series.names:
-            if not (series.directory / name).is_file():
+        for name in names:
+            if not (Path(directory) / name).is_file():
                 raise MdeMmrecError(f"{manifest} lists {name}, which is missing from {directory}")
-        return series
+        return cls(Path(directory), names, commit, pristine, data.get("oldest_mmrec"))
 
     def text(self, name: str) -> str:
         return (self.directory / name).read_text(encoding="utf-8")
@@ -180,7 +175,7 @@ def build_branch(root: Path, base: str, series: Series, files: dict, info: dict)
             patch = without_files(text, absent).encode()
             applied = _git(root, "apply", "--cached", "-", stdin=patch, env=env, check=False)
             if applied.returncode:
-                raise _does_not_apply(root, series, name, patch, applied, base, present)
+                raise _does_not_apply(root, series, name, patch, applied, base)
             header = text.split("diff --git ", 1)[0].strip()
             skipped = f"\n\nSections skipped (not in this MMRec): {', '.join(sorted(absent))}" if absent else ""
             commit = _commit(root, env, commit, header + skipped)
@@ -200,26 +195,13 @@ def build_branch(root: Path, base: str, series: Series, files: dict, info: dict)
         )
 
 
-def _series_already_applied(root: Path, series: Series, base: str, present: set) -> bool:
-    """Whether ``base`` has the whole series in it already: it reverts, last patch first."""
-    with tempfile.TemporaryDirectory(prefix="mde-mmrec-index-") as scratch:
-        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
-        _git(root, "read-tree", base, env=env)
-        for name in reversed(series.names):
-            text = series.text(name)
-            patch = without_files(text, {rel for rel in patched_files(text) if rel not in present}).encode()
-            if _git(root, "apply", "--cached", "--reverse", "-", stdin=patch, env=env, check=False).returncode:
-                return False
-        return True
-
-
 def _commit(root: Path, env: dict, parent: str, message: str) -> str:
     tree = _out(root, "write-tree", env=env)
     return _out(root, "commit-tree", "--no-gpg-sign", tree, "-p", parent, "-F", "-", stdin=message.encode() + b"\n")
 
 
-def _does_not_apply(root, series, name, patch, applied, base, present) -> MdeMmrecError:
-    if _series_already_applied(root, series, base, present):
+def _does_not_apply(root, series, name, patch, applied, base) -> MdeMmrecError:
+    if _out(root, "log", "-1", "--format=%H", f"--author=<{EMAIL}>", base):  # built on an install's commits
         return MdeMmrecError(
             f"patch {name} is already in the commit the checkout is on ({base[:12]}: a branch made "
             "from mde-mmrec's?): switch to MMRec's own commit (e.g. `git checkout master`) and "
@@ -270,13 +252,9 @@ def _remove_file(root: Path, rel: str) -> None:
     cache = path.parent / "__pycache__"
     for cached in cache.glob(f"{path.stem}.*.pyc"):
         cached.unlink()
-    for folder in [cache, *path.parents]:
-        if folder == root:
-            break
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-        elif folder != cache:
-            break
+    for folder in (cache, path.parent):
+        with contextlib.suppress(OSError):  # stops at the first folder that is not empty (the root never is)
+            os.removedirs(folder)
 
 
 def _complete(root: Path, target: dict) -> None:

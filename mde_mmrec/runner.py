@@ -46,10 +46,8 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 class RunGuard:
-    """Kill a process (and its children) whose resident memory passes ``max_rss_mb`` or whose wall time passes
-    ``max_seconds`` (each optional; checked every ``interval`` seconds), so a model that builds a dense
-    items x items matrix, or one that would train for hours, fails cleanly instead of taking the machine or the
-    time budget. ``reason`` says which limit stopped it ("memory" or "time"); None while it runs within both."""
+    """Kill a process and its children once their resident memory passes ``max_rss_mb`` or the wall time passes
+    ``max_seconds`` (each optional); ``reason``: the limit that stopped it ("memory" or "time"), else None."""
 
     def __init__(
         self, pid: int, max_rss_mb: float | None = None, max_seconds: float | None = None, interval: float = 0.5
@@ -118,13 +116,10 @@ def run_main(
     max_rss_mb: float | None = None,
     max_seconds: float | None = None,
 ) -> int:
-    """Run ``python main.py -m MODEL -d DATASET --k=v ...`` in CHECKOUT/src; each output line (stdout and
-    stderr together) goes to ``on_line`` and, if given, to ``log_path`` (its progress events to
-    ``events_file(log_path)``). Returns main.py's exit code, or
-    ``MEMORY_LIMIT_EXIT`` / ``TIME_LIMIT_EXIT`` when the run was killed for passing ``max_rss_mb`` /
-    ``max_seconds``. A relative ``results_file`` is taken relative to the current directory (main.py runs in
-    CHECKOUT/src). main.py never outlives this process (call it from the main thread: Linux's parent-death
-    signal follows the thread that started the child)."""
+    """Run ``python main.py -m MODEL -d DATASET --k=v ...`` in CHECKOUT/src, each output line to ``on_line`` and
+    ``log_path`` (progress events to ``events_file(log_path)``); returns main.py's exit code, or
+    ``MEMORY_LIMIT_EXIT`` / ``TIME_LIMIT_EXIT``. A relative ``results_file`` is relative to the current folder.
+    Call it from the main thread: Linux's parent-death signal follows the thread that started the child."""
     src = Path(checkout) / "src"
     overrides = dict(overrides or {})
     if isinstance(overrides.get("results_file"), (str, Path)):
@@ -211,11 +206,9 @@ LOCK_NAME, HOLDER_NAME = ".mde-mmrec.lock", ".mde-mmrec.holder"  # the lock, and
 
 @contextlib.contextmanager
 def out_dir_lock(out_dir):
-    """Hold OUT/.mde-mmrec.lock for the duration: a second mde-mmrec run into the same folder is refused (two
-    runs would both train the missing points and append them twice), and so is a run while a main.py still
-    writes there. The lock ends with the process, however it ends, so a killed run never leaves a stale lock.
-    A folder made here that holds nothing else when the run ends (it was refused before writing anything) is
-    removed again."""
+    """Hold OUT/.mde-mmrec.lock for the duration (it ends with the process, however it ends): a second run into
+    the folder is refused (both would train the missing points), and so is one while a main.py still writes
+    there. A folder made here that holds nothing else at the end (the run was refused) is removed again."""
     import filelock
 
     out_dir = Path(out_dir)

@@ -379,16 +379,10 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     np.save(files["text"], text)  # so the next make-data starts again rather than calling the set incomplete
     inter.to_csv(files["inter"], sep="\t", index=False)
     files["yaml"].write_text(DATASET_YAML.format(name=name, preset=preset, seed=seed))
+    n_users, n_items = inter.userID.max() + 1, inter.itemID.max() + 1
     log.info(
-        "wrote data set %s (%s, seed %d): %d users, %d items, %d interactions in %.1fs -> %s",
-        name,
-        preset,
-        seed,
-        inter.userID.max() + 1,
-        inter.itemID.max() + 1,
-        len(inter),
-        time.time() - t,
-        data_dir,
+        f"wrote data set {name} ({preset}, seed {seed}): {n_users} users, {n_items} items, {len(inter)} "
+        f"interactions in {time.time() - t:.1f}s -> {data_dir}"
     )
     return data_dir
 
