@@ -362,6 +362,13 @@ def _waiting(model: str, status: dict, final: bool) -> str:
     return status.get(model, "not run" if final else "pending: the bench has not got to it yet")
 
 
+# the headers of the report's two tables, as they read in Markdown
+MAIN_COLUMNS = "model | model construction s | train s/epoch | eval s (valid+test) | model's eval share s | peak RSS MB | peak GPU MB | valid Recall@20 | notes"
+STEP_COLUMNS = (
+    "model | step ms | loader ms/batch | aten ops per step | device activities per step | device ms per step | notes"
+)
+
+
 def _main_rows(models, by_model: dict, status: dict, shares: dict | None, graphs: dict, final: bool) -> list:
     """The main table: one row per model (``shares`` None: not timed, else model -> (seconds, error))."""
     rows = []
@@ -424,15 +431,6 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
                 cuda_note,
             ]
         )
-    header = [
-        "model",
-        "step ms",
-        "loader ms/batch",
-        "aten ops per step",
-        "device activities per step",
-        "device ms per step",
-        "notes",
-    ]
     return (
         "## Per training step\n\n"
         f"Each model rebuilt in a child process, {steps} steps timed after 2 warm-up steps, then "
@@ -442,7 +440,9 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
         "included). aten ops: operators called "
         "from Python or the autograd engine (forward, backward, optimizer), each costing host time, most "
         "launching a GPU kernel; device activities: CUDA kernels and copies, with their summed time. Where "
-        "device ms is far below step ms the GPU waits for the host.\n\n" + report.markdown_table(header, rows) + "\n\n"
+        "device ms is far below step ms the GPU waits for the host.\n\n"
+        + report.markdown_table(STEP_COLUMNS.split(" | "), rows)
+        + "\n\n"
     )
 
 
@@ -499,24 +499,13 @@ def _write_markdown(
         path = out_dir / f"{stem}.md"
         while path.exists():
             path, n = out_dir / f"{stem}-{n}.md", n + 1
-    header = [
-        "model",
-        "model construction s",
-        "train s/epoch",
-        "eval s (valid+test)",
-        "model's eval share s",
-        "peak RSS MB",
-        "peak GPU MB",
-        "valid Recall@20",
-        "notes",
-    ]
     text = (
         f"# Benchmark: synthetic `{preset}` preset\n\n"
         f"Machine: {machine_description()}.\n\n"
         f"Command: `mde-mmrec bench --mmrec MMREC --preset {preset} --epochs {epochs} "
         f"--models {' '.join(models)}{' ' + flags if flags else ''}`; data set `{dataset}` (data seed 0), one MMRec run per model, MMRec's "
         f"first grid point, {epochs} epoch(s), all measured in the same run.\n\n"
-        + report.markdown_table(header, rows)
+        + report.markdown_table(MAIN_COLUMNS.split(" | "), rows)
         + "\n\n"
         "Model construction includes graph building (MDE: from nothing, its cache was emptied first). "
         "The model's eval share is the time of the `full_sort_predict` calls that MMRec's (patched) "

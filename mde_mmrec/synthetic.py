@@ -107,16 +107,11 @@ def _clustered(rng: np.random.Generator, n: int, centres: np.ndarray, spread: fl
 def _latents(rng: np.random.Generator, p: Preset) -> dict[str, np.ndarray]:
     d, k = LATENT_DIM, p.n_clusters
     centres = {name: rng.standard_normal((k, d), dtype=np.float32) for name in ("shared", "visual", "text")}
-    return {
-        "item_shared": _clustered(rng, p.n_items, centres["shared"], 0.6),
-        "item_visual": _clustered(rng, p.n_items, centres["visual"], 0.6),
-        "item_text": _clustered(rng, p.n_items, centres["text"], 0.6),
-        "item_log_pop": rng.normal(0.0, 1.0, size=p.n_items).astype(np.float32),
-        "user_shared": _clustered(rng, p.n_users, centres["shared"], 0.8),
-        "user_visual": _clustered(rng, p.n_users, centres["visual"], 0.8),
-        "user_text": _clustered(rng, p.n_users, centres["text"], 0.8),
-        "user_text_weight": rng.beta(1.2, 0.8, size=p.n_users).astype(np.float32),
-    }
+    lat = {f"item_{name}": _clustered(rng, p.n_items, centre, 0.6) for name, centre in centres.items()}
+    lat["item_log_pop"] = rng.normal(0.0, 1.0, size=p.n_items).astype(np.float32)
+    lat.update({f"user_{name}": _clustered(rng, p.n_users, centre, 0.8) for name, centre in centres.items()})
+    lat["user_text_weight"] = rng.beta(1.2, 0.8, size=p.n_users).astype(np.float32)
+    return lat
 
 
 def affinity(lat: dict[str, np.ndarray], users: np.ndarray, items: np.ndarray) -> np.ndarray:
