@@ -149,12 +149,8 @@ def _gumbel(rng: np.random.Generator, shape) -> np.ndarray:
 def _choose_items(
     rng: np.random.Generator, p: Preset, lat: dict, n_per_user: np.ndarray, max_cells: int = 16_000_000
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per user, n_u distinct items: Gumbel top-n_u of score / T + log prior (see the module docstring).
-
-    Scores all items when the catalogue is at most FULL_SCORING_ITEMS; beyond that (Elec) only
-    N_CANDIDATES candidates per user drawn from the prior, which approximates the same distribution at a
-    fraction of the cost (taste then weighs somewhat less against popularity than in the smaller presets).
-    """
+    """Per user, n_u distinct items: Gumbel top-n_u of score / T + log prior (see the module docstring). The
+    candidates drawn for a large catalogue weigh taste somewhat less against popularity than full scoring."""
     pop = np.exp(lat["item_log_pop"].astype(np.float64))
     prior = 0.7 * pop / pop.sum() + 0.3 / p.n_items
     log_prior = np.log(prior).astype(np.float32)
@@ -279,11 +275,8 @@ def _features(rng: np.random.Generator, p: Preset, lat: dict, block: int = 8192)
 
 
 def generate(preset: str | Preset = "tiny", seed: int = 0, return_latents: bool = False):
-    """The synthetic data set: ``(inter, image_feat, text_feat)`` (plus the latents if asked).
-
-    ``inter``: DataFrame with columns userID itemID rating timestamp x_label, sorted by user and time, ids
-    dense from 0. Pure: the same (preset, seed) gives the same arrays.
-    """
+    """The synthetic data set: ``(inter, image_feat, text_feat)`` (plus the latents if asked); ``inter`` has
+    columns userID itemID rating timestamp x_label, sorted by user and time. The same (preset, seed), the same."""
     p = get_preset(preset)
     rng = np.random.default_rng(seed)
     lat = _latents(rng, p)
