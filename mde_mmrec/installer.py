@@ -1,19 +1,18 @@
 """`mde-mmrec install PATH` / `mde-mmrec uninstall PATH`: the plugin as a git branch of an MMRec clone.
 
-install builds the branch ``mde-mmrec`` on the commit the clone is on, in a temporary index (no file of the
-checkout changes): one commit per patch of patches/ (its message is the patch's header, so `git log` explains
-every change), then one adding the plugin's files (this project's src/ tree, and src/utils/mde_plugin_info.json:
-MMRec commit, plugin version, the branch installed from). A patch that does not apply stops it, with nothing
-changed; only then is the checkout switched to the branch. install again rebuilds the branch when the plugin or
-the patches changed. uninstall switches back to the branch (or detached commit) the clone was on and deletes
-``mde-mmrec``.
+install builds the branch ``mde-mmrec`` on the commit the clone is on, without touching its files: one commit
+per patch of patches/ (the patch's header is its message) and one adding the plugin's files (this project's
+src/ tree, and src/utils/mde_plugin_info.json: MMRec commit, plugin version, the branch installed from). A
+patch that does not apply stops it with nothing changed; only then is the checkout switched to the branch.
+install again rebuilds the branch if the plugin or the patches changed. uninstall switches back to the branch
+(or detached commit) the clone was on and deletes ``mde-mmrec``.
 
-A switch changes only the files that differ between the two commits and refuses uncommitted edits of those.
-It first writes SWITCH_MARKER (what HEAD, the branch and those files must become), then the files (src/main.py
-first when installing, last otherwise: meanwhile main.py is the patched one, which refuses to run while the
-marker is there), the index, the branch and HEAD, and removes the marker. Every step can be redone: a switch
-killed at any moment is completed by the next install or uninstall (every command refuses the checkout until
-then); one that fails with an error is undone at once.
+A switch changes only the files that differ between the two commits and refuses uncommitted edits of those. It
+writes SWITCH_MARKER (what HEAD, the branch and those files must become), then the files (src/main.py first
+when installing, last otherwise: meanwhile main.py is the patched one, which refuses to run while the marker is
+there), the index, the branch and HEAD, and removes the marker. Each step can be redone: a switch killed at any
+moment is completed by the next install or uninstall (every command refuses the checkout until then); one that
+fails with an error is undone at once.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .errors import MdeMmrecError
-from .paths import current_fingerprint, plugin_src
+from .paths import fingerprint, patches_dir, plugin_files, plugin_src
 
 # files that make a directory an MMRec checkout
 MMREC_MARKERS = (
@@ -129,7 +129,7 @@ def find_checkout(path, up_to_date: bool = True) -> Path:
 
 def is_up_to_date(root) -> bool:
     """Whether the plugin installed in ``root`` is the one this mde-mmrec would install."""
-    return installed_info(root).get("fingerprint") == current_fingerprint()
+    return installed_info(root).get("fingerprint") == fingerprint(patches_dir(), plugin_files(plugin_src()))
 
 
 _CHECK_COMMANDS = """
