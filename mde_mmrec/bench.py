@@ -94,10 +94,10 @@ def _child_main(queue, fn, args, parent_pid: int) -> None:
     queue.put((result, error, peak / (1024 * 1024 if sys.platform == "darwin" else 1024)))
 
 
-def _timed(fn) -> tuple[float, object]:
+def _seconds(fn) -> float:
     start = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - start, value
+    fn()
+    return time.perf_counter() - start
 
 
 def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> dict:
@@ -121,12 +121,12 @@ def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> 
         )
         seconds = {}
         if not load_only:
-            seconds["user_cooc"], _ = _timed(lambda: mde.cooccurrence_topk(r, int(cfg["user_knn_k"])))
+            seconds["user_cooc"] = _seconds(lambda: mde.cooccurrence_topk(r, int(cfg["user_knn_k"])))
             for name, key in (("item_knn_v", "vision_feature_file"), ("item_knn_t", "text_feature_file")):
                 feat = torch.from_numpy(np.load(data_dir / cfg[key]))
-                seconds[name], _ = _timed(lambda feat=feat: mde.cosine_knn(feat, int(cfg["item_knn_k"])))
+                seconds[name] = _seconds(lambda feat=feat: mde.cosine_knn(feat, int(cfg["item_knn_k"])))
         cached = sorted((data_dir / "mde_graphs").glob("*.npz"))
-        load = _timed(lambda: [sp.load_npz(p) for p in cached])[0] if cached else float("nan")
+        load = _seconds(lambda: [sp.load_npz(p) for p in cached]) if cached else float("nan")
     return {"build_s": sum(seconds.values()), "parts": seconds, "load_s": load, "cached_files": len(cached)}
 
 
