@@ -465,11 +465,8 @@ def machine_description() -> str:
     import torch
 
     cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:  # Linux: the CPU's model
+        cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = f"GPU {torch.cuda.get_device_name(0)} (the MMRec runs' device), " if torch.cuda.is_available() else ""
     return (
