@@ -1,15 +1,11 @@
 """`mde-mmrec bench`: MDE against FREEDOM and DRAGON on a synthetic preset, measured side by side.
 
-For each model, one MMRec run (MMRec's own trainer, a fixed number of epochs, one seed) gives seconds per
-training epoch, seconds per evaluation (valid + test), model construction time and peak RSS. In child
-processes the MDE graphs are built from nothing (timed, with their peak RSS) and loaded from MDE's disk
-cache, and each model's share of an evaluation pass (its ``full_sort_predict`` calls for the valid and test
-users) is timed; with ``--profile-steps N``, so is a training step (``training_step_profile``). Every run and
-child is killed if its resident memory passes ``--max-rss-gb``, so models that build dense items x items
-matrices fail cleanly at Elec scale; ``--max-minutes`` stops a model's MMRec run
-that takes longer, and its row says how far it got. The table goes to ``bench/results/<preset>-<date>.md``
-(``-2``, ``-3``... for later runs that day), rewritten after each measurement and marked partial until the
-last; the output ends with one ``RATIO`` line.
+Per model, one MMRec run (its own trainer, a fixed number of epochs, one seed) gives seconds per epoch and per
+evaluation, model construction time and peak RSS; child processes time MDE's graphs (built from nothing, then
+loaded from its cache), each model's share of an evaluation pass and, with ``--profile-steps N``, a training
+step. ``--max-rss-gb`` and ``--max-minutes`` stop a run cleanly. The table goes to
+``bench/results/<preset>-<date>.md`` (``-2``, ``-3``... for later runs that day), rewritten after each
+measurement and marked partial until the last; the output ends with one ``RATIO`` line.
 """
 
 from __future__ import annotations
@@ -35,7 +31,6 @@ from .report import fmt, fmt_seconds
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ("MDE", "FREEDOM", "DRAGON")
 # Grid keys pinned for the benchmark where the first grid value would be a poor setting (DRAGON's grid starts
 # at learning_rate 0.1); other models' grid keys take their first value (printed by the run).
 BENCH_SETTINGS = {"DRAGON": {"learning_rate": 0.001, "reg_weight": 0.001}}
@@ -65,25 +60,19 @@ def inside_checkout(checkout: Path):
 MAIN_PY_ENVIRONMENT = {"THP_MEM_ALLOC_ENABLE": "1"}
 
 
-@contextlib.contextmanager
-def main_py_environment():
-    added = [key for key in MAIN_PY_ENVIRONMENT if key not in os.environ]
-    os.environ.update({key: MAIN_PY_ENVIRONMENT[key] for key in added})
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
 def in_child(fn, *args, max_rss_mb: float | None = None):
     """Run ``fn(*args)`` in a fresh process (spawned, so nothing is shared with this one) under a memory
     guard; returns (result or None, error message or None, the child's peak RSS in MB)."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(target=_child_main, args=(queue, fn, args, os.getpid()))
-    with main_py_environment():
+    added = [key for key in MAIN_PY_ENVIRONMENT if key not in os.environ]
+    os.environ.update({key: MAIN_PY_ENVIRONMENT[key] for key in added})
+    try:
         child.start()
+    finally:
+        for key in added:
+            del os.environ[key]
     guard = runner.RunGuard(child.pid, max_rss_mb) if max_rss_mb else None
     child.join()
     if guard:
@@ -92,8 +81,7 @@ def in_child(fn, *args, max_rss_mb: float | None = None):
         return None, f"killed at {guard.peak_mb / 1024:.1f} GB resident memory", guard.peak_mb
     if queue.empty():
         return None, f"died with exit code {child.exitcode}", guard.peak_mb if guard else float("nan")
-    result, error, peak = queue.get()
-    return result, error, peak
+    return queue.get()
 
 
 def _child_main(queue, fn, args, parent_pid: int) -> None:
@@ -106,50 +94,40 @@ def _child_main(queue, fn, args, parent_pid: int) -> None:
     queue.put((result, error, peak / (1024 * 1024 if sys.platform == "darwin" else 1024)))
 
 
-def _timed(fn) -> tuple[float, object]:
+def _seconds(fn) -> float:
     start = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - start, value
+    fn()
+    return time.perf_counter() - start
 
 
 def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> dict:
     """Build MDE's three homogeneous graphs from nothing, as the model does (unless ``load_only``); then
     load the copies that MDE cached beside the data set."""
+    import pandas as pd
+    import scipy.sparse as sp
+    import torch
+
     with inside_checkout(checkout):
-        import torch
         from models import mde  # the installed copy of src/models/mde.py
 
         cfg = core.merged_config(checkout, "MDE", dataset)
         data_dir = Path(cfg.get("data_path", "../data/")) / dataset
-        import pandas as pd
-
         inter = pd.read_csv(data_dir / cfg["inter_file_name"], sep="\t")
-        train = inter[inter[cfg["inter_splitting_label"]] == 0]
-        shape = (int(inter[cfg["USER_ID_FIELD"]].max()) + 1, int(inter[cfg["ITEM_ID_FIELD"]].max()) + 1)
-        import scipy.sparse as sp
-
+        users, items = inter[cfg["USER_ID_FIELD"]], inter[cfg["ITEM_ID_FIELD"]]
+        train = inter[cfg["inter_splitting_label"]] == 0
         r = sp.csr_matrix(
-            (
-                np.ones(len(train), dtype=np.float32),
-                (train[cfg["USER_ID_FIELD"]].values, train[cfg["ITEM_ID_FIELD"]].values),
-            ),
-            shape=shape,
+            (np.ones(train.sum(), dtype=np.float32), (users[train].values, items[train].values)),
+            shape=(int(users.max()) + 1, int(items.max()) + 1),
         )
         seconds = {}
         if not load_only:
-            seconds["user_cooc"], _ = _timed(lambda: mde.cooccurrence_topk(r, int(cfg["user_knn_k"])))
+            seconds["user_cooc"] = _seconds(lambda: mde.cooccurrence_topk(r, int(cfg["user_knn_k"])))
             for name, key in (("item_knn_v", "vision_feature_file"), ("item_knn_t", "text_feature_file")):
                 feat = torch.from_numpy(np.load(data_dir / cfg[key]))
-                seconds[name], _ = _timed(lambda feat=feat: mde.cosine_knn(feat, int(cfg["item_knn_k"])))
+                seconds[name] = _seconds(lambda feat=feat: mde.cosine_knn(feat, int(cfg["item_knn_k"])))
         cached = sorted((data_dir / "mde_graphs").glob("*.npz"))
-        load = _timed(lambda: [sp.load_npz(p) for p in cached])[0] if cached else float("nan")
+        load = _seconds(lambda: [sp.load_npz(p) for p in cached]) if cached else float("nan")
     return {"build_s": sum(seconds.values()), "parts": seconds, "load_s": load, "cached_files": len(cached)}
-
-
-def model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int = 3) -> float:
-    """The model's share of one evaluation round: the time of the ``full_sort_predict`` calls that the patched
-    trainer makes to evaluate the valid and then the test users (best of ``repeats``)."""
-    return _model_eval_seconds(checkout, dataset, model_name, repeats)
 
 
 @contextlib.contextmanager
@@ -189,7 +167,9 @@ def built_model(checkout: Path, dataset: str, model_name: str):
             gc.collect()
 
 
-def _model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int) -> float:
+def model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int = 3) -> float:
+    """The model's share of one evaluation round: the time of the ``full_sort_predict`` calls that the patched
+    trainer makes to evaluate the valid and then the test users (best of ``repeats``)."""
     with built_model(checkout, dataset, model_name) as (config, model, trainer, _, valid_data, test_data):
         from utils.shared_topk import SharedTopk
 
@@ -220,20 +200,16 @@ PROFILED_STEPS = 5  # of the timed steps, how many more run under torch.profiler
 
 
 def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: int = 20) -> dict:
-    """Where one training step goes, apart from the loader: the model's step in ms (MMRec's own
-    ``Trainer._train_epoch`` over batches drawn beforehand, so exactly the trainer's per-batch work; mean of
-    ``steps`` after 2 warm-up steps, synchronised on CUDA), MMRec's loader in ms per batch (one whole pass,
-    negative sampling and shuffle included), and, per step under torch.profiler, the aten operators dispatched
-    (forward, backward and optimizer; each costs host time, and most launch a GPU kernel) and, on CUDA, the
-    device activities (kernels, copies) and their summed time. ``pre_epoch_processing`` runs once before and is
-    not counted; the ``model.train()`` that ``_train_epoch`` starts with is, once per timed or profiled run."""
+    """Where one training step goes: ms per step of MMRec's own ``Trainer._train_epoch`` over batches drawn
+    beforehand (mean of ``steps`` after 2 warm-up steps), ms per batch of MMRec's loader, and ``profile_counts``
+    of ``PROFILED_STEPS`` more steps under torch.profiler (the report's "Per training step" section says more)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
     with built_model(checkout, dataset, model_name) as (config, model, trainer, train_data, _, _):
         device = config["device"]
         if hasattr(model, "pre_epoch_processing"):
-            model.pre_epoch_processing()
+            model.pre_epoch_processing()  # once, not timed
         start, batches = time.perf_counter(), []
         for n, batch in enumerate(train_data, 1):
             if n <= steps + 2:
@@ -261,16 +237,14 @@ def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: 
 
 
 def profile_counts(events, steps: int) -> dict:
-    """Per step, from torch.profiler's events: ``ops``, the aten operators called from Python or the autograd
-    engine (not those an operator calls itself); ``device_activities`` and ``device_ms``, the CUDA kernels and
-    copies and their summed duration (None without CUDA events). A ``record_function`` range (the optimizer's
-    step has one) also appears on the GPU timeline as a user annotation spanning its kernels: not counted."""
+    """Per step, from torch.profiler's events: ``ops``, the top-level aten operators; ``device_activities`` and
+    ``device_ms``, the CUDA kernels and copies and their summed time (None without CUDA events)."""
     from torch.autograd import DeviceType
 
     ops, device, device_us = 0, 0, 0.0
     for event in events:
         if event.device_type == DeviceType.CUDA and getattr(event, "is_user_annotation", False):
-            continue
+            continue  # a record_function range (the optimizer's step) spanning its kernels
         if event.device_type == DeviceType.CUDA:
             device += 1
             device_us += event.time_range.elapsed_us()
@@ -388,6 +362,13 @@ def _waiting(model: str, status: dict, final: bool) -> str:
     return status.get(model, "not run" if final else "pending: the bench has not got to it yet")
 
 
+# the headers of the report's two tables, as they read in Markdown
+MAIN_COLUMNS = "model | model construction s | train s/epoch | eval s (valid+test) | model's eval share s | peak RSS MB | peak GPU MB | valid Recall@20 | notes"
+STEP_COLUMNS = (
+    "model | step ms | loader ms/batch | aten ops per step | device activities per step | device ms per step | notes"
+)
+
+
 def _main_rows(models, by_model: dict, status: dict, shares: dict | None, graphs: dict, final: bool) -> list:
     """The main table: one row per model (``shares`` None: not timed, else model -> (seconds, error))."""
     rows = []
@@ -450,15 +431,6 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
                 cuda_note,
             ]
         )
-    header = [
-        "model",
-        "step ms",
-        "loader ms/batch",
-        "aten ops per step",
-        "device activities per step",
-        "device ms per step",
-        "notes",
-    ]
     return (
         "## Per training step\n\n"
         f"Each model rebuilt in a child process, {steps} steps timed after 2 warm-up steps, then "
@@ -468,7 +440,9 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
         "included). aten ops: operators called "
         "from Python or the autograd engine (forward, backward, optimizer), each costing host time, most "
         "launching a GPU kernel; device activities: CUDA kernels and copies, with their summed time. Where "
-        "device ms is far below step ms the GPU waits for the host.\n\n" + report.markdown_table(header, rows) + "\n\n"
+        "device ms is far below step ms the GPU waits for the host.\n\n"
+        + report.markdown_table(STEP_COLUMNS.split(" | "), rows)
+        + "\n\n"
     )
 
 
@@ -491,26 +465,14 @@ def machine_description() -> str:
     import torch
 
     cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:  # Linux: the CPU's model
+        cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = f"GPU {torch.cuda.get_device_name(0)} (the MMRec runs' device), " if torch.cuda.is_available() else ""
     return (
         f"{gpu}{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
     )
-
-
-def _unused_path(out_dir: Path, stem: str) -> Path:
-    """``<stem>.md``, or ``<stem>-2.md``, ``-3`` ... when an earlier run wrote that file (results are never
-    overwritten)."""
-    path, n = out_dir / f"{stem}.md", 2
-    while path.exists():
-        path, n = out_dir / f"{stem}-{n}.md", n + 1
-    return path
 
 
 def _write_markdown(
@@ -525,29 +487,22 @@ def _write_markdown(
     steps_section: str = "",
     path: Path | None = None,
 ) -> Path:
-    """Write the report to ``path`` (default: a new ``<preset>-<date>.md`` in ``out_dir``); ``ratio`` None
-    marks it partial."""
+    """Write the report to ``path`` (default: a new ``<preset>-<date>.md`` in ``out_dir``, ``-2``, ``-3``... if
+    taken: results are never overwritten); ``ratio`` None marks it partial."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = path or _unused_path(out_dir, f"{preset}-{datetime.date.today().isoformat()}")
-    header = [
-        "model",
-        "model construction s",
-        "train s/epoch",
-        "eval s (valid+test)",
-        "model's eval share s",
-        "peak RSS MB",
-        "peak GPU MB",
-        "valid Recall@20",
-        "notes",
-    ]
+    if path is None:
+        stem, n = f"{preset}-{datetime.date.today().isoformat()}", 2
+        path = out_dir / f"{stem}.md"
+        while path.exists():
+            path, n = out_dir / f"{stem}-{n}.md", n + 1
     text = (
         f"# Benchmark: synthetic `{preset}` preset\n\n"
         f"Machine: {machine_description()}.\n\n"
         f"Command: `mde-mmrec bench --mmrec MMREC --preset {preset} --epochs {epochs} "
         f"--models {' '.join(models)}{' ' + flags if flags else ''}`; data set `{dataset}` (data seed 0), one MMRec run per model, MMRec's "
         f"first grid point, {epochs} epoch(s), all measured in the same run.\n\n"
-        + report.markdown_table(header, rows)
+        + report.markdown_table(MAIN_COLUMNS.split(" | "), rows)
         + "\n\n"
         "Model construction includes graph building (MDE: from nothing, its cache was emptied first). "
         "The model's eval share is the time of the `full_sort_predict` calls that MMRec's (patched) "
@@ -567,8 +522,7 @@ def _write_markdown(
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     checkout = mmrec.find_checkout(args.mmrec)
-    if args.preset not in synthetic.PRESETS:
-        raise MdeMmrecError(f"unknown preset {args.preset!r}: choose one of {', '.join(synthetic.PRESETS)}")
+    synthetic.get_preset(args.preset)  # an unknown preset is an error before anything runs
     md, ratio = run_bench(
         checkout,
         args.preset,
@@ -593,7 +547,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--mmrec", required=True, help="path to the patched MMRec checkout")
     p.add_argument("--preset", default="baby", help=f"synthetic preset ({', '.join(synthetic.PRESETS)}; default baby)")
-    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    p.add_argument("--models", nargs="+", default=["MDE", "FREEDOM", "DRAGON"])
     p.add_argument("--epochs", type=positive_int, default=2, help="training epochs per model (default 2)")
     p.add_argument("--seed", type=int, default=999)
     p.add_argument("--out", default="bench/results", help="folder for the Markdown result")

@@ -37,13 +37,11 @@ def describe(checkout, dataset: str) -> str:
         ("training interactions per user (min / median / max)", " / ".join(f"{v:g}" for v in summary.per_user)),
     ]
     for key in ("vision_feature_file", "text_feature_file"):
+        path = inter.parent / str(cfg.get(key))
         if cfg.get(key):
-            path = inter.parent / str(cfg[key])
-            if path.is_file():
-                array = np.load(path, mmap_mode="r")
-                rows.append((f"{key} ({cfg[key]})", f"{array.shape[0]:,} x {array.shape[1]:,} {array.dtype}"))
-            else:
-                rows.append((f"{key} ({cfg[key]})", "missing"))
+            array = np.load(path, mmap_mode="r") if path.is_file() else None
+            shape = "missing" if array is None else f"{array.shape[0]:,} x {array.shape[1]:,} {array.dtype}"
+            rows.append((f"{key} ({cfg[key]})", shape))
     lines = [f"| data set {dataset} | |", "| --- | --- |"] + [f"| {name} | {value} |" for name, value in rows]
     return "\n".join(lines)
 

@@ -1,40 +1,36 @@
-"""The one exception type the command line turns into a readable error message."""
+"""The one exception type the command line turns into a readable error message, and argparse's number types."""
+
+import argparse
+import math
 
 
 class MdeMmrecError(Exception):
     """A user-facing error: the message names the file, the field and the fix."""
 
 
-def int_at_least(minimum: int):
-    """An argparse type for whole numbers >= ``minimum``, with a readable error otherwise."""
+def _number(convert, kind: str, ok, requirement: str):
+    """An argparse type: ``convert(text)``, with a readable error unless it is a ``kind`` that is ``ok``."""
 
-    def parse(text: str) -> int:
-        import argparse
-
+    def parse(text: str):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text}")
         return value
 
     return parse
 
 
+def int_at_least(minimum: int):
+    """An argparse type for whole numbers >= ``minimum``."""
+    return _number(int, "a whole number", lambda value: value >= minimum, f"must be at least {minimum}")
+
+
 positive_int = int_at_least(1)  # epochs, numbers of seeds
 non_negative_int = int_at_least(0)  # seeds of numpy's generator
-
-
-def non_negative_float(text: str) -> float:
-    """An argparse type for limits (GB, minutes) where 0 means none."""
-    import argparse
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or a positive number, got {text}")
-    return value
+# limits (GB, minutes) where 0 means none
+non_negative_float = _number(
+    float, "a number", lambda value: math.isfinite(value) and value >= 0, "must be 0 (no limit) or a positive number"
+)

@@ -1,25 +1,24 @@
 """`mde-mmrec install PATH` / `mde-mmrec uninstall PATH`: the plugin as a git branch of an MMRec clone.
 
-install builds the branch ``mde-mmrec`` from the commit the clone is on, without touching its files: one commit
-per patch of patches/ (its message is the patch's header, so `git log` explains every change) and one commit
-adding the plugin's files (this project's src/ tree, and src/utils/mde_plugin_info.json: MMRec commit, plugin
-version and the branch installed from), written with git's plumbing into a temporary index. A patch that does
-not apply stops it there, with nothing changed. Only then does it switch the checkout to the branch. install
-again rebuilds the branch when the plugin or the patches changed, and says so when nothing did. uninstall
-switches back to the branch (or detached commit) the clone was on and deletes ``mde-mmrec``.
+install builds the branch ``mde-mmrec`` on the commit the clone is on, without touching its files: one commit
+per patch of patches/ (the patch's header is its message) and one adding the plugin's files (this project's
+src/ tree, and src/utils/mde_plugin_info.json: MMRec commit, plugin version, the branch installed from). A
+patch that does not apply stops it with nothing changed; only then is the checkout switched to the branch.
+install again rebuilds the branch if the plugin or the patches changed. uninstall switches back to the branch
+(or detached commit) the clone was on and deletes ``mde-mmrec``.
 
-A switch changes only the files that differ between the two commits (uncommitted edits of other files stay,
-as with `git checkout`) and refuses uncommitted edits of those. It first writes SWITCH_MARKER into the checkout,
-saying what HEAD, the branch and those files must become; then writes the files (src/main.py first when
-installing, last otherwise: from the first change to the last, main.py is the patched one, which refuses to
-run while the marker is there), the index, the branch and HEAD, and removes the marker. Each step can be
-redone, so a switch killed at any moment is completed by the next install or uninstall (every command refuses
-the checkout until then); one that fails with an error is undone at once the same way.
+A switch changes only the files that differ between the two commits and refuses uncommitted edits of those. It
+writes SWITCH_MARKER (what HEAD, the branch and those files must become), then the files (src/main.py first
+when installing, last otherwise: meanwhile main.py is the patched one, which refuses to run while the marker is
+there), the index, the branch and HEAD, and removes the marker. Each step can be redone: a switch killed at any
+moment is completed by the next install or uninstall (every command refuses the checkout until then); one that
+fails with an error is undone at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -36,15 +35,9 @@ from .mmrec import INSTALL_BRANCH, PLUGIN_INFO, SWITCH_MARKER, checkout_root, pl
 log = logging.getLogger(__name__)
 
 BRANCH_REF = f"refs/heads/{INSTALL_BRANCH}"
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "mde-mmrec",
-    "GIT_AUTHOR_EMAIL": "mde-mmrec@localhost",
-    "GIT_COMMITTER_NAME": "mde-mmrec",
-    "GIT_COMMITTER_EMAIL": "mde-mmrec@localhost",
-}
+EMAIL = "mde-mmrec@localhost"  # install's commits are by "mde-mmrec <EMAIL>" (the user may have no identity)
 
 
-# ----------------------------------------------------------------------------------------- inputs
 @dataclass
 class Series:
     """The numbered patches and what they were made against (patches/manifest.json)."""
@@ -60,21 +53,15 @@ class Series:
         manifest = Path(directory) / "manifest.json"
         try:
             data = json.loads(manifest.read_text(encoding="utf-8"))
-            series = cls(
-                Path(directory),
-                list(data["patches"]),
-                data["mmrec_commit"],
-                dict(data["pristine_sha256"]),
-                data.get("oldest_mmrec"),
-            )
+            names, commit, pristine = list(data["patches"]), data["mmrec_commit"], dict(data["pristine_sha256"])
         except (OSError, ValueError, KeyError) as exc:
             raise MdeMmrecError(
                 f"{manifest}: cannot read the patch series ({exc}); reinstall mde-mmrec from its repository"
             ) from None
-        for name in series.names:
-            if not (series.directory / name).is_file():
+        for name in names:
+            if not (Path(directory) / name).is_file():
                 raise MdeMmrecError(f"{manifest} lists {name}, which is missing from {directory}")
-        return series
+        return cls(Path(directory), names, commit, pristine, data.get("oldest_mmrec"))
 
     def text(self, name: str) -> str:
         return (self.directory / name).read_text(encoding="utf-8")
@@ -83,12 +70,6 @@ class Series:
 def patched_files(patch_text: str) -> list:
     """The files a patch changes ('+++ b/...' lines)."""
     return [line[6:].split("\t")[0].strip() for line in patch_text.splitlines() if line.startswith("+++ b/")]
-
-
-def optional_file(rel: str) -> bool:
-    """A file the series may find absent: one of MMRec's model files (an older MMRec has fewer models; a patch
-    section for a model the checkout does not have is not needed). Everything else is MMRec's core."""
-    return rel.startswith("src/models/")
 
 
 def without_files(patch_text: str, skip: set) -> str:
@@ -101,11 +82,14 @@ def without_files(patch_text: str, skip: set) -> str:
 def _git(
     root: Path, *args: str, stdin: bytes | None = None, env: dict | None = None, check: bool = True
 ) -> subprocess.CompletedProcess:
-    """Run git in ``root`` with mde-mmrec's identity (the user may have none) and literal paths."""
+    """Run git in ``root`` with mde-mmrec's identity and literal paths."""
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    base_env.update(LC_ALL="C", GIT_LITERAL_PATHSPECS="1", **IDENTITY, **(env or {}))
+    base_env.update(LC_ALL="C", GIT_LITERAL_PATHSPECS="1", **(env or {}))
+    identity = ["-c", "user.name=mde-mmrec", "-c", f"user.email={EMAIL}"]
     try:
-        result = subprocess.run(["git", "-C", str(root), *args], input=stdin, capture_output=True, env=base_env)
+        result = subprocess.run(
+            ["git", *identity, "-C", str(root), *args], input=stdin, capture_output=True, env=base_env
+        )
     except FileNotFoundError:
         raise MdeMmrecError(
             "git is not on PATH: install git (MMRec is a git clone, and install builds a git branch in it)"
@@ -127,8 +111,10 @@ def _commit_or_none(root: Path, rev: str) -> str | None:
     return _out(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False) or None
 
 
-def require_git_clone(root: Path) -> None:
-    """``root`` must be the top of a git clone with a commit checked out."""
+def _clone(path) -> Path:
+    """The root of the MMRec clone at ``path``, any switch killed there completed; a clear error if it is not
+    the top of a git clone with a commit checked out."""
+    root = checkout_root(path)
     top = _git(root, "rev-parse", "--show-toplevel", check=False)
     if top.returncode or Path(top.stdout.decode().strip()).resolve() != root or not _commit_or_none(root, "HEAD"):
         raise MdeMmrecError(
@@ -136,6 +122,8 @@ def require_git_clone(root: Path) -> None:
             f"`git clone https://github.com/enoche/MMRec`, or make this copy one: `git init && "
             f"git add -A && git commit -m MMRec` in {root}. Nothing was changed."
         )
+    finish_interrupted(root)
+    return root
 
 
 def _head(root: Path) -> tuple[str | None, str]:
@@ -151,9 +139,7 @@ def info_at(root: Path, commit: str) -> dict:
 
 def _ours(root: Path, commit: str) -> bool:
     """Whether ``commit`` is one install made (the last of a branch it built), not one of the user's."""
-    return _out(root, "log", "-1", "--format=%ae", commit) == IDENTITY["GIT_AUTHOR_EMAIL"] and bool(
-        info_at(root, commit)
-    )
+    return _out(root, "log", "-1", "--format=%ae", commit) == EMAIL and bool(info_at(root, commit))
 
 
 def _described(root: Path, head: str) -> str:
@@ -173,7 +159,8 @@ def build_branch(root: Path, base: str, series: Series, files: dict, info: dict)
         for name in series.names:
             text = series.text(name)
             absent = {rel for rel in patched_files(text) if rel not in present}
-            core = sorted(rel for rel in absent if not optional_file(rel))
+            # an older MMRec has fewer models: their sections are skipped; every other file is MMRec's core
+            core = sorted(rel for rel in absent if not rel.startswith("src/models/"))
             if core:
                 raise MdeMmrecError(
                     f"patch {name} changes {', '.join(core)}, which the checkout lacks: is it a "
@@ -187,17 +174,14 @@ def build_branch(root: Path, base: str, series: Series, files: dict, info: dict)
             patch = without_files(text, absent).encode()
             applied = _git(root, "apply", "--cached", "-", stdin=patch, env=env, check=False)
             if applied.returncode:
-                raise _does_not_apply(root, series, name, patch, applied, base, present)
+                raise _does_not_apply(root, series, name, patch, applied, base)
             header = text.split("diff --git ", 1)[0].strip()
             skipped = f"\n\nSections skipped (not in this MMRec): {', '.join(sorted(absent))}" if absent else ""
             commit = _commit(root, env, commit, header + skipped)
         data = {**files, PLUGIN_INFO: (json.dumps(info, indent=2) + "\n").encode()}
-        copies = [Path(scratch) / "files" / rel for rel in sorted(data)]
-        for copy, rel in zip(copies, sorted(data)):
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            copy.write_bytes(data[rel])
-        blobs = _out(root, "hash-object", "-w", "--stdin-paths", stdin="\n".join(map(str, copies)).encode()).split()
-        entries = "".join(f"100644 {blob}\t{rel}\n" for blob, rel in zip(blobs, sorted(data)))
+        entries = "".join(
+            f"100644 {_out(root, 'hash-object', '-w', '--stdin', stdin=data[rel])}\t{rel}\n" for rel in sorted(data)
+        )
         _git(root, "update-index", "--add", "--index-info", stdin=entries.encode(), env=env)
         return _commit(
             root,
@@ -210,36 +194,21 @@ def build_branch(root: Path, base: str, series: Series, files: dict, info: dict)
         )
 
 
-def _series_already_applied(root: Path, series: Series, base: str, present: set) -> bool:
-    """Whether ``base`` has the whole series in it already: it reverts, last patch first."""
-    with tempfile.TemporaryDirectory(prefix="mde-mmrec-index-") as scratch:
-        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
-        _git(root, "read-tree", base, env=env)
-        for name in reversed(series.names):
-            text = series.text(name)
-            patch = without_files(text, {rel for rel in patched_files(text) if rel not in present}).encode()
-            if _git(root, "apply", "--cached", "--reverse", "-", stdin=patch, env=env, check=False).returncode:
-                return False
-        return True
-
-
 def _commit(root: Path, env: dict, parent: str, message: str) -> str:
     tree = _out(root, "write-tree", env=env)
     return _out(root, "commit-tree", "--no-gpg-sign", tree, "-p", parent, "-F", "-", stdin=message.encode() + b"\n")
 
 
-def _does_not_apply(root, series, name, patch, applied, base, present) -> MdeMmrecError:
-    if _series_already_applied(root, series, base, present):
+def _does_not_apply(root, series, name, patch, applied, base) -> MdeMmrecError:
+    if _out(root, "log", "-1", "--format=%H", f"--author=<{EMAIL}>", base):  # built on an install's commits
         return MdeMmrecError(
             f"patch {name} is already in the commit the checkout is on ({base[:12]}: a branch made "
             "from mde-mmrec's?): switch to MMRec's own commit (e.g. `git checkout master`) and "
             "install again. Nothing was changed."
         )
     older = (
-        (
-            f"; or an MMRec older than {series.oldest}, the oldest these patches fit: update it (`git pull` in "
-            "the checkout)"
-        )
+        f"; or an MMRec older than {series.oldest}, the oldest these patches fit: update it (`git pull` in the "
+        "checkout)"
         if series.oldest
         else ""
     )
@@ -254,7 +223,7 @@ def _does_not_apply(root, series, name, patch, applied, base, present) -> MdeMmr
 def _changed_paths(root: Path, old: str, new: str) -> list[str]:
     """The files that differ between two commits."""
     return sorted(
-        p for p in _out(root, "diff-tree", "-r", "--name-only", "--no-renames", "-z", old, new).split("\0") if p
+        filter(None, _out(root, "diff-tree", "-r", "--name-only", "--no-renames", "-z", old, new).split("\0"))
     )
 
 
@@ -282,27 +251,9 @@ def _remove_file(root: Path, rel: str) -> None:
     cache = path.parent / "__pycache__"
     for cached in cache.glob(f"{path.stem}.*.pyc"):
         cached.unlink()
-    for folder in [cache, *path.parents]:
-        if folder == root:
-            break
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-        elif folder != cache:
-            break
-
-
-def _blobs(root: Path, shas: list[str]) -> dict[str, bytes]:
-    """The contents of git blobs, read in one ``git cat-file --batch``."""
-    if not shas:
-        return {}
-    out = _git(root, "cat-file", "--batch", stdin="".join(f"{sha}\n" for sha in shas).encode()).stdout
-    contents, at = {}, 0
-    for sha in shas:  # each: "<sha> blob <size>\n<content>\n"
-        start = out.index(b"\n", at) + 1
-        size = int(out[at:start].split()[2])
-        contents[sha] = out[start : start + size]
-        at = start + size + 1
-    return contents
+    for folder in (cache, path.parent):
+        with contextlib.suppress(OSError):  # stops at the first folder that is not empty (the root never is)
+            os.removedirs(folder)
 
 
 def _complete(root: Path, target: dict) -> None:
@@ -315,17 +266,14 @@ def _complete(root: Path, target: dict) -> None:
     paths = sorted(target["paths"], key=lambda rel: (rel == "src/main.py") != installing)
     listing = _out(root, "ls-tree", "-z", target["sha"], "--", *paths) if paths else ""
     entries = {line.split("\t", 1)[1]: line.split("\t", 1)[0].split() for line in listing.split("\0") if line}
-    contents = _blobs(root, [entries[rel][2] for rel in paths if rel in entries])
     for rel in paths:
         if rel in entries:
-            _write_file(root / rel, contents[entries[rel][2]], entries[rel][0] == "100755")
+            mode, _, blob = entries[rel]
+            _write_file(root / rel, _git(root, "cat-file", "blob", blob).stdout, mode == "100755")
         else:
             _remove_file(root, rel)
-    zero = "0" * len(target["sha"])
-    index = "".join(
-        f"{entries[rel][0]} {entries[rel][2]}\t{rel}\n" if rel in entries else f"0 {zero}\t{rel}\n" for rel in paths
-    )
-    _git(root, "update-index", "--index-info", stdin=index.encode())
+    if paths:  # their index entries as in the commit (removed where it has none)
+        _git(root, "reset", "-q", target["sha"], "--", *paths)
     _git(root, "update-index", "-q", "--refresh", check=False)
     message = f"mde-mmrec {target['action']}: to {_described(root, target['head'])}"
     if target["head"].startswith("refs/"):
@@ -389,11 +337,9 @@ def install(path, plugin_src: Path | None = None, patches_dir: Path | None = Non
     """Install (or update) the plugin; returns "installed", "updated" or "already installed"."""
     files = paths.plugin_files(Path(plugin_src) if plugin_src else paths.plugin_src())
     series = Series.load(Path(patches_dir) if patches_dir else paths.patches_dir())
-    root = checkout_root(path)
-    require_git_clone(root)
     if not files:
         raise MdeMmrecError(f"{plugin_src} holds no plugin files")
-    finish_interrupted(root)
+    root = _clone(path)
     stamp = paths.fingerprint(series.directory, files)
     head_ref, head = _head(root)
     old_tip = _commit_or_none(root, BRANCH_REF)
@@ -447,9 +393,7 @@ def install(path, plugin_src: Path | None = None, patches_dir: Path | None = Non
 def uninstall(path, force: bool = False) -> str:
     """Switch back to the branch or commit installed from and delete the plugin's branch; returns
     "uninstalled" or "not installed"."""
-    root = checkout_root(path)
-    require_git_clone(root)
-    finish_interrupted(root)
+    root = _clone(path)
     head_ref, head = _head(root)
     tip = _commit_or_none(root, BRANCH_REF)
     if head_ref != BRANCH_REF:
@@ -470,8 +414,9 @@ def uninstall(path, force: bool = False) -> str:
         )
     installed = info_at(root, head)
     back = installed.get("installed_from")
-    back_sha = (_commit_or_none(root, back) if back else None) or installed["mmrec_commit"]
-    back = back if back and _commit_or_none(root, back) else back_sha
+    back_sha = back and _commit_or_none(root, back)
+    if not back_sha:  # installed from a detached commit, or that branch is gone
+        back = back_sha = installed["mmrec_commit"]
     changed = _changed_paths(root, head, back_sha)
     dirty = _uncommitted(root, changed)
     if dirty and not force:
@@ -499,30 +444,22 @@ def data_left_behind(root: Path) -> list[str]:
     """What mde-mmrec's commands wrote beside MMRec's own files: synthetic data sets (make-data) and MDE's
     graph caches (data/*/mde_graphs)."""
     marker = plugin_module("cli_overrides").SYNTHETIC_MARKER
-    configs = sorted(
-        p
-        for p in (root / "src" / "configs" / "dataset").glob("*.yaml")
-        if p.read_text(encoding="utf-8", errors="replace").startswith(marker)
-    )
-    left = [f"synthetic data set {p.stem} (data/{p.stem}/, src/configs/dataset/{p.name})" for p in configs]
-    synthetic_names = {p.stem for p in configs}
-    left += [
+    configs = (root / "src" / "configs" / "dataset").glob("*.yaml")
+    made = sorted(p.stem for p in configs if p.read_text(encoding="utf-8", errors="replace").startswith(marker))
+    return [f"synthetic data set {name} (data/{name}/, src/configs/dataset/{name}.yaml)" for name in made] + [
         f"MDE's graph cache {p.relative_to(root)}/"
         for p in sorted((root / "data").glob("*/mde_graphs"))
-        if p.parent.name not in synthetic_names
+        if p.parent.name not in made
     ]
-    return left
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def _cmd_install(args) -> int:
+def _cmd_install(args) -> None:
     install(args.path)
-    return 0
 
 
-def _cmd_uninstall(args) -> int:
+def _cmd_uninstall(args) -> None:
     uninstall(args.path, force=args.force)
-    return 0
 
 
 def register(subparsers) -> None:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .errors import MdeMmrecError
-from .paths import current_fingerprint, plugin_src
+from .paths import fingerprint, patches_dir, plugin_files, plugin_src
 
 # files that make a directory an MMRec checkout
 MMREC_MARKERS = (
@@ -129,7 +129,7 @@ def find_checkout(path, up_to_date: bool = True) -> Path:
 
 def is_up_to_date(root) -> bool:
     """Whether the plugin installed in ``root`` is the one this mde-mmrec would install."""
-    return installed_info(root).get("fingerprint") == current_fingerprint()
+    return installed_info(root).get("fingerprint") == fingerprint(patches_dir(), plugin_files(plugin_src()))
 
 
 _CHECK_COMMANDS = """
@@ -193,17 +193,14 @@ def installed_info(checkout) -> dict:
     branch it was installed from); {} if the plugin is not installed, a clear error if the file is damaged."""
     path = Path(checkout) / PLUGIN_INFO
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info, problem = json.loads(path.read_text(encoding="utf-8")), "not a JSON object"
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise MdeMmrecError(
-            f"{path} is damaged ({exc}): restore it with `git checkout -- {PLUGIN_INFO}` in "
-            f"{checkout}, or run `mde-mmrec install {checkout}`"
-        ) from None
+        info, problem = None, exc
     if not isinstance(info, dict):
         raise MdeMmrecError(
-            f"{path} is damaged (not a JSON object): restore it with `git checkout -- "
-            f"{PLUGIN_INFO}` in {checkout}, or run `mde-mmrec install {checkout}`"
+            f"{path} is damaged ({problem}): restore it with `git checkout -- {PLUGIN_INFO}` in "
+            f"{checkout}, or run `mde-mmrec install {checkout}`"
         )
     return info

@@ -56,8 +56,3 @@ def fingerprint(patches: Path, files: dict[str, bytes]) -> str:
     for rel, data in sorted(files.items()):
         digest.update(rel.encode() + b"\0" + data)
     return digest.hexdigest()
-
-
-def current_fingerprint() -> str:
-    """The fingerprint of what this mde-mmrec installs (to spot a checkout installed by another)."""
-    return fingerprint(patches_dir(), plugin_files(plugin_src()))

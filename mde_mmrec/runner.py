@@ -45,18 +45,9 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(128 + signal.SIGKILL)
 
 
-def child_setup() -> Callable[[], None]:
-    """A ``preexec_fn`` for ``subprocess.Popen`` that makes the child die with this process."""
-    _prctl()
-    parent = os.getpid()
-    return lambda: die_with_parent(parent)
-
-
 class RunGuard:
-    """Kill a process (and its children) whose resident memory passes ``max_rss_mb`` or whose wall time passes
-    ``max_seconds`` (each optional; checked every ``interval`` seconds), so a model that builds a dense
-    items x items matrix, or one that would train for hours, fails cleanly instead of taking the machine or the
-    time budget. ``reason`` says which limit stopped it ("memory" or "time"); None while it runs within both."""
+    """Kill a process and its children once their resident memory passes ``max_rss_mb`` or the wall time passes
+    ``max_seconds`` (each optional); ``reason``: the limit that stopped it ("memory" or "time"), else None."""
 
     def __init__(
         self, pid: int, max_rss_mb: float | None = None, max_seconds: float | None = None, interval: float = 0.5
@@ -73,8 +64,18 @@ class RunGuard:
         return self.reason is not None
 
     def _watch(self) -> None:
+        import psutil
+
         while not self._stop.wait(self.interval):
-            rss = rss_mb(self.pid)
+            try:
+                process = psutil.Process(self.pid)
+                tree = [process, *process.children(recursive=True)]
+            except psutil.Error:  # it has ended
+                tree = []
+            rss = 0
+            for process in tree:
+                with contextlib.suppress(psutil.Error):
+                    rss += process.memory_info().rss / 2**20
             self.peak_mb = max(self.peak_mb, rss)
             if self.max_rss_mb and rss > self.max_rss_mb:
                 self.reason = "memory"
@@ -82,42 +83,14 @@ class RunGuard:
                 self.reason = "time"
             else:
                 continue
-            kill_tree(self.pid)
+            for process in reversed(tree):  # SIGKILL, children first
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
             return
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def _tree(pid: int) -> list:
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        return [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (MB); 0 once it has ended."""
-    import psutil
-
-    total = 0
-    for process in _tree(pid):
-        with contextlib.suppress(psutil.Error):
-            total += process.memory_info().rss
-    return total / 2**20
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and its children."""
-    import psutil
-
-    for process in reversed(_tree(pid)):
-        with contextlib.suppress(psutil.Error):
-            process.kill()
 
 
 def main_command(model: str, dataset: str, overrides: dict | None = None) -> list[str]:
@@ -143,13 +116,10 @@ def run_main(
     max_rss_mb: float | None = None,
     max_seconds: float | None = None,
 ) -> int:
-    """Run ``python main.py -m MODEL -d DATASET --k=v ...`` in CHECKOUT/src; each output line (stdout and
-    stderr together) goes to ``on_line`` and, if given, to ``log_path`` (its progress events to
-    ``events_file(log_path)``). Returns main.py's exit code, or
-    ``MEMORY_LIMIT_EXIT`` / ``TIME_LIMIT_EXIT`` when the run was killed for passing ``max_rss_mb`` /
-    ``max_seconds``. A relative ``results_file`` is taken relative to the current directory (main.py runs in
-    CHECKOUT/src). main.py never outlives this process (call it from the main thread: Linux's parent-death
-    signal follows the thread that started the child)."""
+    """Run ``python main.py -m MODEL -d DATASET --k=v ...`` in CHECKOUT/src, each output line to ``on_line`` and
+    ``log_path`` (progress events to ``events_file(log_path)``); returns main.py's exit code, or
+    ``MEMORY_LIMIT_EXIT`` / ``TIME_LIMIT_EXIT``. A relative ``results_file`` is relative to the current folder.
+    Call it from the main thread: Linux's parent-death signal follows the thread that started the child."""
     src = Path(checkout) / "src"
     overrides = dict(overrides or {})
     if isinstance(overrides.get("results_file"), (str, Path)):
@@ -160,6 +130,7 @@ def run_main(
         run_env["MDE_MMREC_EVENTS"] = str(events_file(log_path).resolve())
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     guard = None
+    _prctl()  # loaded here: the child calls it between fork and exec
     try:
         with subprocess.Popen(
             command,
@@ -171,7 +142,7 @@ def run_main(
             errors="replace",
             bufsize=1,
             env=run_env,
-            preexec_fn=child_setup(),
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
         ) as process:
             if max_rss_mb or max_seconds:
                 guard = RunGuard(process.pid, max_rss_mb, max_seconds)
@@ -223,12 +194,11 @@ def writers_of(out_dir) -> list[int]:
     import psutil
 
     prefix = f"--results_file={Path(out_dir).resolve()}{os.sep}"
-    pids = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = process.info.get("cmdline") or []
-        if process.info["pid"] != os.getpid() and any(arg.startswith(prefix) for arg in cmdline):
-            pids.append(process.info["pid"])
-    return pids
+    return [
+        process.info["pid"]
+        for process in psutil.process_iter(["pid", "cmdline"])
+        if process.info["pid"] != os.getpid() and any(arg.startswith(prefix) for arg in process.info["cmdline"] or [])
+    ]
 
 
 LOCK_NAME, HOLDER_NAME = ".mde-mmrec.lock", ".mde-mmrec.holder"  # the lock, and who holds it
@@ -236,11 +206,9 @@ LOCK_NAME, HOLDER_NAME = ".mde-mmrec.lock", ".mde-mmrec.holder"  # the lock, and
 
 @contextlib.contextmanager
 def out_dir_lock(out_dir):
-    """Hold OUT/.mde-mmrec.lock for the duration: a second mde-mmrec run into the same folder is refused (two
-    runs would both train the missing points and append them twice), and so is a run while a main.py still
-    writes there. The lock ends with the process, however it ends, so a killed run never leaves a stale lock.
-    A folder made here that holds nothing else when the run ends (it was refused before writing anything) is
-    removed again."""
+    """Hold OUT/.mde-mmrec.lock for the duration (it ends with the process, however it ends): a second run into
+    the folder is refused (both would train the missing points), and so is one while a main.py still writes
+    there. A folder made here that holds nothing else at the end (the run was refused) is removed again."""
     import filelock
 
     out_dir = Path(out_dir)

@@ -1,57 +1,39 @@
-"""Synthetic multimodal recommendation data in MMRec's format (`mde-mmrec make-data`).
+"""Synthetic multimodal recommendation data in MMRec's format (`mde-mmrec make-data`): try MDE, FREEDOM,
+DRAGON ... without downloading the Amazon data sets, on data whose structure is known. ``generate(preset,
+seed)`` is pure and vectorised (one ``numpy.random.Generator(seed)``); ``make_dataset(...)`` writes it into
+an MMRec checkout.
 
-Lets anyone try MDE, FREEDOM, DRAGON ... at once, without downloading the Amazon data sets, on data whose
-structure is known. ``generate(preset, seed)`` is pure and vectorised; ``make_dataset(...)`` writes it
-into an MMRec checkout.
+Items.  Every item ``i`` has three latent parts of ``D`` = 16 dimensions, each drawn around one of ``K``
+centres chosen independently: a *shared* part ``s_i`` (what image and text both show: the category), a
+*visual-only* part ``v_i`` (style, colour) and a *text-only* part ``t_i`` (brand, material); and a log-normal
+popularity ``pop_i`` (a few items are very popular). Features see them through noisy non-linear maps with
+random weights fixed by the seed:
 
-The generative story (all draws from one ``numpy.random.Generator(seed)``)
---------------------------------------------------------------------------
-Items.  Every item ``i`` has three latent parts, each ``D`` = 16-dimensional:
+* ``image_feat`` (4096-d, like a CNN's fc7: non-negative, sparse-ish) ``= relu([s_i, v_i] @ W_img + b + noise)``
+* ``text_feat`` (384-d, like a sentence embedding: unit length) ``= normalise(tanh([s_i, t_i] @ W_txt + noise))``
 
-* a *shared* part ``s_i`` (what both the image and the text show: the product category), drawn around one
-  of ``K`` category centres;
-* a *visual-only* part ``v_i`` (style, colour, shape: only the image shows it), drawn around one of ``K``
-  style centres chosen independently of the category;
-* a *text-only* part ``t_i`` (brand, size, material: only the text tells it), drawn around one of ``K``
-  topic centres, also independent.
+so neither feature carries the other modality's private part.
 
-and a popularity ``pop_i`` (log-normal, so a few items are very popular: popularity skew).
-
-Features see the latents through noisy non-linear maps (random weights, fixed by the seed):
-
-* ``image_feat`` (4096-d, like a CNN's fc7 output: non-negative, sparse-ish)
-  ``= relu([s_i, v_i] @ W_img + b_img + noise)``
-* ``text_feat`` (384-d, like a sentence embedding: unit length)
-  ``= normalise(tanh([s_i, t_i] @ W_txt + noise))``
-
-so the image carries the shared and the visual-only part, the text the shared and the text-only part, and
-neither feature carries the other modality's private part.
-
-Users.  Every user ``u`` has a taste in each latent space (``a_u`` for the shared part, ``p_u`` visual,
-``q_u`` textual, each drawn around a centre the user likes) and a *modality preference*
-``w_u ~ Beta(1.2, 0.8)``: the weight of text versus image in their taste (the node-level modality
-preference that MDE is built on; on average text weighs more, as the paper finds for Baby). The affinity is
+Users.  Every user ``u`` has a taste in each latent space (``a_u``, ``p_u``, ``q_u``, each drawn around a
+centre) and a *modality preference* ``w_u ~ Beta(1.2, 0.8)``, the weight of text versus image (the node-level
+preference MDE is built on; text weighs more on average, as the paper finds for Baby). The affinity is
 
     score(u, i) = a_u . s_i  +  (1 - w_u) * p_u . v_i  +  w_u * q_u . t_i  +  0.3 * log pop_i
 
-Interactions.  User activity ``n_u`` is 5 plus a geometric tail (5-core-like: every user has at least 5
-interactions), with a mean that matches the preset. User u picks ``n_u`` distinct items, a draw without
-replacement from ``prior_i * exp(score(u, i) / T)`` (temperature ``TEMPERATURE``), done as a Gumbel top-k;
-the prior is a popularity/uniform mixture (70/30). Catalogues up to ``FULL_SCORING_ITEMS`` items score every
-item; larger ones (Elec) score ``N_CANDIDATES`` candidates per user drawn from the prior.
-Items that end with fewer than 5 interactions get the missing ones from the best-matching users of a random
-sample (so every item id occurs: MMRec takes ``n_items`` as the largest id + 1). The total is therefore close
-to, not exactly, the preset's number.
+Interactions.  User activity ``n_u`` is 5 plus a geometric tail whose mean matches the preset. User u picks
+``n_u`` distinct items without replacement from ``prior_i * exp(score(u, i) / T)`` (``TEMPERATURE``), as a
+Gumbel top-k; the prior mixes popularity and uniform (70/30). Catalogues up to ``FULL_SCORING_ITEMS`` items
+score every item, larger ones (Elec) ``N_CANDIDATES`` candidates per user drawn from the prior. Items left
+with fewer than 5 interactions get the missing ones from the best-matching users of a random sample (every
+item id occurs: MMRec takes ``n_items`` as the largest id + 1), so the total is close to the preset's number.
 
-Timestamps are random within 2014-2018 and sorted per user; each user's interactions are split
-chronologically with MMRec's rule (``preprocessing/1splitting.ipynb``): with ``n < 10`` interactions,
-``n - 2`` train, 1 valid, 1 test; otherwise ``int(0.2 n)`` held out, half valid (rounded down), the rest
-test. ``x_label`` 0/1/2 = train/valid/test; every user has at least 3 training interactions.
+Timestamps are random within 2014-2018, sorted per user; each user's interactions are split chronologically
+by MMRec's rule (``preprocessing/1splitting.ipynb``): with ``n < 10``, ``n - 2`` train, 1 valid, 1 test;
+otherwise ``int(0.2 n)`` held out, half valid (rounded down), the rest test (``x_label`` 0/1/2).
 
-Why a multimodal model should beat plain CF here: the visual-only and text-only parts reach the users'
-choices only through their (modality-weighted) tastes, and each is visible only in one feature file, so the
-features carry information about unpopular items that a few interactions cannot; a model that fuses both
-modalities per node can use both private parts.
+Why a multimodal model should beat plain CF here: the private parts reach the choices only through the
+(modality-weighted) tastes and each is visible in one feature file only, so the features tell about
+unpopular items what a few interactions cannot; a model that fuses both modalities per node uses both.
 """
 
 from __future__ import annotations
@@ -104,8 +86,6 @@ PRESETS: dict[str, Preset] = {
     "elec": Preset(192_403, 63_001, 1_689_188, 100, "shape of Amazon Elec"),
 }
 
-INTER_COLUMNS = ["userID", "itemID", "rating", "timestamp", "x_label"]
-
 
 def get_preset(preset: str | Preset) -> Preset:
     if isinstance(preset, Preset):
@@ -127,16 +107,10 @@ def _clustered(rng: np.random.Generator, n: int, centres: np.ndarray, spread: fl
 def _latents(rng: np.random.Generator, p: Preset) -> dict[str, np.ndarray]:
     d, k = LATENT_DIM, p.n_clusters
     centres = {name: rng.standard_normal((k, d), dtype=np.float32) for name in ("shared", "visual", "text")}
-    lat = {
-        "item_shared": _clustered(rng, p.n_items, centres["shared"], 0.6),
-        "item_visual": _clustered(rng, p.n_items, centres["visual"], 0.6),
-        "item_text": _clustered(rng, p.n_items, centres["text"], 0.6),
-        "item_log_pop": rng.normal(0.0, 1.0, size=p.n_items).astype(np.float32),
-        "user_shared": _clustered(rng, p.n_users, centres["shared"], 0.8),
-        "user_visual": _clustered(rng, p.n_users, centres["visual"], 0.8),
-        "user_text": _clustered(rng, p.n_users, centres["text"], 0.8),
-        "user_text_weight": rng.beta(1.2, 0.8, size=p.n_users).astype(np.float32),
-    }
+    lat = {f"item_{name}": _clustered(rng, p.n_items, centre, 0.6) for name, centre in centres.items()}
+    lat["item_log_pop"] = rng.normal(0.0, 1.0, size=p.n_items).astype(np.float32)
+    lat.update({f"user_{name}": _clustered(rng, p.n_users, centre, 0.8) for name, centre in centres.items()})
+    lat["user_text_weight"] = rng.beta(1.2, 0.8, size=p.n_users).astype(np.float32)
     return lat
 
 
@@ -175,12 +149,8 @@ def _gumbel(rng: np.random.Generator, shape) -> np.ndarray:
 def _choose_items(
     rng: np.random.Generator, p: Preset, lat: dict, n_per_user: np.ndarray, max_cells: int = 16_000_000
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per user, n_u distinct items: Gumbel top-n_u of score / T + log prior (see the module docstring).
-
-    Scores all items when the catalogue is at most FULL_SCORING_ITEMS; beyond that (Elec) only
-    N_CANDIDATES candidates per user drawn from the prior, which approximates the same distribution at a
-    fraction of the cost (taste then weighs somewhat less against popularity than in the smaller presets).
-    """
+    """Per user, n_u distinct items: Gumbel top-n_u of score / T + log prior (see the module docstring). The
+    candidates drawn for a large catalogue weigh taste somewhat less against popularity than full scoring."""
     pop = np.exp(lat["item_log_pop"].astype(np.float64))
     prior = 0.7 * pop / pop.sum() + 0.3 / p.n_items
     log_prior = np.log(prior).astype(np.float32)
@@ -277,7 +247,6 @@ def _interactions(rng: np.random.Generator, p: Preset, lat: dict) -> pd.DataFram
             "timestamp": ts.astype(np.int64),
             "x_label": split_labels(users),
         },
-        columns=INTER_COLUMNS,
     )
 
 
@@ -306,11 +275,8 @@ def _features(rng: np.random.Generator, p: Preset, lat: dict, block: int = 8192)
 
 
 def generate(preset: str | Preset = "tiny", seed: int = 0, return_latents: bool = False):
-    """The synthetic data set: ``(inter, image_feat, text_feat)`` (plus the latents if asked).
-
-    ``inter``: DataFrame with columns userID itemID rating timestamp x_label, sorted by user and time, ids
-    dense from 0. Pure: the same (preset, seed) gives the same arrays.
-    """
+    """The synthetic data set: ``(inter, image_feat, text_feat)`` (plus the latents if asked); ``inter`` has
+    columns userID itemID rating timestamp x_label, sorted by user and time. The same (preset, seed), the same."""
     p = get_preset(preset)
     rng = np.random.default_rng(seed)
     lat = _latents(rng, p)
@@ -320,29 +286,10 @@ def generate(preset: str | Preset = "tiny", seed: int = 0, return_latents: bool 
 
 
 # ------------------------------------------------------------------------------------- MMRec on disk
-def yaml_marker() -> str:
-    """DATASET_YAML's first words: the plugin's ``cli_overrides.SYNTHETIC_MARKER``."""
-    return mmrec.plugin_module("cli_overrides").SYNTHETIC_MARKER
-
-
-def __getattr__(name: str):
-    """``YAML_MARKER`` (``from .synthetic import YAML_MARKER``) is ``yaml_marker()``, read when first used."""
-    if name == "YAML_MARKER":
-        return yaml_marker()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # caches that MMRec models write beside the data under names that do not depend on the data: FREEDOM, DRAGON,
 # BM3... (mm_adj*), LATTICE, MGCN, SMORE... (image_adj_*, text_adj_*), DRAGON / DualGNN (user_graph_dict*,
 # item_graph_dict*)
 STALE_CACHES = ("mm_adj*.pt", "image_adj_*.pt", "text_adj_*.pt", "user_graph_dict*.npy", "item_graph_dict*.npy")
-
-
-def _made_with(yaml_path: Path) -> tuple[str, int] | tuple[None, None]:
-    """(preset, seed) from a synthetic data set's first yaml line, as DATASET_YAML writes it."""
-    first = yaml_path.read_text(encoding="utf-8").split("\n", 1)[0]
-    m = re.search(r"--preset (\S+) --seed (\d+)`", first)
-    return (m.group(1), int(m.group(2))) if m else (None, None)
 
 
 DATASET_YAML = """\
@@ -383,26 +330,23 @@ def dataset_files(mmrec_root: str | Path, name: str) -> dict[str, Path]:
 
 
 def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: int = 0, force: bool = False) -> Path:
-    """Write data set ``name`` into the MMRec checkout; returns its data folder.
-
-    Existing files are kept unless ``force`` (an existing complete data set is reused as is).
-    Stale caches of a previous data set with this name (``STALE_CACHES``: MMRec models' kNN graphs, the user
-    graph) are removed when the data are rewritten, since MMRec's cache names do not depend on the features.
-    An existing data set made with another preset or seed is an error unless ``force``.
-    """
+    """Write data set ``name`` into the MMRec checkout (a complete one made with this preset and seed is reused;
+    one made with others is an error, unless ``force``); returns its data folder."""
     if not name or "/" in name or name.startswith("."):
         raise MdeMmrecError(f"data set name {name!r} is not a plain folder name")
     get_preset(preset)
     mmrec_root = mmrec.mmrec_root(mmrec_root)
     files = dataset_files(mmrec_root, name)
     data_dir = files["inter"].parent
-    if files["yaml"].is_file() and not files["yaml"].read_text(encoding="utf-8").startswith(yaml_marker()):
+    yaml = files["yaml"].read_text(encoding="utf-8") if files["yaml"].is_file() else None
+    if yaml is not None and not yaml.startswith(mmrec.plugin_module("cli_overrides").SYNTHETIC_MARKER):
         raise MdeMmrecError(
             f"{files['yaml']} is not a synthetic data set's config (MMRec's own '{name}'?); "
             f"it is never overwritten: choose another name, e.g. synthetic_{name}"
         )
     if all(f.is_file() for f in files.values()) and not force:
-        made_with = _made_with(files["yaml"])
+        m = re.search(r"--preset (\S+) --seed (\d+)`", yaml.split("\n", 1)[0])  # as DATASET_YAML writes it
+        made_with = (m.group(1), int(m.group(2))) if m else (None, None)
         if made_with != (preset, seed):
             raise MdeMmrecError(
                 f"data set {name!r} in {data_dir} was made with preset {made_with[0]}, seed "
@@ -416,23 +360,17 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     t = time.time()
     inter, image, text = generate(preset, seed)
     data_dir.mkdir(parents=True, exist_ok=True)
-    for pattern in STALE_CACHES:
+    for pattern in STALE_CACHES:  # their names do not depend on the data: they would be read for the new data
         for stale in data_dir.glob(pattern):
             stale.unlink()
     np.save(files["image"], image)  # the large files first: a write cut short leaves no interaction file,
     np.save(files["text"], text)  # so the next make-data starts again rather than calling the set incomplete
     inter.to_csv(files["inter"], sep="\t", index=False)
     files["yaml"].write_text(DATASET_YAML.format(name=name, preset=preset, seed=seed))
+    n_users, n_items = inter.userID.max() + 1, inter.itemID.max() + 1
     log.info(
-        "wrote data set %s (%s, seed %d): %d users, %d items, %d interactions in %.1fs -> %s",
-        name,
-        preset,
-        seed,
-        inter.userID.max() + 1,
-        inter.itemID.max() + 1,
-        len(inter),
-        time.time() - t,
-        data_dir,
+        f"wrote data set {name} ({preset}, seed {seed}): {n_users} users, {n_items} items, {len(inter)} "
+        f"interactions in {time.time() - t:.1f}s -> {data_dir}"
     )
     return data_dir
 

@@ -1,17 +1,12 @@
 """`mde-mmrec user-graph --mmrec PATH -d DATASET`: DRAGON's and DualGNN's user_graph_dict.npy, fast.
 
-MMRec's preprocessing/dualgnn-gen-u-u-matrix.py counts, for every pair of users, the items both
-interacted with in training, in a Python loop over all pairs that fills a dense users x users matrix
-(about 1 minute and 2 GB at Amazon-Baby size, about 150 GB at Elec size). Then, per user, it keeps the
-``min(neighbours, 200)`` users with the highest counts, via ``torch.topk`` on that dense row.
-
-Here the counts come from a sparse product ``R @ R.T`` (R: users x items, binary, training interactions),
-computed for a block of users at a time, so memory stays at one block of rows. To give exactly the same
-file, including the order of users with equal counts (which ``torch.topk`` does not define, and which
-decides who is kept at the cap), each user's row is expanded to a dense float32 row and ranked by
-``torch.topk`` with the script's k; rows that share a k go in one call (torch.topk ranks each row on its own,
-with the same code as for a single row; tests compare with the script, ties included), which lets torch
-use every core. The result, written with ``np.save`` like the original:
+MMRec's preprocessing/dualgnn-gen-u-u-matrix.py counts the items every pair of users shares in training, in a
+Python loop that fills a dense users x users matrix (about 1 minute and 2 GB at Amazon-Baby size, 150 GB at
+Elec size), then keeps per user the ``min(neighbours, 200)`` users with the highest counts (``torch.topk`` on
+that row). Here the counts come from a sparse product ``R @ R.T`` (R: users x items, binary), a block of users
+at a time. For exactly the same file, ties included (their order decides who is kept at the cap), each row is
+expanded to a dense float32 row and ranked by ``torch.topk`` with the script's k, rows sharing a k in one call
+(torch ranks each row on its own: tests compare with the script). Written with ``np.save`` like the original:
 
     {user: [[neighbour ids, by count descending], [counts as floats]]}   for every user 0 .. num_user-1
 
@@ -31,7 +26,7 @@ import numpy as np
 if TYPE_CHECKING:  # scipy is imported where it is used, so `mde-mmrec --help` stays fast
     import scipy.sparse as sp
 
-from . import mmrec, synthetic
+from . import core, synthetic
 from .errors import MdeMmrecError
 from .mmrec import mmrec_root
 
@@ -110,40 +105,28 @@ def throttled(report, every_s: float, clock=time.monotonic):
     return call
 
 
-def dataset_settings(root: Path, dataset: str) -> dict:
-    """overall.yaml + dataset/<dataset>.yaml of the checkout (the keys this command needs)."""
-    configs = root / "src" / "configs"
-    yaml_path = configs / "dataset" / f"{dataset}.yaml"
-    if not yaml_path.is_file():
-        raise MdeMmrecError(
-            f"unknown data set {dataset!r}: no {yaml_path}; {synthetic.missing_data_hint(root, dataset)}"
-        )
-    config = {**mmrec.load_yaml(configs / "overall.yaml"), **mmrec.load_yaml(yaml_path)}  # read as MMRec reads them
-    for key in ("USER_ID_FIELD", "ITEM_ID_FIELD", "inter_file_name", "data_path"):
-        if not config.get(key):
-            raise MdeMmrecError(
-                f"{configs / 'dataset' / (dataset + '.yaml')}: no {key!r} (MMRec's dataset configs "
-                "set USER_ID_FIELD, ITEM_ID_FIELD, inter_file_name and user_graph_dict_file)"
-            )
-    return config
-
-
 def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
     """Build and save the user graph of ``dataset`` in checkout ``mmrec``; returns the file written
     (``output`` exactly as given, else data/DATASET/<user_graph_dict_file>)."""
     root = mmrec_root(mmrec)
-    config = dataset_settings(root, dataset)
-    if output is None and not config.get("user_graph_dict_file"):
+    yaml_path = root / "src" / "configs" / "dataset" / f"{dataset}.yaml"
+    if not yaml_path.is_file():
         raise MdeMmrecError(
-            f"{root / 'src' / 'configs' / 'dataset' / (dataset + '.yaml')}: no 'user_graph_dict_file' "
-            "(where DRAGON / DualGNN read the graph); add it, or give --output"
+            f"unknown data set {dataset!r}: no {yaml_path}; {synthetic.missing_data_hint(root, dataset)}"
+        )
+    config = core.merged_config(root, "", dataset)  # read as MMRec reads them
+    needed = ("USER_ID_FIELD", "ITEM_ID_FIELD") + (() if output else ("user_graph_dict_file",))
+    missing = [key for key in needed if not config.get(key)]
+    if missing:
+        raise MdeMmrecError(
+            f"{yaml_path}: no {', '.join(missing)}: add it (MMRec's dataset configs set USER_ID_FIELD, ITEM_ID_FIELD "
+            "and user_graph_dict_file, where DRAGON / DualGNN read the graph; --output writes it elsewhere)"
         )
     if output is not None and Path(output).is_dir():
         raise MdeMmrecError(
             f"--output {output} is a folder; give the file to write, e.g. {Path(output) / 'user_graph_dict.npy'}"
         )
-    data_dir = (root / "src" / config["data_path"] / dataset).resolve()
-    inter_file = data_dir / config["inter_file_name"]
+    inter_file = core.interaction_file(root, dataset, cfg=config)
     if not inter_file.is_file():
         raise MdeMmrecError(f"{inter_file} does not exist; {synthetic.missing_data_hint(root, dataset)}")
     uid, iid = config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]
@@ -162,7 +145,7 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
         PROGRESS_EVERY_S,
     )
     graph = build_user_graph_dict(train[uid].to_numpy(), train[iid].to_numpy(), n_users, cap, progress)
-    target = Path(output) if output else data_dir / config["user_graph_dict_file"]
+    target = Path(output) if output else inter_file.parent / config["user_graph_dict_file"]
     try:
         with open(target, "wb") as handle:  # np.save on a path would append .npy to one without it
             np.save(handle, graph, allow_pickle=True)
@@ -174,9 +157,8 @@ def write_user_graph(mmrec, dataset: str, output=None, cap: int = CAP) -> Path:
     return target
 
 
-def _cmd_user_graph(args) -> int:
+def _cmd_user_graph(args) -> None:
     print(write_user_graph(args.mmrec, args.dataset, args.output, args.cap))
-    return 0
 
 
 def register(subparsers) -> None:
