@@ -108,7 +108,7 @@ def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> 
     import torch
 
     with inside_checkout(checkout):
-        from models import mde  # the installed copy of src/models/mde.py
+        from utils import mde_graphs  # the installed copy of src/utils/mde_graphs.py
 
         cfg = core.merged_config(checkout, "MDE", dataset)
         data_dir = Path(cfg.get("data_path", "../data/")) / dataset
@@ -121,10 +121,10 @@ def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> 
         )
         seconds = {}
         if not load_only:
-            seconds["user_cooc"] = _seconds(lambda: mde.cooccurrence_topk(r, int(cfg["user_knn_k"])))
+            seconds["user_cooc"] = _seconds(lambda: mde_graphs.cooccurrence_topk(r, int(cfg["user_knn_k"])))
             for name, key in (("item_knn_v", "vision_feature_file"), ("item_knn_t", "text_feature_file")):
                 feat = torch.from_numpy(np.load(data_dir / cfg[key]))
-                seconds[name] = _seconds(lambda feat=feat: mde.cosine_knn(feat, int(cfg["item_knn_k"])))
+                seconds[name] = _seconds(lambda feat=feat: mde_graphs.cosine_knn(feat, int(cfg["item_knn_k"])))
         cached = sorted((data_dir / "mde_graphs").glob("*.npz"))
         load = _seconds(lambda: [sp.load_npz(p) for p in cached]) if cached else float("nan")
     return {"build_s": sum(seconds.values()), "parts": seconds, "load_s": load, "cached_files": len(cached)}

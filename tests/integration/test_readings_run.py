@@ -32,15 +32,15 @@ def test_readings_study_end_to_end_and_a_rerun_trains_nothing(patched_mmrec, tin
     assert [(r["reading"], r["value"]) for r in rows] == [
         ("default", ""),
         ("diff_form", "literal"),
-        ("align_users", "True"),
+        ("align_users", "False"),
     ]
     runs = out / tiny_data / "runs"
     assert sorted(p.name for p in runs.glob("*.jsonl")) == [
-        "align_users_True_diff_10_cl_0.1.jsonl",
+        "align_users_False_diff_10_cl_0.1.jsonl",
         "default_diff_10_cl_0.1.jsonl",
         "diff_form_literal_diff_10_cl_0.1.jsonl",
     ]
-    for row, name in zip(rows, ("default", "diff_form_literal", "align_users_True")):
+    for row, name in zip(rows, ("default", "diff_form_literal", "align_users_False")):
         (record,) = mmrec.read_results(runs / f"{name}_diff_10_cl_0.1.jsonl")
         assert record["settings"]["diff_weight"] == 10.0 and record["settings"]["cl_weight"] == 0.1
         assert float(row["recall@20 mean"]) == pytest.approx(record["test"]["recall@20"])
