@@ -51,6 +51,16 @@ def _checkout(tmp_path):
     return standin_checkout(tmp_path / "MMRec", "MDE", MDE_YAML.read_text())
 
 
+def table2_args(checkout, tmp_path, **overrides) -> argparse.Namespace:
+    """`reproduce table2 -d tiny --seeds 1 --epochs 1` as parsed, with ``overrides``."""
+    values = dict(
+        mmrec=str(checkout), set=None, seeds=1, seed_values=None, out=str(tmp_path), experiment="table2",
+        dataset=["tiny"], epochs=1, models=None, paper_dataset=None, readings=None, diff_weights=None,
+        cl_weights=None, from_grid=None,
+    )  # fmt: skip
+    return argparse.Namespace(**{**values, **overrides})
+
+
 def test_the_note_on_mdes_sigmas_says_where_they_came_from(tmp_path):
     checkout = _checkout(tmp_path)
     runner = PartialRunner({"no such key": 1})
@@ -100,22 +110,7 @@ def test_cli_exit_status_says_whether_every_configuration_ran(tmp_path, monkeypa
 
     (tmp_path / "t.md").write_text("table\n")
     monkeypatch.setattr(reproduce, "reproduce", fake)
-    args = argparse.Namespace(
-        mmrec=str(checkout),
-        set=None,
-        seeds=1,
-        seed_values=None,
-        out=str(tmp_path),
-        experiment="table2",
-        dataset=["tiny"],
-        epochs=1,
-        models=None,
-        paper_dataset=None,
-        readings=None,
-        diff_weights=None,
-        cl_weights=None,
-        from_grid=None,
-    )
+    args = table2_args(checkout, tmp_path)
     assert reproduce._cmd_reproduce(args) == 0
     calls["failed"] = {"w/o MDA": "failed (exit 1; see log)"}
     assert reproduce._cmd_reproduce(args) == 1
@@ -274,22 +269,7 @@ def test_cli_from_grid_runs_mde_at_the_grids_best_point_and_refuses_a_clash(tmp_
 
     (tmp_path / "t.md").write_text("table\n")
     monkeypatch.setattr(reproduce, "reproduce", fake)
-    args = argparse.Namespace(
-        mmrec=str(checkout),
-        set=["MDE:reg_weight=0.001"],
-        seeds=1,
-        seed_values=None,
-        out=str(tmp_path),
-        experiment="table2",
-        dataset=["tiny"],
-        epochs=1,
-        models=None,
-        paper_dataset=None,
-        readings=None,
-        diff_weights=None,
-        cl_weights=None,
-        from_grid=str(tmp_path / "g"),
-    )
+    args = table2_args(checkout, tmp_path, set=["MDE:reg_weight=0.001"], from_grid=str(tmp_path / "g"))
     assert reproduce._cmd_reproduce(args) == 0
     assert got["model_sets"] == {"MDE": {"reg_weight": 0.001, "cl_weight": 0.01, "diff_weight": 1.0}}
     assert got["from_grid"] == str(tmp_path / "g")
