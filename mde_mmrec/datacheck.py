@@ -4,15 +4,10 @@ its first run: errors name the file, the field and the fix; warnings say what MM
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from . import core, mmrec
 from .errors import MdeMmrecError
-from .mmrec import mmrec_root
-
-log = logging.getLogger(__name__)
 
 
 def describe(checkout, dataset: str) -> str:
@@ -47,7 +42,7 @@ def describe(checkout, dataset: str) -> str:
 
 
 def _cmd_check_data(args) -> int:
-    checkout = mmrec_root(args.mmrec)
+    checkout = mmrec.mmrec_root(args.mmrec)
     core.check_model_exists(checkout, args.model)  # a misspelt -m would check for a model that does not exist
     warnings = core.check_dataset(checkout, args.dataset, args.model)  # raises on errors, logs warnings
     print(describe(checkout, args.dataset))

@@ -8,14 +8,11 @@ loop, and prints their test metrics side by side. About 20 seconds on two CPU co
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from . import compare, core, installer, mmrec, report
 from .errors import MdeMmrecError, positive_int
 from .synthetic import dataset_files, make_dataset
-
-log = logging.getLogger(__name__)
 
 DEMO_DATASET = "tiny"
 DEMO_OUT = "results/demo"

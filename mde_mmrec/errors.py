@@ -23,13 +23,8 @@ def _number(convert, kind: str, ok, requirement: str):
     return parse
 
 
-def int_at_least(minimum: int):
-    """An argparse type for whole numbers >= ``minimum``."""
-    return _number(int, "a whole number", lambda value: value >= minimum, f"must be at least {minimum}")
-
-
-positive_int = int_at_least(1)  # epochs, numbers of seeds
-non_negative_int = int_at_least(0)  # seeds of numpy's generator
+positive_int = _number(int, "a whole number", lambda value: value >= 1, "must be at least 1")  # epochs, seeds
+non_negative_int = _number(int, "a whole number", lambda value: value >= 0, "must be at least 0")  # numpy seeds
 # limits (GB, minutes) where 0 means none
 non_negative_float = _number(
     float, "a number", lambda value: math.isfinite(value) and value >= 0, "must be 0 (no limit) or a positive number"

@@ -29,8 +29,8 @@ def grid_points(keys: list[str], values: dict[str, list]) -> list[dict]:
     missing = [k for k in keys if not isinstance(values.get(k), list) or not values[k]]
     if missing:
         raise MdeMmrecError(f"grid key(s) {', '.join(missing)} need a non-empty list of values")
-    plain = json.loads(json.dumps({k: values[k] for k in keys}))  # the form the results file holds
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(plain[k] for k in keys))]
+    params_of = core.results_log().params_of  # points in the form the results file holds
+    return [params_of(keys, combo) for combo in itertools.product(*(values[k] for k in keys))]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -68,12 +68,8 @@ def plan(
     points: list[dict], done: list[dict], shard: tuple[int, int] | None = None
 ) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
     """(to_run, skipped): this shard's (index, point) pairs not in ``done`` and those in it, as MMRec selects."""
-    to_run, skipped = [], []
-    for index, point in enumerate(points):
-        if shard and index % shard[1] != shard[0] - 1:
-            continue
-        (skipped if point in done else to_run).append((index, point))
-    return to_run, skipped
+    mine = [(index, point) for index, point in enumerate(points) if not shard or index % shard[1] == shard[0] - 1]
+    return [pair for pair in mine if pair[1] not in done], [pair for pair in mine if pair[1] in done]
 
 
 def done_params(records: list[dict], model: str, dataset: str) -> list[dict]:
@@ -114,10 +110,7 @@ def grid_spec(
         else:
             plain[key] = value
     values["seed"] = list(seeds) if seeds else merged.get("seed", core.DEFAULT_SEED)
-    for key in keys:
-        if not isinstance(values[key], list):
-            values[key] = [values[key]]
-    return keys, values, plain
+    return keys, {key: value if isinstance(value, list) else [value] for key, value in values.items()}, plain
 
 
 def run_grid(

@@ -12,7 +12,6 @@ import importlib
 import importlib.machinery
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -163,19 +162,15 @@ def check_commands(checkout, jobs: list[tuple[str, str, str, dict]]) -> None:
         input=payload,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     lines = proc.stdout.strip().splitlines()
-    try:
-        errors = json.loads(lines[-1]) if proc.returncode == 0 and lines else None
-    except ValueError:
-        errors = None
-    if errors is None:
+    if proc.returncode != 0:  # else the script's last line is its JSON list
         detail = (proc.stderr.strip().splitlines() or lines or ["no output"])[-1]
         raise MdeMmrecError(
             f"could not check the runs with the code in {checkout}/src ({detail}); "
             f"is this mde-mmrec's plugin installed there? (`mde-mmrec install {checkout}`)"
         )
+    errors = json.loads(lines[-1])
     if errors:
         raise MdeMmrecError(
             "checked before any run, as main.py will check it: "

@@ -114,16 +114,6 @@ def _latents(rng: np.random.Generator, p: Preset) -> dict[str, np.ndarray]:
     return lat
 
 
-def affinity(lat: dict[str, np.ndarray], users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """score(u, i) of the module docstring for aligned arrays ``users``, ``items`` (any equal shapes)."""
-    scale = 1.0 / np.sqrt(LATENT_DIM)
-    w = lat["user_text_weight"][users]
-    s = np.einsum("...d,...d->...", lat["user_shared"][users], lat["item_shared"][items])
-    v = np.einsum("...d,...d->...", lat["user_visual"][users], lat["item_visual"][items])
-    t = np.einsum("...d,...d->...", lat["user_text"][users], lat["item_text"][items])
-    return (scale * (s + (1 - w) * v + w * t) + POP_WEIGHT * lat["item_log_pop"][items]).astype(np.float32)
-
-
 # --------------------------------------------------------------------------------------- interactions
 def _activity(rng: np.random.Generator, p: Preset) -> np.ndarray:
     """Interactions per user: MIN_PER_USER + geometric tail, mean close to n_interactions / n_users."""
@@ -138,6 +128,12 @@ def _user_item_vectors(lat: dict) -> tuple[np.ndarray, np.ndarray]:
     u = np.concatenate([lat["user_shared"], (1 - w) * lat["user_visual"], w * lat["user_text"]], axis=1)
     v = np.concatenate([lat["item_shared"], lat["item_visual"], lat["item_text"]], axis=1)
     return (u / np.sqrt(LATENT_DIM)).astype(np.float32), v.astype(np.float32)
+
+
+def affinity(lat: dict[str, np.ndarray], users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """score(u, i) of the module docstring for aligned arrays ``users``, ``items`` (any equal shapes)."""
+    u_vec, i_vec = _user_item_vectors(lat)
+    return np.einsum("...d,...d->...", u_vec[users], i_vec[items]) + POP_WEIGHT * lat["item_log_pop"][items]
 
 
 def _gumbel(rng: np.random.Generator, shape) -> np.ndarray:
@@ -166,17 +162,11 @@ def _choose_items(
         n_u = n_per_user[users]
         if full:
             cand = np.broadcast_to(np.arange(p.n_items), (len(users), p.n_items))
-            score = u_vec[users] @ i_vec.T
-            score += pop_term
-            score /= TEMPERATURE
-            score += log_prior
+            score = (u_vec[users] @ i_vec.T + pop_term) / TEMPERATURE + log_prior
         else:
             cand = np.sort(rng.choice(p.n_items, size=(len(users), n_cols), p=prior), axis=1)
-            score = np.einsum("bd,bcd->bc", u_vec[users], i_vec[cand]) + pop_term[cand]
-            score /= TEMPERATURE
-            dup = np.zeros(cand.shape, dtype=bool)  # drop repeated candidates
-            dup[:, 1:] = cand[:, 1:] == cand[:, :-1]
-            score[dup] = -np.inf
+            score = (np.einsum("bd,bcd->bc", u_vec[users], i_vec[cand]) + pop_term[cand]) / TEMPERATURE
+            score[:, 1:][cand[:, 1:] == cand[:, :-1]] = -np.inf  # drop repeated candidates (cand is sorted)
         score += _gumbel(rng, score.shape)
         k = int(n_u.max())
         top = np.argpartition(-score, k - 1, axis=1)[:, :k]
@@ -195,10 +185,7 @@ def _fill_rare_items(
     """Give every item at least MIN_PER_ITEM interactions: each missing one goes to the best-matching
     user among ``n_probe`` random users who do not have the item yet."""
     counts = np.bincount(items, minlength=p.n_items)
-    deficit = np.maximum(MIN_PER_ITEM - counts, 0)
-    if not deficit.any():
-        return users, items
-    need_items = np.repeat(np.arange(p.n_items), deficit)
+    need_items = np.repeat(np.arange(p.n_items), np.maximum(MIN_PER_ITEM - counts, 0))
     probe = rng.integers(0, p.n_users, size=(len(need_items), n_probe))
     score = affinity(lat, probe, np.broadcast_to(need_items[:, None], probe.shape))
     rank = np.argsort(-score, axis=1, kind="stable")
@@ -262,15 +249,11 @@ def _features(rng: np.random.Generator, p: Preset, lat: dict, block: int = 8192)
     image = np.empty((p.n_items, IMAGE_DIM), dtype=np.float32)
     text = np.empty((p.n_items, TEXT_DIM), dtype=np.float32)
     for start in range(0, p.n_items, block):
-        rows = slice(start, min(start + block, p.n_items))
-        h = z_img[rows] @ w_img
-        h += b_img
-        h += 0.5 * rng.standard_normal(h.shape, dtype=np.float32)
-        np.maximum(h, 0.0, out=h)
-        image[rows] = h
-        t = np.tanh(z_txt[rows] @ w_txt + 0.3 * rng.standard_normal((h.shape[0], TEXT_DIM), dtype=np.float32))
-        t /= np.linalg.norm(t, axis=1, keepdims=True) + 1e-12
-        text[rows] = t
+        rows = slice(start, start + block)  # the last block may be shorter
+        h = z_img[rows] @ w_img + b_img
+        image[rows] = np.maximum(h + 0.5 * rng.standard_normal(h.shape, dtype=np.float32), 0.0)
+        t = np.tanh(z_txt[rows] @ w_txt + 0.3 * rng.standard_normal((len(h), TEXT_DIM), dtype=np.float32))
+        text[rows] = t / (np.linalg.norm(t, axis=1, keepdims=True) + 1e-12)
     return image, text
 
 
@@ -367,20 +350,17 @@ def make_dataset(mmrec_root: str | Path, name: str, preset: str = "tiny", seed: 
     np.save(files["text"], text)  # so the next make-data starts again rather than calling the set incomplete
     inter.to_csv(files["inter"], sep="\t", index=False)
     files["yaml"].write_text(DATASET_YAML.format(name=name, preset=preset, seed=seed))
-    n_users, n_items = inter.userID.max() + 1, inter.itemID.max() + 1
     log.info(
-        f"wrote data set {name} ({preset}, seed {seed}): {n_users} users, {n_items} items, {len(inter)} "
-        f"interactions in {time.time() - t:.1f}s -> {data_dir}"
+        f"wrote data set {name} ({preset}, seed {seed}): {inter.userID.max() + 1} users, "
+        f"{inter.itemID.max() + 1} items, {len(inter)} interactions in {time.time() - t:.1f}s -> {data_dir}"
     )
     return data_dir
 
 
 def default_preset(name: str) -> str:
     """The preset a data set name implies: ``baby`` or ``synthetic_baby`` -> baby; anything else -> tiny."""
-    for candidate in (name, name.removeprefix("synthetic_")):
-        if candidate in PRESETS:
-            return candidate
-    return "tiny"
+    stem = name.removeprefix("synthetic_")
+    return stem if stem in PRESETS else "tiny"
 
 
 def _cmd_make_data(args: argparse.Namespace) -> int:

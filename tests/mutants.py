@@ -226,7 +226,7 @@ TOOLING_MUTANTS = [
  # grid
  (G, "G1-done_params-ignores-dataset", 'if r.get("model") == model and r.get("dataset") == dataset]', 'if r.get("model") == model]'),
  (G, "G2-merge-no-dedupe", "    records, repeated = results_log.unique_points(records)", "    repeated = 0"),
- (G, "G3-shard-off-by-one", "        if shard and index % shard[1] != shard[0] - 1:", "        if shard and index % shard[1] != shard[0] % shard[1]:"),
+ (G, "G3-shard-off-by-one", "if not shard or index % shard[1] == shard[0] - 1]", "if not shard or index % shard[1] == shard[0] % shard[1]]"),
  (G, "G4-best-is-last-row", "    best = table.iloc[0]  # the table's first row: best by the mean over the point's seeds\n", "    best = table.iloc[-1]  # the table's first row: best by the mean over the point's seeds\n"),
  (G, "G5-grid-seed-default-ignores-yaml", "    values[\"seed\"] = list(seeds) if seeds else merged.get(\"seed\", core.DEFAULT_SEED)\n", "    values[\"seed\"] = list(seeds) if seeds else core.DEFAULT_SEED\n"),
  # report
