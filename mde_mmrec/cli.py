@@ -21,8 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mde-mmrec", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mde-mmrec {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"mde_mmrec.{name}").register(sub)
     return parser
@@ -30,22 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def exit_on_sigterm() -> None:
     """SIGTERM unwinds mde-mmrec (exit 143), so a running main.py is stopped with it and locks are released."""
-
-    def handler(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 class LogFormat(logging.Formatter):
     """``HH:MM:SS message``; a warning or an error says so (``HH:MM:SS warning: message``), as main.py does."""
 
-    def __init__(self):
-        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
-
     def formatMessage(self, record: logging.LogRecord) -> str:
         level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
-        return f"{record.asctime} {level}{record.message}"
+        return f"{self.formatTime(record, '%H:%M:%S')} {level}{record.message}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,24 +91,20 @@ def grid_spec(
     for key, value in sets.items():
         if key == "seed":
             raise MdeMmrecError("choose seeds with --seeds N, not --set seed=...")
-        if isinstance(value, list) and key not in model_cfg and key in merged:
-            raise MdeMmrecError(
-                f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's "
-                f"yaml, not in {model_yaml}, and a grid key must be one of {model}'s keys: "
-                f"give one value" + (" (the number of epochs: --epochs N)" if key == "epochs" else "")
-            )
-        if isinstance(value, list) and key not in model_cfg:
-            grid_keys = [k for k in model_cfg if k != "hyper_parameters"]
+        if isinstance(value, list) and key not in model_cfg:  # a grid key must be one of the model's keys
+            if key in merged:
+                raise MdeMmrecError(
+                    f"--set {key}={value}: {key} is set in configs/overall.yaml or the data set's "
+                    f"yaml, not in {model_yaml}, and a grid key must be one of {model}'s keys: "
+                    f"give one value" + (" (the number of epochs: --epochs N)" if key == "epochs" else "")
+                )
             why = f"a grid key must be one of {model}'s keys in {model_yaml}"
-            raise core.unknown_keys_error(f"--set {key}", [key], grid_keys, why)
+            raise core.unknown_keys_error(f"--set {key}", [key], [k for k in model_cfg if k != "hyper_parameters"], why)
         if key not in merged:
             raise core.unknown_keys_error(f"--set {key}", [key], merged)
         if isinstance(value, list) and key not in keys:
             keys.append(key)
-        if key in keys:
-            values[key] = value
-        else:
-            plain[key] = value
+        (values if key in keys else plain)[key] = value
     values["seed"] = list(seeds) if seeds else merged.get("seed", core.DEFAULT_SEED)
     return keys, {key: value if isinstance(value, list) else [value] for key, value in values.items()}, plain
 
@@ -191,8 +187,7 @@ def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str, c
     best = table.iloc[0]  # the table's first row: best by the mean over the point's seeds
     table.to_csv(out_dir / "summary.csv", index=False)
     heat = report.heatmaps(table, sigma_keys, out_dir, "valid recall@20") if charts else []
-    valid = table["valid recall@20"]
-    ties = int((valid == valid.iloc[0]).sum()) - 1
+    ties = int((table["valid recall@20"] == best["valid recall@20"]).sum()) - 1
     one_seed = "; one seed per point: rerun with --seeds N to see how much of the ranking is seed noise"
     text = (
         f"Best point by validation recall@20 (mean over its {int(best['n_seeds'])} seed(s)): "
@@ -267,19 +262,18 @@ def _same_settings(results_files: list[Path]) -> dict | None:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     results_log = core.results_log()
-    records = []
-    for folder in args.dirs:
-        path = Path(folder) / "results.jsonl"
+    files = [Path(folder) / "results.jsonl" for folder in args.dirs]
+    for path in files:
         if not path.is_file():
             raise MdeMmrecError(f"{path}: no results file (give the --out folders of the grid shards)")
-        records += results_log.read_results(path)
-    records, repeated = results_log.unique_points(records)  # a point run by two shards counts once
+    # a point run by two shards counts once
+    records, repeated = results_log.unique_points([r for path in files for r in results_log.read_results(path)])
     if repeated:
         log.warning("%d point(s) are in more than one shard's results; each is counted once", repeated)
     models = sorted({(r.get("model"), r.get("dataset")) for r in records})
     if len(models) > 1:
         raise MdeMmrecError(f"the folders hold grids of different models / data sets: {models}")
-    settings = _same_settings([Path(folder) / "results.jsonl" for folder in args.dirs])
+    settings = _same_settings(files)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if settings is not None:

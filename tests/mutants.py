@@ -177,7 +177,7 @@ TOOLING_MUTANTS = [
  (N, "N-leftover-main-py-ignored", "            if writers:\n", "            if False:\n"),
  ("src/utils/results_log.py", "RL-duplicates-counted", "        if key is None or key not in seen:", "        if True:"),
  ("src/utils/results_log.py", "RL-torn-line-kept", "    if torn:\n        write_records(", "    if False:\n        write_records("),
- (L, "L-sigterm-not-handled", "    signal.signal(signal.SIGTERM, handler)", "    pass"),
+ (L, "L-sigterm-not-handled", "    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))", "    pass"),
  (K, "C-no-sidecar-trusted", "    return results_log().read_results(results_file) if settings_file(results_file).is_file() else []", "    return results_log().read_results(results_file)"),
  (K, "C-legacy-lines-trusted", '    if any("settings" not in r for r in records):', "    if False:"),
  ("src/utils/results_log.py", "RL-legacy-lines-resumed", '        if "settings" not in r:\n', '        if "settings" not in r:\n            continue\n        if False:\n'),
@@ -225,7 +225,7 @@ TOOLING_MUTANTS = [
  (K, "C13-failed-seed-status-not-set", "            if status[label] == \"ok\" or status[label].startswith(\"failed (exit\"):\n", "            if False:\n"),
  # grid
  (G, "G1-done_params-ignores-dataset", 'if r.get("model") == model and r.get("dataset") == dataset]', 'if r.get("model") == model]'),
- (G, "G2-merge-no-dedupe", "    records, repeated = results_log.unique_points(records)", "    repeated = 0"),
+ (G, "G2-merge-no-dedupe", "    records, repeated = results_log.unique_points([r for path in files for r in results_log.read_results(path)])", "    records, repeated = [r for path in files for r in results_log.read_results(path)], 0"),
  (G, "G3-shard-off-by-one", "if not shard or index % shard[1] == shard[0] - 1]", "if not shard or index % shard[1] == shard[0] % shard[1]]"),
  (G, "G4-best-is-last-row", "    best = table.iloc[0]  # the table's first row: best by the mean over the point's seeds\n", "    best = table.iloc[-1]  # the table's first row: best by the mean over the point's seeds\n"),
  (G, "G5-grid-seed-default-ignores-yaml", "    values[\"seed\"] = list(seeds) if seeds else merged.get(\"seed\", core.DEFAULT_SEED)\n", "    values[\"seed\"] = list(seeds) if seeds else core.DEFAULT_SEED\n"),
