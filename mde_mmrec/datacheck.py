@@ -22,12 +22,13 @@ def describe(checkout, dataset: str) -> str:
             f"inter_splitting_label (MMRec's overall.yaml and the data set's yaml set them)"
         )
     label = cfg["inter_splitting_label"]
-    rows = [("users (largest id + 1)", f"{summary.n_users:,}"), ("items (largest id + 1)", f"{summary.n_items:,}")]
-    rows += [
-        (f"{name} interactions ({label} {code})", f"{count:,}")
-        for code, (name, count) in enumerate(zip(("training", "validation", "test"), summary.split_rows))
-    ]
-    rows += [
+    rows = [
+        ("users (largest id + 1)", f"{summary.n_users:,}"),
+        ("items (largest id + 1)", f"{summary.n_items:,}"),
+        *[
+            (f"{name} interactions ({label} {code})", f"{count:,}")
+            for code, (name, count) in enumerate(zip(("training", "validation", "test"), summary.split_rows))
+        ],
         ("training density", f"{summary.split_rows[0] / (summary.n_users * summary.n_items):.2e}"),
         ("training interactions per user (min / median / max)", " / ".join(f"{v:g}" for v in summary.per_user)),
     ]
@@ -37,8 +38,7 @@ def describe(checkout, dataset: str) -> str:
             array = np.load(path, mmap_mode="r") if path.is_file() else None
             shape = "missing" if array is None else f"{array.shape[0]:,} x {array.shape[1]:,} {array.dtype}"
             rows.append((f"{key} ({cfg[key]})", shape))
-    lines = [f"| data set {dataset} | |", "| --- | --- |"] + [f"| {name} | {value} |" for name, value in rows]
-    return "\n".join(lines)
+    return "\n".join([f"| data set {dataset} | |", "| --- | --- |"] + [f"| {name} | {value} |" for name, value in rows])
 
 
 def _cmd_check_data(args) -> int:

@@ -175,13 +175,12 @@ def run_grid(
 
 
 def summarize(records: list[dict], keys: list[str], out_dir: Path, title: str, charts: bool = True) -> Path:
-    """summary.md / summary.csv (all points, best first) and heatmap_<a>_<b>.png per pair of grid keys."""
+    """summary.md / summary.csv (all points, best first) and heatmap_<a>_<b>.png per pair of grid keys, written
+    into the existing folder ``out_dir``."""
     failed = [r for r in records if r.get("failed")]  # no result (NaN loss): listed, not ranked
     records = [r for r in records if not r.get("failed")]
     if not records:
         raise MdeMmrecError(f"no finished grid points to summarise in {out_dir}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     sigma_keys = [k for k in keys if k != "seed"]
     table = report.grid_table(records, sigma_keys)
     best = table.iloc[0]  # the table's first row: best by the mean over the point's seeds

@@ -55,8 +55,7 @@ def load_yaml(path: Path) -> dict:
     if not Path(path).is_file():
         return {}
     loader = plugin_module("cli_overrides").MMRecLoader
-    with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=loader) or {}
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader) or {}
 
 
 def format_override(value) -> str:

@@ -188,8 +188,7 @@ def _fill_rare_items(
     need_items = np.repeat(np.arange(p.n_items), np.maximum(MIN_PER_ITEM - counts, 0))
     probe = rng.integers(0, p.n_users, size=(len(need_items), n_probe))
     score = affinity(lat, probe, np.broadcast_to(need_items[:, None], probe.shape))
-    rank = np.argsort(-score, axis=1, kind="stable")
-    probe = np.take_along_axis(probe, rank, axis=1)
+    probe = np.take_along_axis(probe, np.argsort(-score, axis=1, kind="stable"), axis=1)  # best match first
     existing = set(zip(users.tolist(), items.tolist()))
     add_u, add_i = [], []
     for row, item in enumerate(need_items.tolist()):  # only the few rare items: a short loop
