@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import logging
 import multiprocessing
 import os
 import platform
@@ -28,8 +27,6 @@ import numpy as np
 from . import core, mmrec, report, runner, synthetic
 from .errors import MdeMmrecError, non_negative_float, non_negative_int, positive_int
 from .report import fmt, fmt_seconds
-
-log = logging.getLogger(__name__)
 
 # Grid keys pinned for the benchmark where the first grid value would be a poor setting (DRAGON's grid starts
 # at learning_rate 0.1); other models' grid keys take their first value (printed by the run).
@@ -467,8 +464,7 @@ def _write_markdown(
         path = out_dir / f"{stem}.md"
         while path.exists():
             path, n = out_dir / f"{stem}-{n}.md", n + 1
-    text = (
-        f"# Benchmark: synthetic `{preset}` preset\n\n"
+    body = (
         f"Machine: {machine_description()}.\n\n"
         f"Command: `mde-mmrec bench --mmrec MMREC --preset {preset} --epochs {epochs} "
         f"--models {' '.join(models)}{' ' + flags if flags else ''}`; data set `{dataset}` (data seed 0), one MMRec run per model, MMRec's "
@@ -481,14 +477,13 @@ def _write_markdown(
         "Elec-sized presets); eval s is MMRec's whole evaluation, ranking and metrics included.\n\n"
         + steps_section
         + (
-            f"`{ratio}`\n"
+            f"`{ratio}`"
             if ratio
             else "**Partial:** the bench was still running when this was written, or was stopped; "
-            "the complete report ends with its RATIO line.\n"
+            "the complete report ends with its RATIO line."
         )
     )
-    path.write_text(text, encoding="utf-8")
-    return path
+    return report.write_markdown(path, f"Benchmark: synthetic `{preset}` preset", body)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
