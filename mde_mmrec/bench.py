@@ -209,19 +209,19 @@ def profile_counts(events, steps: int) -> dict:
     ``device_ms``, the CUDA kernels and copies and their summed time (None without CUDA events)."""
     from torch.autograd import DeviceType
 
-    ops, device, device_us = 0, 0, 0.0
-    for event in events:
-        if event.device_type == DeviceType.CUDA and getattr(event, "is_user_annotation", False):
-            continue  # a record_function range (the optimizer's step) spanning its kernels
-        if event.device_type == DeviceType.CUDA:
-            device += 1
-            device_us += event.time_range.elapsed_us()
-        elif event.name.startswith("aten::") and not (event.cpu_parent and event.cpu_parent.name.startswith("aten::")):
-            ops += 1  # a top-level operator
+    # not a record_function range on the GPU timeline (the optimizer's step): it spans kernels counted already
+    device = [e for e in events if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
+    top_level_ops = [
+        e
+        for e in events
+        if e.device_type != DeviceType.CUDA
+        and e.name.startswith("aten::")
+        and not (e.cpu_parent and e.cpu_parent.name.startswith("aten::"))
+    ]
     return {
-        "ops": ops / steps,
-        "device_activities": device / steps if device else None,
-        "device_ms": device_us / 1000 / steps if device else None,
+        "ops": len(top_level_ops) / steps,
+        "device_activities": len(device) / steps if device else None,
+        "device_ms": sum(e.time_range.elapsed_us() for e in device) / 1000 / steps if device else None,
     }
 
 
@@ -344,29 +344,29 @@ def _main_rows(models, by_model: dict, status: dict, shares: dict | None, graphs
         r = by_model.get(m)
         if r is None:
             rows.append([m, "-", "-", "-", "-", "-", "-", "-", _waiting(m, status, final)])
-            continue
-        share, error = (None, None) if shares is None else shares.get(m, (None, None if final else "pending"))
-        note = (
-            "ok"
-            if m != "MDE" or graphs.get("error")
-            else (
-                f"graphs built in {graphs['build_s']:.2f}s on the CPU (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
-                f"loaded in {graphs.get('load_s', float('nan')):.3f}s"
+        else:
+            share, error = (None, None) if shares is None else shares.get(m, (None, None if final else "pending"))
+            note = (
+                "ok"
+                if m != "MDE" or graphs.get("error")
+                else (
+                    f"graphs built in {graphs['build_s']:.2f}s on the CPU (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
+                    f"loaded in {graphs.get('load_s', float('nan')):.3f}s"
+                )
             )
-        )
-        rows.append(
-            [
-                m,
-                fmt(r.get("model_init_s"), 2),
-                fmt(r.get("s_per_epoch"), 2),
-                fmt(r.get("eval_s"), 2),
-                error or fmt_seconds(share),
-                fmt(r.get("peak_rss_mb"), 0),
-                fmt(r.get("peak_gpu_mb"), 0),
-                fmt(r["best_valid"].get("recall@20"), 4),
-                note,
-            ]
-        )
+            rows.append(
+                [
+                    m,
+                    fmt(r.get("model_init_s"), 2),
+                    fmt(r.get("s_per_epoch"), 2),
+                    fmt(r.get("eval_s"), 2),
+                    error or fmt_seconds(share),
+                    fmt(r.get("peak_rss_mb"), 0),
+                    fmt(r.get("peak_gpu_mb"), 0),
+                    fmt(r["best_valid"].get("recall@20"), 4),
+                    note,
+                ]
+            )
     return rows
 
 
@@ -380,25 +380,25 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
             rows.append(
                 [m, "-", "-", "-", "-", "-", reason if reason.startswith("pending") else f"not profiled: {reason}"]
             )
-            continue
-        cuda_note = (
-            "no CUDA: device columns empty"
-            if not result["cuda"]
-            else "no CUDA events recorded (is CUPTI missing?)"
-            if result["device_activities"] is None
-            else "ok"
-        )
-        rows.append(
-            [
-                m,
-                fmt(result["step_ms"], 1),
-                fmt(result["loader_ms"], 1),
-                fmt(result["ops"], 0),
-                fmt(result["device_activities"], 0),
-                fmt(result["device_ms"], 2),
-                cuda_note,
-            ]
-        )
+        else:
+            cuda_note = (
+                "no CUDA: device columns empty"
+                if not result["cuda"]
+                else "no CUDA events recorded (is CUPTI missing?)"
+                if result["device_activities"] is None
+                else "ok"
+            )
+            rows.append(
+                [
+                    m,
+                    fmt(result["step_ms"], 1),
+                    fmt(result["loader_ms"], 1),
+                    fmt(result["ops"], 0),
+                    fmt(result["device_activities"], 0),
+                    fmt(result["device_ms"], 2),
+                    cuda_note,
+                ]
+            )
     return (
         "## Per training step\n\n"
         f"Each model rebuilt in a child process, {steps} steps timed after 2 warm-up steps, then "
