@@ -118,10 +118,9 @@ def build_model(checkout: Path, dataset: str, model_name: str) -> tuple:
     from utils.utils import get_model, get_trainer, init_seed
 
     config = Config(model_name, dataset, {"gpu_id": 0})
-    for key in config["hyper_parameters"]:  # one grid point: the first value of each list
-        if isinstance(config[key], list):
-            config[key] = config[key][0]
-    for key, value in BENCH_SETTINGS.get(model_name, {}).items():
+    # one grid point: the first value of each list, but BENCH_SETTINGS where it pins one
+    first = {key: config[key][0] for key in config["hyper_parameters"] if isinstance(config[key], list)}
+    for key, value in {**first, **BENCH_SETTINGS.get(model_name, {})}.items():
         config[key] = value
     init_seed(config["seed"])
     splits = RecDataset(config).split()

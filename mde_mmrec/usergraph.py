@@ -66,8 +66,7 @@ def build_user_graph_dict(users, items, n_users: int, cap: int = CAP, progress=N
         owner, neighbour, shared = owner[other], counts.indices[other], counts.data[other]
         keep = np.minimum(np.bincount(owner, minlength=stop - start), cap)  # the script's k: min(nonzeros, cap)
         order = np.argsort(keep, kind="stable")  # the block's rows by k, so that rows sharing a k are
-        slot = np.empty_like(order)  # one contiguous slice of the buffer
-        slot[order] = np.arange(len(order))
+        slot = np.argsort(order)  # one contiguous slice of the buffer (slot: the inverse permutation)
         buffer[slot[owner], neighbour] = shared  # the script's dense float32 rows
         lists = [None] * (stop - start)
         ks, firsts = np.unique(keep[order], return_index=True)
