@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import gc
-import logging
 import multiprocessing
 import os
 import platform
 import resource
 import sys
 import time
+import timeit
 from pathlib import Path
 
 import numpy as np
@@ -29,30 +28,17 @@ from . import core, mmrec, report, runner, synthetic
 from .errors import MdeMmrecError, non_negative_float, non_negative_int, positive_int
 from .report import fmt, fmt_seconds
 
-log = logging.getLogger(__name__)
-
 # Grid keys pinned for the benchmark where the first grid value would be a poor setting (DRAGON's grid starts
 # at learning_rate 0.1); other models' grid keys take their first value (printed by the run).
 BENCH_SETTINGS = {"DRAGON": {"learning_rate": 0.001, "reg_weight": 0.001}}
 
 
-def dataset_name(preset: str) -> str:
-    """Synthetic presets live under their own names, never over MMRec's real ``baby`` etc."""
-    return f"synthetic_{preset}"
-
-
-@contextlib.contextmanager
-def inside_checkout(checkout: Path):
-    """Import MMRec's modules from CHECKOUT/src with it as the working directory (as main.py runs)."""
+def enter_checkout(checkout: Path) -> None:
+    """Import MMRec's modules from CHECKOUT/src with it as the working directory (as main.py runs); for the child
+    process of one measurement (``in_child``), which ends with it."""
     src = str(Path(checkout) / "src")
-    old_cwd, old_path = os.getcwd(), list(sys.path)
     os.chdir(src)
     sys.path.insert(0, src)
-    try:
-        yield
-    finally:
-        os.chdir(old_cwd)
-        sys.path[:] = old_path
 
 
 # What the patched main.py sets before importing torch (patch 0014), unless the environment sets it: children
@@ -66,38 +52,27 @@ def in_child(fn, *args, max_rss_mb: float | None = None):
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(target=_child_main, args=(queue, fn, args, os.getpid()))
-    added = [key for key in MAIN_PY_ENVIRONMENT if key not in os.environ]
-    os.environ.update({key: MAIN_PY_ENVIRONMENT[key] for key in added})
-    try:
-        child.start()
-    finally:
-        for key in added:
-            del os.environ[key]
-    guard = runner.RunGuard(child.pid, max_rss_mb) if max_rss_mb else None
+    child.start()
+    guard = runner.RunGuard(child.pid, max_rss_mb)
     child.join()
-    if guard:
-        guard.stop()
-    if guard and guard.killed:
+    guard.stop()
+    if guard.killed:
         return None, f"killed at {guard.peak_mb / 1024:.1f} GB resident memory", guard.peak_mb
     if queue.empty():
-        return None, f"died with exit code {child.exitcode}", guard.peak_mb if guard else float("nan")
+        return None, f"died with exit code {child.exitcode}", guard.peak_mb
     return queue.get()
 
 
 def _child_main(queue, fn, args, parent_pid: int) -> None:
     runner.die_with_parent(parent_pid)  # a killed bench leaves no child computing on
+    for key, value in MAIN_PY_ENVIRONMENT.items():  # before fn imports torch; a value the user set wins
+        os.environ.setdefault(key, value)
     try:
         result, error = fn(*args), None
     except Exception as exc:  # reported to the parent, which decides
         result, error = None, f"{type(exc).__name__}: {exc}"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     queue.put((result, error, peak / (1024 * 1024 if sys.platform == "darwin" else 1024)))
-
-
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> dict:
@@ -107,92 +82,88 @@ def mde_graph_seconds(checkout: Path, dataset: str, load_only: bool = False) -> 
     import scipy.sparse as sp
     import torch
 
-    with inside_checkout(checkout):
-        from utils import mde_graphs  # the installed copy of src/utils/mde_graphs.py
+    enter_checkout(checkout)
+    from utils import mde_graphs  # the installed copy of src/utils/mde_graphs.py
 
-        cfg = core.merged_config(checkout, "MDE", dataset)
-        data_dir = Path(cfg.get("data_path", "../data/")) / dataset
-        inter = pd.read_csv(data_dir / cfg["inter_file_name"], sep="\t")
-        users, items = inter[cfg["USER_ID_FIELD"]], inter[cfg["ITEM_ID_FIELD"]]
-        train = inter[cfg["inter_splitting_label"]] == 0
-        r = sp.csr_matrix(
-            (np.ones(train.sum(), dtype=np.float32), (users[train].values, items[train].values)),
-            shape=(int(users.max()) + 1, int(items.max()) + 1),
-        )
-        seconds = {}
-        if not load_only:
-            seconds["user_cooc"] = _seconds(lambda: mde_graphs.cooccurrence_topk(r, int(cfg["user_knn_k"])))
-            for name, key in (("item_knn_v", "vision_feature_file"), ("item_knn_t", "text_feature_file")):
-                feat = torch.from_numpy(np.load(data_dir / cfg[key]))
-                seconds[name] = _seconds(lambda feat=feat: mde_graphs.cosine_knn(feat, int(cfg["item_knn_k"])))
-        cached = sorted((data_dir / "mde_graphs").glob("*.npz"))
-        load = _seconds(lambda: [sp.load_npz(p) for p in cached]) if cached else float("nan")
+    cfg = core.merged_config(checkout, "MDE", dataset)
+    data_dir = Path(cfg.get("data_path", "../data/")) / dataset
+    inter = pd.read_csv(data_dir / cfg["inter_file_name"], sep="\t")
+    users, items = inter[cfg["USER_ID_FIELD"]], inter[cfg["ITEM_ID_FIELD"]]
+    train = inter[cfg["inter_splitting_label"]] == 0
+    r = sp.csr_matrix(
+        (np.ones(train.sum(), dtype=np.float32), (users[train].values, items[train].values)),
+        shape=(int(users.max()) + 1, int(items.max()) + 1),
+    )
+    seconds = {}
+    if not load_only:
+        seconds["user_cooc"] = timeit.timeit(lambda: mde_graphs.cooccurrence_topk(r, int(cfg["user_knn_k"])), number=1)
+        for name, key in (("item_knn_v", "vision_feature_file"), ("item_knn_t", "text_feature_file")):
+            feat = torch.from_numpy(np.load(data_dir / cfg[key]))
+            seconds[name] = timeit.timeit(
+                lambda feat=feat: mde_graphs.cosine_knn(feat, int(cfg["item_knn_k"])), number=1
+            )
+    cached = sorted((data_dir / "mde_graphs").glob("*.npz"))
+    load = timeit.timeit(lambda: [sp.load_npz(p) for p in cached], number=1) if cached else float("nan")
     return {"build_s": sum(seconds.values()), "parts": seconds, "load_s": load, "cached_files": len(cached)}
 
 
-@contextlib.contextmanager
-def built_model(checkout: Path, dataset: str, model_name: str):
+def build_model(checkout: Path, dataset: str, model_name: str) -> tuple:
     """MMRec's objects for one model at its first grid point (``BENCH_SETTINGS`` applied), built as
-    utils/quick_start.py builds them: yields ``(config, model, trainer, train_data, valid_data, test_data)``."""
-    with inside_checkout(checkout):
-        from utils.configurator import Config
-        from utils.dataloader import EvalDataLoader, TrainDataLoader
-        from utils.dataset import RecDataset
-        from utils.utils import get_model, get_trainer, init_seed
+    utils/quick_start.py builds them, its ``pre_epoch_processing`` done (in the child process of one
+    measurement): ``(config, model, trainer, train_data, valid_data, test_data)``."""
+    enter_checkout(checkout)
+    from utils.configurator import Config
+    from utils.dataloader import EvalDataLoader, TrainDataLoader
+    from utils.dataset import RecDataset
+    from utils.utils import get_model, get_trainer, init_seed
 
-        config = Config(model_name, dataset, {"gpu_id": 0})
-        for key in config["hyper_parameters"]:  # one grid point: the first value of each list
-            if isinstance(config[key], list):
-                config[key] = config[key][0]
-        for key, value in BENCH_SETTINGS.get(model_name, {}).items():
-            config[key] = value
-        init_seed(config["seed"])
-        splits = RecDataset(config).split()
-        for split in splits:
-            str(split)  # MMRec computes a split's statistics (inter_num, used by its loaders) in __str__
-        train, valid, test = splits
-        train_data = TrainDataLoader(config, train, batch_size=config["train_batch_size"], shuffle=True)
-        # the loaders of utils/quick_start.py: both mask the training history
-        valid_data, test_data = (
-            EvalDataLoader(config, s, additional_dataset=train, batch_size=config["eval_batch_size"])
-            for s in (valid, test)
-        )
-        train_data.pretrain_setup()  # as quick_start does before building each model
-        model = get_model(model_name)(config, train_data).to(config["device"])
-        trainer = get_trainer()(config, model)
-        try:
-            yield config, model, trainer, train_data, valid_data, test_data
-        finally:
-            del model, trainer, train_data
-            gc.collect()
+    config = Config(model_name, dataset, {"gpu_id": 0})
+    # one grid point: the first value of each list, but BENCH_SETTINGS where it pins one
+    first = {key: config[key][0] for key in config["hyper_parameters"] if isinstance(config[key], list)}
+    for key, value in {**first, **BENCH_SETTINGS.get(model_name, {})}.items():
+        config[key] = value
+    init_seed(config["seed"])
+    splits = RecDataset(config).split()
+    for split in splits:
+        str(split)  # MMRec computes a split's statistics (inter_num, used by its loaders) in __str__
+    train, valid, test = splits
+    train_data = TrainDataLoader(config, train, batch_size=config["train_batch_size"], shuffle=True)
+    # the loaders of utils/quick_start.py: both mask the training history
+    valid_data, test_data = (
+        EvalDataLoader(config, s, additional_dataset=train, batch_size=config["eval_batch_size"]) for s in (valid, test)
+    )
+    train_data.pretrain_setup()  # as quick_start does before building each model
+    model = get_model(model_name)(config, train_data).to(config["device"])
+    trainer = get_trainer()(config, model)
+    if hasattr(model, "pre_epoch_processing"):
+        model.pre_epoch_processing()  # once, not timed
+    return config, model, trainer, train_data, valid_data, test_data
 
 
 def model_eval_seconds(checkout: Path, dataset: str, model_name: str, repeats: int = 3) -> float:
     """The model's share of one evaluation round: the time of the ``full_sort_predict`` calls that the patched
     trainer makes to evaluate the valid and then the test users (best of ``repeats``)."""
-    with built_model(checkout, dataset, model_name) as (config, model, trainer, _, valid_data, test_data):
-        from utils.shared_topk import SharedTopk
+    config, model, trainer, _, valid_data, test_data = build_model(checkout, dataset, model_name)
+    from utils.shared_topk import SharedTopk
 
-        if hasattr(model, "pre_epoch_processing"):
-            model.pre_epoch_processing()
-        seconds = []  # per repeat: the time inside full_sort_predict
-        predict = model.full_sort_predict
+    seconds = []  # per repeat: the time inside full_sort_predict
+    predict = model.full_sort_predict
 
-        def timed_predict(interaction):
-            _synchronize(config["device"])
-            start = time.perf_counter()
-            scores = predict(interaction)
-            _synchronize(config["device"])  # CUDA runs asynchronously: wait before reading the clock
-            seconds[-1] += time.perf_counter() - start
-            return scores
+    def timed_predict(interaction):
+        _synchronize(config["device"])
+        start = time.perf_counter()
+        scores = predict(interaction)
+        _synchronize(config["device"])  # CUDA runs asynchronously: wait before reading the clock
+        seconds[-1] += time.perf_counter() - start
+        return scores
 
-        model.full_sort_predict = timed_predict
-        for _ in range(repeats):  # as Trainer.fit evaluates after an epoch (patch 0013)
-            model.train()
-            seconds.append(0.0)
-            ranked = SharedTopk()
-            trainer.evaluate(valid_data, ranked=ranked)
-            trainer.evaluate(test_data, ranked=ranked)
+    model.full_sort_predict = timed_predict
+    for _ in range(repeats):  # as Trainer.fit evaluates after an epoch (patch 0013)
+        model.train()
+        seconds.append(0.0)
+        ranked = SharedTopk()
+        trainer.evaluate(valid_data, ranked=ranked)
+        trainer.evaluate(test_data, ranked=ranked)
     return float(min(seconds))
 
 
@@ -206,33 +177,29 @@ def training_step_profile(checkout: Path, dataset: str, model_name: str, steps: 
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    with built_model(checkout, dataset, model_name) as (config, model, trainer, train_data, _, _):
-        device = config["device"]
-        if hasattr(model, "pre_epoch_processing"):
-            model.pre_epoch_processing()  # once, not timed
-        start, batches = time.perf_counter(), []
-        for n, batch in enumerate(train_data, 1):
-            if n <= steps + 2:
-                batches.append(batch)
-        loader_ms = 1000 * (time.perf_counter() - start) / n
+    config, _, trainer, train_data, _, _ = build_model(checkout, dataset, model_name)
+    device = config["device"]
+    start = time.perf_counter()
+    batches = list(train_data)  # one pass of MMRec's loader
+    loader_ms = 1000 * (time.perf_counter() - start) / len(batches)
 
-        def train(batches):
-            losses = trainer._train_epoch(batches, 0)
-            if not isinstance(losses[1], list):  # the trainer stopped at a NaN or infinite loss
-                raise MdeMmrecError(f"{model_name}'s training loss became NaN or infinite while profiling")
-            _synchronize(device)
+    def train(batches):
+        losses = trainer._train_epoch(batches, 0)
+        if not isinstance(losses[1], list):  # the trainer stopped at a NaN or infinite loss
+            raise MdeMmrecError(f"{model_name}'s training loss became NaN or infinite while profiling")
+        _synchronize(device)
 
-        # a copy per step, made before timing: some models (DRAGON) shift a batch's item ids in place
-        cycle = [batches[i % len(batches)].clone() for i in range(steps + 2 + PROFILED_STEPS)]
-        train(cycle[:2])
-        start = time.perf_counter()
-        train(cycle[2 : steps + 2])
-        step_ms = 1000 * (time.perf_counter() - start) / steps
-        cuda = torch.device(device).type == "cuda"
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-        with profile(activities=activities) as prof:
-            train(cycle[steps + 2 :])
-        counts = profile_counts(prof.events(), PROFILED_STEPS)
+    # a copy per step, made before timing: some models (DRAGON) shift a batch's item ids in place
+    cycle = [batches[i % len(batches)].clone() for i in range(steps + 2 + PROFILED_STEPS)]
+    train(cycle[:2])
+    start = time.perf_counter()
+    train(cycle[2 : steps + 2])
+    step_ms = 1000 * (time.perf_counter() - start) / steps
+    cuda = torch.device(device).type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        train(cycle[steps + 2 :])
+    counts = profile_counts(prof.events(), PROFILED_STEPS)
     return {"step_ms": step_ms, "loader_ms": loader_ms, **counts, "cuda": cuda}
 
 
@@ -241,19 +208,19 @@ def profile_counts(events, steps: int) -> dict:
     ``device_ms``, the CUDA kernels and copies and their summed time (None without CUDA events)."""
     from torch.autograd import DeviceType
 
-    ops, device, device_us = 0, 0, 0.0
-    for event in events:
-        if event.device_type == DeviceType.CUDA and getattr(event, "is_user_annotation", False):
-            continue  # a record_function range (the optimizer's step) spanning its kernels
-        if event.device_type == DeviceType.CUDA:
-            device += 1
-            device_us += event.time_range.elapsed_us()
-        elif event.name.startswith("aten::") and not (event.cpu_parent and event.cpu_parent.name.startswith("aten::")):
-            ops += 1  # a top-level operator
+    # not a record_function range on the GPU timeline (the optimizer's step): it spans kernels counted already
+    device = [e for e in events if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
+    top_level_ops = [
+        e
+        for e in events
+        if e.device_type != DeviceType.CUDA
+        and e.name.startswith("aten::")
+        and not (e.cpu_parent and e.cpu_parent.name.startswith("aten::"))
+    ]
     return {
-        "ops": ops / steps,
-        "device_activities": device / steps if device else None,
-        "device_ms": device_us / 1000 / steps if device else None,
+        "ops": len(top_level_ops) / steps,
+        "device_activities": len(device) / steps if device else None,
+        "device_ms": sum(e.time_range.elapsed_us() for e in device) / 1000 / steps if device else None,
     }
 
 
@@ -279,7 +246,7 @@ def run_bench(
 ) -> tuple[Path, str]:
     """Run the benchmark; the Markdown report is rewritten after each measurement (marked partial until the
     last), so a bench stopped from outside still leaves what it measured. Returns (report path, RATIO line)."""
-    dataset = dataset_name(preset)
+    dataset = f"synthetic_{preset}"  # never over MMRec's real baby etc.
     echo(f"== bench: preset {preset} (data set {dataset}), models {' '.join(models)}, {epochs} epoch(s)")
     synthetic.make_dataset(checkout, dataset, preset=preset, seed=0)
     graphs = {}
@@ -305,10 +272,12 @@ def run_bench(
     )
     for label, reason in not_run.items():
         echo(f"  {label}: {reason}")
-    flags = [f"--seed {seed}", f"--max-rss-gb {max_rss_mb / 1024:g}" if max_rss_mb else "--max-rss-gb 0"]
-    flags += [f"--max-minutes {max_seconds / 60:g}"] if max_seconds else []
-    flags += [] if eval_share else ["--no-eval-share"]
-    flags += [f"--profile-steps {profile_steps}"] if profile_steps else []
+    optional = {  # flag: whether the command line had it
+        f"--max-minutes {(max_seconds or 0) / 60:g}": max_seconds,
+        "--no-eval-share": not eval_share,
+        f"--profile-steps {profile_steps}": profile_steps,
+    }
+    flags = [f"--seed {seed}", f"--max-rss-gb {(max_rss_mb or 0) / 1024:g}"] + [f for f, on in optional.items() if on]
     by_model, status, shares, profiles = {}, dict(not_run), {}, {}
     md = None
 
@@ -341,18 +310,16 @@ def run_bench(
             graphs["load_s"] = loaded["load_s"] if loaded else float("nan")
         write()
     ran = [m for m in models if m in by_model]
-    if eval_share:
-        size = synthetic.PRESETS[preset].n_users * synthetic.PRESETS[preset].n_items
-        for m in ran:
-            echo(f"== {m}: timing its share of an evaluation pass (in a child process)")
-            shares[m] = in_child(
-                model_eval_seconds, checkout, dataset, m, 5 if size < 10**9 else 1, max_rss_mb=max_rss_mb
-            )[:2]
+    size = synthetic.PRESETS[preset].n_users * synthetic.PRESETS[preset].n_items
+    measurements = [  # (what, whether asked for, the function's last argument, where its (result, error) go)
+        ("timing its share of an evaluation pass", eval_share, model_eval_seconds, 5 if size < 10**9 else 1, shares),
+        (f"profiling {profile_steps} training steps", profile_steps, training_step_profile, profile_steps, profiles),
+    ]
+    for what, asked, fn, last_argument, results in measurements:
+        for m in ran if asked else []:
+            echo(f"== {m}: {what} (in a child process)")
+            results[m] = in_child(fn, checkout, dataset, m, last_argument, max_rss_mb=max_rss_mb)[:2]
             write()
-    for m in ran if profile_steps else []:
-        echo(f"== {m}: profiling {profile_steps} training steps (in a child process)")
-        profiles[m] = in_child(training_step_profile, checkout, dataset, m, profile_steps, max_rss_mb=max_rss_mb)[:2]
-        write()
     ratio = write(final=True)
     return md, ratio
 
@@ -376,29 +343,29 @@ def _main_rows(models, by_model: dict, status: dict, shares: dict | None, graphs
         r = by_model.get(m)
         if r is None:
             rows.append([m, "-", "-", "-", "-", "-", "-", "-", _waiting(m, status, final)])
-            continue
-        share, error = (None, None) if shares is None else shares.get(m, (None, None if final else "pending"))
-        note = (
-            "ok"
-            if m != "MDE" or graphs.get("error")
-            else (
-                f"graphs built in {graphs['build_s']:.2f}s on the CPU (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
-                f"loaded in {graphs.get('load_s', float('nan')):.3f}s"
+        else:
+            share, error = (None, None) if shares is None else shares.get(m, (None, None if final else "pending"))
+            note = (
+                "ok"
+                if m != "MDE" or graphs.get("error")
+                else (
+                    f"graphs built in {graphs['build_s']:.2f}s on the CPU (peak RSS {graphs['peak_rss_mb']:.0f} MB), "
+                    f"loaded in {graphs.get('load_s', float('nan')):.3f}s"
+                )
             )
-        )
-        rows.append(
-            [
-                m,
-                fmt(r.get("model_init_s"), 2),
-                fmt(r.get("s_per_epoch"), 2),
-                fmt(r.get("eval_s"), 2),
-                error or fmt_seconds(share),
-                fmt(r.get("peak_rss_mb"), 0),
-                fmt(r.get("peak_gpu_mb"), 0),
-                fmt(r["best_valid"].get("recall@20"), 4),
-                note,
-            ]
-        )
+            rows.append(
+                [
+                    m,
+                    fmt(r.get("model_init_s"), 2),
+                    fmt(r.get("s_per_epoch"), 2),
+                    fmt(r.get("eval_s"), 2),
+                    error or fmt_seconds(share),
+                    fmt(r.get("peak_rss_mb"), 0),
+                    fmt(r.get("peak_gpu_mb"), 0),
+                    fmt(r["best_valid"].get("recall@20"), 4),
+                    note,
+                ]
+            )
     return rows
 
 
@@ -412,25 +379,25 @@ def _step_section(models, by_model: dict, status: dict, profiles: dict, steps: i
             rows.append(
                 [m, "-", "-", "-", "-", "-", reason if reason.startswith("pending") else f"not profiled: {reason}"]
             )
-            continue
-        cuda_note = (
-            "no CUDA: device columns empty"
-            if not result["cuda"]
-            else "no CUDA events recorded (is CUPTI missing?)"
-            if result["device_activities"] is None
-            else "ok"
-        )
-        rows.append(
-            [
-                m,
-                fmt(result["step_ms"], 1),
-                fmt(result["loader_ms"], 1),
-                fmt(result["ops"], 0),
-                fmt(result["device_activities"], 0),
-                fmt(result["device_ms"], 2),
-                cuda_note,
-            ]
-        )
+        else:
+            cuda_note = (
+                "no CUDA: device columns empty"
+                if not result["cuda"]
+                else "no CUDA events recorded (is CUPTI missing?)"
+                if result["device_activities"] is None
+                else "ok"
+            )
+            rows.append(
+                [
+                    m,
+                    fmt(result["step_ms"], 1),
+                    fmt(result["loader_ms"], 1),
+                    fmt(result["ops"], 0),
+                    fmt(result["device_activities"], 0),
+                    fmt(result["device_ms"], 2),
+                    cuda_note,
+                ]
+            )
     return (
         "## Per training step\n\n"
         f"Each model rebuilt in a child process, {steps} steps timed after 2 warm-up steps, then "
@@ -496,8 +463,7 @@ def _write_markdown(
         path = out_dir / f"{stem}.md"
         while path.exists():
             path, n = out_dir / f"{stem}-{n}.md", n + 1
-    text = (
-        f"# Benchmark: synthetic `{preset}` preset\n\n"
+    body = (
         f"Machine: {machine_description()}.\n\n"
         f"Command: `mde-mmrec bench --mmrec MMREC --preset {preset} --epochs {epochs} "
         f"--models {' '.join(models)}{' ' + flags if flags else ''}`; data set `{dataset}` (data seed 0), one MMRec run per model, MMRec's "
@@ -510,14 +476,13 @@ def _write_markdown(
         "Elec-sized presets); eval s is MMRec's whole evaluation, ranking and metrics included.\n\n"
         + steps_section
         + (
-            f"`{ratio}`\n"
+            f"`{ratio}`"
             if ratio
             else "**Partial:** the bench was still running when this was written, or was stopped; "
-            "the complete report ends with its RATIO line.\n"
+            "the complete report ends with its RATIO line."
         )
     )
-    path.write_text(text, encoding="utf-8")
-    return path
+    return report.write_markdown(path, f"Benchmark: synthetic `{preset}` preset", body)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

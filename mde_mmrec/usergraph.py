@@ -19,12 +19,8 @@ import argparse
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:  # scipy is imported where it is used, so `mde-mmrec --help` stays fast
-    import scipy.sparse as sp
 
 from . import core, synthetic
 from .errors import MdeMmrecError
@@ -37,22 +33,18 @@ BLOCK_BYTES = 256 << 20  # size of one dense block of rows
 PROGRESS_EVERY_S = 10.0  # at most one progress line per this many seconds (Elec has 553 blocks of rows)
 
 
-def co_interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int) -> sp.csr_matrix:
-    """Binary users x items matrix of the training pairs (duplicates count once, like the script's sets)."""
+def co_interaction_matrix(users: np.ndarray, items: np.ndarray, n_users: int):
+    """Binary users x items scipy matrix of the training pairs (duplicates count once, like the script's sets:
+    the CSR conversion sums them, ``sign`` makes each sum 1)."""
     n_items = int(items.max()) + 1 if len(items) else 0
-    import scipy.sparse as sp
+    import scipy.sparse as sp  # here, so that `mde-mmrec --help` stays fast
 
-    matrix = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
+    return sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(n_users, n_items)).sign()
 
 
 def build_user_graph_dict(users, items, n_users: int, cap: int = CAP, progress=None) -> dict:
     """{user: [[neighbours], [counts]]} for users 0 .. n_users-1 from training pairs (users[k], items[k]):
     the same dict as MMRec's preprocessing/dualgnn-gen-u-u-matrix.py builds."""
-    users = np.asarray(users, dtype=np.int64)
-    items = np.asarray(items, dtype=np.int64)
     if len(users) and (users.min() < 0 or users.max() >= n_users):
         raise MdeMmrecError(
             f"user ids must lie in 0..{n_users - 1} (the number of distinct users - 1), found "
@@ -74,8 +66,7 @@ def build_user_graph_dict(users, items, n_users: int, cap: int = CAP, progress=N
         owner, neighbour, shared = owner[other], counts.indices[other], counts.data[other]
         keep = np.minimum(np.bincount(owner, minlength=stop - start), cap)  # the script's k: min(nonzeros, cap)
         order = np.argsort(keep, kind="stable")  # the block's rows by k, so that rows sharing a k are
-        slot = np.empty_like(order)  # one contiguous slice of the buffer
-        slot[order] = np.arange(len(order))
+        slot = np.argsort(order)  # one contiguous slice of the buffer (slot: the inverse permutation)
         buffer[slot[owner], neighbour] = shared  # the script's dense float32 rows
         lists = [None] * (stop - start)
         ks, firsts = np.unique(keep[order], return_index=True)

@@ -85,7 +85,7 @@ def test_step_profile_reuses_batches_that_a_model_changes_in_place(patched_mmrec
     reason = why_not_runnable("DRAGON", checkout=patched_mmrec)
     if reason:
         pytest.skip(reason)
-    dataset = bench.dataset_name("tiny")
+    dataset = "synthetic_tiny"
     synthetic.make_dataset(patched_mmrec, dataset, preset="tiny", seed=0)
     write_user_graph(patched_mmrec, dataset)
     result, error, _ = bench.in_child(bench.training_step_profile, patched_mmrec, dataset, "DRAGON", 3)
