@@ -84,12 +84,11 @@ def cuda_available() -> bool:
 
 def missing_imports(checkout: Path, model: str) -> list[str]:
     """Top-level packages that MMRec's ``src/models/<model>.py`` imports at module level and Python cannot find."""
-    path = Path(checkout) / "src" / "models" / f"{model.lower()}.py"
-    if not path.is_file():
-        return []
+    src = Path(checkout) / "src"
+    path = src / "models" / f"{model.lower()}.py"
     try:
         body = ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body
-    except SyntaxError:  # MMRec's own run reports it, with the line
+    except (OSError, SyntaxError):  # no such file (check_model_exists names it); MMRec's run reports the line
         return []
     names = []
     for node in body:
@@ -97,13 +96,11 @@ def missing_imports(checkout: Path, model: str) -> list[str]:
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module)
-    src = Path(checkout) / "src"
-    missing = []
-    for name in dict.fromkeys(n.split(".")[0] for n in names):
-        local = (src / name).is_dir() or (src / f"{name}.py").is_file()
-        if not local and importlib.util.find_spec(name) is None:
-            missing.append(name)
-    return missing
+    return [
+        name
+        for name in dict.fromkeys(n.split(".")[0] for n in names)
+        if not ((src / name).is_dir() or (src / f"{name}.py").is_file()) and importlib.util.find_spec(name) is None
+    ]
 
 
 def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None = None) -> str | None:
@@ -248,14 +245,13 @@ def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
     key takes its value from ``sets``, else its first value."""
     overrides, warnings = dict(sets), []
     for key in file_config.get("hyper_parameters") or []:
-        if key == "seed" or key in sets:
-            continue
         value = file_config.get(key)
-        if isinstance(value, list):
-            overrides[key] = value[0] if value else None
-            if len(value) > 1:
-                model = file_config.get("model", "MODEL")
-                warnings.append(f"{key}={value[0]!r} (first of {value}; choose with --set {model}:{key}=VALUE)")
+        if key == "seed" or key in sets or not isinstance(value, list):
+            continue
+        overrides[key] = value[0] if value else None
+        if len(value) > 1:
+            model = file_config.get("model", "MODEL")
+            warnings.append(f"{key}={value[0]!r} (first of {value}; choose with --set {model}:{key}=VALUE)")
     return overrides, warnings
 
 
@@ -288,25 +284,19 @@ def results_log():
     return mmrec.plugin_module("results_log")
 
 
-def _not_settings() -> tuple:
-    return tuple(k for k in results_log()._NOT_SETTINGS if k != "hyper_parameters")
-
-
 def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()) -> dict:
     """What decides a run's numbers besides its seed and the ``varying`` grid keys (the sidecar's content)."""
-    try:
-        info = mmrec.installed_info(checkout)
-    except (OSError, ValueError):  # a checkout without the installer's manifest (tests' stand-ins)
-        info = {}
+    info = mmrec.installed_info(checkout)  # {} in a checkout without the installer's manifest (tests' stand-ins)
     inter = interaction_file(checkout, dataset, model)
     digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
     config = {**merged_config(checkout, model, dataset), **overrides}
-    kept = {k: v for k, v in sorted(config.items()) if k not in _not_settings() and k not in varying}
+    # not settings: scheduling keys and the varying grid keys (hyper_parameters, naming the grid keys, is one)
+    left_out = set(results_log()._NOT_SETTINGS) - {"hyper_parameters"} | set(varying)
     settings = {
         "model": model,
         "dataset": dataset,
         "interactions_sha256": digest,
-        "config": kept,
+        "config": {k: v for k, v in sorted(config.items()) if k not in left_out},
         "plugin": info.get("fingerprint"),
         "mmrec_commit": info.get("mmrec_commit"),
     }
@@ -407,7 +397,6 @@ def prepare(
     common: dict | None = None,
 ) -> list[tuple[RunConfig, dict, list[str], dict]]:
     """Check everything before any training; per configuration: (it, overrides, pinned-key warnings, settings)."""
-    checkout = Path(checkout)
     if not seeds:
         raise MdeMmrecError("no seeds to run (use --seeds N with N >= 1)")
     if any((Path(out_dir) / name).exists() for name in ("grid.log", "results.settings.json")):
@@ -438,24 +427,6 @@ def prepare(
     return runs
 
 
-def collect(
-    out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]
-) -> tuple[list[dict], dict[str, list[dict]]]:
-    """(finished records, also written to OUT/results.jsonl; per label, the lines of seeds without a result)."""
-    records, failed = [], {}
-    for cfg, overrides in runs:
-        chosen = {k: v for k, v in overrides.items() if k not in results_log()._NOT_SETTINGS}  # not scheduling
-        for r in results_log().read_results(Path(out_dir) / "runs" / f"{cfg.slug}.jsonl"):
-            if r.get("seed") not in seeds:
-                continue
-            if r.get("failed"):
-                failed.setdefault(cfg.label, []).append(r)
-            else:
-                records.append(dict(r, label=cfg.label, overrides=chosen))
-    results_log().write_records(Path(out_dir) / "results.jsonl", records)
-    return records, failed
-
-
 # ----------------------------------------------------------------------------------------- progress
 def _hms(seconds: float) -> str:
     seconds = int(round(seconds))
@@ -468,12 +439,8 @@ class Progress:
 
     def __init__(self, n_configs: int, epochs: int, echo: Callable[[str], None] = print):
         self.n_configs, self.epochs, self.echo = n_configs, epochs, echo
-        self.start = self.last = time.time()
-        self.config_index, self.label, self.events, self.offset = 0, "", None, 0
-        self.point, self.n_points = 0, 1
+        self.start = time.time()
         self.epoch_times: list[float] = []
-        self.tail: list[str] = []
-        self._new_run()
 
     def _new_run(self) -> None:
         self.construction_s: float | None = None
@@ -481,6 +448,7 @@ class Progress:
         self.batches: dict | None = None
 
     def begin(self, index: int, label: str, n_points: int, events: Path) -> None:
+        """The next configuration (or grid) starts; its run writes its progress events to ``events``."""
         self.config_index, self.label, self.n_points, self.point = index, label, n_points, 0
         self.events = Path(events)
         self.offset = self.events.stat().st_size if self.events.is_file() else 0
@@ -493,7 +461,7 @@ class Progress:
         self.poll()
 
     def poll(self) -> None:
-        if self.events is None or not self.events.is_file():
+        if not self.events.is_file():
             return
         with open(self.events, "rb") as handle:
             handle.seek(self.offset)
@@ -608,7 +576,7 @@ def run_configs(
 ) -> tuple[list[dict], dict[str, str]]:
     """Run each configuration over ``seeds`` through MMRec, resumably; (records, status per label: "ok" or why)."""
     with out_dir_lock(out_dir):  # one mde-mmrec run per results folder
-        checkout, out_dir = Path(checkout), Path(out_dir)
+        out_dir = Path(out_dir)
         runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
         if runner is None:  # MMRec itself runs them: main.py's own checks of every configuration first
             mmrec.check_commands(
@@ -621,14 +589,13 @@ def run_configs(
             ensure_user_graph(checkout, dataset)
         progress = Progress(len(runs), n_epochs(checkout, configs[0].model, dataset, epochs), echo)
         limits = {k: v for k, v in (("max_rss_mb", max_rss_mb), ("max_seconds", max_seconds)) if v}
-        status = {}
+        status = {cfg.label: "ok" for cfg in configs}
         for index, (cfg, overrides, warnings, settings) in enumerate(runs):
             for w in warnings:
                 echo(f"  note: {cfg.label}: pinned {w}")
             results_file = Path(overrides["results_file"])
             done = {r.get("seed") for r in finished_with_recorded_settings(results_file)}
             todo = [s for s in seeds if s not in done]
-            status[cfg.label] = "ok"
             if not todo:
                 echo(
                     f"[{index + 1}/{len(runs)}] {cfg.label}: all {len(seeds)} seed(s) already in {results_file}, "
@@ -644,11 +611,18 @@ def run_configs(
                 status[cfg.label] = why
                 tail = "" if code in (MEMORY_LIMIT_EXIT, TIME_LIMIT_EXIT) else f"; last lines:\n{progress.last_lines()}"
                 echo(f"  {cfg.label}: {why}{tail}")
-        records, failed = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
-        for label, lines in failed.items():  # seeds without a result (NaN loss): say which, and why
-            if status[label] == "ok" or status[label].startswith("failed (exit"):
-                status[label] = f"failed for seed(s) {', '.join(str(r['seed']) for r in lines)}: {lines[0]['failed']}"
-                echo(f"  {label}: {status[label]}")
+        records = []  # the finished runs of these seeds (a results file may hold others), also in OUT/results.jsonl
+        for cfg, overrides, _, _ in runs:
+            chosen = {k: v for k, v in overrides.items() if k not in results_log()._NOT_SETTINGS}  # not scheduling
+            lines = [r for r in results_log().read_results(overrides["results_file"]) if r.get("seed") in seeds]
+            failed = [r for r in lines if r.get("failed")]  # seeds without a result (NaN loss): say which, and why
+            records += [dict(r, label=cfg.label, overrides=chosen) for r in lines if not r.get("failed")]
+            if failed and (status[cfg.label] == "ok" or status[cfg.label].startswith("failed (exit")):
+                status[cfg.label] = (
+                    f"failed for seed(s) {', '.join(str(r['seed']) for r in failed)}: {failed[0]['failed']}"
+                )
+                echo(f"  {cfg.label}: {status[cfg.label]}")
+        results_log().write_records(out_dir / "results.jsonl", records)
         return records, status
 
 
