@@ -110,8 +110,10 @@ def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None
     missing = missing_imports(checkout, model) if checkout is not None else []
     if missing:
         names, pip = ", ".join(missing), " ".join(PIP_NAME.get(m, m) for m in missing)
-        verb = "is" if len(missing) == 1 else "are"
-        return f"MMRec's {model.lower()}.py imports {names}, which {verb} not installed (pip install {pip})"
+        return (
+            f"MMRec's {model.lower()}.py imports {names}, which {'is' if len(missing) == 1 else 'are'} not "
+            f"installed (pip install {pip})"
+        )
     if model in NEEDS_CUDA and not (cuda_available() if cuda is None else cuda):
         return f"MMRec's {model.lower()}.py calls .cuda() unconditionally, and this machine has no CUDA GPU"
     return None
@@ -183,13 +185,14 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None, overri
     except checks.DataError as exc:
         raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
     for warning in warnings:
-        if (dataset, warning) not in _WARNED:  # once, not once per model of a comparison
-            _WARNED.add((dataset, warning))
-            log.warning("data set %r: %s", dataset, warning)
+        _warn_once(dataset, warning)
     return warnings
 
 
-_WARNED: set = set()
+@functools.cache
+def _warn_once(dataset: str, warning: str) -> None:
+    """A data set's warning, logged once, not once per model of a comparison."""
+    log.warning("data set %r: %s", dataset, warning)
 
 
 def parse_sets(items: list[str] | None) -> dict[str | None, dict]:
@@ -284,19 +287,18 @@ def results_log():
     return mmrec.plugin_module("results_log")
 
 
-def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()) -> dict:
-    """What decides a run's numbers besides its seed and the ``varying`` grid keys (the sidecar's content)."""
+def run_settings(checkout, model: str, dataset: str, overrides: dict) -> dict:
+    """What decides a run's numbers besides its seed and grid point (the sidecar's content): each results line's
+    ``settings`` (results_log.point_settings) with the grid's keys, the data and the plugin."""
     info = mmrec.installed_info(checkout)  # {} in a checkout without the installer's manifest (tests' stand-ins)
     inter = interaction_file(checkout, dataset, model)
     digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
     config = {**merged_config(checkout, model, dataset), **overrides}
-    # not settings: scheduling keys and the varying grid keys (hyper_parameters, naming the grid keys, is one)
-    left_out = set(results_log()._NOT_SETTINGS) - {"hyper_parameters"} | set(varying)
     settings = {
         "model": model,
         "dataset": dataset,
         "interactions_sha256": digest,
-        "config": {k: v for k, v in sorted(config.items()) if k not in left_out},
+        "config": {**results_log().point_settings(config), "hyper_parameters": config["hyper_parameters"]},
         "plugin": info.get("fingerprint"),
         "mmrec_commit": info.get("mmrec_commit"),
     }
@@ -378,9 +380,8 @@ def settings_difference(old: dict, new: dict) -> str:
 def ensure_user_graph(checkout: Path, dataset: str) -> None:
     """DRAGON and DualGNN read data/D/user_graph_dict.npy: build it (fast, sparse) when missing."""
     cfg = merged_config(checkout, "DRAGON", dataset)
-    data_dir = interaction_file(checkout, dataset, cfg=cfg).parent
-    path = data_dir / str(cfg.get("user_graph_dict_file") or "user_graph_dict.npy")
-    if not path.is_file():
+    path = interaction_file(checkout, dataset, cfg=cfg).parent / str(cfg.get("user_graph_dict_file"))
+    if not path.is_file():  # (a config without user_graph_dict_file: write_user_graph says what to add)
         from . import usergraph
 
         log.info("building the user graph %s (needed by DRAGON / DualGNN)", path)
@@ -448,7 +449,6 @@ class Progress:
         self.batches: dict | None = None
 
     def begin(self, index: int, label: str, n_points: int, events: Path) -> None:
-        """The next configuration (or grid) starts; its run writes its progress events to ``events``."""
         self.config_index, self.label, self.n_points, self.point = index, label, n_points, 0
         self.events = Path(events)
         self.offset = self.events.stat().st_size if self.events.is_file() else 0
@@ -547,12 +547,12 @@ def run_one(
     limits: dict | None = None,
 ) -> tuple[int, str | None]:
     """One main.py run into ``overrides["results_file"]`` with its settings sidecar; (exit code, why it failed)."""
-    results_file, limits = Path(overrides["results_file"]), limits or {}
-    record_settings(results_file, settings)
+    limits = limits or {}
+    record_settings(overrides["results_file"], settings)
     code = (runner or run_main)(checkout, model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
     progress.poll()
     if code == 0:
-        record_settings(results_file, settings, verified=True)
+        record_settings(overrides["results_file"], settings, verified=True)
         return code, None
     if code == MEMORY_LIMIT_EXIT and limits.get("max_rss_mb"):
         return code, f"killed at the {limits['max_rss_mb'] / 1024:.0f} GB memory limit (see {log_path})"
@@ -628,9 +628,7 @@ def run_configs(
 
 def seed_list(n: int | None, values: list[int] | None = None) -> list[int]:
     """``--seed-values`` as given (each once), else ``n`` seeds from MMRec's default seed on."""
-    if values:
-        return list(dict.fromkeys(values))
-    return [DEFAULT_SEED + i for i in range(n or 1)]
+    return list(dict.fromkeys(values)) if values else [DEFAULT_SEED + i for i in range(n or 1)]
 
 
 # ------------------------------------------------------------------------------------------------ CLI

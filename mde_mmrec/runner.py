@@ -31,16 +31,15 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 @functools.cache
 def _prctl():
-    """libc's prctl, loaded in the parent (loading a library between fork and exec is not safe)."""
-    return ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+    """libc's prctl (elsewhere than Linux: one that does nothing), loaded in the parent (loading a library between
+    fork and exec is not safe)."""
+    return ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else lambda *args: 0
 
 
 def die_with_parent(parent_pid: int) -> None:
     """Called in a child process: Linux sends it SIGKILL when its parent ends; if the parent has already ended
     (before this call), the child ends now. Elsewhere, only the latter."""
-    prctl = _prctl()
-    if prctl is not None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl()(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(128 + signal.SIGKILL)
 
