@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import shlex
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -150,17 +151,15 @@ def check_model_exists(checkout: Path, model: str) -> None:
         raise MdeMmrecError(f"model {model!r}: src/models/{model.lower()}.py is missing in {checkout}")
 
 
-def interaction_file(checkout: Path, dataset: str, model: str | None = None, cfg: dict | None = None) -> Path:
-    """Where MMRec reads the data set's interactions (per the merged config, or ``cfg``)."""
-    cfg = merged_config(checkout, model or "", dataset) if cfg is None else cfg
+def interaction_file(checkout: Path, dataset: str, cfg: dict) -> Path:
+    """Where MMRec reads the data set's interactions, per ``cfg`` (a merged config)."""
     data_dir = (Path(checkout) / "src" / cfg.get("data_path", "../data/") / dataset).resolve()
     return data_dir / str(cfg.get("inter_file_name") or f"{dataset}.inter")
 
 
 def check_dataset(checkout: Path, dataset: str, model: str | None = None, overrides: dict | None = None) -> list[str]:
     """The data set's files hold what MMRec can run on (src/utils/data_checks.py); returns the warnings."""
-    checkout = Path(checkout)
-    yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
+    yaml_path = Path(checkout) / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
         raise MdeMmrecError(
             f"unknown data set {dataset!r}: no {yaml_path} (data sets there: "
@@ -291,9 +290,9 @@ def run_settings(checkout, model: str, dataset: str, overrides: dict) -> dict:
     """What decides a run's numbers besides its seed and grid point (the sidecar's content): each results line's
     ``settings`` (results_log.point_settings) with the grid's keys, the data and the plugin."""
     info = mmrec.installed_info(checkout)  # {} in a checkout without the installer's manifest (tests' stand-ins)
-    inter = interaction_file(checkout, dataset, model)
-    digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
     config = {**merged_config(checkout, model, dataset), **overrides}
+    inter = interaction_file(checkout, dataset, config)
+    digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
     settings = {
         "model": model,
         "dataset": dataset,
@@ -315,11 +314,7 @@ def settings_file(results_file) -> Path:
 
 
 class OtherSettingsError(MdeMmrecError):
-    """A results file holds finished runs made with other settings (``files``: it and its sidecar)."""
-
-    def __init__(self, message: str, files: tuple[Path, Path]):
-        super().__init__(message)
-        self.files = files
+    """A results file holds finished runs made with other (or unrecorded) settings."""
 
 
 def check_settings(results_file, settings: dict) -> None:
@@ -335,8 +330,7 @@ def check_settings(results_file, settings: dict) -> None:
     if any("settings" not in r for r in records):
         raise OtherSettingsError(
             f"{results_file} holds runs without recorded settings (written by an older "
-            f"mde-mmrec), which cannot show that they were made with the current ones; {fix}",
-            (Path(results_file), sidecar),
+            f"mde-mmrec), which cannot show that they were made with the current ones; {fix}"
         )
     if not sidecar.is_file():  # written by main.py itself, or the sidecar was deleted
         log.warning(
@@ -349,8 +343,7 @@ def check_settings(results_file, settings: dict) -> None:
     recorded = json.loads(sidecar.read_text(encoding="utf-8"))
     if recorded != settings:
         raise OtherSettingsError(
-            f"{results_file} holds runs made with other settings ({settings_difference(recorded, settings)}); {fix}",
-            (Path(results_file), sidecar),
+            f"{results_file} holds runs made with other settings ({settings_difference(recorded, settings)}); {fix}"
         )
 
 
@@ -410,8 +403,7 @@ def prepare(
         check_model(checkout, cfg.model)
         extra = dict(common or {}, **cfg.overrides)
         check_dataset(checkout, dataset, cfg.model, extra)
-        file_config = merged_config(checkout, cfg.model, dataset)
-        file_config.setdefault("model", cfg.model)
+        file_config = {"model": cfg.model, **merged_config(checkout, cfg.model, dataset)}
         check_keys(file_config, extra, f"configuration {cfg.label!r}")
         check_single_values(file_config, extra, cfg.label)
         overrides, warnings = pin_grid(file_config, extra)
@@ -500,13 +492,13 @@ class Progress:
             self.epoch_times.append(now - self.last)
             self.last = now
             epoch = event["epoch"] + 1
-            per_epoch = sum(self.epoch_times[-20:]) / len(self.epoch_times[-20:])
-            left = per_epoch * ((self.epochs - epoch) + (self.n_points - max(self.point, 1)) * self.epochs)
+            epochs_left = (self.epochs - epoch) + (self.n_points - max(self.point, 1)) * self.epochs
             more = self.n_configs - self.config_index - 1
             self.echo(
                 f"  {self.label} run {max(self.point, 1)}/{self.n_points} epoch {epoch}/{self.epochs} "
                 f"valid {float(event['valid_score']):.4f} | elapsed {_hms(now - self.start)} | this model "
-                f"≤ {_hms(left)} left" + (f" (+{more} more configuration(s))" if more else "")
+                f"≤ {_hms(statistics.mean(self.epoch_times[-20:]) * epochs_left)} left"
+                + (f" (+{more} more configuration(s))" if more else "")
             )
 
     def last_lines(self) -> str:
@@ -593,7 +585,7 @@ def run_configs(
         for index, (cfg, overrides, warnings, settings) in enumerate(runs):
             for w in warnings:
                 echo(f"  note: {cfg.label}: pinned {w}")
-            results_file = Path(overrides["results_file"])
+            results_file = overrides["results_file"]
             done = {r.get("seed") for r in finished_with_recorded_settings(results_file)}
             todo = [s for s in seeds if s not in done]
             if not todo:
