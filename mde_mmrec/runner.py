@@ -69,9 +69,12 @@ class RunGuard:
             try:
                 process = psutil.Process(self.pid)
                 tree = [process, *process.children(recursive=True)]
-                rss = sum(p.memory_info().rss for p in tree) / 2**20
-            except psutil.Error:  # it has ended, or a child ended meanwhile (measured at the next look)
-                continue
+            except psutil.Error:  # it has ended
+                return
+            rss = 0
+            for process in tree:
+                with contextlib.suppress(psutil.Error):  # a child that has ended meanwhile, or a zombie
+                    rss += process.memory_info().rss / 2**20
             self.peak_mb = max(self.peak_mb, rss)
             if self.max_rss_mb and rss > self.max_rss_mb:
                 self.reason = "memory"
