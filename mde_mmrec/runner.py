@@ -111,6 +111,7 @@ def run_main(
     overrides: dict | None = None,
     log_path=None,
     on_line: Callable[[str], None] = lambda line: None,
+    env: dict | None = None,
     max_rss_mb: float | None = None,
     max_seconds: float | None = None,
 ) -> int:
@@ -121,7 +122,7 @@ def run_main(
     overrides = dict(overrides or {})
     if isinstance(overrides.get("results_file"), (str, Path)):
         overrides["results_file"] = str(Path(overrides["results_file"]).expanduser().resolve())
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if log_path:  # progress events (patch 0023; src/utils/results_log.py reads the variable)
         env["MDE_MMREC_EVENTS"] = str(events_file(log_path).resolve())
     _prctl()  # loaded here: the child calls it between fork and exec
