@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import shlex
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -84,12 +85,11 @@ def cuda_available() -> bool:
 
 def missing_imports(checkout: Path, model: str) -> list[str]:
     """Top-level packages that MMRec's ``src/models/<model>.py`` imports at module level and Python cannot find."""
-    path = Path(checkout) / "src" / "models" / f"{model.lower()}.py"
-    if not path.is_file():
-        return []
+    src = Path(checkout) / "src"
+    path = src / "models" / f"{model.lower()}.py"
     try:
         body = ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body
-    except SyntaxError:  # MMRec's own run reports it, with the line
+    except (OSError, SyntaxError):  # no such file (check_model_exists names it); MMRec's run reports the line
         return []
     names = []
     for node in body:
@@ -97,13 +97,11 @@ def missing_imports(checkout: Path, model: str) -> list[str]:
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module)
-    src = Path(checkout) / "src"
-    missing = []
-    for name in dict.fromkeys(n.split(".")[0] for n in names):
-        local = (src / name).is_dir() or (src / f"{name}.py").is_file()
-        if not local and importlib.util.find_spec(name) is None:
-            missing.append(name)
-    return missing
+    return [
+        name
+        for name in dict.fromkeys(n.split(".")[0] for n in names)
+        if not ((src / name).is_dir() or (src / f"{name}.py").is_file()) and importlib.util.find_spec(name) is None
+    ]
 
 
 def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None = None) -> str | None:
@@ -113,8 +111,10 @@ def why_not_runnable(model: str, cuda: bool | None = None, checkout: Path | None
     missing = missing_imports(checkout, model) if checkout is not None else []
     if missing:
         names, pip = ", ".join(missing), " ".join(PIP_NAME.get(m, m) for m in missing)
-        verb = "is" if len(missing) == 1 else "are"
-        return f"MMRec's {model.lower()}.py imports {names}, which {verb} not installed (pip install {pip})"
+        return (
+            f"MMRec's {model.lower()}.py imports {names}, which {'is' if len(missing) == 1 else 'are'} not "
+            f"installed (pip install {pip})"
+        )
     if model in NEEDS_CUDA and not (cuda_available() if cuda is None else cuda):
         return f"MMRec's {model.lower()}.py calls .cuda() unconditionally, and this machine has no CUDA GPU"
     return None
@@ -151,17 +151,15 @@ def check_model_exists(checkout: Path, model: str) -> None:
         raise MdeMmrecError(f"model {model!r}: src/models/{model.lower()}.py is missing in {checkout}")
 
 
-def interaction_file(checkout: Path, dataset: str, model: str | None = None, cfg: dict | None = None) -> Path:
-    """Where MMRec reads the data set's interactions (per the merged config, or ``cfg``)."""
-    cfg = merged_config(checkout, model or "", dataset) if cfg is None else cfg
+def interaction_file(checkout: Path, dataset: str, cfg: dict) -> Path:
+    """Where MMRec reads the data set's interactions, per ``cfg`` (a merged config)."""
     data_dir = (Path(checkout) / "src" / cfg.get("data_path", "../data/") / dataset).resolve()
     return data_dir / str(cfg.get("inter_file_name") or f"{dataset}.inter")
 
 
 def check_dataset(checkout: Path, dataset: str, model: str | None = None, overrides: dict | None = None) -> list[str]:
     """The data set's files hold what MMRec can run on (src/utils/data_checks.py); returns the warnings."""
-    checkout = Path(checkout)
-    yaml_path = checkout / "src" / "configs" / "dataset" / f"{dataset}.yaml"
+    yaml_path = Path(checkout) / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if not yaml_path.is_file():
         raise MdeMmrecError(
             f"unknown data set {dataset!r}: no {yaml_path} (data sets there: "
@@ -186,13 +184,14 @@ def check_dataset(checkout: Path, dataset: str, model: str | None = None, overri
     except checks.DataError as exc:
         raise MdeMmrecError(f"data set {dataset!r}: {exc}") from None
     for warning in warnings:
-        if (dataset, warning) not in _WARNED:  # once, not once per model of a comparison
-            _WARNED.add((dataset, warning))
-            log.warning("data set %r: %s", dataset, warning)
+        _warn_once(dataset, warning)
     return warnings
 
 
-_WARNED: set = set()
+@functools.cache
+def _warn_once(dataset: str, warning: str) -> None:
+    """A data set's warning, logged once, not once per model of a comparison."""
+    log.warning("data set %r: %s", dataset, warning)
 
 
 def parse_sets(items: list[str] | None) -> dict[str | None, dict]:
@@ -248,14 +247,13 @@ def pin_grid(file_config: dict, sets: dict) -> tuple[dict, list[str]]:
     key takes its value from ``sets``, else its first value."""
     overrides, warnings = dict(sets), []
     for key in file_config.get("hyper_parameters") or []:
-        if key == "seed" or key in sets:
-            continue
         value = file_config.get(key)
-        if isinstance(value, list):
-            overrides[key] = value[0] if value else None
-            if len(value) > 1:
-                model = file_config.get("model", "MODEL")
-                warnings.append(f"{key}={value[0]!r} (first of {value}; choose with --set {model}:{key}=VALUE)")
+        if key == "seed" or key in sets or not isinstance(value, list):
+            continue
+        overrides[key] = value[0] if value else None
+        if len(value) > 1:
+            model = file_config.get("model", "MODEL")
+            warnings.append(f"{key}={value[0]!r} (first of {value}; choose with --set {model}:{key}=VALUE)")
     return overrides, warnings
 
 
@@ -288,25 +286,18 @@ def results_log():
     return mmrec.plugin_module("results_log")
 
 
-def _not_settings() -> tuple:
-    return tuple(k for k in results_log()._NOT_SETTINGS if k != "hyper_parameters")
-
-
-def run_settings(checkout, model: str, dataset: str, overrides: dict, varying=()) -> dict:
-    """What decides a run's numbers besides its seed and the ``varying`` grid keys (the sidecar's content)."""
-    try:
-        info = mmrec.installed_info(checkout)
-    except (OSError, ValueError):  # a checkout without the installer's manifest (tests' stand-ins)
-        info = {}
-    inter = interaction_file(checkout, dataset, model)
-    digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
+def run_settings(checkout, model: str, dataset: str, overrides: dict) -> dict:
+    """What decides a run's numbers besides its seed and grid point (the sidecar's content): each results line's
+    ``settings`` (results_log.point_settings) with the grid's keys, the data and the plugin."""
+    info = mmrec.installed_info(checkout)  # {} in a checkout without the installer's manifest (tests' stand-ins)
     config = {**merged_config(checkout, model, dataset), **overrides}
-    kept = {k: v for k, v in sorted(config.items()) if k not in _not_settings() and k not in varying}
+    inter = interaction_file(checkout, dataset, config)
+    digest = _sha256(inter, inter.stat().st_mtime_ns, inter.stat().st_size) if inter.is_file() else None
     settings = {
         "model": model,
         "dataset": dataset,
         "interactions_sha256": digest,
-        "config": kept,
+        "config": {**results_log().point_settings(config), "hyper_parameters": config["hyper_parameters"]},
         "plugin": info.get("fingerprint"),
         "mmrec_commit": info.get("mmrec_commit"),
     }
@@ -323,11 +314,7 @@ def settings_file(results_file) -> Path:
 
 
 class OtherSettingsError(MdeMmrecError):
-    """A results file holds finished runs made with other settings (``files``: it and its sidecar)."""
-
-    def __init__(self, message: str, files: tuple[Path, Path]):
-        super().__init__(message)
-        self.files = files
+    """A results file holds finished runs made with other (or unrecorded) settings."""
 
 
 def check_settings(results_file, settings: dict) -> None:
@@ -343,8 +330,7 @@ def check_settings(results_file, settings: dict) -> None:
     if any("settings" not in r for r in records):
         raise OtherSettingsError(
             f"{results_file} holds runs without recorded settings (written by an older "
-            f"mde-mmrec), which cannot show that they were made with the current ones; {fix}",
-            (Path(results_file), sidecar),
+            f"mde-mmrec), which cannot show that they were made with the current ones; {fix}"
         )
     if not sidecar.is_file():  # written by main.py itself, or the sidecar was deleted
         log.warning(
@@ -357,8 +343,7 @@ def check_settings(results_file, settings: dict) -> None:
     recorded = json.loads(sidecar.read_text(encoding="utf-8"))
     if recorded != settings:
         raise OtherSettingsError(
-            f"{results_file} holds runs made with other settings ({settings_difference(recorded, settings)}); {fix}",
-            (Path(results_file), sidecar),
+            f"{results_file} holds runs made with other settings ({settings_difference(recorded, settings)}); {fix}"
         )
 
 
@@ -388,9 +373,8 @@ def settings_difference(old: dict, new: dict) -> str:
 def ensure_user_graph(checkout: Path, dataset: str) -> None:
     """DRAGON and DualGNN read data/D/user_graph_dict.npy: build it (fast, sparse) when missing."""
     cfg = merged_config(checkout, "DRAGON", dataset)
-    data_dir = interaction_file(checkout, dataset, cfg=cfg).parent
-    path = data_dir / str(cfg.get("user_graph_dict_file") or "user_graph_dict.npy")
-    if not path.is_file():
+    path = interaction_file(checkout, dataset, cfg=cfg).parent / str(cfg.get("user_graph_dict_file"))
+    if not path.is_file():  # (a config without user_graph_dict_file: write_user_graph says what to add)
         from . import usergraph
 
         log.info("building the user graph %s (needed by DRAGON / DualGNN)", path)
@@ -407,7 +391,6 @@ def prepare(
     common: dict | None = None,
 ) -> list[tuple[RunConfig, dict, list[str], dict]]:
     """Check everything before any training; per configuration: (it, overrides, pinned-key warnings, settings)."""
-    checkout = Path(checkout)
     if not seeds:
         raise MdeMmrecError("no seeds to run (use --seeds N with N >= 1)")
     if any((Path(out_dir) / name).exists() for name in ("grid.log", "results.settings.json")):
@@ -420,8 +403,7 @@ def prepare(
         check_model(checkout, cfg.model)
         extra = dict(common or {}, **cfg.overrides)
         check_dataset(checkout, dataset, cfg.model, extra)
-        file_config = merged_config(checkout, cfg.model, dataset)
-        file_config.setdefault("model", cfg.model)
+        file_config = {"model": cfg.model, **merged_config(checkout, cfg.model, dataset)}
         check_keys(file_config, extra, f"configuration {cfg.label!r}")
         check_single_values(file_config, extra, cfg.label)
         overrides, warnings = pin_grid(file_config, extra)
@@ -438,24 +420,6 @@ def prepare(
     return runs
 
 
-def collect(
-    out_dir: Path, runs: list[tuple[RunConfig, dict]], seeds: list[int]
-) -> tuple[list[dict], dict[str, list[dict]]]:
-    """(finished records, also written to OUT/results.jsonl; per label, the lines of seeds without a result)."""
-    records, failed = [], {}
-    for cfg, overrides in runs:
-        chosen = {k: v for k, v in overrides.items() if k not in results_log()._NOT_SETTINGS}  # not scheduling
-        for r in results_log().read_results(Path(out_dir) / "runs" / f"{cfg.slug}.jsonl"):
-            if r.get("seed") not in seeds:
-                continue
-            if r.get("failed"):
-                failed.setdefault(cfg.label, []).append(r)
-            else:
-                records.append(dict(r, label=cfg.label, overrides=chosen))
-    results_log().write_records(Path(out_dir) / "results.jsonl", records)
-    return records, failed
-
-
 # ----------------------------------------------------------------------------------------- progress
 def _hms(seconds: float) -> str:
     seconds = int(round(seconds))
@@ -468,12 +432,8 @@ class Progress:
 
     def __init__(self, n_configs: int, epochs: int, echo: Callable[[str], None] = print):
         self.n_configs, self.epochs, self.echo = n_configs, epochs, echo
-        self.start = self.last = time.time()
-        self.config_index, self.label, self.events, self.offset = 0, "", None, 0
-        self.point, self.n_points = 0, 1
+        self.start = time.time()
         self.epoch_times: list[float] = []
-        self.tail: list[str] = []
-        self._new_run()
 
     def _new_run(self) -> None:
         self.construction_s: float | None = None
@@ -493,7 +453,7 @@ class Progress:
         self.poll()
 
     def poll(self) -> None:
-        if self.events is None or not self.events.is_file():
+        if not self.events.is_file():
             return
         with open(self.events, "rb") as handle:
             handle.seek(self.offset)
@@ -532,13 +492,13 @@ class Progress:
             self.epoch_times.append(now - self.last)
             self.last = now
             epoch = event["epoch"] + 1
-            per_epoch = sum(self.epoch_times[-20:]) / len(self.epoch_times[-20:])
-            left = per_epoch * ((self.epochs - epoch) + (self.n_points - max(self.point, 1)) * self.epochs)
+            epochs_left = (self.epochs - epoch) + (self.n_points - max(self.point, 1)) * self.epochs
             more = self.n_configs - self.config_index - 1
             self.echo(
                 f"  {self.label} run {max(self.point, 1)}/{self.n_points} epoch {epoch}/{self.epochs} "
                 f"valid {float(event['valid_score']):.4f} | elapsed {_hms(now - self.start)} | this model "
-                f"≤ {_hms(left)} left" + (f" (+{more} more configuration(s))" if more else "")
+                f"≤ {_hms(statistics.mean(self.epoch_times[-20:]) * epochs_left)} left"
+                + (f" (+{more} more configuration(s))" if more else "")
             )
 
     def last_lines(self) -> str:
@@ -579,12 +539,12 @@ def run_one(
     limits: dict | None = None,
 ) -> tuple[int, str | None]:
     """One main.py run into ``overrides["results_file"]`` with its settings sidecar; (exit code, why it failed)."""
-    results_file, limits = Path(overrides["results_file"]), limits or {}
-    record_settings(results_file, settings)
+    limits = limits or {}
+    record_settings(overrides["results_file"], settings)
     code = (runner or run_main)(checkout, model, dataset, overrides, log_path=log_path, on_line=progress, **limits)
     progress.poll()
     if code == 0:
-        record_settings(results_file, settings, verified=True)
+        record_settings(overrides["results_file"], settings, verified=True)
         return code, None
     if code == MEMORY_LIMIT_EXIT and limits.get("max_rss_mb"):
         return code, f"killed at the {limits['max_rss_mb'] / 1024:.0f} GB memory limit (see {log_path})"
@@ -608,7 +568,7 @@ def run_configs(
 ) -> tuple[list[dict], dict[str, str]]:
     """Run each configuration over ``seeds`` through MMRec, resumably; (records, status per label: "ok" or why)."""
     with out_dir_lock(out_dir):  # one mde-mmrec run per results folder
-        checkout, out_dir = Path(checkout), Path(out_dir)
+        out_dir = Path(out_dir)
         runs = prepare(checkout, dataset, configs, seeds, out_dir, epochs, common)
         if runner is None:  # MMRec itself runs them: main.py's own checks of every configuration first
             mmrec.check_commands(
@@ -621,14 +581,13 @@ def run_configs(
             ensure_user_graph(checkout, dataset)
         progress = Progress(len(runs), n_epochs(checkout, configs[0].model, dataset, epochs), echo)
         limits = {k: v for k, v in (("max_rss_mb", max_rss_mb), ("max_seconds", max_seconds)) if v}
-        status = {}
+        status = {cfg.label: "ok" for cfg in configs}
         for index, (cfg, overrides, warnings, settings) in enumerate(runs):
             for w in warnings:
                 echo(f"  note: {cfg.label}: pinned {w}")
-            results_file = Path(overrides["results_file"])
+            results_file = overrides["results_file"]
             done = {r.get("seed") for r in finished_with_recorded_settings(results_file)}
             todo = [s for s in seeds if s not in done]
-            status[cfg.label] = "ok"
             if not todo:
                 echo(
                     f"[{index + 1}/{len(runs)}] {cfg.label}: all {len(seeds)} seed(s) already in {results_file}, "
@@ -644,19 +603,24 @@ def run_configs(
                 status[cfg.label] = why
                 tail = "" if code in (MEMORY_LIMIT_EXIT, TIME_LIMIT_EXIT) else f"; last lines:\n{progress.last_lines()}"
                 echo(f"  {cfg.label}: {why}{tail}")
-        records, failed = collect(out_dir, [(cfg, overrides) for cfg, overrides, _, _ in runs], seeds)
-        for label, lines in failed.items():  # seeds without a result (NaN loss): say which, and why
-            if status[label] == "ok" or status[label].startswith("failed (exit"):
-                status[label] = f"failed for seed(s) {', '.join(str(r['seed']) for r in lines)}: {lines[0]['failed']}"
-                echo(f"  {label}: {status[label]}")
+        records = []  # the finished runs of these seeds (a results file may hold others), also in OUT/results.jsonl
+        for cfg, overrides, _, _ in runs:
+            chosen = {k: v for k, v in overrides.items() if k not in results_log()._NOT_SETTINGS}  # not scheduling
+            lines = [r for r in results_log().read_results(overrides["results_file"]) if r.get("seed") in seeds]
+            failed = [r for r in lines if r.get("failed")]  # seeds without a result (NaN loss): say which, and why
+            records += [dict(r, label=cfg.label, overrides=chosen) for r in lines if not r.get("failed")]
+            if failed and (status[cfg.label] == "ok" or status[cfg.label].startswith("failed (exit")):
+                status[cfg.label] = (
+                    f"failed for seed(s) {', '.join(str(r['seed']) for r in failed)}: {failed[0]['failed']}"
+                )
+                echo(f"  {cfg.label}: {status[cfg.label]}")
+        results_log().write_records(out_dir / "results.jsonl", records)
         return records, status
 
 
 def seed_list(n: int | None, values: list[int] | None = None) -> list[int]:
     """``--seed-values`` as given (each once), else ``n`` seeds from MMRec's default seed on."""
-    if values:
-        return list(dict.fromkeys(values))
-    return [DEFAULT_SEED + i for i in range(n or 1)]
+    return list(dict.fromkeys(values)) if values else [DEFAULT_SEED + i for i in range(n or 1)]
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -38,9 +38,9 @@ def run_demo(
     configs = [core.RunConfig("MDE", "MDE"), core.RunConfig(baseline, baseline)]
     try:
         records, status = core.run_configs(root, DEMO_DATASET, configs, [seed], out, epochs=epochs, echo=echo)
-    except core.OtherSettingsError as stale:  # an earlier demo with other settings (or plugin): run anew
+    except core.OtherSettingsError:  # an earlier demo with other settings (or plugin): run anew
         echo(
-            f"earlier demo results in {stale.files[0].parent} were made with other settings or record none; "
+            f"earlier demo results in {(out / 'runs').resolve()} were made with other settings or record none; "
             "running again"
         )
         for runs in out.glob("runs/*.jsonl"):

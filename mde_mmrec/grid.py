@@ -137,7 +137,7 @@ def run_grid(
             overrides["grid_shard"] = f"{shard[0]}/{shard[1]}"
         if epochs:
             overrides["epochs"] = int(epochs)
-        settings = core.run_settings(checkout, model, dataset, overrides, varying=keys)
+        settings = core.run_settings(checkout, model, dataset, overrides)
         core.check_settings(results_file, settings)  # more values per grid key may join a finished grid
         if runner is None:  # MMRec itself runs it: main.py's own checks (every grid point's values) first
             mmrec.check_commands(checkout, [(f"{model} grid", model, dataset, overrides)])

@@ -31,16 +31,15 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 @functools.cache
 def _prctl():
-    """libc's prctl, loaded in the parent (loading a library between fork and exec is not safe)."""
-    return ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+    """libc's prctl (elsewhere than Linux: one that does nothing), loaded in the parent (loading a library between
+    fork and exec is not safe)."""
+    return ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else lambda *args: 0
 
 
 def die_with_parent(parent_pid: int) -> None:
     """Called in a child process: Linux sends it SIGKILL when its parent ends; if the parent has already ended
     (before this call), the child ends now. Elsewhere, only the latter."""
-    prctl = _prctl()
-    if prctl is not None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl()(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(128 + signal.SIGKILL)
 
@@ -71,10 +70,10 @@ class RunGuard:
                 process = psutil.Process(self.pid)
                 tree = [process, *process.children(recursive=True)]
             except psutil.Error:  # it has ended
-                tree = []
+                return
             rss = 0
             for process in tree:
-                with contextlib.suppress(psutil.Error):
+                with contextlib.suppress(psutil.Error):  # a child that has ended meanwhile, or a zombie
                     rss += process.memory_info().rss / 2**20
             self.peak_mb = max(self.peak_mb, rss)
             if self.max_rss_mb and rss > self.max_rss_mb:
@@ -111,7 +110,7 @@ def run_main(
     dataset: str,
     overrides: dict | None = None,
     log_path=None,
-    on_line: Callable[[str], None] | None = None,
+    on_line: Callable[[str], None] = lambda line: None,
     env: dict | None = None,
     max_rss_mb: float | None = None,
     max_seconds: float | None = None,
@@ -120,65 +119,56 @@ def run_main(
     ``log_path`` (progress events to ``events_file(log_path)``); returns main.py's exit code, or
     ``MEMORY_LIMIT_EXIT`` / ``TIME_LIMIT_EXIT``. A relative ``results_file`` is relative to the current folder.
     Call it from the main thread: Linux's parent-death signal follows the thread that started the child."""
-    src = Path(checkout) / "src"
     overrides = dict(overrides or {})
     if isinstance(overrides.get("results_file"), (str, Path)):
         overrides["results_file"] = str(Path(overrides["results_file"]).expanduser().resolve())
-    command = main_command(model, dataset, overrides)
-    run_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if log_path:  # progress events (patch 0023; src/utils/results_log.py reads the variable)
-        run_env["MDE_MMREC_EVENTS"] = str(events_file(log_path).resolve())
-    log = open(log_path, "a", encoding="utf-8") if log_path else None
-    guard = None
+        env["MDE_MMREC_EVENTS"] = str(events_file(log_path).resolve())
     _prctl()  # loaded here: the child calls it between fork and exec
-    try:
-        with subprocess.Popen(
-            command,
-            cwd=src,
+    with (
+        open(log_path or os.devnull, "a", encoding="utf-8") as log,
+        subprocess.Popen(
+            main_command(model, dataset, overrides),
+            cwd=Path(checkout) / "src",
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             encoding="utf-8",
             errors="replace",
             bufsize=1,
-            env=run_env,
+            env=env,
             preexec_fn=functools.partial(die_with_parent, os.getpid()),
-        ) as process:
-            if max_rss_mb or max_seconds:
-                guard = RunGuard(process.pid, max_rss_mb, max_seconds)
-            try:
-                for line in process.stdout:
-                    if log:
-                        log.write(line)
-                        log.flush()
-                    if on_line:
-                        on_line(line.rstrip("\n"))
-                code = process.wait()
-            except BaseException:  # interrupted (Ctrl-C, or SIGTERM through the CLI): never leave main.py running
-                stop_process(process)
-                raise
+        ) as process,
+    ):
+        guard = RunGuard(process.pid, max_rss_mb, max_seconds) if max_rss_mb or max_seconds else None
+        try:
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                on_line(line.rstrip("\n"))
+            code = process.wait()
+        except BaseException:  # interrupted (Ctrl-C, or SIGTERM through the CLI): never leave main.py running
+            stop_process(process)
+            raise
+        finally:
+            if guard:
+                guard.stop()
         if guard and guard.killed:
             message = (
                 f"mde-mmrec: killed {model} at {guard.peak_mb:.0f} MB resident memory (limit {max_rss_mb:.0f} MB)"
                 if guard.reason == "memory"
                 else f"mde-mmrec: stopped {model} at its time limit of {max_seconds:.0f} s"
             )
-            for sink in (on_line, log.write if log else None):
-                if sink:
-                    sink(message + ("\n" if sink is not on_line else ""))
+            log.write(message + "\n")
+            on_line(message)
             return MEMORY_LIMIT_EXIT if guard.reason == "memory" else TIME_LIMIT_EXIT
-        return code
-    finally:
-        if guard:
-            guard.stop()
-        if log:
-            log.close()
+    return code
 
 
 def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """Terminate a child (SIGTERM), then kill it if it has not ended after ``grace_s`` seconds."""
-    if process.poll() is not None:
-        return
+    """Terminate a child (SIGTERM; nothing if it has ended), then kill it if it has not ended after ``grace_s``
+    seconds."""
     process.terminate()
     try:
         process.wait(timeout=grace_s)
@@ -216,30 +206,27 @@ def out_dir_lock(out_dir):
         raise MdeMmrecError(f"--out {out_dir} is a file, not a folder: choose a folder for the results")
     made_here = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    path, holder = out_dir / LOCK_NAME, out_dir / HOLDER_NAME
-    lock = filelock.FileLock(path, timeout=0)
+    lock, holder = filelock.FileLock(out_dir / LOCK_NAME, timeout=0), out_dir / HOLDER_NAME
     try:
-        try:
-            lock.acquire()
-        except filelock.Timeout:
-            who = holder.read_text(encoding="utf-8").strip() if holder.is_file() else "another process"
+        lock.acquire()
+    except filelock.Timeout:
+        who = holder.read_text(encoding="utf-8").strip() if holder.is_file() else "another process"
+        raise MdeMmrecError(
+            f"{out_dir} is in use by another mde-mmrec run ({who}); wait for it to end, or choose another --out"
+        ) from None
+    try:
+        holder.write_text(f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}\n", encoding="utf-8")
+        writers = writers_of(out_dir)
+        if writers:
+            pids = " ".join(map(str, writers))
             raise MdeMmrecError(
-                f"{out_dir} is in use by another mde-mmrec run ({who}); wait for it to end, or choose another --out"
-            ) from None
-        try:
-            holder.write_text(f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}\n", encoding="utf-8")
-            writers = writers_of(out_dir)
-            if writers:
-                pids = " ".join(map(str, writers))
-                raise MdeMmrecError(
-                    f"{out_dir}: main.py of an earlier run still writes there (pid {pids}); wait "
-                    f"for it to end, or end it (kill {pids}), then run again"
-                )
-            yield
-        finally:
-            holder.unlink(missing_ok=True)
-            lock.release()
+                f"{out_dir}: main.py of an earlier run still writes there (pid {pids}); wait "
+                f"for it to end, or end it (kill {pids}), then run again"
+            )
+        yield
     finally:
-        if made_here and not {p.name for p in out_dir.iterdir()} - {path.name}:
-            path.unlink(missing_ok=True)
+        holder.unlink(missing_ok=True)
+        lock.release()
+        if made_here and not {p.name for p in out_dir.iterdir()} - {LOCK_NAME}:
+            (out_dir / LOCK_NAME).unlink(missing_ok=True)
             out_dir.rmdir()
