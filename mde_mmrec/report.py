@@ -8,7 +8,6 @@ Pure functions of the records, so they are tested without MMRec. A record is one
 from __future__ import annotations
 
 import functools
-import importlib
 import itertools
 import logging
 import math
@@ -24,6 +23,7 @@ log = logging.getLogger(__name__)
 
 METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "map": "MAP"}
 KS = (5, 10, 20)
+METRIC_KEYS = [f"{m}@{k}" for m in METRIC_NAMES for k in KS]  # in the order tables show them
 
 
 def metric_label(key: str) -> str:
@@ -39,34 +39,25 @@ def label_of(record: dict) -> str:
 def records_frame(records: list[dict]) -> pd.DataFrame:
     """One row per record: label, model, dataset, seed, epochs_to_best, s_per_epoch, every param as ``p.<key>``,
     the test metrics and the validation ones as ``valid.<metric>``."""
-    rows = []
-    for r in records:
-        row = {
-            "label": label_of(r),
-            "model": r.get("model"),
-            "dataset": r.get("dataset"),
-            "seed": r.get("seed"),
-            "epochs_to_best": epochs_to_best(r),
-            "s_per_epoch": r.get("s_per_epoch"),
-        }
-        row.update({f"p.{k}": tuple(v) if isinstance(v, list) else v for k, v in (r.get("params") or {}).items()})
-        row.update(r.get("test") or {})
-        row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})
-        rows.append(row)
     import pandas as pd
 
-    return pd.DataFrame(rows)
-
-
-def epochs_to_best(record: dict):
-    """The epochs trained when the best validation score was reached (MMRec's best epoch index counts from 0)."""
-    index = record.get("best_epoch")
-    return None if index is None else index + 1
-
-
-def metric_keys() -> list[str]:
-    """["recall@5", "recall@10", ...] in the order tables show them."""
-    return [f"{m}@{k}" for m in METRIC_NAMES for k in KS]
+    return pd.DataFrame(
+        [
+            {
+                "label": label_of(r),
+                "model": r.get("model"),
+                "dataset": r.get("dataset"),
+                "seed": r.get("seed"),
+                # the epochs trained when the best validation score was reached (MMRec's best epoch counts from 0)
+                "epochs_to_best": None if r.get("best_epoch") is None else r["best_epoch"] + 1,
+                "s_per_epoch": r.get("s_per_epoch"),
+                **{f"p.{k}": tuple(v) if isinstance(v, list) else v for k, v in (r.get("params") or {}).items()},
+                **(r.get("test") or {}),
+                **{f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()},
+            }
+            for r in records
+        ]
+    )
 
 
 def summarize(records: list[dict], order: list[str] | None = None) -> pd.DataFrame:
@@ -74,8 +65,7 @@ def summarize(records: list[dict], order: list[str] | None = None) -> pd.DataFra
     if not records:
         raise MdeMmrecError("no results to summarise (the results file is empty or missing)")
     frame = records_frame(records)
-    keys = metric_keys()
-    missing = [k for k in keys if k not in frame.columns]
+    missing = [k for k in METRIC_KEYS if k not in frame.columns]
     if missing:
         raise MdeMmrecError(
             f"results lack the metrics {', '.join(missing)} (set topk/metrics in configs/overall.yaml to include them)"
@@ -83,28 +73,21 @@ def summarize(records: list[dict], order: list[str] | None = None) -> pd.DataFra
     labels = list(dict.fromkeys(frame["label"]))
     if order:
         labels = [l for l in order if l in labels] + [l for l in labels if l not in order]
-    rows = []
-    for label in labels:
-        g = frame[frame["label"] == label]
-        row = {"label": label, "model": g["model"].iloc[0], "n_seeds": int(g["seed"].nunique())}
-        for k in keys:
-            row[f"{k} mean"] = g[k].mean()
-            row[f"{k} std"] = g[k].std(ddof=1) if len(g) > 1 else 0.0
-        row["epochs_to_best"] = g["epochs_to_best"].mean()
-        row["s_per_epoch"] = g["s_per_epoch"].mean()
-        rows.append(row)
-    import pandas as pd
-
-    return pd.DataFrame(rows)
+    groups = frame.groupby("label", sort=False)
+    summary = groups.agg(model=("model", "first"), n_seeds=("seed", "nunique"))
+    for k in METRIC_KEYS:
+        summary[f"{k} mean"] = groups[k].mean()
+        summary[f"{k} std"] = groups[k].std(ddof=1).fillna(0.0)  # NaN for one seed
+    summary["epochs_to_best"] = groups["epochs_to_best"].mean()
+    summary["s_per_epoch"] = groups["s_per_epoch"].mean()
+    return summary.reindex(labels).reset_index()
 
 
 def fmt(value, digits=4) -> str:
     """A number for a table: ``digits`` decimals for a float, as is for an int, "-" for None or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def fmt_seconds(value) -> str:
@@ -156,13 +139,12 @@ def settings_notes(records: list[dict]) -> list[str]:
 
 def summary_markdown(summary: pd.DataFrame) -> str:
     """The comparison table: one row per configuration, ``mean ± std`` cells; the best mean per column in bold."""
-    keys = metric_keys()
-    header = ["model", "seeds"] + [metric_label(k) for k in keys] + ["epochs to best", "s/epoch"]
-    best = {k: summary[f"{k} mean"].max() for k in keys}
+    header = ["model", "seeds"] + [metric_label(k) for k in METRIC_KEYS] + ["epochs to best", "s/epoch"]
+    best = {k: summary[f"{k} mean"].max() for k in METRIC_KEYS}
     rows = []
     for _, r in summary.iterrows():
         cells = [r["label"], str(r["n_seeds"])]
-        for k in keys:
+        for k in METRIC_KEYS:
             cell = spread(r[f"{k} mean"], r[f"{k} std"], r["n_seeds"])
             cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)
         cells += [fmt(r["epochs_to_best"], 1), fmt_seconds(r["s_per_epoch"])]
@@ -189,9 +171,6 @@ def pyplot():
     """matplotlib.pyplot with the file-only Agg backend, or None where matplotlib is not installed."""
     if not charts_available():
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -199,9 +178,10 @@ def pyplot():
 
 @functools.cache
 def charts_available() -> bool:
-    """Whether charts can be drawn (the commands ask before any training: a missing matplotlib is said once)."""
+    """Whether charts can be drawn, with the file-only Agg backend (the commands ask before any training: a
+    missing matplotlib is said once)."""
     try:
-        importlib.import_module("matplotlib")
+        import matplotlib
     except ImportError as exc:
         log.warning(
             "matplotlib cannot be imported (%s): the tables will be written, the charts skipped "
@@ -209,6 +189,7 @@ def charts_available() -> bool:
             exc,
         )
         return False
+    matplotlib.use("Agg")
     return True
 
 
@@ -241,31 +222,22 @@ def bar_chart(summary: pd.DataFrame, path: Path, title: str = "") -> Path | None
 
 def grid_table(records: list[dict], keys: list[str]) -> pd.DataFrame:
     """One row per grid point (seeds averaged), sorted by the mean validation Recall@20, best first."""
-    agg = {
-        "valid.recall@20": "mean",
-        "recall@20": "mean",
-        "ndcg@20": "mean",
-        "seed": "nunique",
-        "epochs_to_best": "mean",
+    columns = {
+        "valid recall@20": ("valid.recall@20", "mean"),
+        "test recall@20": ("recall@20", "mean"),
+        "test ndcg@20": ("ndcg@20", "mean"),
+        "n_seeds": ("seed", "nunique"),
+        "epochs_to_best": ("epochs_to_best", "mean"),
     }
-    table = records_frame(records).groupby([f"p.{k}" for k in keys], dropna=False).agg(agg).reset_index()
-    names = {"valid.recall@20": "valid recall@20", "recall@20": "test recall@20", "ndcg@20": "test ndcg@20"}
-    table = table.rename(columns={**{f"p.{k}": k for k in keys}, **names, "seed": "n_seeds"})
-    table["n_seeds"] = table["n_seeds"].astype(int)
+    table = records_frame(records).groupby([f"p.{k}" for k in keys], dropna=False).agg(**columns).reset_index()
+    table = table.rename(columns={f"p.{k}": k for k in keys})
     return table.sort_values("valid recall@20", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def grid_markdown(table: pd.DataFrame, keys: list[str] = ()) -> str:
     """Grid values written exactly (1e-05, not 0.0000); metrics with 4 decimals, epochs with 1."""
-
-    def cell(column, value):
-        if column in keys:
-            return _exact(value)
-        if column == "n_seeds":
-            return str(value)
-        return fmt(value, 1) if column == "epochs_to_best" else value
-
-    rows = [[cell(c, v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
+    formats = {**dict.fromkeys(keys, _exact), "epochs_to_best": lambda value: fmt(value, 1)}
+    rows = [[formats.get(c, fmt)(v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
     return markdown_table([c if c in keys else c.replace("_", " ") for c in table.columns], rows)
 
 

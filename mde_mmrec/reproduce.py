@@ -6,7 +6,6 @@ the readings of the paper that ``src/models/mde.py`` makes switchable (docs/work
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import statistics
 from pathlib import Path
@@ -67,37 +66,23 @@ def experiment_configs(name: str, models: list[str] | None = None) -> list[core.
     raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
 
 
-def _cell(summary: pd.DataFrame | None, label: str, key: str):
-    row = None if summary is None else summary[summary["label"] == label]
-    if row is None or row.empty:
-        return None, None
-    return row.iloc[0][f"{key} mean"], row.iloc[0][f"{key} std"]
-
-
-def _ours(summary, label, key, n_seeds) -> str:
-    """``mean ± std`` over the label's finished seeds, saying so where fewer than the ``n_seeds`` asked for."""
-    mean, std = _cell(summary, label, key)
-    if mean is None:
-        return "-"
-    done = int(summary[summary["label"] == label].iloc[0]["n_seeds"])
-    text = report.spread(mean, std, done)
-    return text if done >= n_seeds else f"{text} ({done} of {n_seeds} seeds)"
+def _ours(row: dict, key: str, n_seeds: int) -> str:
+    """``mean ± std`` over a summary row's finished seeds, saying so where fewer than the ``n_seeds`` asked for."""
+    text = report.spread(row[f"{key} mean"], row[f"{key} std"], row["n_seeds"])
+    return text if row["n_seeds"] >= n_seeds else f"{text} ({row['n_seeds']} of {n_seeds} seeds)"
 
 
 def experiment_table(first: str, columns: list[tuple], summary, status: dict, paper, n_seeds: int) -> str:
     """One row per configuration; ``columns``: (header, metric, None) for ours, (header, metric, data set) for
-    the paper's on that data set."""
+    the paper's on that data set. A configuration without a finished seed shows its status instead."""
+    ours = {} if summary is None else summary.set_index("label").to_dict("index")
+    theirs = {(p.row, p.metric, p.dataset): f"{p.value:.4f}" for p in paper.itertuples()}
     rows = []
-    for label in status:
-        ours = [_ours(summary, label, k, n_seeds) for _, k, d in columns if d is None]
-        if status[label] != "ok" and ours[0] == "-":
-            ours = [status[label]] + ["-"] * (len(ours) - 1)
-        theirs = [
-            paper[(paper["row"] == label) & (paper["metric"] == k) & (paper["dataset"] == d)]["value"]
-            for _, k, d in columns
-            if d is not None
-        ]
-        rows.append([label] + ours + [f"{v.iloc[0]:.4f}" if len(v) else "-" for v in theirs])
+    for label, state in status.items():
+        cells = [_ours(ours[label], k, n_seeds) if label in ours else "-" for _, k, d in columns if d is None]
+        if label not in ours:  # no finished seed: why
+            cells[0] = state
+        rows.append([label] + cells + [theirs.get((label, k, d), "-") for _, k, d in columns if d is not None])
     return report.markdown_table([first] + [h for h, _, _ in columns], rows)
 
 
@@ -106,25 +91,27 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
     plt = report.pyplot()
     if plt is None:
         return None
+    weights = {f"A: w_t={w}": w for w in FIG2_WEIGHTS}
+    variant_a = summary[summary["label"].isin(weights)]  # the finished ones, in w_t order
     fig, axes = plt.subplots(1, len(FIG2_METRICS), figsize=(5 * len(FIG2_METRICS), 3.6))
-    a_labels = [f"A: w_t={w}" for w in FIG2_WEIGHTS]
     for ax, key in zip(axes, FIG2_METRICS):
-        xs, ys, es = [], [], []
-        for w, label in zip(FIG2_WEIGHTS, a_labels):
-            mean, std = _cell(summary, label, key)
-            if mean is not None:
-                xs.append(w), ys.append(mean), es.append(std)
-        ax.errorbar(xs, ys, yerr=es, fmt="o-", capsize=3, color="#555555", label="A: fixed w_t", zorder=3)
+        ax.errorbar(
+            variant_a["label"].map(weights),
+            variant_a[f"{key} mean"],
+            yerr=variant_a[f"{key} std"],
+            fmt="o-",
+            capsize=3,
+            color="#555555",
+            label="A: fixed w_t",
+            zorder=3,
+        )
         ax.set_xticks(FIG2_WEIGHTS)
-        values = [y + e for y, e in zip(ys, es)] + [y - e for y, e in zip(ys, es)]
+        means = summary.set_index("label")[f"{key} mean"]
         for label, style, color, width in (("MDE", "-", "tab:red", 4), ("B: independent", ":", "tab:blue", 2)):
-            mean, _ = _cell(summary, label, key)
-            if mean is not None:
-                values.append(mean)
-                ax.axhline(mean, ls=style, color=color, lw=width, alpha=0.7, zorder=2, label=f"{label} ({mean:.4f})")
-        if values:  # every point and line inside the frame, with room around them
-            pad = 0.1 * (max(values) - min(values)) or 0.01
-            ax.set_ylim(min(values) - pad, max(values) + pad)
+            if label in means:
+                m = means[label]
+                ax.axhline(m, ls=style, color=color, lw=width, alpha=0.7, zorder=2, label=f"{label} ({m:.4f})")
+        ax.margins(y=0.1)  # every point, bar and line inside the frame, with room around them
         ax.set(xlabel="w_t (text preference, variant A)", ylabel=f"test {key} (mean ± std over seeds)")
     axes[0].legend(fontsize="small")
     fig.suptitle(f"Trade-off mechanisms on {dataset} (cf. the paper's Fig. 2, Baby)")
@@ -150,9 +137,9 @@ def reproduce(
     """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown and the
     configurations that failed (not those that cannot run here). ``common``: overrides for every configuration;
     ``model_sets``: {model: overrides} (an experiment's own variant settings take precedence)."""
+    planned = experiment_configs(experiment, models)
     configs = [
-        core.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
-        for c in experiment_configs(experiment, models)
+        core.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides}) for c in planned
     ]
     configs, skipped = core.runnable(configs, cuda, checkout)
     for label, why in skipped.items():
@@ -161,7 +148,7 @@ def reproduce(
     records, status = core.run_configs(
         checkout, dataset, configs, seeds, out_dir, epochs, common=common, runner=runner, echo=echo
     )
-    order = [c.label for c in experiment_configs(experiment, models)]
+    order = [c.label for c in planned]
     status = {label: status.get(label) or skipped[label] for label in order}  # "ok", a failure, "not run: ..."
     summary = report.summarize(records, order=order) if records else None
     if records:
@@ -181,12 +168,12 @@ def reproduce(
         columns = [(f"{k} (ours)", k, None) for k in FIG2_METRICS]
         first, title = "variant", f"Fig. 2 (trade-off mechanisms) on {dataset}"
     body = experiment_table(first, columns, summary, status, paper, len(seeds))
-    if experiment == "fig2":
-        if any(s == "ok" for s in status.values()) and fig2_chart(summary, out_dir / "fig2.png", dataset):
-            body += "\n![Fig. 2](fig2.png)\n"
+    chart = experiment == "fig2" and any(s == "ok" for s in status.values())
+    if chart and fig2_chart(summary, out_dir / "fig2.png", dataset):
+        body += "\n![Fig. 2](fig2.png)\n"
     runs = f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))})" + (f", at most {epochs} epochs" if epochs else "")
     notes = [
-        f"ours: {report.method_note(records)}" if records else f"ours: {runs}",
+        f"ours: {report.method_note(records) if records else runs}",
         *report.settings_notes(records),
         sigma_note(from_grid),
         f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0]})"
@@ -227,8 +214,7 @@ def best_grid_point(grid_dir: Path, dataset: str) -> dict:
             f"{dataset}; the paper tunes the sigmas per data set"
         )
     keys = [k for k in grid.grid_keys_of(records) if k != "seed"]
-    best = report.grid_table(records, keys).iloc[0]
-    return {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in keys}
+    return report.grid_table(records, keys).iloc[0][keys].to_dict()  # Python numbers, not numpy's
 
 
 # ------------------------------------------------------------------------------------------ readings
@@ -393,11 +379,9 @@ def readings_study(
         )
         failed.update({f"{dataset}: {label}": why for label, why in status.items() if why != "ok"})
         rows += readings_rows(dataset, arms, records, where / "logs")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "readings.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(out_dir / "readings.csv", index=False)  # out_dir: made by run_configs
     sigma_grid = " x ".join(
         f"{k} in {{{', '.join(f'{v:g}' for v in values)}}}" for k, values in zip(SIGMAS, (diff_weights, cl_weights))
     )
