@@ -129,12 +129,10 @@ def method_note(records: list[dict], bold: bool = False) -> str:
 
 def settings_notes(records: list[dict]) -> list[str]:
     """One line per configuration: the settings mde-mmrec gave it (pinned grid keys, --set values)."""
-    lines = {}
-    for r in records:
-        chosen = {k: v for k, v in (r.get("overrides") or {}).items() if k != "epochs"}
-        if chosen and label_of(r) not in lines:
-            lines[label_of(r)] = f"{label_of(r)}: " + ", ".join(f"{k}={v}" for k, v in chosen.items())
-    return list(lines.values())
+    chosen = {}
+    for r in records:  # the records of one configuration share its settings
+        chosen.setdefault(label_of(r), {k: v for k, v in (r.get("overrides") or {}).items() if k != "epochs"})
+    return [f"{label}: " + ", ".join(f"{k}={v}" for k, v in sets.items()) for label, sets in chosen.items() if sets]
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
@@ -160,7 +158,6 @@ def write_markdown(path: Path, title: str, body: str, notes=()) -> Path:
 
 def write_summary(summary: pd.DataFrame, out_dir: Path, title: str, notes=()) -> tuple[Path, Path]:
     """``summary.md`` (title, table, notes) and ``summary.csv`` (all columns, full precision)."""
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out_dir / "summary.csv", index=False)
     return write_markdown(out_dir / "summary.md", title, summary_markdown(summary), notes), out_dir / "summary.csv"
@@ -214,8 +211,12 @@ def bar_chart(summary: pd.DataFrame, path: Path, title: str = "") -> Path | None
         xs = [j + (i - (n - 1) / 2) * width for j in range(len(keys))]
         spread = [row[f"{k} std"] for k in keys] if row["n_seeds"] > 1 else None  # no bars for one seed
         ax.bar(xs, [row[f"{k} mean"] for k in keys], width, yerr=spread, capsize=3, label=row["label"])
-    ax.set_xticks(range(len(keys)), [metric_label(k) for k in keys])
-    ax.set(ylabel="test score (mean ± std over seeds)", title=title)
+    ax.set(
+        xticks=range(len(keys)),
+        xticklabels=[metric_label(k) for k in keys],
+        ylabel="test score (mean ± std over seeds)",
+        title=title,
+    )
     ax.legend(fontsize="small")
     return save_chart(fig, path)
 
@@ -264,9 +265,14 @@ def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) ->
         data = heatmap_data(table, x, y, value)
         fig, ax = plt.subplots(figsize=(1.2 * data.shape[1] + 2.5, 0.8 * data.shape[0] + 2))
         im = ax.imshow(data.values, cmap="viridis", aspect="auto", origin="lower")
-        ax.set_xticks(range(data.shape[1]), [_exact(v) for v in data.columns])
-        ax.set_yticks(range(data.shape[0]), [_exact(v) for v in data.index])
-        ax.set(xlabel=x, ylabel=y)
+        ax.set(
+            xticks=range(data.shape[1]),
+            xticklabels=[_exact(v) for v in data.columns],
+            yticks=range(data.shape[0]),
+            yticklabels=[_exact(v) for v in data.index],
+            xlabel=x,
+            ylabel=y,
+        )
         middle = (im.norm.vmin + im.norm.vmax) / 2
         for (i, j), v in pd.DataFrame(data.values).stack().items():  # dark text on viridis' light (high) end
             ax.text(j, i, f"{v:.4f}", ha="center", va="center", color="k" if v > middle else "w", fontsize="small")

@@ -48,7 +48,7 @@ def paper_results() -> pd.DataFrame:
 
 
 def experiment_configs(name: str, models: list[str] | None = None) -> list[core.RunConfig]:
-    """The configurations an experiment runs."""
+    """The configurations an experiment (table1, table2 or fig2: the command's choices) runs."""
     if name == "table1":
         return [core.RunConfig(m, m) for m in (models or TABLE1_MODELS)]
     if name == "table2":
@@ -58,12 +58,10 @@ def experiment_configs(name: str, models: list[str] | None = None) -> list[core.
             core.RunConfig("w/o NLT", "MDE", {"use_nlt": False}),
             core.RunConfig("MDE", "MDE"),
         ]
-    if name == "fig2":
-        return [core.RunConfig(f"A: w_t={w}", "MDE", {"fixed_text_weight": w}) for w in FIG2_WEIGHTS] + [
-            core.RunConfig("B: independent", "MDE", {"tradeoff": "independent"}),
-            core.RunConfig("MDE", "MDE"),
-        ]
-    raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
+    return [core.RunConfig(f"A: w_t={w}", "MDE", {"fixed_text_weight": w}) for w in FIG2_WEIGHTS] + [  # fig2
+        core.RunConfig("B: independent", "MDE", {"tradeoff": "independent"}),
+        core.RunConfig("MDE", "MDE"),
+    ]
 
 
 def _ours(row: dict, key: str, n_seeds: int) -> str:
@@ -109,8 +107,8 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
         means = summary.set_index("label")[f"{key} mean"]
         for label, style, color, width in (("MDE", "-", "tab:red", 4), ("B: independent", ":", "tab:blue", 2)):
             if label in means:
-                m = means[label]
-                ax.axhline(m, ls=style, color=color, lw=width, alpha=0.7, zorder=2, label=f"{label} ({m:.4f})")
+                mean = means[label]
+                ax.axhline(mean, ls=style, color=color, lw=width, alpha=0.7, zorder=2, label=f"{label} ({mean:.4f})")
         ax.margins(y=0.1)  # every point, bar and line inside the frame, with room around them
         ax.set(xlabel="w_t (text preference, variant A)", ylabel=f"test {key} (mean ± std over seeds)")
     axes[0].legend(fontsize="small")
@@ -123,7 +121,7 @@ def reproduce(
     checkout,
     dataset: str,
     seeds: list[int],
-    out_dir,
+    out_dir: Path,
     epochs=None,
     models=None,
     paper_dataset: str | None = None,
@@ -144,7 +142,6 @@ def reproduce(
     configs, skipped = core.runnable(configs, cuda, checkout)
     for label, why in skipped.items():
         echo(f"{label}: {why}")
-    out_dir = Path(out_dir)
     records, status = core.run_configs(
         checkout, dataset, configs, seeds, out_dir, epochs, common=common, runner=runner, echo=echo
     )
@@ -298,7 +295,7 @@ def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> 
     for (reading, value), configs in arms.items():
         best = best_by_validation(records, [c.label for c in configs])
         chosen = next((c for c in configs if c.label == best), None)
-        ours = [r for r in records if chosen and r["label"] == chosen.label]
+        ours = [r for r in records if r["label"] == best]
         trajectories = w_diff_trajectories(_read(logs / f"{chosen.slug}.log")) if chosen else {}
         row = {
             "dataset": dataset,
@@ -313,8 +310,9 @@ def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> 
             row[f"{key} mean"], row[f"{key} std"], _ = mean_std([r["test"][key] for r in ours])
         row["best epoch"] = mean_std([r.get("best_epoch") for r in ours])[0]
         for name, epoch in (("epoch 0", 0), ("epoch 5", 5), ("best epoch", None)):
-            at = [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in ours]
-            row[f"W_diff {name}"] = mean_std(at)[0]
+            row[f"W_diff {name}"] = mean_std(
+                [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in ours]
+            )[0]
         rows.append(row)
     default = next(r for r in rows if r["reading"] == "default")
     recall = lambda row: (row["recall@20 mean"], row["recall@20 std"], row["n_seeds"])
@@ -350,7 +348,7 @@ def readings_study(
     checkout,
     datasets: list[str],
     seeds: list[int],
-    out_dir,
+    out_dir: Path,
     epochs=None,
     readings=tuple(READINGS),
     diff_weights=READINGS_DIFF_WEIGHTS,
@@ -360,25 +358,31 @@ def readings_study(
     echo=print,
 ) -> tuple[Path, dict[str, str]]:
     """Run the readings study and write OUT/readings.md and .csv; (the Markdown, {"dataset: label": why failed})."""
-    out_dir, arms = Path(out_dir), readings_arms(readings, diff_weights, cl_weights)
+    arms = readings_arms(readings, diff_weights, cl_weights)
     configs = [c for point in arms.values() for c in point]
     pinned = {}
     for dataset in datasets:  # every data set checked before any training
         # MDE.yaml's other grid keys (reg_weight) pinned once per data set, not once per configuration
         file_config = {**core.merged_config(checkout, "MDE", dataset), "model": "MDE"}
-        sets, notes = core.pin_grid(file_config, {**(common or {}), **SIGMAS})
+        pinned[dataset], notes = core.pin_grid(file_config, {**(common or {}), **SIGMAS})  # each config sets these
         for note in notes:
             echo(f"note: {dataset}: pinned {note}")
-        pinned[dataset] = {k: v for k, v in sets.items() if k not in SIGMAS}
         core.prepare(checkout, dataset, configs, seeds, out_dir / dataset, epochs, pinned[dataset])
     rows, failed = [], {}
     for dataset in datasets:
-        where = out_dir / dataset
         records, status = core.run_configs(
-            checkout, dataset, configs, seeds, where, epochs, common=pinned[dataset], runner=runner, echo=echo
+            checkout,
+            dataset,
+            configs,
+            seeds,
+            out_dir / dataset,
+            epochs,
+            common=pinned[dataset],
+            runner=runner,
+            echo=echo,
         )
         failed.update({f"{dataset}: {label}": why for label, why in status.items() if why != "ok"})
-        rows += readings_rows(dataset, arms, records, where / "logs")
+        rows += readings_rows(dataset, arms, records, out_dir / dataset / "logs")
     import pandas as pd
 
     pd.DataFrame(rows).to_csv(out_dir / "readings.csv", index=False)  # out_dir: made by run_configs
@@ -503,12 +507,18 @@ def register(subparsers) -> None:
         metavar="NAME",
         help=f"readings only: the switches to study (default: all: {' '.join(READINGS)})",
     )
-    for option, sigma, values in (
-        ("--diff-weights", "diff", READINGS_DIFF_WEIGHTS),
-        ("--cl-weights", "cl", READINGS_CL_WEIGHTS),
-    ):
-        default = " ".join(f"{v:g}" for v in values)
-        p.add_argument(option, type=float, nargs="+", help=f"readings only: sigma_{sigma} grid (default: {default})")
+    p.add_argument(
+        "--diff-weights",
+        type=float,
+        nargs="+",
+        help=f"readings only: sigma_diff grid (default: {' '.join(f'{v:g}' for v in READINGS_DIFF_WEIGHTS)})",
+    )
+    p.add_argument(
+        "--cl-weights",
+        type=float,
+        nargs="+",
+        help=f"readings only: sigma_cl grid (default: {' '.join(f'{v:g}' for v in READINGS_CL_WEIGHTS)})",
+    )
     p.add_argument("--models", nargs="+", help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
     p.add_argument(
         "--from-grid",
