@@ -158,25 +158,15 @@ def write_markdown(path: Path, title: str, body: str, notes=()) -> Path:
 
 def write_summary(summary: pd.DataFrame, out_dir: Path, title: str, notes=()) -> tuple[Path, Path]:
     """``summary.md`` (title, table, notes) and ``summary.csv`` (all columns, full precision)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out_dir / "summary.csv", index=False)
     return write_markdown(out_dir / "summary.md", title, summary_markdown(summary), notes), out_dir / "summary.csv"
 
 
 # ------------------------------------------------------------------------------------------------ charts
-def pyplot():
-    """matplotlib.pyplot with the file-only Agg backend, or None where matplotlib is not installed."""
-    if not charts_available():
-        return None
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 @functools.cache
 def charts_available() -> bool:
-    """Whether charts can be drawn, with the file-only Agg backend (the commands ask before any training: a
-    missing matplotlib is said once)."""
+    """Whether charts can be drawn; sets matplotlib's file-only Agg backend, so import matplotlib.pyplot after it
+    (the commands ask before any training: a missing matplotlib is said once)."""
     try:
         import matplotlib
     except ImportError as exc:
@@ -192,20 +182,23 @@ def charts_available() -> bool:
 
 def save_chart(fig, path) -> Path:
     """Lay out, write (120 dpi) and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    pyplot().close(fig)
+    plt.close(fig)
     return Path(path)
 
 
 def bar_chart(summary: pd.DataFrame, path: Path, title: str = "") -> Path | None:
     """Grouped bars (one group per metric, one bar per configuration) with std error bars (None: no matplotlib)."""
-    plt = pyplot()
-    if plt is None:
+    if not charts_available():
         return None
+    import matplotlib.pyplot as plt
+
     keys = [f"{m}@{k}" for m in ("recall", "ndcg") for k in KS]
     n = len(summary)
-    width = 0.8 / max(n, 1)
+    width = 0.8 / n
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(keys) + 0.4 * n), 4))
     for i, (_, row) in enumerate(summary.iterrows()):
         xs = [j + (i - (n - 1) / 2) * width for j in range(len(keys))]
@@ -254,12 +247,12 @@ def heatmap_data(table: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFram
 
 def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) -> list[Path]:
     """One PNG per pair of grid keys with more than one value: ``heatmap_<x>_<y>.png`` (none without matplotlib)."""
+    varying = [k for k in keys if table[k].nunique() > 1]
+    if len(varying) < 2 or not charts_available():
+        return []
+    import matplotlib.pyplot as plt
     import pandas as pd
 
-    varying = [k for k in keys if table[k].nunique() > 1]
-    plt = pyplot() if len(varying) >= 2 else None
-    if plt is None:
-        return []
     paths = []
     for x, y in itertools.combinations(varying, 2):
         data = heatmap_data(table, x, y, value)

@@ -86,9 +86,10 @@ def experiment_table(first: str, columns: list[tuple], summary, status: dict, pa
 
 def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
     """Variant A over w_t with std bars, variant B and MDE as lines (their values in the legend)."""
-    plt = report.pyplot()
-    if plt is None:
+    if not report.charts_available():
         return None
+    import matplotlib.pyplot as plt
+
     weights = {f"A: w_t={w}": w for w in FIG2_WEIGHTS}
     variant_a = summary[summary["label"].isin(weights)]  # the finished ones, in w_t order
     fig, axes = plt.subplots(1, len(FIG2_METRICS), figsize=(5 * len(FIG2_METRICS), 3.6))
@@ -103,14 +104,17 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
             label="A: fixed w_t",
             zorder=3,
         )
-        ax.set_xticks(FIG2_WEIGHTS)
         means = summary.set_index("label")[f"{key} mean"]
         for label, style, color, width in (("MDE", "-", "tab:red", 4), ("B: independent", ":", "tab:blue", 2)):
             if label in means:
-                mean = means[label]
-                ax.axhline(mean, ls=style, color=color, lw=width, alpha=0.7, zorder=2, label=f"{label} ({mean:.4f})")
+                legend = f"{label} ({means[label]:.4f})"
+                ax.axhline(means[label], ls=style, color=color, lw=width, alpha=0.7, zorder=2, label=legend)
         ax.margins(y=0.1)  # every point, bar and line inside the frame, with room around them
-        ax.set(xlabel="w_t (text preference, variant A)", ylabel=f"test {key} (mean ± std over seeds)")
+        ax.set(
+            xticks=FIG2_WEIGHTS,
+            xlabel="w_t (text preference, variant A)",
+            ylabel=f"test {key} (mean ± std over seeds)",
+        )
     axes[0].legend(fontsize="small")
     fig.suptitle(f"Trade-off mechanisms on {dataset} (cf. the paper's Fig. 2, Baby)")
     return report.save_chart(fig, path)
@@ -222,8 +226,7 @@ def readings_arms(
     defaults = {name: values[0] for name, values in READINGS.items()}
     arms = {("default", None): defaults}
     for name in readings:
-        for value in READINGS[name][1:]:
-            arms[(name, value)] = {**defaults, name: value}
+        arms[(name, READINGS[name][1])] = {**defaults, name: READINGS[name][1]}
     return {
         arm: [
             core.RunConfig(
@@ -242,12 +245,9 @@ def arm_name(reading: str, value) -> str:
 
 def best_by_validation(records: list[dict], labels: list[str], metric: str = "recall@20") -> str | None:
     """The label with the best mean validation ``metric`` over its seeds (the first on ties; None if none ran)."""
-    scores = {}
-    for label in labels:
-        values = [r["best_valid"][metric] for r in records if r["label"] == label]
-        if values:
-            scores[label] = statistics.mean(values)
-    return max(scores, key=scores.get) if scores else None
+    values = {label: [r["best_valid"][metric] for r in records if r["label"] == label] for label in labels}
+    means = {label: statistics.mean(v) for label, v in values.items() if v}  # the labels that ran
+    return max(means, key=means.get) if means else None
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
@@ -461,19 +461,19 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     readings = args.experiment == "readings"
     if args.models and args.experiment != "table1":
         raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
-    if readings:
-        given = [o for o, v in (("--from-grid", args.from_grid), ("--paper-dataset", args.paper_dataset)) if v]
-        if given:
-            raise MdeMmrecError(f"{', '.join(given)}: not for readings (each reading chooses its own sigmas)")
-    else:
-        options = {"--readings": args.readings, "--diff-weights": args.diff_weights, "--cl-weights": args.cl_weights}
-        given = [option for option, value in options.items() if value]
-        if given:
-            raise MdeMmrecError(f"{', '.join(given)}: for readings only")
-        if len(args.dataset) > 1:
-            raise MdeMmrecError(
-                f"-d given {len(args.dataset)} times: {args.experiment} runs on one data set (readings takes several)"
-            )
+    misplaced = (
+        {"--from-grid": args.from_grid, "--paper-dataset": args.paper_dataset}
+        if readings
+        else {"--readings": args.readings, "--diff-weights": args.diff_weights, "--cl-weights": args.cl_weights}
+    )
+    given = [option for option, value in misplaced.items() if value]
+    if given:
+        why = "not for readings (each reading chooses its own sigmas)" if readings else "for readings only"
+        raise MdeMmrecError(f"{', '.join(given)}: {why}")
+    if not readings and len(args.dataset) > 1:
+        raise MdeMmrecError(
+            f"-d given {len(args.dataset)} times: {args.experiment} runs on one data set (readings takes several)"
+        )
     checkout = mmrec.find_checkout(args.mmrec)
     seeds = core.seed_list(args.seeds or SEEDS, args.seed_values)
     md, failed, out = (_run_readings if readings else _run_experiment)(args, checkout, core.parse_sets(args.set), seeds)

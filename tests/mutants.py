@@ -249,8 +249,8 @@ TOOLING_MUTANTS = [
  (P, "P7-model_sets-override-variant", '{**(model_sets or {}).get(c.model, {}), **c.overrides}', '{**c.overrides, **(model_sets or {}).get(c.model, {})}'),
  (P, "P8-readings-verdict-ignores-noise", "    if abs(m1 - m0) <= s0 + s1:", "    if abs(m1 - m0) <= max(s0, s1):"),
  (P, "P9-readings-verdict-direction", '    return "other value better beyond seed noise" if m1 > m0 else', '    return "other value better beyond seed noise" if m1 < m0 else'),
- (P, "P10-readings-sigmas-chosen-on-test", '        values = [r["best_valid"][metric] for r in records if r["label"] == label]', '        values = [r["test"][metric] for r in records if r["label"] == label]'),
- (P, "P11-readings-sigmas-chosen-on-one-seed", "            scores[label] = statistics.mean(values)", "            scores[label] = values[0]"),
+ (P, "P10-readings-sigmas-chosen-on-test", '[r["best_valid"][metric] for r in records if r["label"] == label]', '[r["test"][metric] for r in records if r["label"] == label]'),
+ (P, "P11-readings-sigmas-chosen-on-one-seed", '{label: statistics.mean(v) for label, v in values.items() if v}', '{label: v[0] for label, v in values.items() if v}'),
  # synthetic
  (S, "S1-valid-gets-larger-half", "    n_valid = np.where(n < 10, 1, held // 2)", "    n_valid = np.where(n < 10, 1, held - held // 2)"),
  (S, "S2-text-weight-inverted-in-choice", '    u = np.concatenate([lat["user_shared"], (1 - w) * lat["user_visual"], w * lat["user_text"]], axis=1)', '    u = np.concatenate([lat["user_shared"], w * lat["user_visual"], (1 - w) * lat["user_text"]], axis=1)'),
