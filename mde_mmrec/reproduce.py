@@ -156,18 +156,27 @@ def reproduce(
         summary.to_csv(out_dir / "summary.csv", index=False)
     paper = paper_results()
     paper = paper[paper["table"] == experiment]
-    if experiment == "table1":
-        pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")
-        columns = [(f"{h} (ours, {dataset})", k, None) for h, k in zip(TABLE1_HEAD, TABLE1_METRICS)]
-        columns += [(f"{h} (paper, {pd_name})", k, pd_name) for h, k in zip(TABLE1_HEAD, TABLE1_METRICS)]
-        first, title = "model", f"Table I (top-5) on {dataset}: ours beside the paper's {pd_name}"
-    elif experiment == "table2":
-        columns = [(f"R@5 (ours, {dataset})", "recall@5", None)]
-        columns += [(f"R@5 (paper, {d})", "recall@5", d) for d in PAPER_DATASETS]
-        first, title = "components", f"Table II (ablations, R@5) on {dataset}: ours beside the paper's"
-    else:
-        columns = [(f"{k} (ours)", k, None) for k in FIG2_METRICS]
-        first, title = "variant", f"Fig. 2 (trade-off mechanisms) on {dataset}"
+    pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")
+    first, title, heads, metrics, paper_sets = {  # the first column, title, our metrics, the paper's data sets
+        "table1": (
+            "model",
+            f"Table I (top-5) on {dataset}: ours beside the paper's {pd_name}",
+            TABLE1_HEAD,
+            TABLE1_METRICS,
+            [pd_name],
+        ),
+        "table2": (
+            "components",
+            f"Table II (ablations, R@5) on {dataset}: ours beside the paper's",
+            ["R@5"],
+            ["recall@5"],
+            PAPER_DATASETS,
+        ),
+        "fig2": ("variant", f"Fig. 2 (trade-off mechanisms) on {dataset}", FIG2_METRICS, FIG2_METRICS, []),
+    }[experiment]
+    ours = "ours" if experiment == "fig2" else f"ours, {dataset}"  # Fig. 2: no paper columns to tell apart
+    columns = [(f"{h} ({ours})", k, None) for h, k in zip(heads, metrics)]
+    columns += [(f"{h} (paper, {d})", k, d) for d in paper_sets for h, k in zip(heads, metrics)]
     body = experiment_table(first, columns, summary, status, paper, len(seeds))
     chart = experiment == "fig2" and any(s == "ok" for s in status.values())
     if chart and fig2_chart(summary, out_dir / "fig2.png", dataset):
@@ -412,7 +421,7 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
-def _run_readings(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict, Path]:
+def _run_readings(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict]:
     core.check_set_models(sets, {"MDE"}, "readings")
     common = {**sets.get(None, {}), **sets.get("MDE", {})}
     clash = sorted(set(common) & {*READINGS, *SIGMAS})
@@ -424,11 +433,10 @@ def _run_readings(args: argparse.Namespace, checkout: Path, sets: dict, seeds: l
     out = Path(args.out or f"results/readings-{'-'.join(args.dataset)}")
     datasets, readings = list(dict.fromkeys(args.dataset)), args.readings or tuple(READINGS)
     sigmas = tuple(args.diff_weights or READINGS_DIFF_WEIGHTS), tuple(args.cl_weights or READINGS_CL_WEIGHTS)
-    md, failed = readings_study(checkout, datasets, seeds, out, args.epochs, readings, *sigmas, common=common)
-    return md, failed, out
+    return readings_study(checkout, datasets, seeds, out, args.epochs, readings, *sigmas, common=common)
 
 
-def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict, Path]:
+def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict]:
     dataset = args.dataset[0]
     if args.experiment == "fig2":
         report.charts_available()
@@ -440,13 +448,12 @@ def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds:
             raise MdeMmrecError(f"--from-grid sets {', '.join(clash)}; do not also give them with --set")
         print(f"MDE at the best point of {args.from_grid}: {', '.join(f'{k}={v}' for k, v in best.items())}")
         sets["MDE"] = {**sets.get("MDE", {}), **best}
-    out = Path(args.out or f"results/{args.experiment}-{dataset}")
-    md, failed = reproduce(
+    return reproduce(
         args.experiment,
         checkout,
         dataset,
         seeds,
-        out,
+        Path(args.out or f"results/{args.experiment}-{dataset}"),
         args.epochs,
         args.models,
         args.paper_dataset,
@@ -454,7 +461,6 @@ def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds:
         model_sets={m: v for m, v in sets.items() if m is not None},
         from_grid=args.from_grid,
     )
-    return md, failed, out
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -476,9 +482,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         )
     checkout = mmrec.find_checkout(args.mmrec)
     seeds = core.seed_list(args.seeds or SEEDS, args.seed_values)
-    md, failed, out = (_run_readings if readings else _run_experiment)(args, checkout, core.parse_sets(args.set), seeds)
+    md, failed = (_run_readings if readings else _run_experiment)(args, checkout, core.parse_sets(args.set), seeds)
     print(md.read_text(encoding="utf-8"))
-    print(f"results in {out}/" + (" (readings.md, readings.csv)" if readings else ""))
+    print(f"results in {md.parent}/" + (" (readings.md, readings.csv)" if readings else ""))
     for label, why in failed.items():
         print(f"FAILED {label}: {why}")
     return 1 if failed else 0

@@ -241,7 +241,7 @@ TOOLING_MUTANTS = [
  (R, "R9-grid-ascending", 'ascending=False, kind="stable")', 'ascending=True, kind="stable")'),
  # reproduce
  (P, "P1-table1-ignores-paper-dataset", 'theirs.get((label, k, d), "-")', 'theirs.get((label, k, "baby"), "-")'),
- (P, "P2-paper-dataset-always-baby", '        pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")', '        pd_name = paper_dataset or "baby"'),
+ (P, "P2-paper-dataset-always-baby", '    pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")', '    pd_name = paper_dataset or "baby"'),
  (P, "P3-not-run-counts-as-failed", '    failed = {label: s for label, s in status.items() if s != "ok" and not s.startswith("not run")}', '    failed = {label: s for label, s in status.items() if s != "ok"}'),
  (P, "P4-best-grid-point-keeps-failed", '    records = [r for r in results if r.get("model") == "MDE" and not r.get("failed")]\n', '    records = [r for r in results if r.get("model") == "MDE"]\n'),
  (P, "P5-wo-NLT-keeps-NLT", 'core.RunConfig("w/o NLT", "MDE", {"use_nlt": False})', 'core.RunConfig("w/o NLT", "MDE", {"use_nlt": True})'),
