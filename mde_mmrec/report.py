@@ -70,17 +70,14 @@ def summarize(records: list[dict], order: list[str] | None = None) -> pd.DataFra
         raise MdeMmrecError(
             f"results lack the metrics {', '.join(missing)} (set topk/metrics in configs/overall.yaml to include them)"
         )
-    labels = list(dict.fromkeys(frame["label"]))
-    if order:
-        labels = [l for l in order if l in labels] + [l for l in labels if l not in order]
     groups = frame.groupby("label", sort=False)
     summary = groups.agg(model=("model", "first"), n_seeds=("seed", "nunique"))
     for k in METRIC_KEYS:
         summary[f"{k} mean"] = groups[k].mean()
         summary[f"{k} std"] = groups[k].std(ddof=1).fillna(0.0)  # NaN for one seed
-    summary["epochs_to_best"] = groups["epochs_to_best"].mean()
-    summary["s_per_epoch"] = groups["s_per_epoch"].mean()
-    return summary.reindex(labels).reset_index()
+    summary[["epochs_to_best", "s_per_epoch"]] = groups[["epochs_to_best", "s_per_epoch"]].mean()
+    first = [label for label in order or () if label in summary.index]  # those in ``order``, then the others
+    return summary.reindex(first + [label for label in summary.index if label not in first]).reset_index()
 
 
 def fmt(value, digits=4) -> str:
@@ -107,8 +104,7 @@ def spread(mean, std, n: int) -> str:
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub Markdown table (cells formatted with 4 decimals for floats)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in row) + " |")
+    lines += ["| " + " | ".join(c if isinstance(c, str) else fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -138,15 +134,22 @@ def settings_notes(records: list[dict]) -> list[str]:
 def summary_markdown(summary: pd.DataFrame) -> str:
     """The comparison table: one row per configuration, ``mean ± std`` cells; the best mean per column in bold."""
     header = ["model", "seeds"] + [metric_label(k) for k in METRIC_KEYS] + ["epochs to best", "s/epoch"]
-    best = {k: summary[f"{k} mean"].max() for k in METRIC_KEYS}
-    rows = []
-    for _, r in summary.iterrows():
-        cells = [r["label"], str(r["n_seeds"])]
-        for k in METRIC_KEYS:
-            cell = spread(r[f"{k} mean"], r[f"{k} std"], r["n_seeds"])
-            cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)
-        cells += [fmt(r["epochs_to_best"], 1), fmt_seconds(r["s_per_epoch"])]
-        rows.append(cells)
+    best = {k: summary[f"{k} mean"].max() for k in METRIC_KEYS} if len(summary) > 1 else {}  # no bold for one
+
+    def metric(r, k: str) -> str:
+        cell = spread(r[f"{k} mean"], r[f"{k} std"], r["n_seeds"])
+        return f"**{cell}**" if r[f"{k} mean"] == best.get(k) else cell
+
+    rows = [
+        [
+            r["label"],
+            str(r["n_seeds"]),
+            *(metric(r, k) for k in METRIC_KEYS),
+            fmt(r["epochs_to_best"], 1),
+            fmt_seconds(r["s_per_epoch"]),
+        ]
+        for _, r in summary.iterrows()
+    ]
     return markdown_table(header, rows)
 
 
@@ -223,9 +226,15 @@ def grid_table(records: list[dict], keys: list[str]) -> pd.DataFrame:
         "n_seeds": ("seed", "nunique"),
         "epochs_to_best": ("epochs_to_best", "mean"),
     }
-    table = records_frame(records).groupby([f"p.{k}" for k in keys], dropna=False).agg(**columns).reset_index()
-    table = table.rename(columns={f"p.{k}": k for k in keys})
-    return table.sort_values("valid recall@20", ascending=False, kind="stable").reset_index(drop=True)
+    return (
+        records_frame(records)
+        .groupby([f"p.{k}" for k in keys], dropna=False)
+        .agg(**columns)
+        .reset_index()
+        .rename(columns={f"p.{k}": k for k in keys})
+        .sort_values("valid recall@20", ascending=False, kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def grid_markdown(table: pd.DataFrame, keys: list[str] = ()) -> str:
