@@ -107,8 +107,15 @@ def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
         means = summary.set_index("label")[f"{key} mean"]
         for label, style, color, width in (("MDE", "-", "tab:red", 4), ("B: independent", ":", "tab:blue", 2)):
             if label in means:
-                legend = f"{label} ({means[label]:.4f})"
-                ax.axhline(means[label], ls=style, color=color, lw=width, alpha=0.7, zorder=2, label=legend)
+                ax.axhline(
+                    means[label],
+                    ls=style,
+                    color=color,
+                    lw=width,
+                    alpha=0.7,
+                    zorder=2,
+                    label=f"{label} ({means[label]:.4f})",
+                )
         ax.margins(y=0.1)  # every point, bar and line inside the frame, with room around them
         ax.set(
             xticks=FIG2_WEIGHTS,
@@ -178,12 +185,13 @@ def reproduce(
     columns = [(f"{h} ({ours})", k, None) for h, k in zip(heads, metrics)]
     columns += [(f"{h} (paper, {d})", k, d) for d in paper_sets for h, k in zip(heads, metrics)]
     body = experiment_table(first, columns, summary, status, paper, len(seeds))
-    chart = experiment == "fig2" and any(s == "ok" for s in status.values())
-    if chart and fig2_chart(summary, out_dir / "fig2.png", dataset):
+    if experiment == "fig2" and "ok" in status.values() and fig2_chart(summary, out_dir / "fig2.png", dataset):
         body += "\n![Fig. 2](fig2.png)\n"
-    runs = f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))})" + (f", at most {epochs} epochs" if epochs else "")
     notes = [
-        f"ours: {report.method_note(records) if records else runs}",
+        f"ours: {report.method_note(records)}"
+        if records
+        else f"ours: {len(seeds)} seed(s) ({', '.join(map(str, seeds))})"
+        + (f", at most {epochs} epochs" if epochs else ""),
         *report.settings_notes(records),
         sigma_note(from_grid),
         f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0]})"
@@ -300,6 +308,7 @@ def w_diff_trajectories(log_text: str) -> dict[int, dict[int, float]]:
 
 def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> list[dict]:
     """One row per arm (``readings_arms``) at its grid point chosen by validation, in readings.csv's columns."""
+    recall = lambda row: (row["recall@20 mean"], row["recall@20 std"], row["n_seeds"])
     rows = []
     for (reading, value), configs in arms.items():
         best = best_by_validation(records, [c.label for c in configs])
@@ -322,11 +331,8 @@ def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> 
             row[f"W_diff {name}"] = mean_std(
                 [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in ours]
             )[0]
+        row["verdict"] = "" if reading == "default" else verdict(recall(rows[0]), recall(row))  # the default first
         rows.append(row)
-    default = next(r for r in rows if r["reading"] == "default")
-    recall = lambda row: (row["recall@20 mean"], row["recall@20 std"], row["n_seeds"])
-    for row in rows:
-        row["verdict"] = "" if row is default else verdict(recall(default), recall(row))
     return rows
 
 
@@ -346,11 +352,10 @@ def readings_markdown(rows: list[dict], n_seeds: int) -> str:
         "best ep.": lambda r: report.fmt(r["W_diff best epoch"]),
         "verdict (test R@20)": lambda r: r["verdict"] or "-",
     }
-    parts = []
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        table = [[cell(r) for cell in columns.values()] for r in rows if r["dataset"] == dataset]
-        parts.append(f"## {dataset}\n\n" + report.markdown_table(list(columns), table))
-    return "\n".join(parts)
+    tables = {r["dataset"]: [] for r in rows}
+    for r in rows:
+        tables[r["dataset"]].append([cell(r) for cell in columns.values()])
+    return "\n".join(f"## {dataset}\n\n" + report.markdown_table(list(columns), t) for dataset, t in tables.items())
 
 
 def readings_study(
@@ -430,10 +435,17 @@ def _run_readings(args: argparse.Namespace, checkout: Path, sets: dict, seeds: l
             f"--set {', '.join(clash)}: the study sets these itself; choose readings with --readings and the "
             "sigma grid with --diff-weights / --cl-weights"
         )
-    out = Path(args.out or f"results/readings-{'-'.join(args.dataset)}")
-    datasets, readings = list(dict.fromkeys(args.dataset)), args.readings or tuple(READINGS)
-    sigmas = tuple(args.diff_weights or READINGS_DIFF_WEIGHTS), tuple(args.cl_weights or READINGS_CL_WEIGHTS)
-    return readings_study(checkout, datasets, seeds, out, args.epochs, readings, *sigmas, common=common)
+    return readings_study(
+        checkout,
+        list(dict.fromkeys(args.dataset)),
+        seeds,
+        Path(args.out or f"results/readings-{'-'.join(args.dataset)}"),
+        args.epochs,
+        args.readings or tuple(READINGS),
+        tuple(args.diff_weights or READINGS_DIFF_WEIGHTS),
+        tuple(args.cl_weights or READINGS_CL_WEIGHTS),
+        common=common,
+    )
 
 
 def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict]:
