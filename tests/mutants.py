@@ -237,7 +237,7 @@ TOOLING_MUTANTS = [
  (R, "R5-bold-single-row", 'for k in METRIC_KEYS} if len(summary) > 1 else {}', 'for k in METRIC_KEYS}'),
  (R, "R6-epochs_to_best-no-plus1", 'else r["best_epoch"] + 1,', 'else r["best_epoch"],'),
  (R, "R7-heatmap-mean", 'values=value, aggfunc="max")', 'values=value, aggfunc="mean")'),
- (R, "R8-summary-mean-over-model-not-label", '    groups = frame.groupby("label", sort=False)\n', '    groups = frame.groupby("model", sort=False)\n'),
+ (R, "R8-summary-mean-over-model-not-label", '    groups = frame.groupby("label", sort=False)\n', '    groups = frame.assign(label=frame["model"]).groupby("label", sort=False)\n'),
  (R, "R9-grid-ascending", 'ascending=False, kind="stable")', 'ascending=True, kind="stable")'),
  # reproduce
  (P, "P1-table1-ignores-paper-dataset", 'theirs.get((label, k, d), "-")', 'theirs.get((label, k, "baby"), "-")'),
