@@ -74,7 +74,7 @@ def summarize(records: list[dict], order: list[str] | None = None) -> pd.DataFra
     summary = groups.agg(model=("model", "first"), n_seeds=("seed", "nunique"))
     for k in METRIC_KEYS:
         summary[f"{k} mean"] = groups[k].mean()
-        summary[f"{k} std"] = groups[k].std(ddof=1).fillna(0.0)  # NaN for one seed
+        summary[f"{k} std"] = groups[k].std(ddof=1).fillna(0.0)  # 0, not NaN, for one seed
     summary[["epochs_to_best", "s_per_epoch"]] = groups[["epochs_to_best", "s_per_epoch"]].mean()
     first = [label for label in order or () if label in summary.index]  # those in ``order``, then the others
     return summary.reindex(first + [label for label in summary.index if label not in first]).reset_index()

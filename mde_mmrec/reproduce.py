@@ -187,11 +187,9 @@ def reproduce(
     body = experiment_table(first, columns, summary, status, paper, len(seeds))
     if experiment == "fig2" and "ok" in status.values() and fig2_chart(summary, out_dir / "fig2.png", dataset):
         body += "\n![Fig. 2](fig2.png)\n"
+    runs = f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))})" + (f", at most {epochs} epochs" if epochs else "")
     notes = [
-        f"ours: {report.method_note(records)}"
-        if records
-        else f"ours: {len(seeds)} seed(s) ({', '.join(map(str, seeds))})"
-        + (f", at most {epochs} epochs" if epochs else ""),
+        f"ours: {report.method_note(records) if records else runs}",
         *report.settings_notes(records),
         sigma_note(from_grid),
         f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0]})"
@@ -328,9 +326,8 @@ def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> 
             row[f"{key} mean"], row[f"{key} std"], _ = mean_std([r["test"][key] for r in ours])
         row["best epoch"] = mean_std([r.get("best_epoch") for r in ours])[0]
         for name, epoch in (("epoch 0", 0), ("epoch 5", 5), ("best epoch", None)):
-            row[f"W_diff {name}"] = mean_std(
-                [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in ours]
-            )[0]
+            at = [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in ours]
+            row[f"W_diff {name}"] = mean_std(at)[0]
         row["verdict"] = "" if reading == "default" else verdict(recall(rows[0]), recall(row))  # the default first
         rows.append(row)
     return rows
@@ -384,19 +381,12 @@ def readings_study(
         core.prepare(checkout, dataset, configs, seeds, out_dir / dataset, epochs, pinned[dataset])
     rows, failed = [], {}
     for dataset in datasets:
+        where = out_dir / dataset
         records, status = core.run_configs(
-            checkout,
-            dataset,
-            configs,
-            seeds,
-            out_dir / dataset,
-            epochs,
-            common=pinned[dataset],
-            runner=runner,
-            echo=echo,
+            checkout, dataset, configs, seeds, where, epochs, common=pinned[dataset], runner=runner, echo=echo
         )
         failed.update({f"{dataset}: {label}": why for label, why in status.items() if why != "ok"})
-        rows += readings_rows(dataset, arms, records, out_dir / dataset / "logs")
+        rows += readings_rows(dataset, arms, records, where / "logs")
     import pandas as pd
 
     pd.DataFrame(rows).to_csv(out_dir / "readings.csv", index=False)  # out_dir: made by run_configs
