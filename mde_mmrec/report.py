@@ -8,7 +8,6 @@ Pure functions of the records, so they are tested without MMRec. A record is one
 from __future__ import annotations
 
 import functools
-import importlib
 import itertools
 import logging
 import math
@@ -24,6 +23,7 @@ log = logging.getLogger(__name__)
 
 METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "map": "MAP"}
 KS = (5, 10, 20)
+METRIC_KEYS = [f"{m}@{k}" for m in METRIC_NAMES for k in KS]  # in the order tables show them
 
 
 def metric_label(key: str) -> str:
@@ -39,34 +39,25 @@ def label_of(record: dict) -> str:
 def records_frame(records: list[dict]) -> pd.DataFrame:
     """One row per record: label, model, dataset, seed, epochs_to_best, s_per_epoch, every param as ``p.<key>``,
     the test metrics and the validation ones as ``valid.<metric>``."""
-    rows = []
-    for r in records:
-        row = {
-            "label": label_of(r),
-            "model": r.get("model"),
-            "dataset": r.get("dataset"),
-            "seed": r.get("seed"),
-            "epochs_to_best": epochs_to_best(r),
-            "s_per_epoch": r.get("s_per_epoch"),
-        }
-        row.update({f"p.{k}": tuple(v) if isinstance(v, list) else v for k, v in (r.get("params") or {}).items()})
-        row.update(r.get("test") or {})
-        row.update({f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()})
-        rows.append(row)
     import pandas as pd
 
-    return pd.DataFrame(rows)
-
-
-def epochs_to_best(record: dict):
-    """The epochs trained when the best validation score was reached (MMRec's best epoch index counts from 0)."""
-    index = record.get("best_epoch")
-    return None if index is None else index + 1
-
-
-def metric_keys() -> list[str]:
-    """["recall@5", "recall@10", ...] in the order tables show them."""
-    return [f"{m}@{k}" for m in METRIC_NAMES for k in KS]
+    return pd.DataFrame(
+        [
+            {
+                "label": label_of(r),
+                "model": r.get("model"),
+                "dataset": r.get("dataset"),
+                "seed": r.get("seed"),
+                # the epochs trained when the best validation score was reached (MMRec's best epoch counts from 0)
+                "epochs_to_best": None if r.get("best_epoch") is None else r["best_epoch"] + 1,
+                "s_per_epoch": r.get("s_per_epoch"),
+                **{f"p.{k}": tuple(v) if isinstance(v, list) else v for k, v in (r.get("params") or {}).items()},
+                **(r.get("test") or {}),
+                **{f"valid.{k}": v for k, v in (r.get("best_valid") or {}).items()},
+            }
+            for r in records
+        ]
+    )
 
 
 def summarize(records: list[dict], order: list[str] | None = None) -> pd.DataFrame:
@@ -74,37 +65,26 @@ def summarize(records: list[dict], order: list[str] | None = None) -> pd.DataFra
     if not records:
         raise MdeMmrecError("no results to summarise (the results file is empty or missing)")
     frame = records_frame(records)
-    keys = metric_keys()
-    missing = [k for k in keys if k not in frame.columns]
+    missing = [k for k in METRIC_KEYS if k not in frame.columns]
     if missing:
         raise MdeMmrecError(
             f"results lack the metrics {', '.join(missing)} (set topk/metrics in configs/overall.yaml to include them)"
         )
-    labels = list(dict.fromkeys(frame["label"]))
-    if order:
-        labels = [l for l in order if l in labels] + [l for l in labels if l not in order]
-    rows = []
-    for label in labels:
-        g = frame[frame["label"] == label]
-        row = {"label": label, "model": g["model"].iloc[0], "n_seeds": int(g["seed"].nunique())}
-        for k in keys:
-            row[f"{k} mean"] = g[k].mean()
-            row[f"{k} std"] = g[k].std(ddof=1) if len(g) > 1 else 0.0
-        row["epochs_to_best"] = g["epochs_to_best"].mean()
-        row["s_per_epoch"] = g["s_per_epoch"].mean()
-        rows.append(row)
-    import pandas as pd
-
-    return pd.DataFrame(rows)
+    groups = frame.groupby("label", sort=False)
+    summary = groups.agg(model=("model", "first"), n_seeds=("seed", "nunique"))
+    for k in METRIC_KEYS:
+        summary[f"{k} mean"] = groups[k].mean()
+        summary[f"{k} std"] = groups[k].std(ddof=1).fillna(0.0)  # 0, not NaN, for one seed
+    summary[["epochs_to_best", "s_per_epoch"]] = groups[["epochs_to_best", "s_per_epoch"]].mean()
+    first = [label for label in order or () if label in summary.index]  # those in ``order``, then the others
+    return summary.reindex(first + [label for label in summary.index if label not in first]).reset_index()
 
 
 def fmt(value, digits=4) -> str:
     """A number for a table: ``digits`` decimals for a float, as is for an int, "-" for None or NaN."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def fmt_seconds(value) -> str:
@@ -124,8 +104,7 @@ def spread(mean, std, n: int) -> str:
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub Markdown table (cells formatted with 4 decimals for floats)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(fmt(c) if not isinstance(c, str) else c for c in row) + " |")
+    lines += ["| " + " | ".join(c if isinstance(c, str) else fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -146,27 +125,31 @@ def method_note(records: list[dict], bold: bool = False) -> str:
 
 def settings_notes(records: list[dict]) -> list[str]:
     """One line per configuration: the settings mde-mmrec gave it (pinned grid keys, --set values)."""
-    lines = {}
-    for r in records:
-        chosen = {k: v for k, v in (r.get("overrides") or {}).items() if k != "epochs"}
-        if chosen and label_of(r) not in lines:
-            lines[label_of(r)] = f"{label_of(r)}: " + ", ".join(f"{k}={v}" for k, v in chosen.items())
-    return list(lines.values())
+    chosen = {}
+    for r in records:  # the records of one configuration share its settings
+        chosen.setdefault(label_of(r), {k: v for k, v in (r.get("overrides") or {}).items() if k != "epochs"})
+    return [f"{label}: " + ", ".join(f"{k}={v}" for k, v in sets.items()) for label, sets in chosen.items() if sets]
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
     """The comparison table: one row per configuration, ``mean ± std`` cells; the best mean per column in bold."""
-    keys = metric_keys()
-    header = ["model", "seeds"] + [metric_label(k) for k in keys] + ["epochs to best", "s/epoch"]
-    best = {k: summary[f"{k} mean"].max() for k in keys}
-    rows = []
-    for _, r in summary.iterrows():
-        cells = [r["label"], str(r["n_seeds"])]
-        for k in keys:
-            cell = spread(r[f"{k} mean"], r[f"{k} std"], r["n_seeds"])
-            cells.append(f"**{cell}**" if len(summary) > 1 and r[f"{k} mean"] == best[k] else cell)
-        cells += [fmt(r["epochs_to_best"], 1), fmt_seconds(r["s_per_epoch"])]
-        rows.append(cells)
+    header = ["model", "seeds"] + [metric_label(k) for k in METRIC_KEYS] + ["epochs to best", "s/epoch"]
+    best = {k: summary[f"{k} mean"].max() for k in METRIC_KEYS} if len(summary) > 1 else {}  # no bold for one
+
+    def metric(r, k: str) -> str:
+        cell = spread(r[f"{k} mean"], r[f"{k} std"], r["n_seeds"])
+        return f"**{cell}**" if r[f"{k} mean"] == best.get(k) else cell
+
+    rows = [
+        [
+            r["label"],
+            str(r["n_seeds"]),
+            *(metric(r, k) for k in METRIC_KEYS),
+            fmt(r["epochs_to_best"], 1),
+            fmt_seconds(r["s_per_epoch"]),
+        ]
+        for _, r in summary.iterrows()
+    ]
     return markdown_table(header, rows)
 
 
@@ -178,30 +161,17 @@ def write_markdown(path: Path, title: str, body: str, notes=()) -> Path:
 
 def write_summary(summary: pd.DataFrame, out_dir: Path, title: str, notes=()) -> tuple[Path, Path]:
     """``summary.md`` (title, table, notes) and ``summary.csv`` (all columns, full precision)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out_dir / "summary.csv", index=False)
     return write_markdown(out_dir / "summary.md", title, summary_markdown(summary), notes), out_dir / "summary.csv"
 
 
 # ------------------------------------------------------------------------------------------------ charts
-def pyplot():
-    """matplotlib.pyplot with the file-only Agg backend, or None where matplotlib is not installed."""
-    if not charts_available():
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 @functools.cache
 def charts_available() -> bool:
-    """Whether charts can be drawn (the commands ask before any training: a missing matplotlib is said once)."""
+    """Whether charts can be drawn; sets matplotlib's file-only Agg backend, so import matplotlib.pyplot after it
+    (the commands ask before any training: a missing matplotlib is said once)."""
     try:
-        importlib.import_module("matplotlib")
+        import matplotlib
     except ImportError as exc:
         log.warning(
             "matplotlib cannot be imported (%s): the tables will be written, the charts skipped "
@@ -209,63 +179,68 @@ def charts_available() -> bool:
             exc,
         )
         return False
+    matplotlib.use("Agg")
     return True
 
 
 def save_chart(fig, path) -> Path:
     """Lay out, write (120 dpi) and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    pyplot().close(fig)
+    plt.close(fig)
     return Path(path)
 
 
 def bar_chart(summary: pd.DataFrame, path: Path, title: str = "") -> Path | None:
     """Grouped bars (one group per metric, one bar per configuration) with std error bars (None: no matplotlib)."""
-    plt = pyplot()
-    if plt is None:
+    if not charts_available():
         return None
+    import matplotlib.pyplot as plt
+
     keys = [f"{m}@{k}" for m in ("recall", "ndcg") for k in KS]
     n = len(summary)
-    width = 0.8 / max(n, 1)
+    width = 0.8 / n
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(keys) + 0.4 * n), 4))
     for i, (_, row) in enumerate(summary.iterrows()):
         xs = [j + (i - (n - 1) / 2) * width for j in range(len(keys))]
         spread = [row[f"{k} std"] for k in keys] if row["n_seeds"] > 1 else None  # no bars for one seed
         ax.bar(xs, [row[f"{k} mean"] for k in keys], width, yerr=spread, capsize=3, label=row["label"])
-    ax.set_xticks(range(len(keys)), [metric_label(k) for k in keys])
-    ax.set(ylabel="test score (mean ± std over seeds)", title=title)
+    ax.set(
+        xticks=range(len(keys)),
+        xticklabels=[metric_label(k) for k in keys],
+        ylabel="test score (mean ± std over seeds)",
+        title=title,
+    )
     ax.legend(fontsize="small")
     return save_chart(fig, path)
 
 
 def grid_table(records: list[dict], keys: list[str]) -> pd.DataFrame:
     """One row per grid point (seeds averaged), sorted by the mean validation Recall@20, best first."""
-    agg = {
-        "valid.recall@20": "mean",
-        "recall@20": "mean",
-        "ndcg@20": "mean",
-        "seed": "nunique",
-        "epochs_to_best": "mean",
+    columns = {
+        "valid recall@20": ("valid.recall@20", "mean"),
+        "test recall@20": ("recall@20", "mean"),
+        "test ndcg@20": ("ndcg@20", "mean"),
+        "n_seeds": ("seed", "nunique"),
+        "epochs_to_best": ("epochs_to_best", "mean"),
     }
-    table = records_frame(records).groupby([f"p.{k}" for k in keys], dropna=False).agg(agg).reset_index()
-    names = {"valid.recall@20": "valid recall@20", "recall@20": "test recall@20", "ndcg@20": "test ndcg@20"}
-    table = table.rename(columns={**{f"p.{k}": k for k in keys}, **names, "seed": "n_seeds"})
-    table["n_seeds"] = table["n_seeds"].astype(int)
-    return table.sort_values("valid recall@20", ascending=False, kind="stable").reset_index(drop=True)
+    return (
+        records_frame(records)
+        .groupby([f"p.{k}" for k in keys], dropna=False)
+        .agg(**columns)
+        .reset_index()
+        .rename(columns={f"p.{k}": k for k in keys})
+        .sort_values("valid recall@20", ascending=False, kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def grid_markdown(table: pd.DataFrame, keys: list[str] = ()) -> str:
     """Grid values written exactly (1e-05, not 0.0000); metrics with 4 decimals, epochs with 1."""
-
-    def cell(column, value):
-        if column in keys:
-            return _exact(value)
-        if column == "n_seeds":
-            return str(value)
-        return fmt(value, 1) if column == "epochs_to_best" else value
-
-    rows = [[cell(c, v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
+    formats = {**dict.fromkeys(keys, _exact), "epochs_to_best": lambda value: fmt(value, 1)}
+    rows = [[formats.get(c, fmt)(v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
     return markdown_table([c if c in keys else c.replace("_", " ") for c in table.columns], rows)
 
 
@@ -281,20 +256,25 @@ def heatmap_data(table: pd.DataFrame, x: str, y: str, value: str) -> pd.DataFram
 
 def heatmaps(table: pd.DataFrame, keys: list[str], out_dir: Path, value: str) -> list[Path]:
     """One PNG per pair of grid keys with more than one value: ``heatmap_<x>_<y>.png`` (none without matplotlib)."""
+    varying = [k for k in keys if table[k].nunique() > 1]
+    if len(varying) < 2 or not charts_available():
+        return []
+    import matplotlib.pyplot as plt
     import pandas as pd
 
-    varying = [k for k in keys if table[k].nunique() > 1]
-    plt = pyplot() if len(varying) >= 2 else None
-    if plt is None:
-        return []
     paths = []
     for x, y in itertools.combinations(varying, 2):
         data = heatmap_data(table, x, y, value)
         fig, ax = plt.subplots(figsize=(1.2 * data.shape[1] + 2.5, 0.8 * data.shape[0] + 2))
         im = ax.imshow(data.values, cmap="viridis", aspect="auto", origin="lower")
-        ax.set_xticks(range(data.shape[1]), [_exact(v) for v in data.columns])
-        ax.set_yticks(range(data.shape[0]), [_exact(v) for v in data.index])
-        ax.set(xlabel=x, ylabel=y)
+        ax.set(
+            xticks=range(data.shape[1]),
+            xticklabels=[_exact(v) for v in data.columns],
+            yticks=range(data.shape[0]),
+            yticklabels=[_exact(v) for v in data.index],
+            xlabel=x,
+            ylabel=y,
+        )
         middle = (im.norm.vmin + im.norm.vmax) / 2
         for (i, j), v in pd.DataFrame(data.values).stack().items():  # dark text on viridis' light (high) end
             ax.text(j, i, f"{v:.4f}", ha="center", va="center", color="k" if v > middle else "w", fontsize="small")

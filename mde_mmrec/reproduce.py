@@ -6,7 +6,6 @@ the readings of the paper that ``src/models/mde.py`` makes switchable (docs/work
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import statistics
 from pathlib import Path
@@ -49,7 +48,7 @@ def paper_results() -> pd.DataFrame:
 
 
 def experiment_configs(name: str, models: list[str] | None = None) -> list[core.RunConfig]:
-    """The configurations an experiment runs."""
+    """The configurations an experiment (table1, table2 or fig2: the command's choices) runs."""
     if name == "table1":
         return [core.RunConfig(m, m) for m in (models or TABLE1_MODELS)]
     if name == "table2":
@@ -59,73 +58,70 @@ def experiment_configs(name: str, models: list[str] | None = None) -> list[core.
             core.RunConfig("w/o NLT", "MDE", {"use_nlt": False}),
             core.RunConfig("MDE", "MDE"),
         ]
-    if name == "fig2":
-        return [core.RunConfig(f"A: w_t={w}", "MDE", {"fixed_text_weight": w}) for w in FIG2_WEIGHTS] + [
-            core.RunConfig("B: independent", "MDE", {"tradeoff": "independent"}),
-            core.RunConfig("MDE", "MDE"),
-        ]
-    raise MdeMmrecError(f"unknown experiment {name!r}: choose table1, table2 or fig2")
+    return [core.RunConfig(f"A: w_t={w}", "MDE", {"fixed_text_weight": w}) for w in FIG2_WEIGHTS] + [  # fig2
+        core.RunConfig("B: independent", "MDE", {"tradeoff": "independent"}),
+        core.RunConfig("MDE", "MDE"),
+    ]
 
 
-def _cell(summary: pd.DataFrame | None, label: str, key: str):
-    row = None if summary is None else summary[summary["label"] == label]
-    if row is None or row.empty:
-        return None, None
-    return row.iloc[0][f"{key} mean"], row.iloc[0][f"{key} std"]
-
-
-def _ours(summary, label, key, n_seeds) -> str:
-    """``mean ± std`` over the label's finished seeds, saying so where fewer than the ``n_seeds`` asked for."""
-    mean, std = _cell(summary, label, key)
-    if mean is None:
-        return "-"
-    done = int(summary[summary["label"] == label].iloc[0]["n_seeds"])
-    text = report.spread(mean, std, done)
-    return text if done >= n_seeds else f"{text} ({done} of {n_seeds} seeds)"
+def _ours(row: dict, key: str, n_seeds: int) -> str:
+    """``mean ± std`` over a summary row's finished seeds, saying so where fewer than the ``n_seeds`` asked for."""
+    text = report.spread(row[f"{key} mean"], row[f"{key} std"], row["n_seeds"])
+    return text if row["n_seeds"] >= n_seeds else f"{text} ({row['n_seeds']} of {n_seeds} seeds)"
 
 
 def experiment_table(first: str, columns: list[tuple], summary, status: dict, paper, n_seeds: int) -> str:
     """One row per configuration; ``columns``: (header, metric, None) for ours, (header, metric, data set) for
-    the paper's on that data set."""
+    the paper's on that data set. A configuration without a finished seed shows its status instead."""
+    ours = {} if summary is None else summary.set_index("label").to_dict("index")
+    theirs = {(p.row, p.metric, p.dataset): f"{p.value:.4f}" for p in paper.itertuples()}
     rows = []
-    for label in status:
-        ours = [_ours(summary, label, k, n_seeds) for _, k, d in columns if d is None]
-        if status[label] != "ok" and ours[0] == "-":
-            ours = [status[label]] + ["-"] * (len(ours) - 1)
-        theirs = [
-            paper[(paper["row"] == label) & (paper["metric"] == k) & (paper["dataset"] == d)]["value"]
-            for _, k, d in columns
-            if d is not None
-        ]
-        rows.append([label] + ours + [f"{v.iloc[0]:.4f}" if len(v) else "-" for v in theirs])
+    for label, state in status.items():
+        cells = [_ours(ours[label], k, n_seeds) if label in ours else "-" for _, k, d in columns if d is None]
+        if label not in ours:  # no finished seed: why
+            cells[0] = state
+        rows.append([label] + cells + [theirs.get((label, k, d), "-") for _, k, d in columns if d is not None])
     return report.markdown_table([first] + [h for h, _, _ in columns], rows)
 
 
 def fig2_chart(summary: pd.DataFrame, path: Path, dataset: str) -> Path | None:
     """Variant A over w_t with std bars, variant B and MDE as lines (their values in the legend)."""
-    plt = report.pyplot()
-    if plt is None:
+    if not report.charts_available():
         return None
+    import matplotlib.pyplot as plt
+
+    weights = {f"A: w_t={w}": w for w in FIG2_WEIGHTS}
+    variant_a = summary[summary["label"].isin(weights)]  # the finished ones, in w_t order
     fig, axes = plt.subplots(1, len(FIG2_METRICS), figsize=(5 * len(FIG2_METRICS), 3.6))
-    a_labels = [f"A: w_t={w}" for w in FIG2_WEIGHTS]
     for ax, key in zip(axes, FIG2_METRICS):
-        xs, ys, es = [], [], []
-        for w, label in zip(FIG2_WEIGHTS, a_labels):
-            mean, std = _cell(summary, label, key)
-            if mean is not None:
-                xs.append(w), ys.append(mean), es.append(std)
-        ax.errorbar(xs, ys, yerr=es, fmt="o-", capsize=3, color="#555555", label="A: fixed w_t", zorder=3)
-        ax.set_xticks(FIG2_WEIGHTS)
-        values = [y + e for y, e in zip(ys, es)] + [y - e for y, e in zip(ys, es)]
+        ax.errorbar(
+            variant_a["label"].map(weights),
+            variant_a[f"{key} mean"],
+            yerr=variant_a[f"{key} std"],
+            fmt="o-",
+            capsize=3,
+            color="#555555",
+            label="A: fixed w_t",
+            zorder=3,
+        )
+        means = summary.set_index("label")[f"{key} mean"]
         for label, style, color, width in (("MDE", "-", "tab:red", 4), ("B: independent", ":", "tab:blue", 2)):
-            mean, _ = _cell(summary, label, key)
-            if mean is not None:
-                values.append(mean)
-                ax.axhline(mean, ls=style, color=color, lw=width, alpha=0.7, zorder=2, label=f"{label} ({mean:.4f})")
-        if values:  # every point and line inside the frame, with room around them
-            pad = 0.1 * (max(values) - min(values)) or 0.01
-            ax.set_ylim(min(values) - pad, max(values) + pad)
-        ax.set(xlabel="w_t (text preference, variant A)", ylabel=f"test {key} (mean ± std over seeds)")
+            if label in means:
+                ax.axhline(
+                    means[label],
+                    ls=style,
+                    color=color,
+                    lw=width,
+                    alpha=0.7,
+                    zorder=2,
+                    label=f"{label} ({means[label]:.4f})",
+                )
+        ax.margins(y=0.1)  # every point, bar and line inside the frame, with room around them
+        ax.set(
+            xticks=FIG2_WEIGHTS,
+            xlabel="w_t (text preference, variant A)",
+            ylabel=f"test {key} (mean ± std over seeds)",
+        )
     axes[0].legend(fontsize="small")
     fig.suptitle(f"Trade-off mechanisms on {dataset} (cf. the paper's Fig. 2, Baby)")
     return report.save_chart(fig, path)
@@ -136,7 +132,7 @@ def reproduce(
     checkout,
     dataset: str,
     seeds: list[int],
-    out_dir,
+    out_dir: Path,
     epochs=None,
     models=None,
     paper_dataset: str | None = None,
@@ -150,43 +146,50 @@ def reproduce(
     """Run one experiment and write OUT/<experiment>.md (+ summary.csv, chart); returns the Markdown and the
     configurations that failed (not those that cannot run here). ``common``: overrides for every configuration;
     ``model_sets``: {model: overrides} (an experiment's own variant settings take precedence)."""
+    planned = experiment_configs(experiment, models)
     configs = [
-        core.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides})
-        for c in experiment_configs(experiment, models)
+        core.RunConfig(c.label, c.model, {**(model_sets or {}).get(c.model, {}), **c.overrides}) for c in planned
     ]
     configs, skipped = core.runnable(configs, cuda, checkout)
     for label, why in skipped.items():
         echo(f"{label}: {why}")
-    out_dir = Path(out_dir)
     records, status = core.run_configs(
         checkout, dataset, configs, seeds, out_dir, epochs, common=common, runner=runner, echo=echo
     )
-    order = [c.label for c in experiment_configs(experiment, models)]
+    order = [c.label for c in planned]
     status = {label: status.get(label) or skipped[label] for label in order}  # "ok", a failure, "not run: ..."
     summary = report.summarize(records, order=order) if records else None
     if records:
         summary.to_csv(out_dir / "summary.csv", index=False)
     paper = paper_results()
     paper = paper[paper["table"] == experiment]
-    if experiment == "table1":
-        pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")
-        columns = [(f"{h} (ours, {dataset})", k, None) for h, k in zip(TABLE1_HEAD, TABLE1_METRICS)]
-        columns += [(f"{h} (paper, {pd_name})", k, pd_name) for h, k in zip(TABLE1_HEAD, TABLE1_METRICS)]
-        first, title = "model", f"Table I (top-5) on {dataset}: ours beside the paper's {pd_name}"
-    elif experiment == "table2":
-        columns = [(f"R@5 (ours, {dataset})", "recall@5", None)]
-        columns += [(f"R@5 (paper, {d})", "recall@5", d) for d in PAPER_DATASETS]
-        first, title = "components", f"Table II (ablations, R@5) on {dataset}: ours beside the paper's"
-    else:
-        columns = [(f"{k} (ours)", k, None) for k in FIG2_METRICS]
-        first, title = "variant", f"Fig. 2 (trade-off mechanisms) on {dataset}"
+    pd_name = paper_dataset or (dataset if dataset in PAPER_DATASETS else "baby")
+    first, title, heads, metrics, paper_sets = {  # the first column, title, our metrics, the paper's data sets
+        "table1": (
+            "model",
+            f"Table I (top-5) on {dataset}: ours beside the paper's {pd_name}",
+            TABLE1_HEAD,
+            TABLE1_METRICS,
+            [pd_name],
+        ),
+        "table2": (
+            "components",
+            f"Table II (ablations, R@5) on {dataset}: ours beside the paper's",
+            ["R@5"],
+            ["recall@5"],
+            PAPER_DATASETS,
+        ),
+        "fig2": ("variant", f"Fig. 2 (trade-off mechanisms) on {dataset}", FIG2_METRICS, FIG2_METRICS, []),
+    }[experiment]
+    ours = "ours" if experiment == "fig2" else f"ours, {dataset}"  # Fig. 2: no paper columns to tell apart
+    columns = [(f"{h} ({ours})", k, None) for h, k in zip(heads, metrics)]
+    columns += [(f"{h} (paper, {d})", k, d) for d in paper_sets for h, k in zip(heads, metrics)]
     body = experiment_table(first, columns, summary, status, paper, len(seeds))
-    if experiment == "fig2":
-        if any(s == "ok" for s in status.values()) and fig2_chart(summary, out_dir / "fig2.png", dataset):
-            body += "\n![Fig. 2](fig2.png)\n"
+    if experiment == "fig2" and "ok" in status.values() and fig2_chart(summary, out_dir / "fig2.png", dataset):
+        body += "\n![Fig. 2](fig2.png)\n"
     runs = f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))})" + (f", at most {epochs} epochs" if epochs else "")
     notes = [
-        f"ours: {report.method_note(records)}" if records else f"ours: {runs}",
+        f"ours: {report.method_note(records) if records else runs}",
         *report.settings_notes(records),
         sigma_note(from_grid),
         f"paper: {PAPER_CSV} (source column: {paper['source'].iloc[0]})"
@@ -227,8 +230,7 @@ def best_grid_point(grid_dir: Path, dataset: str) -> dict:
             f"{dataset}; the paper tunes the sigmas per data set"
         )
     keys = [k for k in grid.grid_keys_of(records) if k != "seed"]
-    best = report.grid_table(records, keys).iloc[0]
-    return {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in keys}
+    return report.grid_table(records, keys).iloc[0][keys].to_dict()  # Python numbers, not numpy's
 
 
 # ------------------------------------------------------------------------------------------ readings
@@ -239,8 +241,7 @@ def readings_arms(
     defaults = {name: values[0] for name, values in READINGS.items()}
     arms = {("default", None): defaults}
     for name in readings:
-        for value in READINGS[name][1:]:
-            arms[(name, value)] = {**defaults, name: value}
+        arms[(name, READINGS[name][1])] = {**defaults, name: READINGS[name][1]}
     return {
         arm: [
             core.RunConfig(
@@ -259,12 +260,9 @@ def arm_name(reading: str, value) -> str:
 
 def best_by_validation(records: list[dict], labels: list[str], metric: str = "recall@20") -> str | None:
     """The label with the best mean validation ``metric`` over its seeds (the first on ties; None if none ran)."""
-    scores = {}
-    for label in labels:
-        values = [r["best_valid"][metric] for r in records if r["label"] == label]
-        if values:
-            scores[label] = statistics.mean(values)
-    return max(scores, key=scores.get) if scores else None
+    values = {label: [r["best_valid"][metric] for r in records if r["label"] == label] for label in labels}
+    means = {label: statistics.mean(v) for label, v in values.items() if v}  # the labels that ran
+    return max(means, key=means.get) if means else None
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
@@ -308,11 +306,12 @@ def w_diff_trajectories(log_text: str) -> dict[int, dict[int, float]]:
 
 def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> list[dict]:
     """One row per arm (``readings_arms``) at its grid point chosen by validation, in readings.csv's columns."""
+    recall = lambda row: (row["recall@20 mean"], row["recall@20 std"], row["n_seeds"])
     rows = []
     for (reading, value), configs in arms.items():
         best = best_by_validation(records, [c.label for c in configs])
         chosen = next((c for c in configs if c.label == best), None)
-        ours = [r for r in records if chosen and r["label"] == chosen.label]
+        ours = [r for r in records if r["label"] == best]
         trajectories = w_diff_trajectories(_read(logs / f"{chosen.slug}.log")) if chosen else {}
         row = {
             "dataset": dataset,
@@ -329,11 +328,8 @@ def readings_rows(dataset: str, arms: dict, records: list[dict], logs: Path) -> 
         for name, epoch in (("epoch 0", 0), ("epoch 5", 5), ("best epoch", None)):
             at = [trajectories.get(r["seed"], {}).get(r.get("best_epoch") if epoch is None else epoch) for r in ours]
             row[f"W_diff {name}"] = mean_std(at)[0]
+        row["verdict"] = "" if reading == "default" else verdict(recall(rows[0]), recall(row))  # the default first
         rows.append(row)
-    default = next(r for r in rows if r["reading"] == "default")
-    recall = lambda row: (row["recall@20 mean"], row["recall@20 std"], row["n_seeds"])
-    for row in rows:
-        row["verdict"] = "" if row is default else verdict(recall(default), recall(row))
     return rows
 
 
@@ -353,18 +349,17 @@ def readings_markdown(rows: list[dict], n_seeds: int) -> str:
         "best ep.": lambda r: report.fmt(r["W_diff best epoch"]),
         "verdict (test R@20)": lambda r: r["verdict"] or "-",
     }
-    parts = []
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        table = [[cell(r) for cell in columns.values()] for r in rows if r["dataset"] == dataset]
-        parts.append(f"## {dataset}\n\n" + report.markdown_table(list(columns), table))
-    return "\n".join(parts)
+    tables = {r["dataset"]: [] for r in rows}
+    for r in rows:
+        tables[r["dataset"]].append([cell(r) for cell in columns.values()])
+    return "\n".join(f"## {dataset}\n\n" + report.markdown_table(list(columns), t) for dataset, t in tables.items())
 
 
 def readings_study(
     checkout,
     datasets: list[str],
     seeds: list[int],
-    out_dir,
+    out_dir: Path,
     epochs=None,
     readings=tuple(READINGS),
     diff_weights=READINGS_DIFF_WEIGHTS,
@@ -374,16 +369,15 @@ def readings_study(
     echo=print,
 ) -> tuple[Path, dict[str, str]]:
     """Run the readings study and write OUT/readings.md and .csv; (the Markdown, {"dataset: label": why failed})."""
-    out_dir, arms = Path(out_dir), readings_arms(readings, diff_weights, cl_weights)
+    arms = readings_arms(readings, diff_weights, cl_weights)
     configs = [c for point in arms.values() for c in point]
     pinned = {}
     for dataset in datasets:  # every data set checked before any training
         # MDE.yaml's other grid keys (reg_weight) pinned once per data set, not once per configuration
         file_config = {**core.merged_config(checkout, "MDE", dataset), "model": "MDE"}
-        sets, notes = core.pin_grid(file_config, {**(common or {}), **SIGMAS})
+        pinned[dataset], notes = core.pin_grid(file_config, {**(common or {}), **SIGMAS})  # each config sets these
         for note in notes:
             echo(f"note: {dataset}: pinned {note}")
-        pinned[dataset] = {k: v for k, v in sets.items() if k not in SIGMAS}
         core.prepare(checkout, dataset, configs, seeds, out_dir / dataset, epochs, pinned[dataset])
     rows, failed = [], {}
     for dataset in datasets:
@@ -393,11 +387,9 @@ def readings_study(
         )
         failed.update({f"{dataset}: {label}": why for label, why in status.items() if why != "ok"})
         rows += readings_rows(dataset, arms, records, where / "logs")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "readings.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(out_dir / "readings.csv", index=False)  # out_dir: made by run_configs
     sigma_grid = " x ".join(
         f"{k} in {{{', '.join(f'{v:g}' for v in values)}}}" for k, values in zip(SIGMAS, (diff_weights, cl_weights))
     )
@@ -424,7 +416,7 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
-def _run_readings(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict, Path]:
+def _run_readings(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict]:
     core.check_set_models(sets, {"MDE"}, "readings")
     common = {**sets.get(None, {}), **sets.get("MDE", {})}
     clash = sorted(set(common) & {*READINGS, *SIGMAS})
@@ -433,14 +425,20 @@ def _run_readings(args: argparse.Namespace, checkout: Path, sets: dict, seeds: l
             f"--set {', '.join(clash)}: the study sets these itself; choose readings with --readings and the "
             "sigma grid with --diff-weights / --cl-weights"
         )
-    out = Path(args.out or f"results/readings-{'-'.join(args.dataset)}")
-    datasets, readings = list(dict.fromkeys(args.dataset)), args.readings or tuple(READINGS)
-    sigmas = tuple(args.diff_weights or READINGS_DIFF_WEIGHTS), tuple(args.cl_weights or READINGS_CL_WEIGHTS)
-    md, failed = readings_study(checkout, datasets, seeds, out, args.epochs, readings, *sigmas, common=common)
-    return md, failed, out
+    return readings_study(
+        checkout,
+        list(dict.fromkeys(args.dataset)),
+        seeds,
+        Path(args.out or f"results/readings-{'-'.join(args.dataset)}"),
+        args.epochs,
+        args.readings or tuple(READINGS),
+        tuple(args.diff_weights or READINGS_DIFF_WEIGHTS),
+        tuple(args.cl_weights or READINGS_CL_WEIGHTS),
+        common=common,
+    )
 
 
-def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict, Path]:
+def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds: list[int]) -> tuple[Path, dict]:
     dataset = args.dataset[0]
     if args.experiment == "fig2":
         report.charts_available()
@@ -452,13 +450,12 @@ def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds:
             raise MdeMmrecError(f"--from-grid sets {', '.join(clash)}; do not also give them with --set")
         print(f"MDE at the best point of {args.from_grid}: {', '.join(f'{k}={v}' for k, v in best.items())}")
         sets["MDE"] = {**sets.get("MDE", {}), **best}
-    out = Path(args.out or f"results/{args.experiment}-{dataset}")
-    md, failed = reproduce(
+    return reproduce(
         args.experiment,
         checkout,
         dataset,
         seeds,
-        out,
+        Path(args.out or f"results/{args.experiment}-{dataset}"),
         args.epochs,
         args.models,
         args.paper_dataset,
@@ -466,31 +463,30 @@ def _run_experiment(args: argparse.Namespace, checkout: Path, sets: dict, seeds:
         model_sets={m: v for m, v in sets.items() if m is not None},
         from_grid=args.from_grid,
     )
-    return md, failed, out
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     readings = args.experiment == "readings"
     if args.models and args.experiment != "table1":
         raise MdeMmrecError(f"--models chooses table1's models; {args.experiment} runs MDE variants only")
-    if readings:
-        given = [o for o, v in (("--from-grid", args.from_grid), ("--paper-dataset", args.paper_dataset)) if v]
-        if given:
-            raise MdeMmrecError(f"{', '.join(given)}: not for readings (each reading chooses its own sigmas)")
-    else:
-        options = {"--readings": args.readings, "--diff-weights": args.diff_weights, "--cl-weights": args.cl_weights}
-        given = [option for option, value in options.items() if value]
-        if given:
-            raise MdeMmrecError(f"{', '.join(given)}: for readings only")
-        if len(args.dataset) > 1:
-            raise MdeMmrecError(
-                f"-d given {len(args.dataset)} times: {args.experiment} runs on one data set (readings takes several)"
-            )
+    misplaced = (
+        {"--from-grid": args.from_grid, "--paper-dataset": args.paper_dataset}
+        if readings
+        else {"--readings": args.readings, "--diff-weights": args.diff_weights, "--cl-weights": args.cl_weights}
+    )
+    given = [option for option, value in misplaced.items() if value]
+    if given:
+        why = "not for readings (each reading chooses its own sigmas)" if readings else "for readings only"
+        raise MdeMmrecError(f"{', '.join(given)}: {why}")
+    if not readings and len(args.dataset) > 1:
+        raise MdeMmrecError(
+            f"-d given {len(args.dataset)} times: {args.experiment} runs on one data set (readings takes several)"
+        )
     checkout = mmrec.find_checkout(args.mmrec)
     seeds = core.seed_list(args.seeds or SEEDS, args.seed_values)
-    md, failed, out = (_run_readings if readings else _run_experiment)(args, checkout, core.parse_sets(args.set), seeds)
+    md, failed = (_run_readings if readings else _run_experiment)(args, checkout, core.parse_sets(args.set), seeds)
     print(md.read_text(encoding="utf-8"))
-    print(f"results in {out}/" + (" (readings.md, readings.csv)" if readings else ""))
+    print(f"results in {md.parent}/" + (" (readings.md, readings.csv)" if readings else ""))
     for label, why in failed.items():
         print(f"FAILED {label}: {why}")
     return 1 if failed else 0
@@ -519,12 +515,18 @@ def register(subparsers) -> None:
         metavar="NAME",
         help=f"readings only: the switches to study (default: all: {' '.join(READINGS)})",
     )
-    for option, sigma, values in (
-        ("--diff-weights", "diff", READINGS_DIFF_WEIGHTS),
-        ("--cl-weights", "cl", READINGS_CL_WEIGHTS),
-    ):
-        default = " ".join(f"{v:g}" for v in values)
-        p.add_argument(option, type=float, nargs="+", help=f"readings only: sigma_{sigma} grid (default: {default})")
+    p.add_argument(
+        "--diff-weights",
+        type=float,
+        nargs="+",
+        help=f"readings only: sigma_diff grid (default: {' '.join(f'{v:g}' for v in READINGS_DIFF_WEIGHTS)})",
+    )
+    p.add_argument(
+        "--cl-weights",
+        type=float,
+        nargs="+",
+        help=f"readings only: sigma_cl grid (default: {' '.join(f'{v:g}' for v in READINGS_CL_WEIGHTS)})",
+    )
     p.add_argument("--models", nargs="+", help=f"table1 only: a subset of {' '.join(TABLE1_MODELS)}")
     p.add_argument(
         "--from-grid",
