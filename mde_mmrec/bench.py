@@ -356,9 +356,9 @@ def _main_rows(models, by_model: dict, status: dict, shares: dict | None, graphs
             rows.append(
                 [
                     m,
-                    fmt(r.get("model_init_s"), 2),
-                    fmt(r.get("s_per_epoch"), 2),
-                    fmt(r.get("eval_s"), 2),
+                    fmt_seconds(r.get("model_init_s")),
+                    fmt_seconds(r.get("s_per_epoch")),
+                    fmt_seconds(r.get("eval_s")),
                     error or fmt_seconds(share),
                     fmt(r.get("peak_rss_mb"), 0),
                     fmt(r.get("peak_gpu_mb"), 0),

@@ -324,12 +324,12 @@ def test_the_report_is_written_after_each_measurement_and_marked_partial_until_t
     )
     assert reports["graphs"] is None
     assert "| MDE | - | - | - | - | - | - | - | pending: the bench has not got to it yet |" in reports["run MDE"]
-    assert "| MDE | - | 2.00 | - | pending |" in reports["run FREEDOM"]
+    assert "| MDE | - | 2 | - | pending |" in reports["run FREEDOM"]
     assert (
         "| FREEDOM | - | - | - | - | - | - | - | pending: the bench has not got to it yet |" in reports["run FREEDOM"]
     )
-    assert "| FREEDOM | - | 2.00 | - | pending |" in reports["eval FREEDOM"]  # written after MDE's timing
-    assert "| MDE | - | 2.00 | - | 0.5 |" in reports["eval FREEDOM"]
+    assert "| FREEDOM | - | 2 | - | pending |" in reports["eval FREEDOM"]  # written after MDE's timing
+    assert "| MDE | - | 2 | - | 0.5 |" in reports["eval FREEDOM"]
     assert "| MDE | 10.0 | 2.0 | 500 |" in reports["profile FREEDOM"]  # written after MDE's profile
     assert "| FREEDOM | - | - | - | - | - | pending |" in reports["profile FREEDOM"]
     for text in list(reports.values())[1:]:
@@ -337,7 +337,7 @@ def test_the_report_is_written_after_each_measurement_and_marked_partial_until_t
     final = md.read_text()
     assert sorted((tmp_path / "out").glob("*.md")) == [md]  # one report, rewritten in place
     assert "**Partial:**" not in final and "pending" not in final and final.endswith(f"`{ratio}`\n")
-    assert "| MDE | - | 2.00 | - | 0.5 |" in final and "| FREEDOM | 10.0 | 2.0 | 500 | - | - |" in final
+    assert "| MDE | - | 2 | - | 0.5 |" in final and "| FREEDOM | 10.0 | 2.0 | 500 | - | - |" in final
     assert "--profile-steps 3`" in final  # the command line says how it ran
     results_lines = (next((tmp_path / "out" / "runs").iterdir()) / "results.jsonl").read_text().splitlines()
     assert [json.loads(line)["model"] for line in results_lines] == ["MDE", "FREEDOM"]  # every run, not the last
