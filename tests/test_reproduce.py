@@ -118,9 +118,12 @@ def test_cli_exit_status_says_whether_every_configuration_ran(tmp_path, monkeypa
 
 
 def _checkout_with_models(root: Path, models: dict[str, str]) -> Path:
-    """A fake checkout: src/models/<name>.py with the given source, MMRec's own src/common and src/utils."""
-    for package in ("common", "utils"):
+    """A fake checkout: src/models/<name>.py with the given source, MMRec's own src/common and src/utils, and a
+    package and a module of the checkout's own that no other path provides (so the test does not depend on
+    whether src/ of this repository is on sys.path)."""
+    for package in ("common", "utils", "zqx_checkout_package"):
         (root / "src" / package).mkdir(parents=True, exist_ok=True)
+    (root / "src" / "zqx_checkout_module.py").write_text("", encoding="utf-8")
     (root / "src" / "models").mkdir(parents=True, exist_ok=True)
     for name, source in models.items():
         (root / "src" / "models" / f"{name}.py").write_text(source, encoding="utf-8")
@@ -136,6 +139,7 @@ def test_models_that_cannot_run_here_are_named_with_the_reason(tmp_path):
             "dragon": "import os\nimport numpy as np\nfrom zqx_geometric_missing.nn.conv import MessagePassing\n"
             "import zqx_geometric_missing\n",
             "mde": "import torch\nfrom common.abstract_recommender import GeneralRecommender\n"
+            "from zqx_checkout_package import graphs\nimport zqx_checkout_module\n"
             "def f():\n    import zqx_only_inside_a_function\n",
             "grcn": "import torch\n",
         },
