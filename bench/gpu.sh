@@ -14,9 +14,11 @@
 #                 (ms per step, loader, operators, CUDA kernels and their time: why MDE's GPU epoch is slower
 #                 than FREEDOM's at this size)
 #   elec-mde      MDE at the Elec shape, 1 epoch
-#   baby-ratio    MDE and FREEDOM at the Baby shape, 1 epoch and 20 profiled steps each, with every patch
-#                 (OUT/baby-ratio) and in a copy of the checkout without patch 0024, MMRec's per-user negative
-#                 sampling loop (OUT/baby-ratio-without-0024): both RATIO lines and loader ms per batch
+#   baby-ratio    MDE and FREEDOM at the Baby shape, 3 epochs and 20 profiled steps each, as shipped (OUT/baby-ratio)
+#                 and in a copy of the checkout whose MDE.yaml sets compile_losses: True (OUT/baby-ratio-compiled):
+#                 both RATIO lines, step ms, operators and kernels (the first epoch includes the compilation)
+#   baby-loader   the same, 1 epoch, in a copy of the checkout without patch 0024, MMRec's per-user negative
+#                 sampling loop (OUT/baby-loader): loader ms per batch against baby-ratio's
 # Time: the script ends within BUDGET_S (env GPU_BUDGET_S, default 550) seconds: each step's limit is cut to
 # what is left, and a step is skipped when less than it needs is left. A model's MMRec run is stopped
 # after at most RUN_S (env GPU_RUN_S, default 240) seconds. A step that succeeds (or tests that ran) is recorded
@@ -30,7 +32,8 @@
 # Times on one H200 (bench/results/*-h200*.md): tests, elec-data, elec-freedom and elec-dragon take about
 # 470 s together (DRAGON's Elec epoch, about 830 s there, never fits: its step measures its rate); baby
 # about 240 s; elec-mde about 2 minutes (its graphs in a child 24 s, MMRec's Elec loading about 50 s,
-# construction, epoch and evaluation about 35 s).
+# construction, epoch and evaluation about 35 s). tests and baby-ratio, first, fit one 550 s budget: the CUDA
+# tests compile MDE's losses once (Triton), baby-ratio runs two Baby benches of two models (not yet timed there).
 #
 # On a machine without a package index: install the lmdb wheel from a folder first, e.g.
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
@@ -39,7 +42,7 @@ set -u -o pipefail
 MMREC=${1:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]}
 OUT=${2:?usage: bench/gpu.sh PATH/TO/MMRec OUT_DIR [STEP ...]}
 shift 2
-ALL_STEPS="tests elec-data elec-freedom elec-dragon baby elec-mde baby-ratio"
+ALL_STEPS="tests baby-ratio elec-data elec-freedom elec-dragon baby elec-mde baby-loader"
 STEPS=${*:-$ALL_STEPS}
 for name in $STEPS; do
     case " $ALL_STEPS " in *" $name "*) ;; *) echo "bench/gpu.sh: unknown step $name (steps: $ALL_STEPS)"; exit 2 ;; esac
@@ -106,18 +109,31 @@ cuda_tests() {
         tests/test_mde_equations.py tests/test_shared_topk.py tests/test_results_log.py \
         -k "cuda or configured_device or same_seed or peak_gpu"
 }
-# baby_ratio: the Baby-shape profile of MDE and FREEDOM with every patch, then in a copy of the checkout (its
-# data left out) with patch 0024 (the batch negative sampler) reversed.
-baby_ratio() {
-    local without="$MMREC-without-0024" args=(--preset baby --epochs 1 --models MDE FREEDOM --no-eval-share
-                                              --profile-steps 20)
-    $cli install "$MMREC" && rm -rf "$without" && mkdir -p "$without" \
-        && tar -C "$MMREC" --exclude=./data -cf - . | tar -C "$without" -xf - \
-        && patch -s -R -p1 -d "$without" < patches/0024-dataloader-vectorised-negative-sampling.patch \
-        && bench baby-ratio "${args[@]}" && MMREC=$without bench baby-ratio-without-0024 "${args[@]}" \
-        && grep -h "^\`RATIO" "$OUT"/baby-ratio/*.md "$OUT"/baby-ratio-without-0024/*.md
+# copy_checkout NAME: install the plugin, then copy the checkout, its data left out (bench makes it), to $MMREC-NAME
+copy_checkout() {
+    local copy="$MMREC-$1"
+    $cli install "$MMREC" && rm -rf "$copy" && mkdir -p "$copy" \
+        && tar -C "$MMREC" --exclude=./data -cf - . | tar -C "$copy" -xf -
 }
-export -f bench elec_data cuda_tests baby_ratio
+# baby_bench NAME EPOCHS: MDE and FREEDOM at the Baby shape, 20 steps of each profiled, into OUT/NAME
+baby_bench() {
+    bench "$1" --preset baby --models MDE FREEDOM --epochs "$2" --no-eval-share --profile-steps 20 \
+        && grep -h "^\`RATIO" "$OUT/$1"/*.md
+}
+# baby_ratio: MDE and FREEDOM as shipped, then in a copy whose MDE.yaml sets compile_losses: True
+baby_ratio() {
+    local yaml="$MMREC-compiled/src/configs/model/MDE.yaml"
+    copy_checkout compiled && sed -i 's/^compile_losses: False/compile_losses: True/' "$yaml" \
+        && grep -q "^compile_losses: True" "$yaml" && baby_bench baby-ratio 3 \
+        && MMREC=$MMREC-compiled baby_bench baby-ratio-compiled 3
+}
+# baby_loader: the same in a copy with patch 0024 (the batch negative sampler) reversed
+baby_loader() {
+    copy_checkout without-0024 \
+        && patch -s -R -p1 -d "$MMREC-without-0024" < patches/0024-dataloader-vectorised-negative-sampling.patch \
+        && MMREC=$MMREC-without-0024 baby_bench baby-loader 1
+}
+export -f bench elec_data cuda_tests copy_checkout baby_bench baby_ratio baby_loader
 export MMREC OUT RUN_S PYTHON cli
 
 main() {
@@ -130,13 +146,14 @@ sys.exit(not torch.cuda.is_available())" && [ "${GPU_ALLOW_CPU:-0}" != 1 ]; then
     echo "steps: $STEPS; budget ${BUDGET_S}s, MMRec runs at most ${RUN_S}s; ended earlier: $(cat "$DONE" 2>/dev/null | tr '\n' ' ')"
     for name in $STEPS; do
         case $name in
-            tests)        step tests 120 40 bash -c cuda_tests ;;
+            tests)        step tests 150 40 bash -c cuda_tests ;;
             elec-data)    step elec-data 300 120 bash -c elec_data ;;
             elec-freedom) step elec-freedom $((RUN_S + 60)) 180 bash -c 'bench elec-freedom --preset elec --epochs 1 --models FREEDOM --no-eval-share' ;;
             elec-dragon)  step elec-dragon $((RUN_S + 60)) 180 bash -c 'bench elec-dragon --preset elec --epochs 1 --models DRAGON --no-eval-share' ;;
             baby)         step baby 300 150 bash -c 'bench baby --preset baby --epochs 2 --profile-steps 20' ;;
             elec-mde)     step elec-mde $((RUN_S + 90)) 180 bash -c 'bench elec-mde --preset elec --epochs 1 --models MDE --no-eval-share' ;;
-            baby-ratio)   step baby-ratio 300 200 bash -c baby_ratio ;;
+            baby-ratio)   step baby-ratio 360 240 bash -c baby_ratio ;;
+            baby-loader)  step baby-loader 200 120 bash -c baby_loader ;;
         esac
     done
     echo "== done after ${SECONDS}s; steps ended so far: $(cat "$DONE" 2>/dev/null | tr '\n' ' ')"

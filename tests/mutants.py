@@ -10,7 +10,7 @@ make some test fail. It prints one line per mutant and exits with 1 if any survi
 no longer in its file, or tests that fail in the scratch copy without any mutant, stop it before the first run.
 
     python tests/mutants.py                 # all (about 46 minutes on 2 cores; the model's group: about 6)
-    python tests/mutants.py model           # one group: model | tooling
+    python tests/mutants.py model           # one group: model | compiled | tooling
     python tests/mutants.py "eq8 swap" C1-skip-config-if-any-seed-done     # by name
 """
 
@@ -36,6 +36,8 @@ TOOLING_TESTS = [
     "tests/test_mde_training.py",
     "--ignore",
     "tests/test_mutants_table.py",
+    "--ignore",
+    "tests/test_mde_compiled.py",
 ]  # it fails for every mutant (its text is gone)
 M = "src/models/mde.py"
 MG = "src/utils/mde_graphs.py"
@@ -70,15 +72,15 @@ MODEL_MUTANTS = [
  (M, "eq7 no weight", "return (w_cl * (v_to_t + t_to_v)).mean()", "return ((v_to_t + t_to_v)).mean()"),
  (M, "eq7 t_to_v uses c_t", "t_to_v = F.cross_entropy(a_t @ c_v.T / temperature,", "t_to_v = F.cross_entropy(a_t @ c_t.T / temperature,"),
  (M, "eq10 modal bpr index", "l_modal = dict(zip(self.modalities, bpr_loss(pos_m, neg_m)))", "l_modal = dict(zip(self.modalities, bpr_loss(pos_m, neg_m)[[0, 0]]))"),
- (M, "eq11 reg scale", "return self.hp.reg_weight * total / users.shape[0]", "return self.hp.reg_weight * total"),
- (M, "eq11 reg no neg", "squares(emb.item_e0, i, j)", "squares(emb.item_e0, i)"),
+ (M, "eq11 reg scale", "return self.hp.reg_weight * total / batch", "return self.hp.reg_weight * total"),
+ (M, "eq11 reg no neg", "squares(emb.item_e0, rows.ij[:batch], rows.ij[batch:])", "squares(emb.item_e0, rows.ij[:batch])"),
  (M, "sigma_diff ignored", "diff = self.hp.diff_weight * modality_gap_loss", "diff = modality_gap_loss"),
  (M, "sigma_cl ignored", "return diff, self.hp.cl_weight * cl", "return diff, cl"),
  (M, "stopgrad flipped", "if not self.hp.tradeoff_grad:", "if self.hp.tradeoff_grad:"),
  (M, "nlt off not constant", "                return w, w\n", "                return w, 0.5 * w\n"),
  (M, "variantB sigmoid swap", "            return w, 1.0 - w", "            return 1.0 - w, w"),
  (M, "fixed text weight swap", "return torch.tensor([1.0 - w_t, w_t]", "return torch.tensor([w_t, 1.0 - w_t]"),
- (M, "anchors all items", "anchors = torch.unique(i)  # the batch's positive items", "anchors = torch.unique(ij)  # the batch's positive items"),
+ (M, "anchors all items", "anchors = torch.unique(ij[: len(users)])", "anchors = torch.unique(ij)"),
  (MG, "cooc ties", "keep = (counts > t) | (tied & (tied_rank < (k - above)[rows]))", "keep = (counts > t) | (tied & (tied_rank <= (k - above)[rows]))"),
  (MG, "knn bf16 bound", "uncertain = rows[top_sim[rows, -1] <= candidates.sim[rows, -1] + BF16_SIMILARITY_ERROR]", "uncertain = rows[:0]"),
  (M, "user cl anchors", '_discrimination_losses("user", emb.users, emb.user_prefs, anchors, user_rows, False)', '_discrimination_losses("item", emb.users, emb.user_prefs, anchors, user_rows, False)'),
@@ -86,7 +88,7 @@ MODEL_MUTANTS = [
  (M, "eq7 cl_similarity ignored", '*candidates, similarity=self.hp.cl_similarity)', '*candidates, similarity="cosine")'),
  (M, "eq7 dot normalises", "return F.normalize(x, dim=-1) if similarity == \"cosine\" else x", "return F.normalize(x, dim=-1)"),
  (M, "eq7 dot candidates normalised", "c_v, c_t = rows(candidates_v), rows(candidates_t)", "c_v, c_t = F.normalize(candidates_v, dim=-1), F.normalize(candidates_t, dim=-1)"),
- (M, "variantB item node ids", '"item", emb.items, emb.item_prefs, anchors, item_rows[anchors], all_items', '"item", emb.items, emb.item_prefs, anchors, anchors, all_items'),
+ (M, "variantB item node ids", 'rows.anchors, rows.anchor_items, all_items', 'rows.anchors, rows.anchors, all_items'),
  (M, "item graph swap", 'item_graphs = [self.neighbours(f"item_graph_{m}") for m in self.modalities]', 'item_graphs = [self.neighbours(f"item_graph_{m}") for m in self.modalities[::-1]]'),
  (M, "user/item prefs swap", "self._preferences(\"item\", item_rows)", "self._preferences(\"user\", item_rows)"),
  (MG, "adjacency duplicates", "    r.sum_duplicates()\n    r.data[:] = 1.0\n    adj", "    r.sum_duplicates()\n    adj"),
@@ -305,7 +307,22 @@ TOOLING_MUTANTS = [
  (O, "O-duplicate-grid-value-runs", "            if repeated:\n", "            if False:\n"),
 ]
 # fmt: on
-GROUPS = {"model": (MODEL_MUTANTS, MODEL_TESTS), "tooling": (TOOLING_MUTANTS, TOOLING_TESTS)}
+# compile_losses: tests of their own, kept out of the model's group (each compiles for seconds)
+COMPILED_MUTANTS = [
+    (
+        M,
+        "compile_losses ignored",
+        "self._compiled(self.batch_losses) if hp.compile_losses else",
+        "self.batch_losses if hp.compile_losses else",
+    ),
+    (M, "no C++ compiler check", 'if shutil.which(os.environ.get("CXX", "g++")) is None:', "if False:"),
+    (M, "compiled not deterministic", "            torch.use_deterministic_algorithms(True, warn_only=True)\n", ""),
+]
+GROUPS = {
+    "model": (MODEL_MUTANTS, MODEL_TESTS),
+    "compiled": (COMPILED_MUTANTS, ["tests/test_mde_compiled.py"]),
+    "tooling": (TOOLING_MUTANTS, TOOLING_TESTS),
+}
 
 
 def stale_entries(mutants) -> list[str]:

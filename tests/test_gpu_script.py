@@ -97,16 +97,10 @@ def hunk_sides(patch: Path) -> tuple[str, str]:
     return "\n".join(before) + "\n", "\n".join(after) + "\n"
 
 
-def test_baby_ratio_benches_the_checkout_and_a_copy_without_patch_0024(tmp_path):
-    """The bench runs are stood in for (they need CUDA and minutes): a stand-in interpreter records each mde-mmrec
-    command and writes a report with a RATIO line; the copy must have patch 0024 reversed and no data folder."""
-    unpatched, patched = hunk_sides(ROOT / "patches" / "0024-dataloader-vectorised-negative-sampling.patch")
-    mmrec = tmp_path / "MMRec"
-    (mmrec / "src" / "utils").mkdir(parents=True)
-    (mmrec / "src" / "utils" / "dataloader.py").write_text(patched)
-    (mmrec / "data" / "synthetic_elec").mkdir(parents=True)
-    calls = tmp_path / "calls.log"
-    stand_in = tmp_path / "python"
+def _stand_in_interpreter(tmp_path) -> tuple[Path, Path]:
+    """A stand-in for the bench runs (they need CUDA and minutes): it records each mde-mmrec command and writes
+    a report with a RATIO line that names the checkout; other Python runs as usual."""
+    calls, stand_in = tmp_path / "calls.log", tmp_path / "python"
     stand_in.write_text(f"""#!/usr/bin/env bash
 if [ "$1 $2" != "-m mde_mmrec.cli" ]; then exec {sys.executable} "$@"; fi
 echo "${{*:3}}" >> {calls}
@@ -116,10 +110,32 @@ if [ "$3" = bench ]; then
 fi
 """)
     stand_in.chmod(0o755)
+    return stand_in, calls
+
+
+@pytest.mark.parametrize(
+    "step, copies",
+    [
+        ("baby-ratio", {"baby-ratio": "", "baby-ratio-compiled": "-compiled"}),
+        ("baby-loader", {"baby-loader": "-without-0024"}),
+    ],
+)
+def test_baby_steps_bench_the_checkout_and_its_changed_copies(tmp_path, step, copies):
+    """baby-ratio: as shipped and a copy with compile_losses: True; baby-loader: a copy with patch 0024 reversed.
+    Each copy leaves the checkout as it was and has no data folder."""
+    unpatched, patched = hunk_sides(ROOT / "patches" / "0024-dataloader-vectorised-negative-sampling.patch")
+    yaml_text = (ROOT / "src" / "configs" / "model" / "MDE.yaml").read_text()
+    mmrec = tmp_path / "MMRec"
+    (mmrec / "src" / "utils").mkdir(parents=True)
+    (mmrec / "src" / "configs" / "model").mkdir(parents=True)
+    (mmrec / "src" / "utils" / "dataloader.py").write_text(patched)
+    (mmrec / "src" / "configs" / "model" / "MDE.yaml").write_text(yaml_text)
+    (mmrec / "data" / "synthetic_elec").mkdir(parents=True)
+    stand_in, calls = _stand_in_interpreter(tmp_path)
     out = tmp_path / "out"
     env = dict(os.environ, GPU_BUDGET_S="400", PYTHON=str(stand_in), GPU_ALLOW_CPU="1")
     subprocess.run(
-        ["bash", str(SCRIPT), str(mmrec), str(out), "baby-ratio"],
+        ["bash", str(SCRIPT), str(mmrec), str(out), step],
         check=False,
         cwd=ROOT,
         env=env,
@@ -128,13 +144,19 @@ fi
         timeout=120,
     )
     log = (out / "gpu.log").read_text()
-    assert "== baby-ratio: exit 0" in log and (mmrec / ".gpu-steps-done").read_text() == "baby-ratio\n"
-    without = tmp_path / "MMRec-without-0024"
-    assert (without / "src" / "utils" / "dataloader.py").read_text() == unpatched
-    assert (mmrec / "src" / "utils" / "dataloader.py").read_text() == patched and not (without / "data").exists()
+    assert f"== {step}: exit 0" in log and (mmrec / ".gpu-steps-done").read_text() == f"{step}\n"
+    assert (mmrec / "src" / "utils" / "dataloader.py").read_text() == patched
+    assert (mmrec / "src" / "configs" / "model" / "MDE.yaml").read_text() == yaml_text
     install, *benches = calls.read_text().splitlines()
-    assert install == f"install {mmrec}" and len(benches) == 2
-    for bench, checkout, folder in zip(benches, (mmrec, without), ("baby-ratio", "baby-ratio-without-0024")):
+    assert install == f"install {mmrec}" and len(benches) == len(copies)
+    for bench, (folder, suffix) in zip(benches, copies.items()):
+        checkout = Path(f"{mmrec}{suffix}")
         assert bench.startswith(f"bench --mmrec {checkout} --out {out / folder} --max-rss-gb 100 --preset baby ")
         assert "--models MDE FREEDOM" in bench and "--profile-steps 20" in bench
-    assert "`RATIO mde/freedom_epoch=MMRec`" in log and "`RATIO mde/freedom_epoch=MMRec-without-0024`" in log
+        assert f"`RATIO mde/freedom_epoch={checkout.name}`" in log
+        if suffix:
+            assert not (checkout / "data").exists()
+            changed_yaml = (checkout / "src" / "configs" / "model" / "MDE.yaml").read_text()
+            assert ("compile_losses: True" in changed_yaml) == (suffix == "-compiled")
+            dataloader = (checkout / "src" / "utils" / "dataloader.py").read_text()
+            assert dataloader == (unpatched if suffix == "-without-0024" else patched)

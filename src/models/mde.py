@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from typing import NamedTuple
 
 import numpy as np
@@ -76,6 +77,7 @@ HYPERPARAMETERS: dict[str, Setting] = {
     "feature_projection": Setting(str, "mlp: DRAGON's d_m -> 4d -> d", choices=("linear", "mlp")),
     "reg_scope": Setting(str, "eq. 11's Theta: the batch's rows, or all", choices=("batch", "all_parameters")),
     "graph_cache": Setting(bool, "cache the homogeneous graphs in <data>/<dataset>/mde_graphs/"),
+    "compile_losses": Setting(bool, "fuse eq. 6-11's batch losses with torch.compile (fewer kernel launches)"),
 }
 
 
@@ -194,13 +196,27 @@ class MDEEmbeddings(NamedTuple):
     items_bar: torch.Tensor  # H-bar_i per modality [b_i, M, d] (eq. 3)
 
 
+class BatchRows(NamedTuple):
+    """A training batch's (user, positive, negative) triples and the rows of them that ``forward`` computes."""
+
+    users: torch.Tensor  # [B] user ids
+    pos: torch.Tensor  # [B] positive item ids
+    neg: torch.Tensor  # [B] negative item ids
+    user_rows: torch.Tensor  # the batch's distinct users
+    item_rows: torch.Tensor  # the batch's distinct items (all items for cl_negatives: all)
+    u: torch.Tensor  # [B] each triple's row in user_rows
+    ij: torch.Tensor  # [2B] each positive's, then each negative's row in item_rows
+    anchors: torch.Tensor  # the rows of the batch's distinct positive items: MDA / MSA's item anchors
+    anchor_items: torch.Tensor  # their item ids
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The model
 # ----------------------------------------------------------------------------------------------------------
 
 
 class MDE(GeneralRecommender):
-    r"""MDE for MMRec: eq. 1-5 in :meth:`forward`, eq. 6-11 in :meth:`calculate_loss`.
+    r"""MDE for MMRec: eq. 1-5 in :meth:`forward`, eq. 6-11 in :meth:`batch_losses`.
 
     Args:
         config: MMRec's config; the keys of ``HYPERPARAMETERS`` (MDE.yaml) plus MMRec's data keys.
@@ -251,6 +267,7 @@ class MDE(GeneralRecommender):
         self.register_buffer("item_graphs_index", stacked.index, persistent=False)
         self.register_buffer("item_graphs_weight", stacked.weight, persistent=False)
         self._eval_embeddings = None
+        self._losses = self._compiled(self.batch_losses) if hp.compile_losses else self.batch_losses
         logger.info("MDE: train_loss1..6 are L_g, L_v, L_t, sigma_diff L_diff, sigma_cl L_cl, sigma_reg ||Theta||^2")
 
     # ---- construction helpers ----
@@ -281,6 +298,31 @@ class MDE(GeneralRecommender):
                 nn.init.xavier_uniform_(layer.weight)
                 nn.init.zeros_(layer.bias)
         return module
+
+    def _compiled(self, losses):
+        """``losses`` fused by torch.compile: one graph (``fullgraph``) whose sizes may change from batch to batch
+        (the sigmas are inputs of the graph: a grid over them compiles once)."""
+        compiled = torch.compile(losses, fullgraph=True, dynamic=True)
+        if self.device.type != "cpu":
+            return compiled
+        if shutil.which(os.environ.get("CXX", "g++")) is None:  # the compiler torch.compile calls on the CPU
+            raise ValueError(
+                f"MDE: compile_losses: True needs a C++ compiler on the CPU, and {os.environ.get('CXX', 'g++')} was "
+                "not found; install g++ (or name yours in $CXX), or set compile_losses: False in MDE.yaml"
+            )
+
+        def deterministic(*args):  # on the CPU, scatter-adds compiled without atomics: same seed, same numbers
+            enabled, warn_only = (
+                torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+            )
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            try:
+                return compiled(*args)
+            finally:
+                torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+        return deterministic
 
     def _register_neighbours(self, name: str, adjacency) -> None:
         lists = graphs.neighbour_lists(adjacency)
@@ -371,11 +413,11 @@ class MDE(GeneralRecommender):
         cl = alignment_loss(h_v, h_t, w_cl, self.hp.cl_temperature, *candidates, similarity=self.hp.cl_similarity)
         return diff, self.hp.cl_weight * cl  # eq. 7
 
-    def _regularization(self, emb: MDEEmbeddings, users, pos, neg, i, j) -> torch.Tensor:
+    def _regularization(self, emb: MDEEmbeddings, rows: BatchRows) -> torch.Tensor:
         r"""Eq. 11's :math:`\sigma_{reg} \|\Theta\|^2` (scope: see ``reg_scope``).
 
         ``batch`` (default): squared layer-0 embeddings and preference logits of the batch's (user, positive,
-        negative) triples, divided by the batch size (LightGCN's convention). ``i``/``j`` index ``emb``'s rows.
+        negative) triples, divided by the batch size (LightGCN's convention).
         """
         if self.hp.reg_weight == 0:
             return self.user_features.new_zeros(())
@@ -383,23 +425,32 @@ class MDE(GeneralRecommender):
             return self.hp.reg_weight * sum(p.pow(2).sum() for p in self.parameters())
 
         def squares(table: torch.Tensor, *index: torch.Tensor) -> torch.Tensor:
-            return sum(table.index_select(0, rows).pow(2).sum() for rows in index)
+            return sum(table.index_select(0, ids).pow(2).sum() for ids in index)
 
-        total = squares(self.user_features, users) + squares(emb.item_e0, i, j)
+        batch, users = len(rows.users), rows.users
+        total = squares(self.user_features, users) + squares(emb.item_e0, rows.ij[:batch], rows.ij[batch:])
         if hasattr(self, "user_pref_logits"):
-            total = total + squares(self.user_pref_logits, users) + squares(self.item_pref_logits, pos, neg)
-        return self.hp.reg_weight * total / users.shape[0]
+            total = total + squares(self.user_pref_logits, users) + squares(self.item_pref_logits, rows.pos, rows.neg)
+        return self.hp.reg_weight * total / batch
 
     def calculate_loss(self, interaction):
-        users, pos, neg = interaction[0], interaction[1], interaction[2]
-        batch = users.shape[0]
+        rows = self.batch_rows(interaction[0], interaction[1], interaction[2])
+        return self._losses(self.forward(rows.user_rows, rows.item_rows), rows)
+
+    def batch_rows(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> BatchRows:
+        """Which users and items ``forward`` computes for a batch of (user, positive, negative) triples."""
         user_rows, u = torch.unique(users, return_inverse=True)
         if self.use_msa and self.hp.cl_negatives == "all":
             item_rows, ij = torch.arange(self.n_items, device=pos.device), torch.cat([pos, neg])
         else:
             item_rows, ij = torch.unique(torch.cat([pos, neg]), return_inverse=True)
-        i, j = ij[:batch], ij[batch:]
-        emb = self.forward(user_rows, item_rows)
+        anchors = torch.unique(ij[: len(users)])  # the batch's positive items
+        return BatchRows(users, pos, neg, user_rows, item_rows, u, ij, anchors, item_rows[anchors])
+
+    def batch_losses(self, emb: MDEEmbeddings, rows: BatchRows):
+        """Eq. 6-11 for one batch from ``forward``'s embeddings of ``rows``. No data-dependent shapes or sparse
+        tensors: ``compile_losses`` fuses it with torch.compile."""
+        batch, u, ij = len(rows.users), rows.u, rows.ij
         # index_select rather than t[idx] throughout: its backward is deterministic on multi-threaded CPUs
         users_m, items_m = emb.users.index_select(0, u), emb.items.index_select(0, ij)
         pos_m, neg_m = (users_m * items_m[:batch]).sum(-1), (users_m * items_m[batch:]).sum(-1)  # h_u,m . h_i,m
@@ -410,16 +461,15 @@ class MDE(GeneralRecommender):
         zero = l_g.new_zeros(())
         l_diff = l_cl = zero
         if self.use_mda or self.use_msa:
-            anchors = torch.unique(i)  # the batch's positive items
             all_items = self.hp.cl_negatives == "all"
             l_diff, l_cl = self._discrimination_losses(
-                "item", emb.items, emb.item_prefs, anchors, item_rows[anchors], all_items
+                "item", emb.items, emb.item_prefs, rows.anchors, rows.anchor_items, all_items
             )
             if self.hp.align_users:  # every user of the batch
-                anchors = torch.arange(len(user_rows), device=users.device)
+                anchors, user_rows = torch.arange(len(rows.user_rows), device=u.device), rows.user_rows
                 u_diff, u_cl = self._discrimination_losses("user", emb.users, emb.user_prefs, anchors, user_rows, False)
                 l_diff, l_cl = l_diff + u_diff, l_cl + u_cl
-        l_reg = self._regularization(emb, users, pos, neg, i, j)
+        l_reg = self._regularization(emb, rows)
         return l_g, l_modal.get("v", zero), l_modal.get("t", zero), l_diff, l_cl, l_reg  # eq. 11: MMRec sums
 
     # ---- evaluation ----

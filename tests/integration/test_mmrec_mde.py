@@ -131,3 +131,21 @@ def test_the_grid_best_block_names_the_point_with_the_best_validation_score(patc
     named = next(line for line in lines[start:] if "Parameters:" in line)
     point = [best["params"][k] for k in ("seed", "cl_weight", "diff_weight", "reg_weight")]
     assert named.split("=", 1)[1].strip(" ,") == str(tuple(point)), (named, best["params"])
+
+
+def test_compiled_losses_train_through_main_like_eager_mode(patched_mmrec, tiny_data, tmp_path):
+    """compile_losses: True through MMRec's own trainer: the logged losses of every epoch equal eager mode's."""
+    import re
+
+    def epoch_losses(compile_losses: bool) -> np.ndarray:
+        results, lines = tmp_path / f"compiled-{compile_losses}.jsonl", []
+        overrides = {"epochs": 3, "hyper_parameters": ["seed"], "compile_losses": compile_losses}
+        overrides.update({"cl_weight": 0.01, "diff_weight": 0.1, "reg_weight": 0.0001, "results_file": str(results)})
+        code = run_main(patched_mmrec, "MDE", tiny_data, overrides, on_line=lines.append)
+        assert code == 0, "\n".join(lines[-40:])
+        epochs = [re.findall(r"train_loss\d: (-?[\d.]+)", line) for line in lines if "training [time" in line]
+        return np.array(epochs, dtype=float)
+
+    eager, compiled = epoch_losses(False), epoch_losses(True)
+    assert eager.shape == (3, 6)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-3, atol=1e-4)  # the log prints 4 decimals
