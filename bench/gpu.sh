@@ -5,7 +5,8 @@
 #
 # Steps, in order of need (default: all of them, in this order):
 #   tests         the CUDA tier-1 tests: MDE trains on the GPU like on the CPU (its kNN graphs built there),
-#                 the exact kNN and the shared top-k on CUDA, peak GPU memory in the results line
+#                 its compiled losses equal eager mode's, the exact kNN and the shared top-k on CUDA, peak GPU
+#                 memory in the results line
 #   elec-data     install the plugin; Elec-shaped data (generated) and DRAGON's user graph (built, timed)
 #   elec-freedom  FREEDOM at the Elec shape, 1 epoch   } seconds per epoch on a GPU. A run stopped mid-epoch
 #   elec-dragon   DRAGON at the Elec shape, 1 epoch    } reports its construction time and the batches it
@@ -106,7 +107,7 @@ elec_data() {
 }
 cuda_tests() {
     "$PYTHON" -m pytest -q -rs -p no:cacheprovider --junitxml "$OUT/pytest-cuda.xml" tests/test_mde_model.py \
-        tests/test_mde_equations.py tests/test_shared_topk.py tests/test_results_log.py \
+        tests/test_mde_equations.py tests/test_mde_compiled.py tests/test_shared_topk.py tests/test_results_log.py \
         -k "cuda or configured_device or same_seed or peak_gpu"
 }
 # copy_checkout NAME: install the plugin, then copy the checkout, its data left out (bench makes it), to $MMREC-NAME

@@ -295,6 +295,7 @@ TOOLING_MUTANTS = [
  (B, "B13-results-file-holds-the-last-run", '        core.results_log().write_records(run_dir / "results.jsonl", list(by_model.values()))', "        pass"),
  (B, "B14-no-report-before-the-first-run", "    write()\n    for config in configs:", "    for config in configs:"),
  ("bench/gpu.sh", "GS1-runs-logs-not-archived", "    esac\n    archive_runs\n}", "    esac\n}"),
+ ("bench/gpu.sh", "GS2-compiled-copy-as-shipped", "sed -i 's/^compile_losses: False/compile_losses: True/' \"$yaml\"", "true"),
  (B, "B9-profile-steps-flag-ignored", "        profile_steps=args.profile_steps,\n", "        profile_steps=0,\n"),
  # cli_overrides
  (O, "O1-list-setting-ignores-grid", "        list_setting = isinstance(default, list) and key not in file_grid", "        list_setting = isinstance(default, list)"),

@@ -61,6 +61,7 @@ def test_a_step_that_succeeds_is_recorded_and_one_that_fails_is_left_for_the_nex
     done, mmrec, out = run_script(tmp_path, "tests", "elec-data", budget="400")
     log = (out / "gpu.log").read_text()
     assert "== tests: exit 0" in log and (out / "pytest-cuda.xml").is_file()
+    assert "test_compiled_losses_equal_eager_over_20_steps[cuda-defaults]" in (out / "pytest-cuda.xml").read_text()
     assert "== elec-data: failed; a later run tries it again" in log
     assert (mmrec / ".gpu-steps-done").read_text() == "tests\n"
 
