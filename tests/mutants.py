@@ -317,6 +317,7 @@ COMPILED_MUTANTS = [
         "self.batch_losses if hp.compile_losses else",
     ),
     (M, "no C++ compiler check", 'if shutil.which(os.environ.get("CXX", "g++")) is None:', "if False:"),
+    (M, "compiled graphs kept across models", "        torch.compiler.reset()\n", ""),
     (M, "compiled not deterministic", "            torch.use_deterministic_algorithms(True, warn_only=True)\n", ""),
 ]
 GROUPS = {

@@ -300,8 +300,10 @@ class MDE(GeneralRecommender):
         return module
 
     def _compiled(self, losses):
-        """``losses`` fused by torch.compile: one graph (``fullgraph``) whose sizes may change from batch to batch
-        (the sigmas are inputs of the graph: a grid over them compiles once)."""
+        """``losses`` fused by torch.compile: one graph (``fullgraph``) whose sizes may change from batch to batch.
+        Each model compiles afresh: the graphs of a grid's earlier points (other readings are other graphs) would
+        otherwise count towards torch.compile's limit of recompilations, an error under ``fullgraph``."""
+        torch.compiler.reset()
         compiled = torch.compile(losses, fullgraph=True, dynamic=True)
         if self.device.type != "cpu":
             return compiled
