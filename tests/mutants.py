@@ -316,7 +316,7 @@ COMPILED_MUTANTS = [
         "self._compiled(self.batch_losses) if hp.compile_losses else",
         "self.batch_losses if hp.compile_losses else",
     ),
-    (M, "no C++ compiler check", 'if shutil.which(os.environ.get("CXX", "g++")) is None:', "if False:"),
+    (M, "no C++ compiler check", "if shutil.which(compiler) is None:", "if False:"),
     (M, "compiled graphs kept across models", "        torch.compiler.reset()\n", ""),
     (M, "compiled not deterministic", "            torch.use_deterministic_algorithms(True, warn_only=True)\n", ""),
 ]

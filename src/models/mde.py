@@ -307,10 +307,11 @@ class MDE(GeneralRecommender):
         compiled = torch.compile(losses, fullgraph=True, dynamic=True)
         if self.device.type != "cpu":
             return compiled
-        if shutil.which(os.environ.get("CXX", "g++")) is None:  # the compiler torch.compile calls on the CPU
+        compiler = os.environ.get("CXX", "g++")  # the one torch.compile calls on the CPU
+        if shutil.which(compiler) is None:
             raise ValueError(
-                f"MDE: compile_losses: True needs a C++ compiler on the CPU, and {os.environ.get('CXX', 'g++')} was "
-                "not found; install g++ (or name yours in $CXX), or set compile_losses: False in MDE.yaml"
+                f"MDE: compile_losses: True needs a C++ compiler on the CPU, and {compiler} was not found; "
+                "install g++ (or name yours in $CXX), or set compile_losses: False in MDE.yaml"
             )
 
         def deterministic(*args):  # on the CPU, scatter-adds compiled without atomics: same seed, same numbers
